@@ -1,0 +1,80 @@
+import { DatabaseRole } from "./mysql";
+import { renderEnvironmentFile } from "./shell";
+
+/** Where the application lives on a web server, and who runs it. */
+export const APP = {
+  user: "foobar-app",
+  directory: "/srv/foobar/app",
+  staticDirectory: "/srv/foobar/app/static",
+  environmentFile: "/etc/foobar/app.env",
+  unitName: "foobar-app.service",
+  unitPath: "/etc/systemd/system/foobar-app.service",
+  port: 8000,
+  healthPath: "/health",
+} as const;
+
+/** Starts the sample application: Gunicorn from the distribution's packages. */
+export const DEFAULT_APP_COMMAND = `/usr/bin/gunicorn --bind 127.0.0.1:${APP.port} --workers 2 --access-logfile - foobar_app:application`;
+
+export interface AppEnvironmentInput {
+  readonly serverName: string;
+  readonly databaseRole: DatabaseRole;
+  /** Private address of the MySQL primary; writes go there (may be a Terraform token). */
+  readonly primaryAddress: string;
+  readonly databaseName: string;
+  readonly databaseUser: string;
+  /** May be a Terraform token. */
+  readonly databasePassword: string;
+  /** Seconds of replica lag beyond which reads go to the primary and health fails. */
+  readonly replicaMaxLagSeconds: number;
+}
+
+/**
+ * Renders the application's environment file (mode 0600, owned by the
+ * application's user). Reads use the local server over its socket.
+ */
+export function renderAppEnvironment(input: AppEnvironmentInput): string {
+  return renderEnvironmentFile({
+    FOOBAR_SERVER_NAME: input.serverName,
+    FOOBAR_DB_ROLE: input.databaseRole,
+    FOOBAR_DB_PRIMARY_HOST: input.primaryAddress,
+    FOOBAR_DB_LOCAL_SOCKET: "/run/mysqld/mysqld.sock",
+    FOOBAR_DB_NAME: input.databaseName,
+    FOOBAR_DB_USER: input.databaseUser,
+    FOOBAR_DB_PASSWORD: input.databasePassword,
+    FOOBAR_REPLICA_MAX_LAG: String(input.replicaMaxLagSeconds),
+  });
+}
+
+export interface AppUnitInput {
+  /** Command line that serves HTTP on 127.0.0.1 at `APP.port`, run from `APP.directory`. */
+  readonly command: string;
+}
+
+/** Renders the systemd unit that runs the application as its own unprivileged user. */
+export function renderAppUnit(input: AppUnitInput): string {
+  const lines = [
+    "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
+    "[Unit]",
+    "Description=foobar application server",
+    "After=network-online.target mysql.service",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    `User=${APP.user}`,
+    `Group=${APP.user}`,
+    `WorkingDirectory=${APP.directory}`,
+    `EnvironmentFile=${APP.environmentFile}`,
+    `ExecStart=${input.command}`,
+    "Restart=always",
+    "RestartSec=2",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=full",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ];
+  return lines.join("\n") + "\n";
+}

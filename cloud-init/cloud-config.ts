@@ -1,0 +1,107 @@
+import * as YAML from "yaml";
+
+/** DigitalOcean rejects user-data larger than this many bytes. */
+export const USER_DATA_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Synthesis fails above this many bytes, leaving room for Terraform
+ * references that resolve to longer text than their placeholder.
+ */
+export const USER_DATA_BUDGET_BYTES = 56 * 1024;
+
+/** One entry of cloud-init's `write_files` module. */
+export interface WriteFile {
+  /** Absolute path on the droplet. */
+  readonly path: string;
+  /** File content; text unless `encoding` says otherwise. */
+  readonly content: string;
+  /** `user:group`. @default "root:root" */
+  readonly owner?: string;
+  /** Octal mode as a string, such as "0600". @default "0644" */
+  readonly permissions?: string;
+  /** `b64` when `content` is base64. @default - plain text */
+  readonly encoding?: "b64";
+  /**
+   * Write in the final stage, after packages are installed and users exist.
+   * Needed for files owned by a package's or a service's user.
+   * @default false
+   */
+  readonly defer?: boolean;
+}
+
+/** A system user created by cloud-init's `users` module. */
+export interface SystemUser {
+  readonly name: string;
+  /** Home folder; not created. */
+  readonly homedir: string;
+}
+
+/** The parts of a `#cloud-config` document this project uses. */
+export interface CloudConfig {
+  /** Host name set on first boot. */
+  readonly hostname: string;
+  /** Debian packages installed on first boot, after `apt-get update`. */
+  readonly packages: readonly string[];
+  /** Service users to create besides the image's default user. @default - none */
+  readonly systemUsers?: readonly SystemUser[];
+  readonly writeFiles: readonly WriteFile[];
+  /** Commands run once, last, in order; each is an argv array (no shell). */
+  readonly runcmd: readonly (readonly string[])[];
+}
+
+/**
+ * Renders a `#cloud-config` document.
+ *
+ * The document is plain YAML; values may contain cdktf tokens that Terraform
+ * resolves at apply time.
+ */
+export function renderCloudConfig(config: CloudConfig): string {
+  const document = {
+    hostname: config.hostname,
+    fqdn: config.hostname,
+    // The droplet's own name must resolve locally (sudo, MySQL, HAProxy logs).
+    manage_etc_hosts: true,
+    users: [
+      "default",
+      ...(config.systemUsers ?? []).map((user) => ({
+        name: user.name,
+        system: true,
+        homedir: user.homedir,
+        no_create_home: true,
+        shell: "/usr/sbin/nologin",
+        lock_passwd: true,
+      })),
+    ],
+    package_update: true,
+    packages: [...config.packages],
+    write_files: config.writeFiles.map((file) => ({
+      path: file.path,
+      content: file.content,
+      owner: file.owner ?? "root:root",
+      permissions: file.permissions ?? "0644",
+      ...(file.encoding ? { encoding: file.encoding } : {}),
+      ...(file.defer ? { defer: true } : {}),
+    })),
+    // cloud-init joins runcmd into one script and reports only its last
+    // exit code; "set -e" makes any failed step fail the boot visibly.
+    runcmd: ["set -e", ...config.runcmd.map((argv) => [...argv])],
+  };
+  // lineWidth 0: never fold long lines, so tokens and scripts stay intact.
+  return "#cloud-config\n" + YAML.stringify(document, { lineWidth: 0, minContentWidth: 0 });
+}
+
+/**
+ * Escapes text so that Terraform reads it back literally.
+ *
+ * User-data is a Terraform template string: a shell `${VAR}` or an HAProxy
+ * `%{...}` would otherwise be taken for interpolation or a directive. cdktf
+ * tokens (`${TfToken[...]}`) are left alone so they still become references.
+ */
+export function escapeTerraformTemplate(text: string): string {
+  return text.replace(/\$\{(?!TfToken\[)/g, "$$${").replace(/%\{/g, "%%{");
+}
+
+/** Size of the user-data in bytes, as the droplet will receive it (UTF-8). */
+export function userDataBytes(userData: string): number {
+  return Buffer.byteLength(userData, "utf8");
+}

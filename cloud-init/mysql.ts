@@ -1,0 +1,182 @@
+import { renderEnvironmentFile } from "./shell";
+
+export type DatabaseRole = "primary" | "replica";
+
+/** Paths on a web server. */
+export const MYSQL_PATHS = {
+  /** Read after the package's own mysqld.cnf, so these settings win. */
+  serverConfig: "/etc/mysql/mysql.conf.d/zz-foobar.cnf",
+  setupEnvironment: "/etc/foobar/mysql-setup.env",
+  setupScript: "/usr/local/sbin/foobar-mysql-setup",
+  /** Optional schema shipped with the application, applied on the primary. */
+  appSchema: "/srv/foobar/app/schema.sql",
+} as const;
+
+export const MYSQL_USERS = { replication: "foobar_repl", app: "foobar_app" } as const;
+
+export interface MysqlServerInput {
+  readonly role: DatabaseRole;
+  /** Unique per server, 1 for the primary. */
+  readonly serverId: number;
+}
+
+/**
+ * Renders the MySQL server settings, written before the package is installed
+ * so that its first start already has them.
+ *
+ * Only options that MySQL 8.0, 8.4 and 9.x all accept.
+ */
+export function renderMysqlServerConfig(input: MysqlServerInput): string {
+  const lines = [
+    "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
+    "[mysqld]",
+    `server_id = ${input.serverId}`,
+    // bind_address is in its own snippet, written at boot: see private-address.ts.
+    // The X Protocol listener would otherwise listen on every interface.
+    "mysqlx = OFF",
+    "skip_name_resolve = ON",
+    "gtid_mode = ON",
+    "enforce_gtid_consistency = ON",
+    "log_bin = binlog",
+    "log_replica_updates = ON",
+    "binlog_expire_logs_seconds = 604800",
+    // Connections over the network must use TLS; the local socket need not.
+    "require_secure_transport = ON",
+  ];
+  if (input.role === "replica") {
+    lines.push(
+      "read_only = ON",
+      "super_read_only = ON",
+      "relay_log_recovery = ON",
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+export interface MysqlSetupInput {
+  readonly role: DatabaseRole;
+  /** Private address of the primary (may be a Terraform token). */
+  readonly primaryAddress: string;
+  /** VPC range in CIDR form; replication and app users may connect only from it. */
+  readonly vpcIpRange: string;
+  readonly replicationPassword: string;
+  readonly appPassword: string;
+  readonly databaseName: string;
+}
+
+/** `10.10.10.0/24` → `10.10.10.0/255.255.255.0`, the host form every MySQL version accepts. */
+export function mysqlHostPattern(cidr: string): string {
+  const [address, prefixText] = cidr.split("/");
+  const prefix = Number(prefixText);
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  const netmask = [24, 16, 8, 0].map((shift) => (mask >>> shift) & 255).join(".");
+  return `${address}/${netmask}`;
+}
+
+/** Renders the root-only environment file the setup script reads. */
+export function renderMysqlSetupEnvironment(input: MysqlSetupInput): string {
+  return renderEnvironmentFile({
+    MYSQL_ROLE: input.role,
+    PRIMARY_ADDRESS: input.primaryAddress,
+    VPC_HOST_PATTERN: mysqlHostPattern(input.vpcIpRange),
+    REPLICATION_USER: MYSQL_USERS.replication,
+    REPLICATION_PASSWORD: input.replicationPassword,
+    APP_USER: MYSQL_USERS.app,
+    APP_PASSWORD: input.appPassword,
+    DATABASE_NAME: input.databaseName,
+  });
+}
+
+/** How long a replica waits for its primary on first boot, in seconds. */
+export const PRIMARY_WAIT_SECONDS = 1800;
+
+/**
+ * The first-boot setup script, the same on every web server; its role comes
+ * from the environment file. It holds no secret itself.
+ *
+ * On the primary it creates the database, the users and the application's
+ * schema. On a replica it waits until the primary accepts the replication
+ * user over TLS (the primary's cloud-init may still be running), then starts
+ * GTID replication with auto-positioning. Nothing local is written to a
+ * replica's binary log, so it never holds errant transactions.
+ */
+export const MYSQL_SETUP_SCRIPT = [
+  "#!/bin/bash",
+  "# Managed by cloud-init (foobar). Runs once, on first boot.",
+  "set -euo pipefail",
+  "umask 077",
+  `. ${MYSQL_PATHS.setupEnvironment}`,
+  "",
+  "log() { echo \"foobar-mysql-setup: $*\"; }",
+  "",
+  "wait_for_local_mysql() {",
+  "  for _ in $(seq 1 120); do",
+  "    if mysqladmin --silent ping >/dev/null 2>&1; then return 0; fi",
+  "    sleep 1",
+  "  done",
+  "  log 'local MySQL did not answer within 120 s'",
+  "  return 1",
+  "}",
+  "",
+  "setup_primary() {",
+  "  local hosts=(\"'localhost'\" \"'$VPC_HOST_PATTERN'\")",
+  "  {",
+  "    echo \"CREATE DATABASE IF NOT EXISTS \\`$DATABASE_NAME\\`;\"",
+  "    echo \"CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'$VPC_HOST_PATTERN' IDENTIFIED BY '$REPLICATION_PASSWORD' REQUIRE SSL;\"",
+  "    echo \"GRANT REPLICATION SLAVE ON *.* TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';\"",
+  "    for host in \"${hosts[@]}\"; do",
+  "      echo \"CREATE USER IF NOT EXISTS '$APP_USER'@$host IDENTIFIED BY '$APP_PASSWORD';\"",
+  "      echo \"GRANT SELECT, INSERT, UPDATE, DELETE ON \\`$DATABASE_NAME\\`.* TO '$APP_USER'@$host;\"",
+  "      echo \"GRANT REPLICATION CLIENT ON *.* TO '$APP_USER'@$host;\"",
+  "    done",
+  "  } | mysql --batch",
+  `  if [ -f ${MYSQL_PATHS.appSchema} ]; then`,
+  `    mysql --batch \"$DATABASE_NAME\" < ${MYSQL_PATHS.appSchema}`,
+  "    log 'applied the application schema'",
+  "  fi",
+  "  log 'primary ready'",
+  "}",
+  "",
+  "wait_for_primary() {",
+  "  local deadline=$((SECONDS + " + PRIMARY_WAIT_SECONDS + "))",
+  "  local credentials",
+  "  credentials=$(mktemp)",
+  "  printf '[client]\\nuser=%s\\npassword=%s\\n' \"$REPLICATION_USER\" \"$REPLICATION_PASSWORD\" > \"$credentials\"",
+  "  until mysql --defaults-extra-file=\"$credentials\" --host=\"$PRIMARY_ADDRESS\" --ssl-mode=REQUIRED \\",
+  "      --connect-timeout=5 --batch --execute='SELECT 1' >/dev/null 2>&1; do",
+  "    if [ \"$SECONDS\" -ge \"$deadline\" ]; then",
+  "      rm -f \"$credentials\"",
+  "      log \"primary $PRIMARY_ADDRESS not ready after " + PRIMARY_WAIT_SECONDS + " s\"",
+  "      return 1",
+  "    fi",
+  "    log \"waiting for the primary at $PRIMARY_ADDRESS\"",
+  "    sleep 5",
+  "  done",
+  "  rm -f \"$credentials\"",
+  "}",
+  "",
+  "setup_replica() {",
+  "  wait_for_primary",
+  "  mysql --batch <<SQL",
+  "SET SESSION sql_log_bin = 0;",
+  "CHANGE REPLICATION SOURCE TO",
+  "  SOURCE_HOST = '$PRIMARY_ADDRESS',",
+  "  SOURCE_PORT = 3306,",
+  "  SOURCE_USER = '$REPLICATION_USER',",
+  "  SOURCE_PASSWORD = '$REPLICATION_PASSWORD',",
+  "  SOURCE_AUTO_POSITION = 1,",
+  "  SOURCE_SSL = 1,",
+  "  SOURCE_CONNECT_RETRY = 10,",
+  "  SOURCE_RETRY_COUNT = 86400;",
+  "START REPLICA;",
+  "SQL",
+  "  log \"replicating from $PRIMARY_ADDRESS\"",
+  "}",
+  "",
+  "wait_for_local_mysql",
+  "case \"$MYSQL_ROLE\" in",
+  "  primary) setup_primary ;;",
+  "  replica) setup_replica ;;",
+  "  *) log \"unknown MYSQL_ROLE '$MYSQL_ROLE'\"; exit 1 ;;",
+  "esac",
+].join("\n") + "\n";

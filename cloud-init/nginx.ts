@@ -1,0 +1,70 @@
+export interface NginxInput {
+  /** Droplet name, sent back in the `X-Served-By` header. */
+  readonly serverName: string;
+  /** File holding the `listen` directive for the private address, written at boot. */
+  readonly listenSnippet: string;
+  /** Port to listen on, on loopback (the snippet uses the same port). */
+  readonly port: number;
+  /** Host names the site answers to. */
+  readonly siteHostNames: readonly string[];
+  /** Folder of files Nginx serves itself. */
+  readonly staticRoot: string;
+  /** Port of the application server on 127.0.0.1. */
+  readonly appPort: number;
+}
+
+/** The response header that names the web server that answered. */
+export const SERVED_BY_HEADER = "X-Served-By";
+
+/**
+ * Renders an Nginx site (included inside `http {}`): static files from
+ * `staticRoot`, everything else proxied to the application on loopback.
+ */
+export function renderNginxSite(input: NginxInput): string {
+  const lines = [
+    "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
+    "# Keep the request id HAProxy assigned; make one when there is none.",
+    "map $http_x_request_id $foobar_request_id {",
+    "    default $http_x_request_id;",
+    '    ""      $request_id;',
+    "}",
+    "",
+    "upstream foobar_app {",
+    `    server 127.0.0.1:${input.appPort};`,
+    "    keepalive 16;",
+    "}",
+    "",
+    "server {",
+    // Never on 0.0.0.0: the public interface must not serve the site.
+    `    include ${input.listenSnippet};`,
+    `    listen 127.0.0.1:${input.port} default_server;`,
+    `    server_name ${input.siteHostNames.join(" ")} ${input.serverName};`,
+    "    server_tokens off;",
+    `    add_header ${SERVED_BY_HEADER} ${input.serverName} always;`,
+    "    add_header X-Request-ID $foobar_request_id always;",
+    `    root ${input.staticRoot};`,
+    "    index index.html;",
+    "",
+    "    location = / {",
+    "        try_files /index.html @app;",
+    "    }",
+    "",
+    "    location / {",
+    "        try_files $uri @app;",
+    "    }",
+    "",
+    "    location @app {",
+    "        proxy_pass http://foobar_app;",
+    "        proxy_http_version 1.1;",
+    '        proxy_set_header Connection "";',
+    "        proxy_set_header Host $host;",
+    "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+    "        proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;",
+    "        proxy_set_header X-Request-ID $foobar_request_id;",
+    "        proxy_connect_timeout 2s;",
+    "        proxy_read_timeout 30s;",
+    "    }",
+    "}",
+  ];
+  return lines.join("\n") + "\n";
+}

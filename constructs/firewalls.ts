@@ -1,0 +1,78 @@
+import {
+  Firewall,
+  FirewallInboundRule,
+  FirewallOutboundRule,
+} from "@cdktf/provider-digitalocean/lib/firewall";
+import { Construct } from "constructs";
+import { Network } from "./network";
+import { RoleTags } from "./role-tags";
+
+export interface FirewallsProps {
+  readonly project: string;
+  readonly network: Network;
+  readonly tags: RoleTags;
+  /** CIDRs allowed to reach SSH on every droplet. @default - none: no SSH rule at all */
+  readonly adminCidrs?: readonly string[];
+}
+
+/** Every address, IPv4 and IPv6. */
+export const ANYWHERE = ["0.0.0.0/0", "::/0"];
+
+/** DigitalOcean's way of saying "every port" ("all" is not accepted everywhere). */
+export const ALL_PORTS = "1-65535";
+
+export const MYSQL_PORT = "3306";
+
+/**
+ * Cloud firewalls, one per tier, attached by role tag. DigitalOcean denies
+ * whatever no rule allows, in both directions; replies are allowed.
+ */
+export class Firewalls extends Construct {
+  public readonly loadBalancer: Firewall;
+  public readonly web: Firewall;
+
+  constructor(scope: Construct, id: string, props: FirewallsProps) {
+    super(scope, id);
+    const sshRules: FirewallInboundRule[] = props.adminCidrs?.length
+      ? [{ protocol: "tcp", portRange: "22", sourceAddresses: [...props.adminCidrs] }]
+      : [];
+
+    // What a droplet needs to reach: DNS, package mirrors and ACME over
+    // HTTP/HTTPS, NTP, and anything on the VPC (further limited by the
+    // inbound rules of the droplet it reaches).
+    const egress: FirewallOutboundRule[] = [
+      { protocol: "udp", portRange: "53", destinationAddresses: ANYWHERE },
+      { protocol: "tcp", portRange: "53", destinationAddresses: ANYWHERE },
+      { protocol: "tcp", portRange: "80", destinationAddresses: ANYWHERE },
+      { protocol: "tcp", portRange: "443", destinationAddresses: ANYWHERE },
+      { protocol: "udp", portRange: "123", destinationAddresses: ANYWHERE },
+      { protocol: "tcp", portRange: ALL_PORTS, destinationAddresses: [props.network.ipRange] },
+      { protocol: "udp", portRange: ALL_PORTS, destinationAddresses: [props.network.ipRange] },
+      { protocol: "icmp", destinationAddresses: ANYWHERE },
+    ];
+
+    this.loadBalancer = new Firewall(this, "lb", {
+      name: `${props.project}-lb`,
+      tags: [props.tags.loadBalancer.name],
+      inboundRule: [
+        { protocol: "tcp", portRange: "80", sourceAddresses: ANYWHERE },
+        { protocol: "tcp", portRange: "443", sourceAddresses: ANYWHERE },
+        ...sshRules,
+      ],
+      outboundRule: egress,
+    });
+
+    this.web = new Firewall(this, "web", {
+      name: `${props.project}-web`,
+      tags: [props.tags.web.name],
+      inboundRule: [
+        // Only the load balancer reaches Nginx.
+        { protocol: "tcp", portRange: "80", sourceTags: [props.tags.loadBalancer.name] },
+        // MySQL only between web servers: replication and the app's writes.
+        { protocol: "tcp", portRange: MYSQL_PORT, sourceTags: [props.tags.web.name] },
+        ...sshRules,
+      ],
+      outboundRule: egress,
+    });
+  }
+}

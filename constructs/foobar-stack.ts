@@ -1,0 +1,148 @@
+import { Project } from "@cdktf/provider-digitalocean/lib/project";
+import { DigitaloceanProvider } from "@cdktf/provider-digitalocean/lib/provider";
+import { RandomProvider } from "@cdktf/provider-random/lib/provider";
+import { TerraformOutput, TerraformStack } from "cdktf";
+import { Construct } from "constructs";
+import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
+import { Settings } from "../settings";
+import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
+import { DatabasePasswords } from "./database-passwords";
+import { Dns, siteHostNames } from "./dns";
+import { Firewalls } from "./firewalls";
+import { LoadBalancer } from "./load-balancer";
+import { Network } from "./network";
+import { RoleTags } from "./role-tags";
+import { DropletOptions } from "./server";
+import { WebServer } from "./web-server";
+
+/**
+ * The DigitalOcean provider versions this stack was checked against: the
+ * prebuilt bindings are generated from 2.71.0 and only ask for `~> 2.19`.
+ */
+export const DIGITALOCEAN_PROVIDER_VERSION = ">= 2.71.0, < 3.0.0";
+
+/** "web-01", "web-02", …: construct ids and droplet names. Renaming one replaces that droplet. */
+export function webServerName(index: number): string {
+  return `web-${String(index).padStart(2, "0")}`;
+}
+
+/** The whole site: VPC, lb-01, the web servers, firewalls, DNS and outputs. */
+export class FoobarStack extends TerraformStack {
+  public readonly network: Network;
+  public readonly loadBalancer: LoadBalancer;
+  public readonly webServers: readonly WebServer[];
+  public readonly firewalls: Firewalls;
+  public readonly dns: Dns;
+
+  constructor(scope: Construct, id: string, settings: Settings) {
+    super(scope, id);
+    // Everything that can fail on bad settings runs before any resource exists.
+    const appFiles = readAppFiles(settings.appDir ?? SAMPLE_APP_DIR);
+    const appCommand = settings.appCommand ?? DEFAULT_APP_COMMAND;
+    const hostNames = siteHostNames(settings.domain, settings.hostName, settings.apexRecord);
+
+    // The token comes from DIGITALOCEAN_TOKEN at plan/apply time only.
+    new DigitaloceanProvider(this, "digitalocean", {});
+    new RandomProvider(this, "random", {});
+    this.addOverride("terraform.required_providers.digitalocean.version", DIGITALOCEAN_PROVIDER_VERSION);
+
+    this.network = new Network(this, "network", {
+      project: settings.project,
+      region: settings.region,
+      ipRange: settings.vpcIpRange,
+    });
+    const tags = new RoleTags(this, "tags", { project: settings.project });
+    const passwords = new DatabasePasswords(this, "database-passwords");
+    const droplet: DropletOptions = {
+      image: settings.image,
+      region: settings.region,
+      size: settings.size,
+      sshKeys: settings.sshKeys,
+    };
+
+    const webServers: WebServer[] = [];
+    for (let index = 1; index <= settings.webServers; index++) {
+      const name = webServerName(index);
+      webServers.push(
+        new WebServer(this, name, {
+          name,
+          index,
+          network: this.network,
+          droplet,
+          tags,
+          passwords,
+          primary: webServers[0],
+          siteHostNames: hostNames,
+          replicaMaxLagSeconds: settings.replicaMaxLagSeconds,
+          appFiles,
+          appCommand,
+        }),
+      );
+    }
+    this.webServers = webServers;
+
+    this.loadBalancer = new LoadBalancer(this, "lb-01", {
+      network: this.network,
+      droplet,
+      tags,
+      siteHostNames: hostNames,
+      webServers,
+    });
+
+    this.firewalls = new Firewalls(this, "firewalls", {
+      project: settings.project,
+      network: this.network,
+      tags,
+      adminCidrs: settings.adminCidrs,
+    });
+
+    this.dns = new Dns(this, "dns", {
+      domain: settings.domain,
+      hostName: settings.hostName,
+      address: this.loadBalancer.server.publicIpv4,
+      ttl: settings.dnsTtl,
+      apexRecord: settings.apexRecord,
+    });
+
+    const servers = [this.loadBalancer.server, ...webServers.map((web) => web.server)];
+    new Project(this, "project", {
+      name: settings.project,
+      description: `www.${settings.domain}: HAProxy in front of ${settings.webServers} web server(s)`,
+      purpose: "Web Application",
+      environment: "Production",
+      resources: [...servers.map((server) => server.droplet.urn), this.dns.domain.urn],
+    });
+
+    new TerraformOutput(this, "site_url", {
+      description: "The site's address",
+      value: `http://${hostNames[0]}/`,
+    });
+    new TerraformOutput(this, "load_balancer_public_ipv4", {
+      description: "Public address of lb-01; the site's DNS records point here",
+      value: this.loadBalancer.server.publicIpv4,
+    });
+    new TerraformOutput(this, "servers", {
+      description: "Every droplet: role, public and private IPv4",
+      value: Object.fromEntries([
+        [
+          this.loadBalancer.server.name,
+          { role: "load-balancer", public_ipv4: this.loadBalancer.server.publicIpv4, private_ipv4: this.loadBalancer.server.privateIpv4 },
+        ],
+        ...webServers.map((web) => [
+          web.server.name,
+          { role: `web, mysql ${web.databaseRole}`, public_ipv4: web.server.publicIpv4, private_ipv4: web.server.privateIpv4 },
+        ]),
+      ]),
+    });
+    new TerraformOutput(this, "mysql_replication_password", {
+      description: "Password of the MySQL replication user",
+      value: passwords.replication.result,
+      sensitive: true,
+    });
+    new TerraformOutput(this, "mysql_app_password", {
+      description: "Password of the application's MySQL user",
+      value: passwords.app.result,
+      sensitive: true,
+    });
+  }
+}
