@@ -1,9 +1,15 @@
 import { App } from "cdktf";
+import * as fs from "fs";
 import { FoobarStack } from "./constructs";
 import { loadSettings, SettingsError } from "./settings";
 
 /** Name of the stack: `cdktf.out/stacks/foobar/cdk.tf.json`. */
 export const STACK_NAME = "foobar";
+
+// cdktf's App creates its output folder as soon as it exists; remember
+// whether it was there so a failed synthesis leaves nothing behind.
+const outdir = process.env.CDKTF_OUTDIR ?? "cdktf.out";
+const outdirExisted = fs.existsSync(outdir);
 
 try {
   const settings = loadSettings(process.env);
@@ -13,6 +19,7 @@ try {
 } catch (error) {
   // A bad setting is the operator's to fix: one line, no stack trace.
   if (error instanceof SettingsError) {
+    if (!outdirExisted) fs.rmSync(outdir, { recursive: true, force: true });
     console.error(`error: ${error.message}`);
     process.exit(1);
   }

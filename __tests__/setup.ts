@@ -1,1 +1,4 @@
-import "cdktf/lib/testing/adapters/jest";
+import { Testing } from "cdktf";
+
+// Registers cdktf's matchers (toHaveResourceWithProperties, …) with jest.
+Testing.setupJest();

@@ -1,0 +1,104 @@
+import {
+  MYSQL_SETUP_SCRIPT,
+  mysqlHostPattern,
+  renderMysqlServerConfig,
+  renderMysqlSetupEnvironment,
+} from "../../cloud-init/mysql";
+
+function options(config: string): Record<string, string> {
+  return Object.fromEntries(
+    config
+      .split("\n")
+      .filter((line) => line.includes(" = "))
+      .map((line) => line.split(" = ").map((part) => part.trim()) as [string, string]),
+  );
+}
+
+describe("renderMysqlServerConfig", () => {
+  test("the primary has GTIDs, binary logs, its server_id and requires TLS over the network", () => {
+    const config = renderMysqlServerConfig({ role: "primary", serverId: 1 });
+    expect(config.split("\n")[1]).toBe("[mysqld]");
+    expect(options(config)).toEqual(
+      expect.objectContaining({
+        server_id: "1",
+        gtid_mode: "ON",
+        enforce_gtid_consistency: "ON",
+        require_secure_transport: "ON",
+        mysqlx: "OFF",
+      }),
+    );
+    expect(options(config).read_only).toBeUndefined();
+  });
+
+  test("a replica is read_only and super_read_only", () => {
+    const config = options(renderMysqlServerConfig({ role: "replica", serverId: 2 }));
+    expect(config).toEqual(expect.objectContaining({ server_id: "2", read_only: "ON", super_read_only: "ON" }));
+  });
+
+  test.each(["default_authentication_plugin", "mysql_native_password", "master", "slave"])(
+    "uses no option removed in MySQL 9 or named the old way (%s)",
+    (word) => {
+      expect(renderMysqlServerConfig({ role: "replica", serverId: 2 }).toLowerCase()).not.toContain(word);
+    },
+  );
+});
+
+describe("the MySQL setup script", () => {
+  test("uses only replication syntax that MySQL 8.0, 8.4 and 9.x accept", () => {
+    expect(MYSQL_SETUP_SCRIPT).toContain("CHANGE REPLICATION SOURCE TO");
+    expect(MYSQL_SETUP_SCRIPT).toContain("SOURCE_AUTO_POSITION = 1");
+    expect(MYSQL_SETUP_SCRIPT).toContain("SOURCE_SSL = 1");
+    expect(MYSQL_SETUP_SCRIPT).toContain("START REPLICA;");
+    for (const removed of ["CHANGE MASTER", "SHOW MASTER STATUS", "START SLAVE", "mysql_native_password"]) {
+      expect(MYSQL_SETUP_SCRIPT).not.toContain(removed);
+    }
+  });
+
+  test("a replica's setup writes nothing to its binary log, so it has no errant transactions", () => {
+    const replicaPart = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
+    expect(replicaPart.indexOf("SET SESSION sql_log_bin = 0;")).toBeLessThan(replicaPart.indexOf("CHANGE REPLICATION SOURCE"));
+  });
+
+  test("a replica waits for its primary to accept the replication user over TLS", () => {
+    expect(MYSQL_SETUP_SCRIPT).toMatch(/wait_for_primary\(\) \{[\s\S]*--ssl-mode=REQUIRED[\s\S]*sleep 5/);
+  });
+
+  test("replication and app users are limited to the VPC; root is never given a remote account", () => {
+    expect(MYSQL_SETUP_SCRIPT).toContain("'$REPLICATION_USER'@'$VPC_HOST_PATTERN' IDENTIFIED BY '$REPLICATION_PASSWORD' REQUIRE SSL");
+    expect(MYSQL_SETUP_SCRIPT).not.toMatch(/'root'@/);
+    expect(MYSQL_SETUP_SCRIPT).not.toContain("'%'");
+  });
+
+  test("holds no secret itself: passwords come from the root-only environment file", () => {
+    expect(MYSQL_SETUP_SCRIPT).toContain(". /etc/foobar/mysql-setup.env");
+  });
+});
+
+describe("renderMysqlSetupEnvironment", () => {
+  test("carries the role, the primary's address, the VPC host pattern and the passwords", () => {
+    const env = renderMysqlSetupEnvironment({
+      role: "replica",
+      primaryAddress: "10.10.10.2",
+      vpcIpRange: "10.10.10.0/24",
+      replicationPassword: "r3pl",
+      appPassword: "app",
+      databaseName: "foobar",
+    });
+    expect(env.split("\n")).toEqual(
+      expect.arrayContaining([
+        "MYSQL_ROLE=replica",
+        "PRIMARY_ADDRESS=10.10.10.2",
+        "VPC_HOST_PATTERN=10.10.10.0/255.255.255.0",
+        "REPLICATION_PASSWORD=r3pl",
+      ]),
+    );
+  });
+
+  test.each([
+    ["10.10.10.0/24", "10.10.10.0/255.255.255.0"],
+    ["172.16.0.0/12", "172.16.0.0/255.240.0.0"],
+    ["192.168.4.0/28", "192.168.4.0/255.255.255.240"],
+  ])("MySQL host pattern of %s is %s", (cidr, pattern) => {
+    expect(mysqlHostPattern(cidr)).toBe(pattern);
+  });
+});

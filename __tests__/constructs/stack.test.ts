@@ -1,0 +1,165 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { DEFAULT_SETTINGS } from "../../settings";
+import { DIGITALOCEAN_PROVIDER_VERSION } from "../../constructs";
+import { USER_DATA_LIMIT_BYTES } from "../../cloud-init/cloud-config";
+import { addressOf, droplet, fileAt, parseCloudConfig, resourcesOf, synthStack } from "../helpers";
+
+describe("the stack with default settings", () => {
+  const stack = synthStack();
+  const droplets = resourcesOf(stack, "digitalocean_droplet");
+  const vpc = resourcesOf(stack, "digitalocean_vpc");
+
+  test("has one VPC with the configured range and three droplets named for their role, all in it", () => {
+    expect(vpc).toHaveLength(1);
+    expect(vpc[0]).toEqual(expect.objectContaining({ ip_range: "10.10.10.0/24", region: "nyc3" }));
+    const vpcId = `\${${addressOf(stack, "digitalocean_vpc", vpc[0])}.id}`;
+    expect(droplets.map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02"]);
+    for (const d of droplets) {
+      expect(d).toEqual(expect.objectContaining({ vpc_uuid: vpcId, image: "ubuntu-24-04-x64", region: "nyc3", monitoring: true }));
+    }
+  });
+
+  test("tags every droplet with its role", () => {
+    const tagName = (reference: string) => {
+      const [, type, name] = /^\$\{(\w+)\.([\w-]+)\.name\}$/.exec(reference)!;
+      return stack.resource[type][name].name;
+    };
+    expect(droplet(stack, "lb-01").tags.map(tagName)).toEqual(["foobar", "foobar-lb"]);
+    expect(droplet(stack, "web-01").tags.map(tagName)).toEqual(["foobar", "foobar-web", "foobar-db-primary"]);
+    expect(droplet(stack, "web-02").tags.map(tagName)).toEqual(["foobar", "foobar-web", "foobar-db-replica"]);
+  });
+
+  test("puts every droplet and the domain in one DigitalOcean project", () => {
+    const [project] = resourcesOf(stack, "digitalocean_project");
+    for (const d of droplets) {
+      expect(project.resources).toContain(`\${${addressOf(stack, "digitalocean_droplet", d)}.urn}`);
+    }
+  });
+
+  test("points www.foobar.com at the load balancer's public address", () => {
+    const [domain] = resourcesOf(stack, "digitalocean_domain");
+    expect(domain.name).toBe("foobar.com");
+    const records = resourcesOf(stack, "digitalocean_record");
+    expect(records).toEqual([
+      expect.objectContaining({
+        type: "A",
+        name: "www",
+        ttl: 300,
+        value: `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, "lb-01"))}.ipv4_address}`,
+      }),
+    ]);
+  });
+
+  test("HAProxy's backends are references to each web server's private address", () => {
+    const haproxy = fileAt(parseCloudConfig(droplet(stack, "lb-01").user_data), "/etc/haproxy/haproxy.cfg");
+    for (const name of ["web-01", "web-02"]) {
+      const address = `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, name))}.ipv4_address_private}`;
+      expect(haproxy).toContain(`server ${name} ${address}:80`);
+    }
+  });
+
+  test("the replica learns the primary's address and the generated passwords as references, never values", () => {
+    const replica = parseCloudConfig(droplet(stack, "web-02").user_data);
+    const env = fileAt(replica, "/etc/foobar/mysql-setup.env");
+    const primary = addressOf(stack, "digitalocean_droplet", droplet(stack, "web-01"));
+    expect(env).toContain(`PRIMARY_ADDRESS=\${${primary}.ipv4_address_private}`);
+    expect(env).toMatch(/REPLICATION_PASSWORD=\$\{random_password\.[\w-]+\.result\}/);
+    expect(env).toMatch(/APP_PASSWORD=\$\{random_password\.[\w-]+\.result\}/);
+  });
+
+  test("shell ${...} survives synthesis escaped as $${...}, next to real references", () => {
+    const userData: string = droplet(stack, "web-02").user_data;
+    expect(userData).toContain('network=$(to_number "$${VPC_IP_RANGE%/*}")');
+    expect(userData).toContain('for host in "$${hosts[@]}"; do');
+    expect(userData).not.toMatch(/(?<!\$)\$\{(?![a-z_]+\.[\w-]+\.[a-z0-9_]+\})/);
+  });
+
+  test("the first web server holds the primary, every other one a replica with its own server_id", () => {
+    const config = (name: string) => fileAt(parseCloudConfig(droplet(stack, name).user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf");
+    expect(config("web-01")).toContain("server_id = 1");
+    expect(config("web-01")).not.toContain("read_only");
+    expect(config("web-02")).toContain("server_id = 2");
+    expect(config("web-02")).toContain("super_read_only = ON");
+  });
+
+  test("every user-data stays well under DigitalOcean's 64 KiB limit", () => {
+    for (const d of droplets) expect(Buffer.byteLength(d.user_data)).toBeLessThan(USER_DATA_LIMIT_BYTES / 2);
+  });
+
+  test("pins the DigitalOcean provider to the tested 2.x range", () => {
+    expect(stack.terraform.required_providers.digitalocean).toEqual({
+      source: "digitalocean/digitalocean",
+      version: DIGITALOCEAN_PROVIDER_VERSION,
+    });
+  });
+
+  test("outputs the site URL, the LB address, every server, and the passwords as sensitive", () => {
+    expect(stack.output.site_url.value).toBe("http://www.foobar.com/");
+    expect(stack.output.load_balancer_public_ipv4.value).toMatch(/\.ipv4_address\}$/);
+    expect(Object.keys(stack.output.servers.value as object)).toEqual(["lb-01", "web-01", "web-02"]);
+    expect(stack.output.mysql_replication_password.sensitive).toBe(true);
+    expect(stack.output.mysql_app_password.sensitive).toBe(true);
+  });
+
+  test("matches the reviewed snapshot of everything it deploys", () => {
+    expect(stack).toMatchSnapshot();
+  });
+});
+
+describe("the stack with other settings", () => {
+  test("FOOBAR_WEB_SERVERS=3 gives four droplets and three HAProxy backends", () => {
+    const stack = synthStack({ webServers: 3 });
+    expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02", "web-03"]);
+    const haproxy = fileAt(parseCloudConfig(droplet(stack, "lb-01").user_data), "/etc/haproxy/haproxy.cfg");
+    expect(haproxy.split("\n").filter((l) => l.trim().startsWith("server "))).toHaveLength(3);
+    expect(fileAt(parseCloudConfig(droplet(stack, "web-03").user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf")).toContain("server_id = 3");
+  });
+
+  test("one web server is a primary with no replica, and HAProxy has one backend", () => {
+    const stack = synthStack({ webServers: 1 });
+    expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01"]);
+  });
+
+  test("the apex record is added on request, with the TTL setting", () => {
+    const stack = synthStack({ apexRecord: true, dnsTtl: 60 });
+    expect(resourcesOf(stack, "digitalocean_record").map((r) => [r.name, r.ttl]).sort()).toEqual([
+      ["@", 60],
+      ["www", 60],
+    ]);
+  });
+
+  test("ubuntu-26-04-x64 is accepted as the image", () => {
+    const stack = synthStack({ image: "ubuntu-26-04-x64" });
+    for (const d of resourcesOf(stack, "digitalocean_droplet")) expect(d.image).toBe("ubuntu-26-04-x64");
+  });
+
+  test("an operator's own application folder and start command replace the sample app", () => {
+    const stack = synthStack({ appDir: `${__dirname}/fixtures/own-app`, appCommand: "/usr/bin/python3 -m http.server 8000 --bind 127.0.0.1" });
+    const web = parseCloudConfig(droplet(stack, "web-01").user_data);
+    expect(fileAt(web, "/srv/foobar/app/static/index.html")).toContain("own app");
+    expect(fileAt(web, "/etc/systemd/system/foobar-app.service")).toContain(
+      "ExecStart=/usr/bin/python3 -m http.server 8000 --bind 127.0.0.1",
+    );
+    expect(web.write_files.some((f) => f.path.endsWith("foobar_app.py"))).toBe(false);
+  });
+
+  test("user-data over the budget stops synthesis with a message naming FOOBAR_APP_DIR", () => {
+    const hugeApp = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-huge-app-"));
+    fs.writeFileSync(path.join(hugeApp, "big.txt"), "x".repeat(60 * 1024));
+    expect(() => synthStack({ appDir: hugeApp })).toThrow(
+      /^user-data of web-01 is \d+ bytes, over the 57344-byte budget .*FOOBAR_APP_DIR/,
+    );
+  });
+
+  test("SSH keys are given to every droplet", () => {
+    const stack = synthStack({ sshKeys: ["12345"] });
+    for (const d of resourcesOf(stack, "digitalocean_droplet")) expect(d.ssh_keys).toEqual(["12345"]);
+  });
+
+  test("changing defaults does not change the defaults object", () => {
+    synthStack({ webServers: 5 });
+    expect(DEFAULT_SETTINGS.webServers).toBe(2);
+  });
+});

@@ -1,0 +1,114 @@
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { DEFAULT_SETTINGS, loadSettings, SettingsError } from "../settings";
+
+describe("settings", () => {
+  test("with no FOOBAR_ variables, every setting has its documented default", () => {
+    expect(loadSettings({})).toEqual({ ...DEFAULT_SETTINGS, appDir: undefined, appCommand: undefined });
+  });
+
+  test("every setting can be overridden by its FOOBAR_ variable", () => {
+    const settings = loadSettings({
+      FOOBAR_PROJECT: "shop",
+      FOOBAR_DOMAIN: "example.org",
+      FOOBAR_HOST_NAME: "shop",
+      FOOBAR_APEX_RECORD: "true",
+      FOOBAR_DNS_TTL: "60",
+      FOOBAR_REGION: "fra1",
+      FOOBAR_VPC_IP_RANGE: "172.16.8.0/22",
+      FOOBAR_WEB_SERVERS: "3",
+      FOOBAR_IMAGE: "ubuntu-26-04-x64",
+      FOOBAR_SIZE: "s-2vcpu-4gb",
+      FOOBAR_ADMIN_CIDRS: "203.0.113.7/32, 2001:db8::/48",
+      FOOBAR_SSH_KEYS: "12345,3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa",
+      FOOBAR_REPLICA_MAX_LAG: "30",
+      FOOBAR_APP_DIR: "/opt/my-app",
+      FOOBAR_APP_COMMAND: "/usr/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app",
+    });
+    expect(settings).toEqual({
+      project: "shop",
+      domain: "example.org",
+      hostName: "shop",
+      apexRecord: true,
+      dnsTtl: 60,
+      region: "fra1",
+      vpcIpRange: "172.16.8.0/22",
+      webServers: 3,
+      image: "ubuntu-26-04-x64",
+      size: "s-2vcpu-4gb",
+      adminCidrs: ["203.0.113.7/32", "2001:db8::/48"],
+      allowSshFromAnywhere: false,
+      sshKeys: ["12345", "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"],
+      replicaMaxLagSeconds: 30,
+      appDir: "/opt/my-app",
+      appCommand: "/usr/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app",
+    });
+  });
+
+  test("SSH from anywhere is accepted only with the explicit opt-in", () => {
+    expect(loadSettings({ FOOBAR_ADMIN_CIDRS: "0.0.0.0/0", FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual([
+      "0.0.0.0/0",
+    ]);
+  });
+
+  test.each([
+    ["FOOBAR_DOMAIN", "not a domain", 'FOOBAR_DOMAIN must be a lower-case domain name such as foobar.com, got "not a domain"'],
+    ["FOOBAR_DOMAIN", "foobar", 'FOOBAR_DOMAIN must be a lower-case domain name such as foobar.com, got "foobar"'],
+    ["FOOBAR_REGION", "mars1", 'FOOBAR_REGION must be one of ams3, atl1, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo2, sfo3, sgp1, syd1, tor1, got "mars1"'],
+    ["FOOBAR_WEB_SERVERS", "0", 'FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "0"'],
+    ["FOOBAR_WEB_SERVERS", "two", 'FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "two"'],
+    ["FOOBAR_ADMIN_CIDRS", "10.0.0.300/8", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 or IPv6 CIDRs, such as 203.0.113.7/32, got "10.0.0.300/8"'],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/0", 'FOOBAR_ADMIN_CIDRS must be a list of CIDRs narrower than /0 (SSH from anywhere needs FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true), got "0.0.0.0/0"'],
+    ["FOOBAR_VPC_IP_RANGE", "8.8.8.0/24", 'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "8.8.8.0/24"'],
+    ["FOOBAR_IMAGE", "debian-12-x64", 'FOOBAR_IMAGE must be one of ubuntu-24-04-x64, ubuntu-26-04-x64, got "debian-12-x64"'],
+    ["FOOBAR_DNS_TTL", "5", 'FOOBAR_DNS_TTL must be a whole number from 30 to 86400, got "5"'],
+    ["FOOBAR_ALLOW_SSH_FROM_ANYWHERE", "maybe", 'FOOBAR_ALLOW_SSH_FROM_ANYWHERE must be true or false, got "maybe"'],
+  ])("throws when %s is %p, naming the setting, the value and what is accepted", (variable, value, message) => {
+    expect(() => loadSettings({ [variable]: value })).toThrow(new SettingsError(message));
+  });
+});
+
+describe("cdktf synth with a bad setting", () => {
+  const projectDir = path.resolve(__dirname, "..");
+
+  function synth(env: Record<string, string>) {
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-"));
+    fs.rmdirSync(outdir);
+    const result = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "main.ts"], {
+      cwd: projectDir,
+      env: { ...process.env, ...env, CDKTF_OUTDIR: outdir },
+      encoding: "utf8",
+    });
+    return { ...result, wroteOutput: fs.existsSync(outdir) };
+  }
+
+  test.each([
+    ["FOOBAR_DOMAIN", "foo bar"],
+    ["FOOBAR_REGION", "mars1"],
+    ["FOOBAR_WEB_SERVERS", "0"],
+    ["FOOBAR_ADMIN_CIDRS", "300.1.1.1/32"],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/0"],
+    ["FOOBAR_APP_DIR", "/nonexistent/app"],
+  ])("stops with one line, a non-zero exit and nothing written when %s is %p", (variable, value) => {
+    const result = synth({ [variable]: value });
+    expect(result.status).toBe(1);
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^error: ${variable} must be .*, got "${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"`));
+    expect(result.wroteOutput).toBe(false);
+  });
+
+  test("succeeds without a DigitalOcean token", () => {
+    const env = { ...process.env };
+    delete env.DIGITALOCEAN_TOKEN;
+    delete env.DIGITALOCEAN_ACCESS_TOKEN;
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-"));
+    execFileSync(process.execPath, ["-r", "ts-node/register/transpile-only", "main.ts"], {
+      cwd: projectDir,
+      env: { ...env, CDKTF_OUTDIR: outdir },
+    });
+    expect(fs.existsSync(path.join(outdir, "stacks", "foobar", "cdk.tf.json"))).toBe(true);
+  });
+});
