@@ -105,6 +105,7 @@ export const MYSQL_SETUP_SCRIPT = [
   "# Managed by cloud-init (foobar). Runs once, on first boot.",
   "set -euo pipefail",
   "umask 077",
+  "# shellcheck source=/dev/null  # written by cloud-init next to this script",
   `. ${MYSQL_PATHS.setupEnvironment}`,
   "",
   "log() { echo \"foobar-mysql-setup: $*\"; }",

@@ -37,6 +37,7 @@ export const BIND_ADDRESSES_SCRIPT = [
   "# Managed by cloud-init (foobar). Finds this droplet's address in the VPC",
   "# range and writes the snippets that bind MySQL and Nginx to it.",
   "set -euo pipefail",
+  "# shellcheck source=/dev/null  # written by cloud-init next to this script",
   `. ${PRIVATE_ADDRESS_PATHS.environment}`,
   "",
   "to_number() {",

@@ -1,0 +1,164 @@
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { droplet, parseCloudConfig, resolveForTools, resourcesOf, StackJson, synthStack } from "./helpers";
+
+/**
+ * Every generated artifact is checked by the real tool that will read it:
+ * cloud-init, HAProxy, Nginx and ShellCheck. The tools are Debian packages
+ * that .ci/run installs; a missing tool fails these tests, it never skips them.
+ */
+function run(command: string, args: string[], options: { input?: string; cwd?: string } = {}) {
+  const result = spawnSync(command, args, { encoding: "utf8", ...options });
+  if (result.error) throw new Error(`${command} could not run (${result.error.message}): install it (see .ci/run)`);
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+const workdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-static-"));
+afterAll(() => fs.rmSync(workdir, { recursive: true, force: true }));
+
+function writeTemp(name: string, content: string): string {
+  const file = path.join(workdir, name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+const stacks: Record<string, StackJson> = {
+  defaults: synthStack(),
+  "three web servers, apex": synthStack({ webServers: 3, apexRecord: true }),
+};
+
+/** Every droplet's user-data as the droplet receives it, with stand-in values for references. */
+const userData = Object.entries(stacks).flatMap(([stackName, stack]) =>
+  resourcesOf(stack, "digitalocean_droplet").map((d) => ({
+    label: `${stackName}: ${d.name}`,
+    name: d.name as string,
+    text: resolveForTools(d.user_data, stack),
+  })),
+);
+
+describe("cloud-init schema", () => {
+  test.each(userData.map((u) => [u.label, u]))("accepts the user-data of %s", (_label, u) => {
+    const file = writeTemp(`${u.label.replace(/\W+/g, "-")}.yaml`, u.text);
+    const result = run("cloud-init", ["schema", "--config-file", file]);
+    expect(result.output).toMatch(/Valid (schema|cloud-config)/);
+    expect(result.status).toBe(0);
+  });
+
+  test("rejects a document with a wrongly typed module (the check can fail)", () => {
+    const file = writeTemp("bad.yaml", "#cloud-config\npackages: 5\nruncmd: {a: 1}\n");
+    expect(run("cloud-init", ["schema", "--config-file", file]).status).not.toBe(0);
+  });
+});
+
+describe("haproxy -c", () => {
+  const configs = userData.filter((u) => u.name === "lb-01");
+
+  test.each(configs.map((u) => [u.label, u]))("accepts the HAProxy configuration of %s", (_label, u) => {
+    const content = parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
+    const file = writeTemp(`${u.label.replace(/\W+/g, "-")}-haproxy.cfg`, content);
+    const result = run("haproxy", ["-c", "-f", file]);
+    expect(result.output).not.toMatch(/\[WARNING\]|\[ALERT\]/);
+    expect(result.status).toBe(0);
+  });
+
+  test("rejects a broken configuration (the check can fail)", () => {
+    const file = writeTemp("broken-haproxy.cfg", "defaults\n    mode http\nbackend b\n    balance nosuchalgo\n");
+    expect(run("haproxy", ["-c", "-f", file]).status).not.toBe(0);
+  });
+});
+
+describe("nginx -t", () => {
+  const sites = userData.filter((u) => u.name.startsWith("web-"));
+
+  /** Tests a site inside a fresh network namespace, so its listen sockets touch nothing on the host. */
+  function nginxTest(site: string, listen: string) {
+    const dir = fs.mkdtempSync(path.join(workdir, "nginx-"));
+    const snippet = writeTemp(`${path.basename(dir)}/listen.conf`, listen);
+    // The only change to the site: the snippet that boot writes to /etc/nginx/snippets is read from here.
+    const sitePath = writeTemp(`${path.basename(dir)}/site.conf`, site.replace("/etc/nginx/snippets/foobar-listen.conf", snippet));
+    const conf = writeTemp(
+      `${path.basename(dir)}/nginx.conf`,
+      [
+        `pid ${dir}/nginx.pid;`,
+        "events {}",
+        "http {",
+        "    include /etc/nginx/mime.types;",
+        `    access_log off;`,
+        `    client_body_temp_path ${dir}/body;`,
+        `    proxy_temp_path ${dir}/proxy;`,
+        `    fastcgi_temp_path ${dir}/fastcgi;`,
+        `    uwsgi_temp_path ${dir}/uwsgi;`,
+        `    scgi_temp_path ${dir}/scgi;`,
+        `    include ${sitePath};`,
+        "}",
+      ].join("\n"),
+    );
+    const script = [
+      "set -e",
+      "ip link set lo up",
+      // The private address Nginx binds, as boot would find it on the droplet.
+      "ip addr add 10.10.10.11/32 dev lo",
+      `nginx -t -p ${dir} -e stderr -c ${conf}`,
+    ].join("\n");
+    return run("unshare", ["--net", "bash", "-c", script]);
+  }
+
+  test.each(sites.map((u) => [u.label, u]))("accepts the Nginx site of %s", (_label, u) => {
+    const site = parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/nginx/sites-available/foobar")!.content;
+    const result = nginxTest(site, "listen 10.10.10.11:80 default_server;\n");
+    expect(result.output).toContain("test is successful");
+    expect(result.status).toBe(0);
+  });
+
+  test("rejects a broken site (the check can fail)", () => {
+    expect(nginxTest("server { listen 127.0.0.1:80; no_such_directive on; }\n", "").status).not.toBe(0);
+  });
+});
+
+/** A runcmd list as cloud-init writes it to its script: strings as they are, lists shell-quoted. */
+function runcmdScript(runcmd: (string | string[])[]): string {
+  const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+  return ["#!/bin/sh", ...runcmd.map((item) => (typeof item === "string" ? item : item.map(quote).join(" ")))].join("\n") + "\n";
+}
+
+describe("shellcheck", () => {
+  const scripts = userData.flatMap((u) => {
+    const config = parseCloudConfig(u.text);
+    return [
+      ...config.write_files
+        .filter((f) => f.content.startsWith("#!/bin/"))
+        .map((f) => ({ label: `${u.label} ${f.path}`, content: f.content })),
+      { label: `${u.label} runcmd`, content: runcmdScript(config.runcmd) },
+    ];
+  });
+
+  test("finds the scripts to check", () => {
+    expect(scripts.filter((s) => s.label.includes("foobar-mysql-setup")).length).toBeGreaterThan(0);
+    expect(scripts.filter((s) => s.label.includes("foobar-bind-addresses")).length).toBeGreaterThan(0);
+  });
+
+  test.each(scripts.map((s) => [s.label, s]))("finds nothing to fix in %s", (_label, s) => {
+    const result = run("shellcheck", ["--severity=style", "-"], { input: s.content });
+    expect(result.output).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  test("reports a real mistake (the check can fail)", () => {
+    expect(run("shellcheck", ["-"], { input: "#!/bin/bash\nrm -rf $DIR/*\n" }).status).not.toBe(0);
+  });
+});
+
+describe("the sample application", () => {
+  test("compiles with the system's Python 3", () => {
+    const source = path.resolve(__dirname, "..", "app", "foobar_app.py");
+    execFileSync("python3", ["-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())", source]);
+  });
+
+  test("every droplet is checked", () => {
+    expect(userData.map((u) => u.name).sort()).toEqual(["lb-01", "lb-01", "web-01", "web-01", "web-02", "web-02", "web-03"]);
+    expect(droplet(stacks.defaults, "web-01")).toBeDefined();
+  });
+});
