@@ -94,11 +94,17 @@ export const PRIMARY_WAIT_SECONDS = 1800;
  * The first-boot setup script, the same on every web server; its role comes
  * from the environment file. It holds no secret itself.
  *
- * On the primary it creates the database, the users and the application's
- * schema. On a replica it waits until the primary accepts the replication
- * user over TLS (the primary's cloud-init may still be running), then starts
- * GTID replication with auto-positioning. Nothing local is written to a
- * replica's binary log, so it never holds errant transactions.
+ * The package's own install writes a few transactions on every server (such
+ * as the `debian-sys-maint` account). They must not replicate: the replica
+ * already ran its own copy and would stop on the duplicate. So the primary
+ * first purges the binary logs that hold them (they move to its
+ * `gtid_purged`), then creates the database, the users and the application's
+ * schema. A replica waits until the primary accepts the replication user over
+ * TLS (the primary's cloud-init may still be running), adds the primary's
+ * `gtid_purged` to its own (nothing to fetch there), and starts GTID
+ * replication with auto-positioning. Nothing of this setup is written to a
+ * replica's binary log. Every statement is one that MySQL 8.0, 8.4 and 9.x
+ * all accept.
  */
 export const MYSQL_SETUP_SCRIPT = [
   "#!/bin/bash",
@@ -119,7 +125,15 @@ export const MYSQL_SETUP_SCRIPT = [
   "  return 1",
   "}",
   "",
+  "forget_package_transactions() {",
+  "  local current",
+  "  mysql --batch --execute='FLUSH BINARY LOGS'",
+  "  current=$(mysql --batch --skip-column-names --execute='SHOW BINARY LOGS' | tail -n 1 | cut -f 1)",
+  "  mysql --batch --execute=\"PURGE BINARY LOGS TO '$current'\"",
+  "}",
+  "",
   "setup_primary() {",
+  "  forget_package_transactions",
   "  local hosts=(\"'localhost'\" \"'$VPC_HOST_PATTERN'\")",
   "  {",
   "    echo \"CREATE DATABASE IF NOT EXISTS \\`$DATABASE_NAME\\`;\"",
@@ -138,28 +152,39 @@ export const MYSQL_SETUP_SCRIPT = [
   "  log 'primary ready'",
   "}",
   "",
+  "# Runs one query on the primary as the replication user, over TLS.",
+  "primary_query() {",
+  "  mysql --defaults-extra-file=\"$credentials\" --host=\"$PRIMARY_ADDRESS\" --ssl-mode=REQUIRED \\",
+  "    --connect-timeout=5 --batch --skip-column-names --execute=\"$1\"",
+  "}",
+  "",
   "wait_for_primary() {",
   "  local deadline=$((SECONDS + " + PRIMARY_WAIT_SECONDS + "))",
-  "  local credentials",
-  "  credentials=$(mktemp)",
-  "  printf '[client]\\nuser=%s\\npassword=%s\\n' \"$REPLICATION_USER\" \"$REPLICATION_PASSWORD\" > \"$credentials\"",
-  "  until mysql --defaults-extra-file=\"$credentials\" --host=\"$PRIMARY_ADDRESS\" --ssl-mode=REQUIRED \\",
-  "      --connect-timeout=5 --batch --execute='SELECT 1' >/dev/null 2>&1; do",
+  "  until primary_query 'SELECT 1' >/dev/null 2>&1; do",
   "    if [ \"$SECONDS\" -ge \"$deadline\" ]; then",
-  "      rm -f \"$credentials\"",
   "      log \"primary $PRIMARY_ADDRESS not ready after " + PRIMARY_WAIT_SECONDS + " s\"",
   "      return 1",
   "    fi",
   "    log \"waiting for the primary at $PRIMARY_ADDRESS\"",
   "    sleep 5",
   "  done",
-  "  rm -f \"$credentials\"",
   "}",
   "",
   "setup_replica() {",
+  "  credentials=$(mktemp)",
+  "  trap 'rm -f \"$credentials\"' EXIT",
+  "  printf '[client]\\nuser=%s\\npassword=%s\\n' \"$REPLICATION_USER\" \"$REPLICATION_PASSWORD\" > \"$credentials\"",
   "  wait_for_primary",
+  "  local primary_purged",
+  "  primary_purged=$(primary_query \"SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')\")",
+  "  local skip_package_transactions=''",
+  "  if [ -n \"$primary_purged\" ]; then",
+  "    log \"skipping the primary's package transactions $primary_purged\"",
+  "    skip_package_transactions=\"SET GLOBAL super_read_only = OFF; SET GLOBAL gtid_purged = '+$primary_purged'; SET GLOBAL super_read_only = ON;\"",
+  "  fi",
   "  mysql --batch <<SQL",
   "SET SESSION sql_log_bin = 0;",
+  "$skip_package_transactions",
   "CHANGE REPLICATION SOURCE TO",
   "  SOURCE_HOST = '$PRIMARY_ADDRESS',",
   "  SOURCE_PORT = 3306,",

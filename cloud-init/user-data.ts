@@ -153,7 +153,9 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       ["rm", "-f", "/etc/nginx/sites-enabled/default"],
       ["ln", "-sf", "/etc/nginx/sites-available/foobar", "/etc/nginx/sites-enabled/foobar"],
       ["nginx", "-t", "-q"],
-      ["systemctl", "reload-or-restart", "nginx.service"],
+      // A restart, not a reload: the package's default site holds 0.0.0.0:80,
+      // which a reload cannot release before binding the private address.
+      ["systemctl", "restart", "nginx.service"],
       ["systemctl", "daemon-reload"],
       ["systemctl", "enable", "--now", APP.unitName],
     ],

@@ -60,7 +60,15 @@ describe("the MySQL setup script", () => {
   });
 
   test("a replica waits for its primary to accept the replication user over TLS", () => {
-    expect(MYSQL_SETUP_SCRIPT).toMatch(/wait_for_primary\(\) \{[\s\S]*--ssl-mode=REQUIRED[\s\S]*sleep 5/);
+    expect(MYSQL_SETUP_SCRIPT).toMatch(/primary_query\(\) \{[\s\S]*--ssl-mode=REQUIRED/);
+    expect(MYSQL_SETUP_SCRIPT).toMatch(/wait_for_primary\(\) \{[\s\S]*until primary_query 'SELECT 1'[\s\S]*sleep 5/);
+  });
+
+  test("the package's own install transactions never replicate: the primary purges them, replicas skip them", () => {
+    const primaryPart = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"));
+    expect(primaryPart.indexOf("forget_package_transactions")).toBeLessThan(primaryPart.indexOf("CREATE USER"));
+    expect(MYSQL_SETUP_SCRIPT).toContain("PURGE BINARY LOGS TO '$current'");
+    expect(MYSQL_SETUP_SCRIPT).toContain("SET GLOBAL gtid_purged = '+$primary_purged'");
   });
 
   test("replication and app users are limited to the VPC; root is never given a remote account", () => {
