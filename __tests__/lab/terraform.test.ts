@@ -1,0 +1,165 @@
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { randomPassword } from "../../lab/passwords";
+import { ComputedValues, TerraformJson, hostAddress, interpolate, loadStack, resolveStack } from "../../lab/terraform";
+
+/** Pinned stand-ins for apply-time values, so every resolved value is predictable. */
+const computed: ComputedValues = {
+  publicRange: "198.51.100.0/24",
+  firstPublicHost: 10,
+  firstPrivateHost: 2,
+  password: (spec) => "p".repeat(spec.length),
+};
+
+/** A tiny stack: one VPC, a tag, a password, two droplets, a firewall, a domain and a record. */
+function tinyStack(): TerraformJson {
+  return {
+    provider: { digitalocean: [{}] },
+    resource: {
+      digitalocean_vpc: { net: { name: "vpc", region: "nyc3", ip_range: "10.10.10.0/24" } },
+      digitalocean_tag: { web: { name: "foobar-web" } },
+      random_password: { db: { length: 32, special: false } },
+      digitalocean_droplet: {
+        lb: {
+          name: "lb-01",
+          image: "debian-12-x64",
+          region: "nyc3",
+          size: "s-1vcpu-1gb",
+          vpc_uuid: "${digitalocean_vpc.net.id}",
+          user_data: "#cloud-config\nbackend: ${digitalocean_droplet.web.ipv4_address_private}:80\n",
+        },
+        web: {
+          name: "web-01",
+          image: "debian-12-x64",
+          region: "nyc3",
+          size: "s-1vcpu-1gb",
+          vpc_uuid: "${digitalocean_vpc.net.id}",
+          tags: ["${digitalocean_tag.web.name}"],
+          user_data: "#cloud-config\npassword: ${random_password.db.result}\nshell: echo $${HOME} %%{x}\n",
+        },
+      },
+      digitalocean_firewall: {
+        web: {
+          name: "web-fw",
+          tags: ["${digitalocean_tag.web.id}"],
+          inbound_rule: [{ protocol: "tcp", port_range: "80", source_droplet_ids: ["${digitalocean_droplet.lb.id}"] }],
+          outbound_rule: [{ protocol: "icmp", destination_addresses: ["0.0.0.0/0"] }],
+        },
+      },
+      digitalocean_domain: { site: { name: "foobar.com" } },
+      digitalocean_record: {
+        www: { domain: "${digitalocean_domain.site.id}", type: "A", name: "www", value: "${digitalocean_droplet.lb.ipv4_address}", ttl: 300 },
+      },
+      // Ignored by the lab: its unresolvable reference must not matter.
+      digitalocean_project: { p: { name: "p", resources: ["${digitalocean_nothing.here.urn}"] } },
+    },
+  };
+}
+
+describe("resolveStack", () => {
+  test("droplets get public addresses from the fake public range and private ones from the VPC range", () => {
+    const stack = resolveStack(tinyStack(), computed);
+    expect(stack.droplets.map((d) => [d.name, d.publicIpv4, d.privateIpv4])).toEqual([
+      ["lb-01", "198.51.100.10", "10.10.10.2"],
+      ["web-01", "198.51.100.11", "10.10.10.3"],
+    ]);
+  });
+
+  test("references to another droplet's computed attributes resolve in user-data", () => {
+    const lb = resolveStack(tinyStack(), computed).droplets[0]!;
+    expect(lb.userData).toBe("#cloud-config\nbackend: 10.10.10.3:80\n");
+  });
+
+  test("random_password.result has the configured length and $${ and %%{ become literal", () => {
+    const web = resolveStack(tinyStack(), computed).droplets[1]!;
+    expect(web.userData).toBe(`#cloud-config\npassword: ${"p".repeat(32)}\nshell: echo \${HOME} %{x}\n`);
+  });
+
+  test("tags, firewall targets and rule sources resolve to names and droplet ids", () => {
+    const stack = resolveStack(tinyStack(), computed);
+    expect(stack.droplets[1]!.tags).toEqual(["foobar-web"]);
+    expect(stack.firewalls).toEqual([
+      expect.objectContaining({
+        name: "web-fw",
+        tags: ["foobar-web"],
+        inbound: [{ protocol: "tcp", portRange: "80", addresses: [], tags: [], dropletIds: [stack.droplets[0]!.id] }],
+        outbound: [{ protocol: "icmp", portRange: undefined, addresses: ["0.0.0.0/0"], tags: [], dropletIds: [] }],
+      }),
+    ]);
+  });
+
+  test("a record's domain is the domain's name and its value the droplet's public address", () => {
+    const stack = resolveStack(tinyStack(), computed);
+    expect(stack.records).toEqual([
+      expect.objectContaining({ domain: "foobar.com", name: "www", fqdn: "www.foobar.com", value: "198.51.100.10", ttl: 300 }),
+    ]);
+  });
+
+  test("a reference the lab cannot resolve stops it with a message naming the reference", () => {
+    const tf = tinyStack();
+    tf.resource!.digitalocean_droplet!.web!.user_data = "x: ${digitalocean_loadbalancer.public.ip}";
+    expect(() => resolveStack(tf, computed)).toThrow("${digitalocean_loadbalancer.public.ip}");
+  });
+
+  test("template directives and function calls are refused, not passed through", () => {
+    const tf = tinyStack();
+    tf.resource!.digitalocean_droplet!.web!.user_data = "%{ if true }x%{ endif }";
+    expect(() => resolveStack(tf, computed)).toThrow("directives are not supported");
+    tf.resource!.digitalocean_droplet!.web!.user_data = '${join(",", ["a"])}';
+    expect(() => resolveStack(tf, computed)).toThrow("only plain references");
+  });
+
+  test("a token list written as one string resolves item by item", () => {
+    const tf = tinyStack();
+    tf.resource!.digitalocean_firewall!.web!.droplet_ids = "${[digitalocean_droplet.lb.id, digitalocean_droplet.web.id]}";
+    const stack = resolveStack(tf, computed);
+    expect(stack.firewalls[0]!.dropletIds).toEqual(stack.droplets.map((d) => d.id));
+  });
+});
+
+describe("interpolate", () => {
+  test("leaves text without interpolation untouched, byte for byte", () => {
+    const text = "#!/bin/sh\necho 'a $b' \"%c\" {}\n\ttab\n";
+    expect(interpolate(text, () => "never")).toBe(text);
+  });
+});
+
+describe("hostAddress", () => {
+  test("counts host numbers from the network address", () => {
+    expect(hostAddress("10.10.10.0/24", 2)).toBe("10.10.10.2");
+    expect(hostAddress("172.16.8.0/22", 300)).toBe("172.16.9.44");
+  });
+});
+
+describe("loadStack", () => {
+  test("without a synthesized stack it says to run cdktf synth", () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "lab-"));
+    expect(() => loadStack(empty)).toThrow("run `npx cdktf synth` first");
+  });
+
+  test("reads the only stack under cdktf.out/stacks", () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), "lab-"));
+    const dir = path.join(project, "cdktf.out", "stacks", "foobar");
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, "cdk.tf.json"), JSON.stringify(tinyStack()));
+    expect(loadStack(project).resource?.digitalocean_droplet).toHaveProperty("lb");
+  });
+});
+
+describe("randomPassword", () => {
+  const spec = { length: 32, upper: true, lower: true, numeric: true, special: false, minUpper: 2, minLower: 2, minNumeric: 2, minSpecial: 0 };
+
+  test("is alphanumeric of the configured length and meets every min_* setting", () => {
+    for (let i = 0; i < 200; i++) {
+      const password = randomPassword(spec);
+      expect(password).toMatch(/^[A-Za-z0-9]{32}$/);
+      expect(password.replace(/[^0-9]/g, "").length).toBeGreaterThanOrEqual(2);
+      expect(password.replace(/[^A-Z]/g, "").length).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  test("throws when the minimums exceed the length", () => {
+    expect(() => randomPassword({ ...spec, length: 3 })).toThrow("cannot be met");
+  });
+});

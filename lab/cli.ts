@@ -1,0 +1,144 @@
+/**
+ * The lab's command line.
+ *
+ *   up     boot the synthesized stack as local droplets and leave them running
+ *   down   tear down whatever the state file records (idempotent, crash-safe)
+ *   test   up, run lab/checks.ts, always down; exit non-zero if a check failed
+ *   check  run lab/checks.ts against a lab that is already up (no up/down)
+ *
+ * Options: --stack NAME (a directory under cdktf.out/stacks).
+ * Environment: FOOBAR_LAB_STACK_FILE (a cdk.tf.json to use instead),
+ * FOOBAR_LAB_CACHE, FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds).
+ */
+import * as path from "node:path";
+import { checks } from "./checks";
+import { Lab, attachRunning, down, up } from "./lab";
+import { CLIENT_NS, UPLINK_ADDRESS } from "./settings";
+import { commandExists, log } from "./shell";
+import { loadStack } from "./terraform";
+
+const PROJECT_DIR = path.resolve(__dirname, "..");
+const REQUIRED_COMMANDS = ["systemd-nspawn", "debootstrap", "apt-cacher-ng", "nft", "ip", "nsenter", "setpriv", "ss", "curl"];
+
+let interrupted = false;
+
+async function main(argv: string[]): Promise<number> {
+  const command = argv[0];
+  const stackIndex = argv.indexOf("--stack");
+  const stackName = stackIndex >= 0 ? argv[stackIndex + 1] : undefined;
+  if (!["up", "down", "test", "check"].includes(command ?? "")) {
+    console.error("usage: ts-node lab/cli.ts <up|down|test|check> [--stack NAME]");
+    return 2;
+  }
+  const problem = preflight();
+  if (problem) {
+    console.error(`lab: ${problem}`);
+    return 1;
+  }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      if (!interrupted) log(`${signal}: stopping, the lab will be torn down`);
+      interrupted = true;
+    });
+  }
+
+  if (command === "down") {
+    await runDown();
+    return 0;
+  }
+  if (command === "check") {
+    const result = await runChecks(attachRunning());
+    console.log(`${result.passed} passed, ${result.failed} failed`);
+    return result.failed === 0 ? 0 : 1;
+  }
+
+  const tf = loadStack(PROJECT_DIR, process.env.FOOBAR_LAB_STACK_FILE || undefined, stackName);
+  if (command === "up") {
+    const lab = await up(tf, () => interrupted);
+    printSummary(lab);
+    return 0;
+  }
+  // test: up, checks, always down; the count is the last line, after the teardown.
+  let result = { passed: 0, failed: checks.length };
+  try {
+    const lab = await up(tf, () => interrupted);
+    printSummary(lab);
+    result = await runChecks(lab);
+  } catch (error) {
+    console.error(`lab: ${(error as Error).message}`);
+    for (const check of checks) console.log(`FAIL ${check.name} — not run: the lab did not come up`);
+  } finally {
+    await runDown();
+  }
+  console.log(`${result.passed} passed, ${result.failed} failed`);
+  return result.failed === 0 && !interrupted ? 0 : 1;
+}
+
+/** One line saying why the lab cannot run here, or undefined. */
+function preflight(): string | undefined {
+  if (process.platform !== "linux") return "the lab needs Linux (network namespaces, systemd-nspawn)";
+  if (process.getuid?.() !== 0) return "the lab needs root (namespaces, mounts, routes): run it with sudo";
+  const missing = REQUIRED_COMMANDS.filter((cmd) => !commandExists(cmd));
+  if (missing.length > 0) {
+    return `missing ${missing.join(", ")}: apt-get install systemd-container debootstrap apt-cacher-ng nftables iproute2 util-linux curl`;
+  }
+  return undefined;
+}
+
+/** Runs every check, printing PASS/FAIL lines; a check skipped by an interrupt counts as failed. */
+async function runChecks(lab: Lab): Promise<{ passed: number; failed: number }> {
+  let passed = 0;
+  let failed = 0;
+  for (const check of checks) {
+    if (interrupted) {
+      console.log(`FAIL ${check.name} — not run: interrupted`);
+      failed += 1;
+      continue;
+    }
+    try {
+      const evidence = await check.run(lab);
+      console.log(`PASS ${check.name} — ${evidence}`);
+      passed += 1;
+    } catch (error) {
+      console.log(`FAIL ${check.name} — ${(error as Error).message}`);
+      failed += 1;
+    }
+  }
+  return { passed, failed };
+}
+
+async function runDown(): Promise<void> {
+  log("tearing the lab down");
+  const removed = await down();
+  for (const item of removed) console.log(`  removed ${item}`);
+  log(removed.length > 0 ? "lab is down" : "nothing to tear down");
+}
+
+function printSummary(lab: Lab): void {
+  const a = lab.stack.records.filter((r) => r.type === "A");
+  const www = a.find((r) => r.name === "www") ?? a[0];
+  const lines = ["", "The lab is up."];
+  if (www) lines.push(`  site: http://${www.fqdn}/  (${www.fqdn} → ${www.value}, resolved in ${CLIENT_NS})`);
+  for (const d of lab.stack.droplets) {
+    lines.push(`  ${d.name.padEnd(10)} public ${d.publicIpv4.padEnd(15)} private ${d.privateIpv4.padEnd(15)} tags ${d.tags.join(",") || "-"}`);
+  }
+  lines.push(
+    `  apt proxy: http://${UPLINK_ADDRESS}:3142 (host)`,
+    "",
+    "Reach it (only from the client namespace):",
+    `  ip netns exec ${CLIENT_NS} curl -i ${www ? `http://${www.fqdn}/` : "http://<droplet public address>/"}`,
+    "Look inside a droplet (as root, all its namespaces):",
+    ...lab.stack.droplets.map((d) => `  nsenter -t ${lab.initPid(d.name) ?? "?"} -a bash -l    # ${d.name}`),
+    "Tear it down: npm run lab:down",
+    "",
+  );
+  console.log(lines.join("\n"));
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    console.error(`lab: ${error.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,281 @@
+/**
+ * Droplets as booted systemd-nspawn containers running the real cloud-init.
+ *
+ * Each droplet is an overlayfs over the shared base (its own upper dir under
+ * the lab state dir), seeded with a NoCloud meta-data/user-data pair, booted
+ * with systemd-nspawn inside the droplet's network namespace.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { removeTree, unmountAll } from "./mounts";
+import { childrenOf, processName, stopProcess } from "./processes";
+import { CommandResult, log, run, sleep, tail, tryRun } from "./shell";
+import { DropletState, LabState, dropletDir, saveState } from "./state";
+import type { LabDroplet } from "./terraform";
+
+/** Mounts the droplet's overlay and writes its NoCloud seed (a fresh instance-id). */
+export function prepareDroplet(state: LabState, base: string, droplet: LabDroplet, ns: string): DropletState {
+  const dir = dropletDir(droplet.name);
+  const merged = path.join(dir, "merged");
+  const instanceId = `iid-${droplet.name}-${randomBytes(4).toString("hex")}`;
+  const record: DropletState = { name: droplet.name, namespace: ns, dir, merged, instanceId };
+  state.droplets[droplet.name] = record;
+  saveState(state);
+  for (const sub of ["upper", "work", "merged"]) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  run("mount", [
+    "-t",
+    "overlay",
+    "overlay",
+    "-o",
+    `lowerdir=${base},upperdir=${path.join(dir, "upper")},workdir=${path.join(dir, "work")}`,
+    merged,
+  ]);
+  const seed = path.join(merged, "var/lib/cloud/seed/nocloud");
+  fs.mkdirSync(seed, { recursive: true });
+  fs.writeFileSync(path.join(seed, "meta-data"), `instance-id: ${instanceId}\nlocal-hostname: ${droplet.name}\n`);
+  // Byte for byte what DigitalOcean would hand the droplet; it may hold secrets.
+  fs.writeFileSync(path.join(seed, "user-data"), droplet.userData, { mode: 0o600 });
+  return record;
+}
+
+/** Starts the droplet's container in the background; records the nspawn PID. */
+export function bootDroplet(state: LabState, name: string): number {
+  const droplet = dropletState(state, name);
+  const console = fs.openSync(path.join(droplet.dir, "console.log"), "a");
+  const child = spawn(
+    "systemd-nspawn",
+    [
+      "-D",
+      droplet.merged,
+      "--boot",
+      `--network-namespace-path=/run/netns/${droplet.namespace}`,
+      "--register=no",
+      "--keep-unit",
+      `--machine=${droplet.name}`,
+      // With "passive" and output to a file, PID 1 blocked (LAB-NOTES).
+      "--console=pipe",
+      // The host's resolver is not reachable from the lab; keep the base's resolv.conf.
+      "--resolv-conf=off",
+      "--link-journal=no",
+    ],
+    {
+      // Its own session: a Ctrl-C on the lab's terminal must not reach the droplets.
+      detached: true,
+      stdio: ["ignore", console, console],
+      // This host has a hybrid cgroup v1 layout that sid's systemd refuses without it.
+      env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" },
+    },
+  );
+  fs.closeSync(console);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start systemd-nspawn for ${name}`);
+  droplet.nspawnPid = child.pid;
+  saveState(state);
+  return child.pid;
+}
+
+/** The PID (on the host) of the container's init, the child of its nspawn process. */
+export function containerInit(state: LabState, name: string): number | undefined {
+  const pid = dropletState(state, name).nspawnPid;
+  if (pid === undefined || processName(pid) !== "systemd-nspawn") return undefined;
+  return childrenOf(pid).find((child) => processName(child) === "systemd");
+}
+
+/**
+ * Runs a command inside a droplet (all of its init's namespaces), with a clean
+ * environment like a root login shell.
+ */
+export function execIn(state: LabState, name: string, cmd: readonly string[], timeoutMs = 60_000): CommandResult {
+  const init = containerInit(state, name);
+  if (init === undefined) return { status: 255, stdout: "", stderr: `${name} is not running` };
+  return tryRun(
+    "nsenter",
+    [
+      "-t",
+      String(init),
+      "-a",
+      "--",
+      "/usr/bin/env",
+      "-i",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      "LANG=C.UTF-8",
+      "HOME=/root",
+      "TERM=dumb",
+      ...cmd,
+    ],
+    { timeoutMs },
+  );
+}
+
+/** What the host can see of a droplet's cloud-init run. */
+export interface CloudInitOutcome {
+  readonly finished: boolean;
+  /** From /var/lib/cloud/data/result.json once finished. */
+  readonly errors: readonly string[];
+  readonly recoverableErrors: readonly string[];
+}
+
+/** Reads a droplet's cloud-init progress from the host side of its overlay. */
+export function cloudInitOutcome(droplet: DropletState): CloudInitOutcome {
+  // /var/lib/cloud/instance is an absolute symlink, wrong from the host: use the instance id.
+  const finished = fs.existsSync(path.join(droplet.merged, "var/lib/cloud/instances", droplet.instanceId, "boot-finished"));
+  if (!finished) return { finished, errors: [], recoverableErrors: [] };
+  const resultFile = path.join(droplet.merged, "var/lib/cloud/data/result.json");
+  if (!fs.existsSync(resultFile)) return { finished, errors: ["no /var/lib/cloud/data/result.json"], recoverableErrors: [] };
+  const v1 = (JSON.parse(fs.readFileSync(resultFile, "utf8")) as { v1?: Record<string, unknown> }).v1 ?? {};
+  const errors = Array.isArray(v1.errors) ? v1.errors.map(String) : [];
+  const recoverable = v1.recoverable_errors as Record<string, unknown[]> | undefined;
+  const recoverableErrors = Object.entries(recoverable ?? {}).flatMap(([level, messages]) =>
+    (messages ?? []).map((m) => `${level}: ${String(m)}`),
+  );
+  return { finished, errors, recoverableErrors };
+}
+
+/**
+ * Waits for every droplet's cloud-init, printing one line per droplet as it
+ * finishes and a progress line every 30 s.
+ *
+ * @returns the droplets that failed (error, container gone, or timeout), with why.
+ */
+export async function waitForCloudInit(
+  state: LabState,
+  names: readonly string[],
+  timeoutSeconds: number,
+  interrupted: () => boolean,
+): Promise<{ name: string; reason: string }[]> {
+  const started = Date.now();
+  const pending = new Set(names);
+  const failed: { name: string; reason: string }[] = [];
+  let lastProgress = Date.now();
+  while (pending.size > 0) {
+    const seconds = Math.round((Date.now() - started) / 1000);
+    for (const name of [...pending]) {
+      const droplet = dropletState(state, name);
+      const outcome = cloudInitOutcome(droplet);
+      if (outcome.finished) {
+        pending.delete(name);
+        if (outcome.errors.length > 0) {
+          failed.push({ name, reason: `cloud-init finished with errors: ${outcome.errors.join("; ")}` });
+          log(`${name}: cloud-init FAILED after ${seconds}s`);
+        } else {
+          const warnings = outcome.recoverableErrors.length;
+          log(`${name}: cloud-init finished in ${seconds}s${warnings ? ` (${warnings} warning(s), see \`cloud-init status --long\`)` : ""}`);
+        }
+      } else if (droplet.nspawnPid === undefined || processName(droplet.nspawnPid) !== "systemd-nspawn") {
+        pending.delete(name);
+        failed.push({ name, reason: "the container stopped before cloud-init finished" });
+        log(`${name}: container stopped after ${seconds}s`);
+      }
+    }
+    if (pending.size === 0) break;
+    if (interrupted()) {
+      for (const name of pending) failed.push({ name, reason: "interrupted" });
+      break;
+    }
+    if (seconds >= timeoutSeconds) {
+      for (const name of pending) failed.push({ name, reason: `cloud-init not finished after ${timeoutSeconds}s` });
+      break;
+    }
+    if (Date.now() - lastProgress >= 30_000) {
+      lastProgress = Date.now();
+      const detail = [...pending].map((name) => `${name} (${lastOutputLine(dropletState(state, name))})`).join(", ");
+      log(`waiting for cloud-init: ${detail}`);
+    }
+    await sleep(1000);
+  }
+  return failed;
+}
+
+/** `cloud-init status --long` and the tail of cloud-init-output.log, for a failure report. */
+export function cloudInitReport(state: LabState, name: string): string {
+  const droplet = dropletState(state, name);
+  const status = execIn(state, name, ["cloud-init", "status", "--long"], 30_000);
+  const outputLog = path.join(droplet.merged, "var/log/cloud-init-output.log");
+  // Without the ci-info network tables, which fill the tail and say nothing about a failure.
+  const output = fs.existsSync(outputLog)
+    ? tail(fs.readFileSync(outputLog, "utf8").split("\n").filter((line) => !line.startsWith("ci-info:")).join("\n"), 30)
+    : "(no cloud-init-output.log)";
+  const consoleLog = path.join(droplet.dir, "console.log");
+  const consoleTail = fs.existsSync(consoleLog) ? tail(fs.readFileSync(consoleLog, "utf8"), 15) : "";
+  return [
+    `--- ${name}: cloud-init status --long (exit ${status.status})`,
+    (status.stdout + status.stderr).trimEnd(),
+    `--- ${name}: tail of /var/log/cloud-init-output.log`,
+    output,
+    ...(status.status === 255 ? [`--- ${name}: tail of the container console`, consoleTail] : []),
+  ].join("\n");
+}
+
+/** Powers a droplet off (SIGTERM to nspawn: a clean shutdown inside), keeping its disk. */
+export async function powerOff(state: LabState, name: string): Promise<boolean> {
+  const droplet = dropletState(state, name);
+  const pid = droplet.nspawnPid;
+  const stopped = pid !== undefined && (await stopProcess(pid, "systemd-nspawn", 60_000));
+  droplet.nspawnPid = undefined;
+  saveState(state);
+  return stopped;
+}
+
+/**
+ * Boots a powered-off droplet again from the same disk and instance-id (so
+ * cloud-init treats it as a reboot, not a new instance), and waits until
+ * systemd reports the boot done.
+ */
+export async function powerOn(state: LabState, name: string, timeoutMs = 180_000): Promise<void> {
+  const droplet = dropletState(state, name);
+  if (droplet.nspawnPid !== undefined && processName(droplet.nspawnPid) === "systemd-nspawn") {
+    throw new Error(`${name} is already running`);
+  }
+  bootDroplet(state, name);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (containerInit(state, name) !== undefined) {
+      const result = execIn(state, name, ["systemctl", "is-system-running", "--wait"], Math.max(1000, deadline - Date.now()));
+      // "degraded" still means the boot finished; anything else: look again.
+      if (["running", "degraded"].includes(result.stdout.trim())) return;
+    }
+    await sleep(500);
+  }
+  throw new Error(`${name} did not finish booting within ${Math.round(timeoutMs / 1000)}s`);
+}
+
+/** Stops every droplet and unmounts and deletes its overlay; returns what it removed. */
+export async function teardownDroplets(state: LabState): Promise<string[]> {
+  const removed: string[] = [];
+  const names = Object.keys(state.droplets);
+  // Power off in parallel: each clean shutdown takes a few seconds.
+  const stops = await Promise.all(names.map((name) => powerOff(state, name)));
+  names.forEach((name, i) => {
+    if (stops[i]) removed.push(`container ${name}`);
+  });
+  for (const name of names) {
+    const droplet = state.droplets[name]!;
+    // nspawn leaves its mount-propagation directory behind when /run is not a tmpfs.
+    const propagate = `/run/systemd/nspawn/propagate/${name}`;
+    if (fs.existsSync(propagate)) {
+      unmountAll(propagate);
+      removeTree(propagate);
+    }
+    const unmounted = unmountAll(droplet.dir);
+    if (unmounted.length > 0) removed.push(`overlay ${droplet.merged}`);
+    removeTree(droplet.dir);
+    delete state.droplets[name];
+    saveState(state);
+  }
+  return removed;
+}
+
+function lastOutputLine(droplet: DropletState): string {
+  const file = path.join(droplet.merged, "var/log/cloud-init-output.log");
+  if (!fs.existsSync(file)) return "booting";
+  const line = tail(fs.readFileSync(file, "utf8"), 1).trim();
+  return line.length > 70 ? `${line.slice(0, 67)}...` : line || "cloud-init started";
+}
+
+function dropletState(state: LabState, name: string): DropletState {
+  const droplet = state.droplets[name];
+  if (!droplet) throw new Error(`no droplet named ${name} in the lab (have: ${Object.keys(state.droplets).join(", ")})`);
+  return droplet;
+}

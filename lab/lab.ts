@@ -1,0 +1,195 @@
+/**
+ * Bringing the whole lab up and down, and the `Lab` handle the checks use.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { startAptProxy, stopAptProxy } from "./apt-proxy";
+import {
+  bootDroplet,
+  cloudInitReport,
+  containerInit,
+  execIn as execInDroplet,
+  powerOff as powerOffDroplet,
+  powerOn as powerOnDroplet,
+  prepareDroplet,
+  teardownDroplets,
+  waitForCloudInit,
+} from "./droplets";
+import { renderFirewall } from "./firewall";
+import { addClient, addDropletNetwork, addGuardRoutes, applyNftables, createSwitch, hasNftTable, teardownNetwork } from "./network";
+import { ensureBase } from "./rootfs";
+import {
+  APT_PROXY_PORT,
+  CLIENT_NS,
+  FIREWALL_TABLE,
+  FIRST_DROPLET_PRIVATE_HOST,
+  FIRST_DROPLET_PUBLIC_HOST,
+  PUBLIC_RANGE,
+  UPLINK_ADDRESS,
+  bootTimeoutSeconds,
+  dropletNamespace,
+  stateDir,
+} from "./settings";
+import { CommandResult, log, tryRun } from "./shell";
+import { LabState, newState, readState, removeStateFile, saveState } from "./state";
+import { randomPassword } from "./passwords";
+import { ComputedValues, LabDroplet, LabStack, TerraformJson, rangesOverlap, resolveStack } from "./terraform";
+
+/** What checks get: the resolved stack and ways to act on the running lab. */
+export interface Lab {
+  readonly stack: LabStack;
+  /** The droplet of that name (throws if there is none). */
+  droplet(name: string): LabDroplet;
+  /** Runs a command inside a droplet as root; never throws on a non-zero exit. */
+  execIn(name: string, cmd: readonly string[], timeoutMs?: number): CommandResult;
+  /** Runs a command in the client namespace (where record names resolve); never throws on a non-zero exit. */
+  client(cmd: readonly string[], timeoutMs?: number): CommandResult;
+  /** Host PID of the droplet's init (for `nsenter -t PID -a`), undefined while powered off. */
+  initPid(name: string): number | undefined;
+  /** Cleanly shuts a droplet down, keeping its disk. */
+  powerOff(name: string): Promise<void>;
+  /** Boots a powered-off droplet from the same disk; resolves when systemd is up. */
+  powerOn(name: string): Promise<void>;
+}
+
+/** Stand-ins for values that only exist after `terraform apply`. */
+export function labComputedValues(): ComputedValues {
+  return {
+    publicRange: PUBLIC_RANGE,
+    firstPublicHost: FIRST_DROPLET_PUBLIC_HOST,
+    firstPrivateHost: FIRST_DROPLET_PRIVATE_HOST,
+    password: randomPassword,
+  };
+}
+
+/**
+ * Brings the lab up: guard routes, base rootfs, network, apt proxy, firewalls,
+ * droplets booted in parallel, cloud-init waited for.
+ *
+ * On any failure it prints what it knows, tears everything down and throws.
+ */
+export async function up(tf: TerraformJson, interrupted: () => boolean): Promise<Lab> {
+  if (readState()) throw new Error(`a lab is already up (state in ${stateDir()}): run \`npm run lab:down\` first`);
+  const stack = resolveStack(tf, labComputedValues());
+  if (rangesOverlap(stack.vpc.ipRange, PUBLIC_RANGE)) {
+    throw new Error(`the VPC range ${stack.vpc.ipRange} overlaps the lab's public range ${PUBLIC_RANGE}`);
+  }
+  const state = newState();
+  state.stack = stack;
+  saveState(state);
+  try {
+    // Before any namespace or link exists.
+    addGuardRoutes(state, [PUBLIC_RANGE, stack.vpc.ipRange]);
+    log(`host guard routes: unreachable ${PUBLIC_RANGE}, ${stack.vpc.ipRange}`);
+    const base = ensureBase();
+    stopIf(interrupted);
+
+    createSwitch(state);
+    await startAptProxy(state);
+    addClient(state, stack.records);
+    stack.droplets.forEach((droplet, i) => {
+      const ns = addDropletNetwork(state, droplet, i, stack.vpc.ipRange);
+      const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, {
+        aptProxyAddress: UPLINK_ADDRESS,
+        aptProxyPort: APT_PROXY_PORT,
+      });
+      applyNftables(ns, ruleset);
+    });
+    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, firewalls applied`);
+    stopIf(interrupted);
+
+    for (const droplet of stack.droplets) {
+      prepareDroplet(state, base, droplet, dropletNamespace(droplet.name));
+      bootDroplet(state, droplet.name);
+    }
+    const timeout = bootTimeoutSeconds();
+    log(`booting ${stack.droplets.map((d) => d.name).join(", ")} (cloud-init timeout ${timeout}s)`);
+    const names = stack.droplets.map((d) => d.name);
+    const failed = await waitForCloudInit(state, names, timeout, interrupted);
+    if (failed.length > 0) {
+      for (const { name, reason } of interrupted() ? [] : failed) {
+        process.stdout.write(`\n${name}: ${reason}\n${cloudInitReport(state, name)}\n`);
+      }
+      throw new Error(`cloud-init did not finish cleanly on ${failed.map((f) => `${f.name} (${f.reason})`).join(", ")}`);
+    }
+    keepCloudFirewall(state, stack);
+    return attach(state);
+  } catch (error) {
+    log("up failed: tearing the lab down");
+    const removed = await down();
+    log(`lab is down (${removed.length} item(s) removed)`);
+    throw error;
+  }
+}
+
+/**
+ * Tears down everything the state file records; safe to run any number of
+ * times, also after a crash. Returns what it removed.
+ */
+export async function down(): Promise<string[]> {
+  const state = readState();
+  if (!state) return [];
+  const removed: string[] = [];
+  removed.push(...(await teardownDroplets(state)));
+  log("droplets: stopped and unmounted");
+  removed.push(...(await stopAptProxy(state)));
+  log("apt proxy: stopped");
+  removed.push(...teardownNetwork(state));
+  removeStateFile();
+  // Only empty directories: anything else left there is not ours to delete.
+  for (const dir of [path.join(stateDir(), "droplets"), stateDir()]) {
+    if (fs.existsSync(dir) && fs.readdirSync(dir).length === 0) fs.rmdirSync(dir);
+  }
+  return removed;
+}
+
+/** A `Lab` for the lab that is up, from its state file. */
+export function attachRunning(): Lab {
+  const state = readState();
+  if (!state?.stack) throw new Error("no lab is up: run `npm run lab` first");
+  return attach(state);
+}
+
+function attach(state: LabState): Lab {
+  const stack = state.stack!;
+  return {
+    stack,
+    droplet(name) {
+      const found = stack.droplets.find((d) => d.name === name);
+      if (!found) throw new Error(`no droplet named ${name} (have: ${stack.droplets.map((d) => d.name).join(", ")})`);
+      return found;
+    },
+    initPid: (name) => containerInit(state, name),
+    execIn: (name, cmd, timeoutMs) => execInDroplet(state, name, cmd, timeoutMs),
+    client: (cmd, timeoutMs) => tryRun("ip", ["netns", "exec", CLIENT_NS, ...cmd], { timeoutMs: timeoutMs ?? 60_000 }),
+    powerOff: async (name) => {
+      await powerOffDroplet(state, name);
+    },
+    powerOn: (name) => powerOnDroplet(state, name),
+  };
+}
+
+/**
+ * A DigitalOcean cloud firewall cannot be removed from inside the droplet, but
+ * ours lives in the droplet's namespace, where root (e.g. an `nft flush
+ * ruleset` from the user-data's own firewall setup) can delete it. Put it back
+ * and say so, so the emulation stays faithful and the lead learns about it.
+ */
+function keepCloudFirewall(state: LabState, stack: LabStack): void {
+  for (const droplet of stack.droplets) {
+    const ns = state.droplets[droplet.name]!.namespace;
+    const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, {
+      aptProxyAddress: UPLINK_ADDRESS,
+      aptProxyPort: APT_PROXY_PORT,
+    });
+    const expectsTable = ruleset.includes("{");
+    if (expectsTable && !hasNftTable(ns, FIREWALL_TABLE)) {
+      log(`WARNING ${droplet.name}: something inside the droplet removed the cloud firewall table; re-applied it`);
+      applyNftables(ns, ruleset);
+    }
+  }
+}
+
+function stopIf(interrupted: () => boolean): void {
+  if (interrupted()) throw new Error("interrupted");
+}

@@ -1,0 +1,188 @@
+/**
+ * The lab network: namespaces, veths, two bridges, the host guard routes.
+ *
+ *   host ── lab-up (198.51.100.1, apt proxy)
+ *              │ veth
+ *   lab-sw:  br-pub ─────────────┬──────────────┐          br-vpc ──────────┐
+ *              │ veth            │ veth         │ veth        │ veth        │ veth
+ *   lab-client eth0 .2     lab-lb-01 eth0 .10   lab-web-01 eth0 .11        (eth1s)
+ *                                     eth1 10.10.10.2       eth1 10.10.10.3
+ *
+ * Droplet and client namespaces have no default route: they reach each other
+ * and the apt proxy, nothing else. The host gets guard routes for the whole lab
+ * address space before any link exists, so no packet to a lab address can
+ * leave through the host's default gateway.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  CLIENT_ADDRESS,
+  CLIENT_NS,
+  GUARD_ROUTE_METRIC,
+  PUBLIC_BRIDGE,
+  PUBLIC_RANGE,
+  SWITCH_NS,
+  UPLINK_ADDRESS,
+  UPLINK_LINK,
+  VPC_BRIDGE,
+  dropletNamespace,
+} from "./settings";
+import { run, tryRun } from "./shell";
+import { LabState, remember, saveState } from "./state";
+import { LabDroplet, LabRecord, rangesOverlap } from "./terraform";
+
+const NETNS_ETC = "/etc/netns";
+
+/**
+ * Routes the whole lab address space to nowhere on the host (`unreachable`,
+ * at a high metric so the uplink's own connected route wins while it exists).
+ *
+ * @throws Error when a lab range overlaps a network the host already uses.
+ */
+export function addGuardRoutes(state: LabState, ranges: readonly string[]): void {
+  const hostRoutes = JSON.parse(run("ip", ["-j", "-4", "route", "show", "table", "all"])) as {
+    dst: string;
+    dev?: string;
+    metric?: number;
+    table?: string;
+  }[];
+  for (const range of ranges) {
+    for (const route of hostRoutes) {
+      if (route.dst === "default" || route.table === "local") continue;
+      const ours = route.dev === UPLINK_LINK || route.metric === GUARD_ROUTE_METRIC;
+      const dst = route.dst.includes("/") ? route.dst : `${route.dst}/32`;
+      if (!ours && rangesOverlap(dst, range)) {
+        throw new Error(`lab range ${range} overlaps the host's route to ${route.dst}: refusing to touch host routing`);
+      }
+    }
+  }
+  for (const cidr of ranges) {
+    remember(state, state.guardRoutes, { cidr, metric: GUARD_ROUTE_METRIC });
+    run("ip", ["route", "replace", "unreachable", cidr, "metric", String(GUARD_ROUTE_METRIC)]);
+  }
+}
+
+/** Creates the switch namespace with its two bridges, and the host's uplink into the public bridge. */
+export function createSwitch(state: LabState): void {
+  addNamespace(state, SWITCH_NS);
+  // The switch is layer 2 only: no IPv6 chatter from its bridges.
+  run("ip", ["netns", "exec", SWITCH_NS, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+  for (const bridge of [PUBLIC_BRIDGE, VPC_BRIDGE]) {
+    run("ip", ["-n", SWITCH_NS, "link", "add", bridge, "type", "bridge"]);
+    run("ip", ["-n", SWITCH_NS, "link", "set", bridge, "up"]);
+  }
+  remember(state, state.hostLinks, UPLINK_LINK);
+  run("ip", ["link", "add", UPLINK_LINK, "type", "veth", "peer", "name", "up-pub", "netns", SWITCH_NS]);
+  run("ip", ["-n", SWITCH_NS, "link", "set", "up-pub", "master", PUBLIC_BRIDGE, "up"]);
+  // The host never routes for the lab (a container could add a default route
+  // via the uplink): no forwarding from this link, and no IPv6 on it.
+  run("sysctl", ["-qw", `net.ipv4.conf.${UPLINK_LINK}.forwarding=0`, `net.ipv6.conf.${UPLINK_LINK}.disable_ipv6=1`]);
+  run("ip", ["addr", "add", `${UPLINK_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`, "dev", UPLINK_LINK]);
+  run("ip", ["link", "set", UPLINK_LINK, "up"]);
+}
+
+/** Creates a droplet's namespace with `eth0` (public) and `eth1` (VPC), addresses set from the host. */
+export function addDropletNetwork(state: LabState, droplet: LabDroplet, index: number, vpcRange: string): string {
+  const ns = dropletNamespace(droplet.name);
+  addNamespace(state, ns);
+  plug(ns, "eth0", `pub${index}`, PUBLIC_BRIDGE, `${droplet.publicIpv4}/${prefixOf(PUBLIC_RANGE)}`);
+  plug(ns, "eth1", `vpc${index}`, VPC_BRIDGE, `${droplet.privateIpv4}/${prefixOf(vpcRange)}`);
+  return ns;
+}
+
+/**
+ * Creates the client namespace on the public bridge, with a hosts file that
+ * resolves the stack's A records (what DigitalOcean DNS would answer).
+ */
+export function addClient(state: LabState, records: readonly LabRecord[]): void {
+  addNamespace(state, CLIENT_NS);
+  plug(CLIENT_NS, "eth0", "pub-client", PUBLIC_BRIDGE, `${CLIENT_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
+  const etc = path.join(NETNS_ETC, CLIENT_NS);
+  remember(state, state.netnsEtcDirs, etc);
+  fs.mkdirSync(etc, { recursive: true });
+  // `ip netns exec` bind-mounts these over /etc/hosts and /etc/resolv.conf.
+  fs.writeFileSync(path.join(etc, "hosts"), renderClientHosts(records));
+  // No DNS server in the lab: names outside the hosts file fail on loopback, never reach the host's resolver.
+  fs.writeFileSync(path.join(etc, "resolv.conf"), "nameserver 127.0.0.1\n");
+}
+
+/** The client's hosts file: one line per A record. */
+export function renderClientHosts(records: readonly LabRecord[]): string {
+  const lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"];
+  for (const record of records) {
+    if (record.type === "A") lines.push(`${record.value} ${record.fqdn}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Loads an nftables ruleset into a namespace (from the host, outside the container's view). */
+export function applyNftables(ns: string, ruleset: string): void {
+  run("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: ruleset });
+}
+
+/** Whether the namespace still has the given inet table. */
+export function hasNftTable(ns: string, table: string): boolean {
+  return tryRun("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", table]).status === 0;
+}
+
+/** Deletes the lab's namespaces, host links, netns files and guard routes; returns what it removed. */
+export function teardownNetwork(state: LabState): string[] {
+  const removed: string[] = [];
+  const existing = listNamespaces();
+  // Droplets and client first, the switch last (deleting a namespace deletes its veths).
+  for (const ns of [...state.namespaces].reverse()) {
+    if (existing.includes(ns) && tryRun("ip", ["netns", "del", ns]).status === 0) removed.push(`namespace ${ns}`);
+  }
+  state.namespaces = [];
+  saveState(state);
+  for (const link of state.hostLinks) {
+    // Usually already gone with the switch namespace (its veth peer), possibly a moment later.
+    if (tryRun("ip", ["link", "del", link]).status === 0) removed.push(`link ${link}`);
+  }
+  state.hostLinks = [];
+  for (const dir of state.netnsEtcDirs) {
+    if (fs.existsSync(dir)) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+  }
+  state.netnsEtcDirs = [];
+  saveState(state);
+  // Guard routes go last: only now is nothing of the lab left to send packets to.
+  for (const route of state.guardRoutes) {
+    const args = ["route", "del", "unreachable", route.cidr, "metric", String(route.metric)];
+    if (tryRun("ip", args).status === 0) removed.push(`route unreachable ${route.cidr}`);
+  }
+  state.guardRoutes = [];
+  saveState(state);
+  return removed;
+}
+
+export function listNamespaces(): string[] {
+  return run("ip", ["netns", "list"])
+    .split("\n")
+    .map((line) => line.split(" ")[0]!)
+    .filter((name) => name !== "");
+}
+
+function addNamespace(state: LabState, ns: string): void {
+  if (listNamespaces().includes(ns)) {
+    throw new Error(`network namespace ${ns} already exists: run \`npm run lab:down\` first`);
+  }
+  remember(state, state.namespaces, ns);
+  run("ip", ["netns", "add", ns]);
+  run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+}
+
+/** A veth from `ns` (named `inside`) to a bridge in the switch namespace, with an address. */
+function plug(ns: string, inside: string, outside: string, bridge: string, cidr: string): void {
+  // Created inside the namespaces directly: the link never exists in the host namespace.
+  run("ip", ["-n", ns, "link", "add", inside, "type", "veth", "peer", "name", outside, "netns", SWITCH_NS]);
+  run("ip", ["-n", SWITCH_NS, "link", "set", outside, "master", bridge, "up"]);
+  run("ip", ["-n", ns, "addr", "add", cidr, "dev", inside]);
+  run("ip", ["-n", ns, "link", "set", inside, "up"]);
+}
+
+function prefixOf(cidr: string): string {
+  return cidr.split("/")[1]!;
+}

@@ -1,0 +1,79 @@
+/**
+ * The lab's fixed names, address plan and the environment overrides.
+ *
+ * Address plan (all IPv4, all inside namespaces the lab creates):
+ * - the VPC range comes from the stack's `digitalocean_vpc.ip_range`; droplets get
+ *   addresses from its third host address on (the first two are the network's
+ *   gateway-ish addresses on DigitalOcean and are never handed out here);
+ * - the fake public range is 198.51.100.0/24 (TEST-NET-2, RFC 5737: reserved for
+ *   documentation, never routed on the internet), laid out as
+ *   .1 the host's end of the uplink (where the apt proxy listens),
+ *   .2 the `lab-client` namespace, .10 and up the droplets' `eth0`.
+ */
+import * as path from "node:path";
+
+/** The fake public range, standing in for DigitalOcean's public IPv4 space. */
+export const PUBLIC_RANGE = "198.51.100.0/24";
+/** Host end of the uplink veth into the lab switch: the apt proxy binds here. */
+export const UPLINK_ADDRESS = "198.51.100.1";
+/** The client namespace the tests talk from. */
+export const CLIENT_ADDRESS = "198.51.100.2";
+/** First public address handed to a droplet. */
+export const FIRST_DROPLET_PUBLIC_HOST = 10;
+/** First host number inside the VPC range handed to a droplet (.0 network, .1 gateway). */
+export const FIRST_DROPLET_PRIVATE_HOST = 2;
+
+export const APT_PROXY_PORT = 3142;
+
+/** Namespace names. Droplet namespaces are `lab-<droplet name>`. */
+export const SWITCH_NS = "lab-sw";
+export const CLIENT_NS = "lab-client";
+export const DROPLET_NS_PREFIX = "lab-";
+/** Bridges inside the switch namespace: one per network, like a droplet's two NICs. */
+export const PUBLIC_BRIDGE = "br-pub";
+export const VPC_BRIDGE = "br-vpc";
+/** Host-side end of the uplink veth. */
+export const UPLINK_LINK = "lab-up";
+
+/**
+ * Metric of the guard routes that cover the whole lab address space on the host.
+ * Higher than the kernel's connected route on the uplink (metric 0), so the
+ * uplink wins while it exists and the guard catches everything else.
+ */
+export const GUARD_ROUTE_METRIC = 4242;
+
+/** nftables table holding the emulated DigitalOcean cloud firewall in each droplet namespace. */
+export const FIREWALL_TABLE = "do_cloud_firewall";
+
+export const DEBIAN_SUITE = "sid";
+export const DEBIAN_MIRROR = "http://deb.debian.org/debian";
+
+/** Directory of the lab's persistent cache (base rootfs, apt-cacher-ng packages). */
+export function cacheDir(): string {
+  return process.env.FOOBAR_LAB_CACHE || "/var/cache/foobar-lab";
+}
+
+/** Directory of one lab run's state (overlays, state file, logs). */
+export function stateDir(): string {
+  return process.env.FOOBAR_LAB_STATE || "/run/foobar-lab";
+}
+
+export function stateFile(): string {
+  return path.join(stateDir(), "state.json");
+}
+
+/** How long to wait for every droplet's cloud-init to finish, in seconds. */
+export function bootTimeoutSeconds(): number {
+  const raw = process.env.FOOBAR_LAB_BOOT_TIMEOUT;
+  if (raw === undefined || raw === "") return 15 * 60;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`FOOBAR_LAB_BOOT_TIMEOUT must be a whole number of seconds, got "${raw}"`);
+  }
+  return value;
+}
+
+/** The namespace of a droplet. */
+export function dropletNamespace(dropletName: string): string {
+  return DROPLET_NS_PREFIX + dropletName;
+}

@@ -1,0 +1,84 @@
+/**
+ * The lab's state file: everything `up` created, so `down` can undo it even
+ * after a crash, and so later commands can find the running lab.
+ *
+ * Each step records what it is about to create *before* creating it; `down`
+ * tolerates entries that were never created.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { stateDir, stateFile } from "./settings";
+import type { LabStack } from "./terraform";
+
+export interface DropletState {
+  readonly name: string;
+  readonly namespace: string;
+  /** Directory holding upper/, work/, merged/ and console.log. */
+  readonly dir: string;
+  readonly merged: string;
+  /** The NoCloud instance-id seeded by this `up`; kept across power cycles. */
+  readonly instanceId: string;
+  /** PID of the running systemd-nspawn, absent while powered off. */
+  nspawnPid?: number;
+}
+
+export interface LabState {
+  readonly version: 1;
+  readonly startedAt: string;
+  /** Host routes (CIDR, metric) that keep lab addresses off the host's default route. */
+  guardRoutes: { cidr: string; metric: number }[];
+  /** Links created in the host namespace. */
+  hostLinks: string[];
+  /** Network namespaces, in creation order. */
+  namespaces: string[];
+  /** `/etc/netns/<ns>` directories written for `ip netns exec`. */
+  netnsEtcDirs: string[];
+  proxy?: { pid?: number; dir: string };
+  droplets: Record<string, DropletState>;
+  /** The resolved stack the lab was built from (lets `check` attach to a running lab). */
+  stack?: LabStack;
+}
+
+export function newState(): LabState {
+  return {
+    version: 1,
+    startedAt: new Date().toISOString(),
+    guardRoutes: [],
+    hostLinks: [],
+    namespaces: [],
+    netnsEtcDirs: [],
+    droplets: {},
+  };
+}
+
+/** The state of the lab that is up (or half up), if any. */
+export function readState(): LabState | undefined {
+  const file = stateFile();
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, "utf8")) as LabState;
+}
+
+/** Writes the state atomically (a crash leaves the old or the new file, never half of one). */
+export function saveState(state: LabState): void {
+  // Traversable: apt-cacher-ng runs as its own user from a directory under it.
+  fs.mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
+  const file = stateFile();
+  const tmp = `${file}.${process.pid}.tmp`;
+  // The state holds the resolved stack, generated passwords included: root only.
+  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + "\n", { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+export function removeStateFile(): void {
+  fs.rmSync(stateFile(), { force: true });
+}
+
+/** Adds a value to a list in the state once, and saves. */
+export function remember<T>(state: LabState, list: T[], value: T): void {
+  if (!list.some((item) => JSON.stringify(item) === JSON.stringify(value))) list.push(value);
+  saveState(state);
+}
+
+export function dropletDir(name: string): string {
+  return path.join(stateDir(), "droplets", name);
+}

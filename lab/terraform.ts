@@ -1,0 +1,433 @@
+/**
+ * Reading the synthesized Terraform JSON and resolving it the way
+ * `terraform apply` would, into a typed model of what the lab boots.
+ *
+ * Pure functions: no file access except `loadStack`, no randomness except
+ * through the `computed` hooks, so tests can pin every generated value.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
+export interface TerraformJson {
+  readonly resource?: Record<string, Record<string, Record<string, unknown>>>;
+  readonly [key: string]: unknown;
+}
+
+/** One droplet, with every string resolved. */
+export interface LabDroplet {
+  /** `digitalocean_droplet.<name>` in the Terraform JSON. */
+  readonly address: string;
+  readonly name: string;
+  /** DigitalOcean's numeric droplet id (as a string, like the provider's `id`). */
+  readonly id: string;
+  readonly image: string;
+  readonly size: string;
+  readonly region: string;
+  readonly tags: readonly string[];
+  readonly publicIpv4: string;
+  readonly privateIpv4: string;
+  /** The resolved user-data, byte for byte what the droplet would receive. */
+  readonly userData: string;
+}
+
+export type FirewallProtocol = "tcp" | "udp" | "icmp";
+
+/** One inbound or outbound rule of a cloud firewall. */
+export interface LabFirewallRule {
+  readonly protocol: FirewallProtocol;
+  /** `"80"`, `"8000-8080"`, `"1-65535"`, `"all"`, or undefined (all ports). */
+  readonly portRange?: string;
+  /** CIDRs or single addresses, IPv4 or IPv6. */
+  readonly addresses: readonly string[];
+  /** Droplet tags: the tagged droplets' public and private addresses. */
+  readonly tags: readonly string[];
+  /** Droplet ids: those droplets' public and private addresses. */
+  readonly dropletIds: readonly string[];
+}
+
+export interface LabFirewall {
+  readonly address: string;
+  readonly name: string;
+  /** The firewall applies to droplets carrying any of these tags ... */
+  readonly tags: readonly string[];
+  /** ... and to these droplets. */
+  readonly dropletIds: readonly string[];
+  readonly inbound: readonly LabFirewallRule[];
+  readonly outbound: readonly LabFirewallRule[];
+}
+
+export interface LabRecord {
+  readonly address: string;
+  readonly domain: string;
+  readonly type: string;
+  /** The record's own name: `www`, `@`. */
+  readonly name: string;
+  /** Fully qualified name: `www.foobar.com`, or the domain itself for `@`. */
+  readonly fqdn: string;
+  readonly value: string;
+  readonly ttl?: number;
+}
+
+export interface LabVpc {
+  readonly address: string;
+  readonly name: string;
+  readonly ipRange: string;
+}
+
+/** Everything the lab needs from the stack, resolved. */
+export interface LabStack {
+  readonly vpc: LabVpc;
+  readonly droplets: readonly LabDroplet[];
+  readonly firewalls: readonly LabFirewall[];
+  readonly records: readonly LabRecord[];
+}
+
+/** The settings of a `random_password` (the provider's defaults filled in). */
+export interface PasswordSpec {
+  readonly length: number;
+  readonly upper: boolean;
+  readonly lower: boolean;
+  readonly numeric: boolean;
+  readonly special: boolean;
+  /** Characters `special` draws from. @default the provider's `!@#$%&*()-_=+[]{}<>:?` */
+  readonly overrideSpecial?: string;
+  readonly minUpper: number;
+  readonly minLower: number;
+  readonly minNumeric: number;
+  readonly minSpecial: number;
+}
+
+/** How the lab makes up values that only exist after `terraform apply`. */
+export interface ComputedValues {
+  /** The fake public range droplets get their `ipv4_address` from. */
+  readonly publicRange: string;
+  /** Host number (offset in the public range) of the first droplet. */
+  readonly firstPublicHost: number;
+  /** Host number (offset in the VPC range) of the first droplet. */
+  readonly firstPrivateHost: number;
+  /** Makes a `random_password` result that meets the resource's settings. */
+  readonly password: (spec: PasswordSpec) => string;
+}
+
+/** Resource types whose `id` is their `name`. */
+const ID_IS_NAME = ["digitalocean_domain", "digitalocean_tag"];
+
+/**
+ * Finds and parses the synthesized stack.
+ *
+ * @param stackFile explicit path (from `FOOBAR_LAB_STACK_FILE`), wins over the rest.
+ * @param stackName the directory under `cdktf.out/stacks`; optional when there is only one.
+ * @throws Error telling to run `npx cdktf synth` when there is no synthesized stack.
+ */
+export function loadStack(projectDir: string, stackFile?: string, stackName?: string): TerraformJson {
+  let file = stackFile;
+  if (!file) {
+    const stacksDir = path.join(projectDir, "cdktf.out", "stacks");
+    const names = fs.existsSync(stacksDir) ? fs.readdirSync(stacksDir) : [];
+    if (stackName) {
+      file = path.join(stacksDir, stackName, "cdk.tf.json");
+    } else if (names.length === 1) {
+      file = path.join(stacksDir, names[0]!, "cdk.tf.json");
+    } else if (names.length > 1) {
+      throw new Error(`several stacks in ${stacksDir} (${names.join(", ")}): pass --stack NAME`);
+    }
+  }
+  if (!file || !fs.existsSync(file)) {
+    throw new Error(`no synthesized stack${file ? ` at ${file}` : ""}: run \`npx cdktf synth\` first`);
+  }
+  return JSON.parse(fs.readFileSync(file, "utf8")) as TerraformJson;
+}
+
+/**
+ * Resolves the lab-relevant resources of a synthesized stack.
+ *
+ * References `${type.name.attr}` resolve like `terraform apply`: to the
+ * resource's own config value, or to a value the lab computes (droplet `id`,
+ * `ipv4_address`, `ipv4_address_private`, `urn`; vpc `id`/`urn`; domain and tag
+ * `id`; random_password `result`). `$${` and `%%{` are unescaped. Only the
+ * fields the lab uses are resolved, so references inside ignored resources
+ * (projects, alerts, outputs) never matter.
+ *
+ * @throws Error naming the reference or the setting the lab cannot handle.
+ */
+export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabStack {
+  const resources = tf.resource ?? {};
+  const ofType = (type: string): [string, Record<string, unknown>][] => Object.entries(resources[type] ?? {});
+
+  const vpcs = ofType("digitalocean_vpc");
+  const dropletEntries = ofType("digitalocean_droplet");
+  if (dropletEntries.length === 0) throw new Error("the stack has no digitalocean_droplet resources");
+  if (vpcs.length !== 1) {
+    throw new Error(`the lab needs exactly one digitalocean_vpc, the stack has ${vpcs.length}`);
+  }
+  for (const [name, config] of [...dropletEntries, ...ofType("digitalocean_firewall")]) {
+    if ("count" in config || "for_each" in config) {
+      throw new Error(`the lab does not support count/for_each (on ${name}): use one resource per droplet`);
+    }
+  }
+
+  // Computed attributes, assigned in a stable order (the order of the JSON).
+  const computedAttrs = new Map<string, Record<string, string>>();
+  const [vpcName, vpcConfig] = vpcs[0]!;
+  const vpcRange = String(vpcConfig.ip_range ?? "");
+  if (!parseCidr(vpcRange)) {
+    throw new Error(`digitalocean_vpc.${vpcName}.ip_range must be an IPv4 CIDR, got "${vpcRange}"`);
+  }
+  computedAttrs.set(`digitalocean_vpc.${vpcName}`, {
+    id: fakeUuid(`vpc:${vpcName}`),
+    urn: `do:vpc:${fakeUuid(`vpc:${vpcName}`)}`,
+  });
+  dropletEntries.forEach(([name], index) => {
+    const id = String(100000001 + index);
+    computedAttrs.set(`digitalocean_droplet.${name}`, {
+      id,
+      urn: `do:droplet:${id}`,
+      ipv4_address: hostAddress(computed.publicRange, computed.firstPublicHost + index),
+      ipv4_address_private: hostAddress(vpcRange, computed.firstPrivateHost + index),
+    });
+  });
+  for (const [name, config] of ofType("random_password")) {
+    const result = computed.password({
+      length: Number(config.length),
+      upper: config.upper !== false,
+      lower: config.lower !== false,
+      numeric: config.numeric !== false && config.number !== false,
+      special: config.special !== false,
+      overrideSpecial: typeof config.override_special === "string" ? config.override_special : undefined,
+      minUpper: Number(config.min_upper ?? 0),
+      minLower: Number(config.min_lower ?? 0),
+      minNumeric: Number(config.min_numeric ?? 0),
+      minSpecial: Number(config.min_special ?? 0),
+    });
+    computedAttrs.set(`random_password.${name}`, { result, id: "none" });
+  }
+  dropletEntries.forEach(([name]) => {
+    const attrs = computedAttrs.get(`digitalocean_droplet.${name}`)!;
+    if (!isInRange(attrs.ipv4_address_private!, vpcRange)) {
+      throw new Error(`digitalocean_vpc.${vpcName}.ip_range ${vpcRange} is too small for ${dropletEntries.length} droplets`);
+    }
+  });
+
+  const resolving = new Set<string>();
+  const resolveRef = (ref: string): string => {
+    const parts = ref.split(".");
+    if (parts.length !== 3) throw new Error(`the lab cannot resolve \${${ref}}: only \${type.name.attribute} references are supported`);
+    const [type, name, attr] = parts as [string, string, string];
+    const key = `${type}.${name}`;
+    const fromComputed = computedAttrs.get(key)?.[attr];
+    if (fromComputed !== undefined) return fromComputed;
+    // A domain's and a tag's id is their name.
+    const configAttr = attr === "id" && ID_IS_NAME.includes(type) ? "name" : attr;
+    const config = resources[type]?.[name];
+    if (config && configAttr in config && typeof config[configAttr] !== "object") {
+      if (resolving.has(ref)) throw new Error(`reference cycle through \${${ref}}`);
+      resolving.add(ref);
+      try {
+        return resolveString(String(config[configAttr]));
+      } finally {
+        resolving.delete(ref);
+      }
+    }
+    throw new Error(`the lab cannot resolve \${${ref}}`);
+  };
+  const resolveString = (value: string): string => interpolate(value, resolveRef);
+  const str = (value: unknown, where: string): string => {
+    if (typeof value === "number" || typeof value === "boolean") return String(value);
+    if (typeof value !== "string") throw new Error(`${where} must be a string, got ${JSON.stringify(value)}`);
+    return resolveString(value);
+  };
+  const optStr = (value: unknown, where: string): string | undefined =>
+    value === undefined || value === null ? undefined : str(value, where);
+  const list = (value: unknown, where: string): string[] => {
+    if (value === undefined || value === null) return [];
+    // cdktf writes a token list as one string: "${[a.b.c, d.e.f]}".
+    if (typeof value === "string") {
+      const whole = /^\$\{\[(.*)\]\}$/s.exec(value);
+      if (!whole) return [str(value, where)];
+      return whole[1]!.split(",").map((item) => item.trim()).filter((item) => item !== "").map(resolveRef);
+    }
+    if (!Array.isArray(value)) throw new Error(`${where} must be a list, got ${JSON.stringify(value)}`);
+    return value.flatMap((item, i) => list(item, `${where}[${i}]`));
+  };
+
+  const droplets: LabDroplet[] = dropletEntries.map(([name, config]) => {
+    const where = `digitalocean_droplet.${name}`;
+    const attrs = computedAttrs.get(where)!;
+    const vpcUuid = optStr(config.vpc_uuid, `${where}.vpc_uuid`);
+    if (vpcUuid !== undefined && vpcUuid !== computedAttrs.get(`digitalocean_vpc.${vpcName}`)!.id) {
+      throw new Error(`${where}.vpc_uuid does not point at digitalocean_vpc.${vpcName}`);
+    }
+    return {
+      address: where,
+      name: str(config.name, `${where}.name`),
+      id: attrs.id!,
+      image: optStr(config.image, `${where}.image`) ?? "",
+      size: optStr(config.size, `${where}.size`) ?? "",
+      region: optStr(config.region, `${where}.region`) ?? "",
+      tags: list(config.tags, `${where}.tags`),
+      publicIpv4: attrs.ipv4_address!,
+      privateIpv4: attrs.ipv4_address_private!,
+      userData: optStr(config.user_data, `${where}.user_data`) ?? "",
+    };
+  });
+  const names = droplets.map((d) => d.name);
+  const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+  if (duplicate) throw new Error(`two droplets are named "${duplicate}": the lab needs unique names`);
+  for (const name of names) {
+    if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(name)) {
+      throw new Error(`droplet name "${name}" must be lowercase letters, digits and dashes (at most 31) for the lab`);
+    }
+  }
+
+  const rules = (value: unknown, where: string, prefix: "source" | "destination"): LabFirewallRule[] => {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) throw new Error(`${where} must be a list of rules`);
+    return value.map((raw: Record<string, unknown>, i) => {
+      const at = `${where}[${i}]`;
+      const protocol = str(raw.protocol, `${at}.protocol`);
+      if (protocol !== "tcp" && protocol !== "udp" && protocol !== "icmp") {
+        throw new Error(`${at}.protocol must be tcp, udp or icmp, got "${protocol}"`);
+      }
+      const rule: LabFirewallRule = {
+        protocol,
+        portRange: optStr(raw.port_range, `${at}.port_range`),
+        addresses: list(raw[`${prefix}_addresses`], `${at}.${prefix}_addresses`),
+        tags: list(raw[`${prefix}_tags`], `${at}.${prefix}_tags`),
+        dropletIds: list(raw[`${prefix}_droplet_ids`], `${at}.${prefix}_droplet_ids`),
+      };
+      if (raw[`${prefix}_load_balancer_uids`] !== undefined || raw[`${prefix}_kubernetes_ids`] !== undefined) {
+        throw new Error(`${at}: load balancer / kubernetes sources are not supported by the lab`);
+      }
+      return rule;
+    });
+  };
+  const firewalls: LabFirewall[] = ofType("digitalocean_firewall").map(([name, config]) => {
+    const where = `digitalocean_firewall.${name}`;
+    return {
+      address: where,
+      name: str(config.name, `${where}.name`),
+      tags: list(config.tags, `${where}.tags`),
+      dropletIds: list(config.droplet_ids, `${where}.droplet_ids`),
+      inbound: rules(config.inbound_rule, `${where}.inbound_rule`, "source"),
+      outbound: rules(config.outbound_rule, `${where}.outbound_rule`, "destination"),
+    };
+  });
+
+  const records: LabRecord[] = ofType("digitalocean_record").map(([name, config]) => {
+    const where = `digitalocean_record.${name}`;
+    const domain = str(config.domain, `${where}.domain`);
+    const recordName = str(config.name, `${where}.name`);
+    return {
+      address: where,
+      domain,
+      type: str(config.type, `${where}.type`),
+      name: recordName,
+      fqdn: recordName === "@" ? domain : `${recordName}.${domain}`,
+      value: str(config.value, `${where}.value`),
+      ttl: config.ttl === undefined ? undefined : Number(config.ttl),
+    };
+  });
+
+  return {
+    vpc: { address: `digitalocean_vpc.${vpcName}`, name: str(vpcConfig.name, `digitalocean_vpc.${vpcName}.name`), ipRange: vpcRange },
+    droplets,
+    firewalls,
+    records,
+  };
+}
+
+/**
+ * Expands a Terraform template string: `${ref}` through `resolveRef`,
+ * `$${` to a literal `${`, `%%{` to a literal `%{`.
+ *
+ * @throws Error on template directives (`%{ if }`) and on anything but a plain reference.
+ */
+export function interpolate(template: string, resolveRef: (ref: string) => string): string {
+  let out = "";
+  let i = 0;
+  while (i < template.length) {
+    if (template.startsWith("$${", i)) {
+      out += "${";
+      i += 3;
+    } else if (template.startsWith("%%{", i)) {
+      out += "%{";
+      i += 3;
+    } else if (template.startsWith("${", i)) {
+      const end = template.indexOf("}", i + 2);
+      if (end < 0) throw new Error(`unterminated \${ in: ${excerpt(template, i)}`);
+      const expression = template.slice(i + 2, end).trim();
+      if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(expression)) {
+        throw new Error(`the lab cannot resolve \${${expression}}: only plain references are supported`);
+      }
+      out += resolveRef(expression);
+      i = end + 1;
+    } else if (template.startsWith("%{", i)) {
+      throw new Error(`Terraform template directives are not supported by the lab: ${excerpt(template, i)}`);
+    } else {
+      out += template[i];
+      i += 1;
+    }
+  }
+  return out;
+}
+
+function excerpt(text: string, at: number): string {
+  return JSON.stringify(text.slice(at, at + 40));
+}
+
+/** Parses `a.b.c.d/n` into its network number and prefix length. */
+export function parseCidr(cidr: string): { network: number; prefix: number } | undefined {
+  const match = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (!match) return undefined;
+  const octets = match.slice(1, 5).map(Number);
+  const prefix = Number(match[5]);
+  if (octets.some((o) => o > 255) || prefix > 32) return undefined;
+  const ip = octets.reduce((acc, o) => acc * 256 + o, 0);
+  const size = 2 ** (32 - prefix);
+  return { network: ip - (ip % size), prefix };
+}
+
+/** The n-th address of a range: `hostAddress("10.0.0.0/24", 5)` is `10.0.0.5`. */
+export function hostAddress(cidr: string, n: number): string {
+  const parsed = parseCidr(cidr);
+  if (!parsed) throw new Error(`not an IPv4 CIDR: "${cidr}"`);
+  return numberToIp(parsed.network + n);
+}
+
+/** Whether an address is a usable host address of a range (not the network or broadcast address). */
+export function isInRange(ip: string, cidr: string): boolean {
+  const range = parseCidr(cidr);
+  const address = parseCidr(`${ip}/32`);
+  if (!range || !address) return false;
+  const size = 2 ** (32 - range.prefix);
+  return address.network > range.network && address.network < range.network + size - 1;
+}
+
+/** Whether two IPv4 ranges share any address. */
+export function rangesOverlap(a: string, b: string): boolean {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  if (!x || !y) return false;
+  const xEnd = x.network + 2 ** (32 - x.prefix);
+  const yEnd = y.network + 2 ** (32 - y.prefix);
+  return x.network < yEnd && y.network < xEnd;
+}
+
+function numberToIp(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+}
+
+/** A stable UUID-shaped id derived from a label (the lab's stand-in for DigitalOcean's ids). */
+function fakeUuid(label: string): string {
+  let h = 0x811c9dc5;
+  const hex: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (const ch of `${round}:${label}`) {
+      h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+    }
+    hex.push(h.toString(16).padStart(8, "0"));
+  }
+  const s = hex.join("");
+  return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20, 32)}`;
+}
