@@ -43,10 +43,14 @@ interface HttpAnswer {
 
 /** One request from the client namespace, by name. */
 function request(lab: Lab, url: string, extra: string[] = []): HttpAnswer {
-  const result = lab.client(["curl", "-sS", "--max-time", "5", "-D", "/dev/stderr", ...extra, url], 15_000);
-  const code = /^HTTP\/[\d.]+ (\d{3})/m.exec(result.stderr)?.[1] ?? "000";
-  const servedBy = /^x-served-by:\s*(\S+)/im.exec(result.stderr)?.[1] ?? "";
-  return { code, servedBy, body: result.stdout };
+  // The status and the served-by header come last, on a line of their own.
+  const result = lab.client(
+    ["curl", "-sS", "--max-time", "5", "-w", "\\n%{http_code} %header{x-served-by}", ...extra, url],
+    15_000,
+  );
+  const lines = result.stdout.split("\n");
+  const [code, servedBy] = (lines.pop() ?? "").split(" ");
+  return { code: code || "000", servedBy: servedBy ?? "", body: lines.join("\n") };
 }
 
 /** Runs SQL as root inside a droplet (over its socket) and returns the output. */
@@ -186,6 +190,19 @@ export const checks: Check[] = [
         return answer.code === "200" ? answer : undefined;
       });
       return `GET ${url} → 200, X-Served-By ${value.servedBy}`;
+    },
+  },
+  {
+    name: "HAProxy health checks see every web server UP",
+    async run(lab) {
+      const { webs } = roles(lab);
+      // A replica passes its health check only once replication runs, which
+      // can be a few seconds after its cloud-init finished.
+      const { value, ms } = await waitFor("every backend UP", 120_000, () => {
+        const states = backendStates(lab);
+        return webs.every((w) => states[w.name] === "UP") ? states : undefined;
+      });
+      return `${Object.entries(value).map(([name, state]) => `${name} ${state}`).join(", ")} (after ${ms} ms)`;
     },
   },
   {
