@@ -372,7 +372,7 @@ async function nginxOrPowerFault(lab: Lab, fault: "nginx" | "power"): Promise<st
   } else {
     await lab.powerOff(target.name);
   }
-  const down = await waitFor(`HAProxy marking ${target.name} down`, 60_000, () =>
+  await waitFor(`HAProxy marking ${target.name} down`, 60_000, () =>
     backendStates(lab)[target.name]?.startsWith("DOWN") ? true : undefined,
   );
   const markedDownAfter = Date.now() - began;
@@ -388,7 +388,6 @@ async function nginxOrPowerFault(lab: Lab, fault: "nginx" | "power"): Promise<st
   );
   await sleep(1000);
   const { total, failed } = await client.stop();
-  void down;
   if (total < 20) throw new Error(`the client sent only ${total} requests`);
   // While HAProxy still thinks the server is up, a request can be lost only
   // if redispatching fails too; allow none beyond a couple.
