@@ -211,11 +211,11 @@ function validateAdminCidrs(cidrs: string[], allowAnywhere: boolean): string[] {
  *
  * @throws SettingsError with a one-line message for the first bad value.
  */
-export function loadSettings(env: Environment = process.env, overrides: Partial<Settings> = {}): Settings {
+export function loadSettings(env: Environment = process.env): Settings {
   const raw = (key: keyof Settings): string | undefined => env[SETTING_VARIABLES[key]];
   const text = (key: keyof Settings, fallback: string): string => raw(key)?.trim() || fallback;
   const v = SETTING_VARIABLES;
-  const d = { ...DEFAULT_SETTINGS, ...overrides };
+  const d = DEFAULT_SETTINGS;
 
   const project = text("project", d.project);
   if (!/^[a-z][a-z0-9-]{1,30}$/.test(project)) {

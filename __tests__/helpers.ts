@@ -8,6 +8,7 @@ export interface StackJson {
   readonly terraform: Record<string, any>;
   readonly resource: Record<string, Record<string, Record<string, any>>>;
   readonly output: Record<string, { value: unknown; sensitive?: boolean }>;
+  readonly [key: string]: unknown;
 }
 
 /** Synthesizes the whole stack with the defaults, changed by `changes`. */
@@ -55,27 +56,4 @@ export function fileAt(config: ParsedCloudConfig, path: string): string {
   const file = config.write_files.find((f) => f.path === path);
   if (!file) throw new Error(`user-data writes no ${path}; it writes ${config.write_files.map((f) => f.path).join(", ")}`);
   return file.content;
-}
-
-/**
- * Resolves a synthesized user-data the way Terraform would, with stand-in
- * values: every reference becomes a plausible value of its kind, and the
- * template escapes `$${` and `%%{` become `${` and `%{`.
- */
-export function resolveForTools(userData: string, stack?: StackJson): string {
-  const privateAddresses = new Map<string, string>();
-  return userData
-    .replace(/(?<!\$)\$\{([a-z_]+)\.([A-Za-z0-9_-]+)\.([a-z0-9_]+)\}/g, (_match, type: string, name: string, attribute: string) => {
-      if (type === "random_password" && attribute === "result") return "Sample0Password0For0Checks0Only0";
-      if (type === "digitalocean_droplet" && attribute === "ipv4_address_private") {
-        if (!privateAddresses.has(name)) privateAddresses.set(name, `10.10.10.${10 + privateAddresses.size}`);
-        return privateAddresses.get(name)!;
-      }
-      if (type === "digitalocean_droplet" && attribute === "ipv4_address") return "203.0.113.10";
-      const configured = stack?.resource[type]?.[name]?.[attribute];
-      if (typeof configured === "string") return configured;
-      throw new Error(`no stand-in for \${${type}.${name}.${attribute}}`);
-    })
-    .replace(/\$\$\{/g, "${")
-    .replace(/%%\{/g, "%{");
 }

@@ -2,7 +2,9 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { droplet, parseCloudConfig, resolveForTools, resourcesOf, StackJson, synthStack } from "./helpers";
+import { labComputedValues } from "../lab/lab";
+import { resolveStack } from "../lab/terraform";
+import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
 
 /**
  * Every generated artifact is checked by the real tool that will read it:
@@ -30,12 +32,12 @@ const stacks: Record<string, StackJson> = {
   "three web servers, apex": synthStack({ webServers: 3, apexRecord: true }),
 };
 
-/** Every droplet's user-data as the droplet receives it, with stand-in values for references. */
+/** Every droplet's user-data as the droplet receives it, resolved as the lab (and Terraform) would. */
 const userData = Object.entries(stacks).flatMap(([stackName, stack]) =>
-  resourcesOf(stack, "digitalocean_droplet").map((d) => ({
+  resolveStack(stack, labComputedValues()).droplets.map((d) => ({
     label: `${stackName}: ${d.name}`,
-    name: d.name as string,
-    text: resolveForTools(d.user_data, stack),
+    name: d.name,
+    text: d.userData,
   })),
 );
 

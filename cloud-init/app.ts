@@ -1,5 +1,5 @@
 import { DatabaseRole } from "./mysql";
-import { renderEnvironmentFile } from "./shell";
+import { renderEnvironmentFile } from "./environment-file";
 
 /** Where the application lives on a web server, and who runs it. */
 export const APP = {

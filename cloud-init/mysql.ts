@@ -1,4 +1,4 @@
-import { renderEnvironmentFile } from "./shell";
+import { renderEnvironmentFile } from "./environment-file";
 
 export type DatabaseRole = "primary" | "replica";
 

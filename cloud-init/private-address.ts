@@ -1,4 +1,4 @@
-import { renderEnvironmentFile } from "./shell";
+import { renderEnvironmentFile } from "./environment-file";
 
 /**
  * A droplet cannot be told its own private address in its user-data (the

@@ -1,20 +1,4 @@
 /**
- * Quotes one argument for a POSIX shell: the result is always one word.
- *
- * Plain words (letters, digits and `@%+=:,./-_`) stay as they are so that
- * generated commands remain readable; anything else is single-quoted.
- */
-export function shellQuote(argument: string): string {
-  if (/^[A-Za-z0-9@%+=:,./_-]+$/.test(argument)) return argument;
-  return `'${argument.replace(/'/g, `'"'"'`)}'`;
-}
-
-/** Joins arguments into one command line, quoting each. */
-export function shellCommand(...argv: readonly string[]): string {
-  return argv.map(shellQuote).join(" ");
-}
-
-/**
  * Renders `KEY=value` lines readable both by `systemd` `EnvironmentFile=` and
  * by a shell's `.`.
  *
