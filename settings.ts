@@ -8,6 +8,8 @@
  * accepted.
  */
 
+import * as fs from "node:fs";
+
 /** Thrown for a bad setting; `main.ts` prints its message alone and exits 1. */
 export class SettingsError extends Error {
   constructor(message: string) {
@@ -71,7 +73,38 @@ export interface Settings {
   readonly appDir?: string;
   /** Command that starts the application on 127.0.0.1:8000, run from the application folder. `FOOBAR_APP_COMMAND`. @default - Gunicorn serving the sample application */
   readonly appCommand?: string;
+  /** Serve the site over HTTPS with a certificate from an ACME CA, redirecting HTTP. `FOOBAR_HTTPS`. @default true */
+  readonly https: boolean;
+  /** ACME directory the load balancer gets its certificate from. `FOOBAR_ACME_DIRECTORY_URL`. @default - Let's Encrypt production */
+  readonly acmeDirectoryUrl: string;
+  /** Contact e-mail of the ACME account; required when HTTPS is on. `FOOBAR_ACME_EMAIL`. @default - webmaster@ the domain (RFC 2142) */
+  readonly acmeEmail: string;
+  /** PEM file of an extra CA the load balancer trusts when talking to the ACME directory (a private or test CA). `FOOBAR_ACME_CA_FILE`. @default - the system's CAs only */
+  readonly acmeCaFile?: string;
+  /** `max-age` of the Strict-Transport-Security header, in seconds (0 to 63072000; 0 tells browsers to forget it). `FOOBAR_HSTS_MAX_AGE`. @default 31536000 */
+  readonly hstsMaxAgeSeconds: number;
+  /** Addresses that receive alerts, comma separated; alerts exist only if this or Slack is set. `FOOBAR_ALERT_EMAILS`. @default - none */
+  readonly alertEmails: readonly string[];
+  /** Slack incoming-webhook URL for alerts; needs `FOOBAR_ALERT_SLACK_CHANNEL`. `FOOBAR_ALERT_SLACK_WEBHOOK_URL`. @default - none */
+  readonly alertSlackWebhookUrl?: string;
+  /** Slack channel for alerts, such as #ops. `FOOBAR_ALERT_SLACK_CHANNEL`. @default - none */
+  readonly alertSlackChannel?: string;
+  /** CPU use above which a droplet alerts, in percent (1 to 100). `FOOBAR_ALERT_CPU_PERCENT`. @default 80 */
+  readonly alertCpuPercent: number;
+  /** Memory use above which a droplet alerts, in percent (1 to 100). `FOOBAR_ALERT_MEMORY_PERCENT`. @default 90 */
+  readonly alertMemoryPercent: number;
+  /** Disk use above which a droplet alerts, in percent (1 to 100). `FOOBAR_ALERT_DISK_PERCENT`. @default 85 */
+  readonly alertDiskPercent: number;
+  /** Site response time above which the uptime check alerts, in milliseconds (100 to 30000). `FOOBAR_ALERT_LATENCY_MS`. @default 2000 */
+  readonly alertLatencyMs: number;
+  /** Days before the certificate expires at which the uptime check alerts (1 to 60). `FOOBAR_ALERT_CERT_EXPIRY_DAYS`. @default 14 */
+  readonly alertCertExpiryDays: number;
 }
+
+/** Let's Encrypt's production ACME directory: trusted certificates, strict rate limits. */
+export const LETS_ENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
+/** Let's Encrypt's staging ACME directory: untrusted certificates, generous rate limits, for trials. */
+export const LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 export const DEFAULT_SETTINGS: Settings = {
   project: "foobar",
@@ -88,6 +121,17 @@ export const DEFAULT_SETTINGS: Settings = {
   allowSshFromAnywhere: false,
   sshKeys: [],
   replicaMaxLagSeconds: 10,
+  https: true,
+  acmeDirectoryUrl: LETS_ENCRYPT_PRODUCTION,
+  // webmaster@ the domain when FOOBAR_ACME_EMAIL is not set: see loadSettings.
+  acmeEmail: "webmaster@foobar.com",
+  hstsMaxAgeSeconds: 31_536_000,
+  alertEmails: [],
+  alertCpuPercent: 80,
+  alertMemoryPercent: 90,
+  alertDiskPercent: 85,
+  alertLatencyMs: 2000,
+  alertCertExpiryDays: 14,
 };
 
 /** Environment variables, in the order the README lists them. */
@@ -108,9 +152,25 @@ export const SETTING_VARIABLES: Record<keyof Settings, string> = {
   replicaMaxLagSeconds: "FOOBAR_REPLICA_MAX_LAG",
   appDir: "FOOBAR_APP_DIR",
   appCommand: "FOOBAR_APP_COMMAND",
+  https: "FOOBAR_HTTPS",
+  acmeDirectoryUrl: "FOOBAR_ACME_DIRECTORY_URL",
+  acmeEmail: "FOOBAR_ACME_EMAIL",
+  acmeCaFile: "FOOBAR_ACME_CA_FILE",
+  hstsMaxAgeSeconds: "FOOBAR_HSTS_MAX_AGE",
+  alertEmails: "FOOBAR_ALERT_EMAILS",
+  alertSlackWebhookUrl: "FOOBAR_ALERT_SLACK_WEBHOOK_URL",
+  alertSlackChannel: "FOOBAR_ALERT_SLACK_CHANNEL",
+  alertCpuPercent: "FOOBAR_ALERT_CPU_PERCENT",
+  alertMemoryPercent: "FOOBAR_ALERT_MEMORY_PERCENT",
+  alertDiskPercent: "FOOBAR_ALERT_DISK_PERCENT",
+  alertLatencyMs: "FOOBAR_ALERT_LATENCY_MS",
+  alertCertExpiryDays: "FOOBAR_ALERT_CERT_EXPIRY_DAYS",
 };
 
 type Environment = Readonly<Record<string, string | undefined>>;
+
+/** A plain address such as ops@foobar.com (no display name, no spaces). */
+const EMAIL = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$/;
 
 function fail(variable: string, value: string, accepted: string): never {
   throw new SettingsError(`${variable} must be ${accepted}, got "${value}"`);
@@ -262,6 +322,37 @@ export function loadSettings(env: Environment = process.env): Settings {
     fail(v.appCommand, appCommand, "a single-line command");
   }
 
+  const https = raw("https") !== undefined ? flag(v.https, raw("https")!) : d.https;
+  const acmeDirectoryUrl = text("acmeDirectoryUrl", d.acmeDirectoryUrl);
+  if (!/^https:\/\/[^\s/]+(\/\S*)?$/.test(acmeDirectoryUrl)) {
+    fail(v.acmeDirectoryUrl, acmeDirectoryUrl, `an https:// URL such as ${LETS_ENCRYPT_STAGING}`);
+  }
+  // Set but empty is a mistake worth stopping for; unset means the RFC 2142 mailbox.
+  const acmeEmail = raw("acmeEmail") !== undefined ? raw("acmeEmail")!.trim() : `webmaster@${domain}`;
+  if (https && !EMAIL.test(acmeEmail)) {
+    fail(v.acmeEmail, acmeEmail, `an e-mail address while ${v.https} is on, such as ops@${domain}`);
+  }
+  const acmeCaFile = raw("acmeCaFile")?.trim() || d.acmeCaFile;
+  if (acmeCaFile !== undefined) readCaFile(acmeCaFile);
+
+  const alertEmails = raw("alertEmails") !== undefined ? list(raw("alertEmails")!) : [...d.alertEmails];
+  for (const email of alertEmails) {
+    if (!EMAIL.test(email)) fail(v.alertEmails, email, "a comma-separated list of e-mail addresses");
+  }
+  const alertSlackWebhookUrl = raw("alertSlackWebhookUrl")?.trim() || d.alertSlackWebhookUrl;
+  const alertSlackChannel = raw("alertSlackChannel")?.trim() || d.alertSlackChannel;
+  if (alertSlackWebhookUrl !== undefined && !/^https:\/\/hooks\.slack\.com\/\S+$/.test(alertSlackWebhookUrl)) {
+    fail(v.alertSlackWebhookUrl, alertSlackWebhookUrl, "a Slack incoming-webhook URL (https://hooks.slack.com/…)");
+  }
+  if ((alertSlackWebhookUrl === undefined) !== (alertSlackChannel === undefined)) {
+    const [missing, present] = alertSlackWebhookUrl === undefined
+      ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
+      : [v.alertSlackChannel, v.alertSlackWebhookUrl];
+    fail(missing, "", `set as well when ${present} is set`);
+  }
+  const percent = (key: "alertCpuPercent" | "alertMemoryPercent" | "alertDiskPercent"): number =>
+    raw(key) !== undefined ? wholeNumber(v[key], raw(key)!, 1, 100) : d[key];
+
   return {
     project,
     domain,
@@ -285,5 +376,43 @@ export function loadSettings(env: Environment = process.env): Settings {
         : d.replicaMaxLagSeconds,
     appDir,
     appCommand,
+    https,
+    acmeDirectoryUrl,
+    acmeEmail,
+    acmeCaFile,
+    hstsMaxAgeSeconds:
+      raw("hstsMaxAgeSeconds") !== undefined
+        ? wholeNumber(v.hstsMaxAgeSeconds, raw("hstsMaxAgeSeconds")!, 0, 63_072_000)
+        : d.hstsMaxAgeSeconds,
+    alertEmails,
+    alertSlackWebhookUrl,
+    alertSlackChannel,
+    alertCpuPercent: percent("alertCpuPercent"),
+    alertMemoryPercent: percent("alertMemoryPercent"),
+    alertDiskPercent: percent("alertDiskPercent"),
+    alertLatencyMs:
+      raw("alertLatencyMs") !== undefined ? wholeNumber(v.alertLatencyMs, raw("alertLatencyMs")!, 100, 30_000) : d.alertLatencyMs,
+    alertCertExpiryDays:
+      raw("alertCertExpiryDays") !== undefined
+        ? wholeNumber(v.alertCertExpiryDays, raw("alertCertExpiryDays")!, 1, 60)
+        : d.alertCertExpiryDays,
   };
+}
+
+/**
+ * Reads the PEM certificates of `FOOBAR_ACME_CA_FILE`.
+ *
+ * @throws SettingsError when the file is missing or holds no certificate.
+ */
+export function readCaFile(file: string): string {
+  const variable = SETTING_VARIABLES.acmeCaFile;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return fail(variable, file, "a readable PEM file of CA certificates");
+  }
+  const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (!certificates) fail(variable, file, "a PEM file holding at least one CERTIFICATE block");
+  return certificates.join("\n") + "\n";
 }

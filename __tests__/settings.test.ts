@@ -4,6 +4,11 @@ import * as os from "os";
 import * as path from "path";
 import { DEFAULT_SETTINGS, loadSettings, SettingsError } from "../settings";
 
+const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-")), "ca.pem");
+fs.writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+const notPem = path.join(path.dirname(caFile), "not.pem");
+fs.writeFileSync(notPem, "hello\n");
+
 describe("settings", () => {
   test("with no FOOBAR_ variables, every setting has its documented default", () => {
     expect(loadSettings({})).toEqual({ ...DEFAULT_SETTINGS, appDir: undefined, appCommand: undefined });
@@ -26,6 +31,19 @@ describe("settings", () => {
       FOOBAR_REPLICA_MAX_LAG: "30",
       FOOBAR_APP_DIR: "/opt/my-app",
       FOOBAR_APP_COMMAND: "/usr/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app",
+      FOOBAR_HTTPS: "false",
+      FOOBAR_ACME_DIRECTORY_URL: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      FOOBAR_ACME_EMAIL: "ops@example.org",
+      FOOBAR_ACME_CA_FILE: caFile,
+      FOOBAR_HSTS_MAX_AGE: "300",
+      FOOBAR_ALERT_EMAILS: "ops@example.org, oncall@example.org",
+      FOOBAR_ALERT_SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/T000/B000/XXXX",
+      FOOBAR_ALERT_SLACK_CHANNEL: "#ops",
+      FOOBAR_ALERT_CPU_PERCENT: "70",
+      FOOBAR_ALERT_MEMORY_PERCENT: "75",
+      FOOBAR_ALERT_DISK_PERCENT: "80",
+      FOOBAR_ALERT_LATENCY_MS: "1500",
+      FOOBAR_ALERT_CERT_EXPIRY_DAYS: "21",
     });
     expect(settings).toEqual({
       project: "shop",
@@ -44,7 +62,28 @@ describe("settings", () => {
       replicaMaxLagSeconds: 30,
       appDir: "/opt/my-app",
       appCommand: "/usr/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app",
+      https: false,
+      acmeDirectoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      acmeEmail: "ops@example.org",
+      acmeCaFile: caFile,
+      hstsMaxAgeSeconds: 300,
+      alertEmails: ["ops@example.org", "oncall@example.org"],
+      alertSlackWebhookUrl: "https://hooks.slack.com/services/T000/B000/XXXX",
+      alertSlackChannel: "#ops",
+      alertCpuPercent: 70,
+      alertMemoryPercent: 75,
+      alertDiskPercent: 80,
+      alertLatencyMs: 1500,
+      alertCertExpiryDays: 21,
     });
+  });
+
+  test("the ACME contact defaults to webmaster@ the domain (RFC 2142)", () => {
+    expect(loadSettings({ FOOBAR_DOMAIN: "example.org" }).acmeEmail).toBe("webmaster@example.org");
+  });
+
+  test("HTTPS off needs no ACME contact", () => {
+    expect(loadSettings({ FOOBAR_HTTPS: "false", FOOBAR_ACME_EMAIL: "" }).https).toBe(false);
   });
 
   test("SSH from anywhere is accepted only with the explicit opt-in", () => {
@@ -65,6 +104,19 @@ describe("settings", () => {
     ["FOOBAR_IMAGE", "debian-12-x64", 'FOOBAR_IMAGE must be one of ubuntu-24-04-x64, ubuntu-26-04-x64, got "debian-12-x64"'],
     ["FOOBAR_DNS_TTL", "5", 'FOOBAR_DNS_TTL must be a whole number from 30 to 86400, got "5"'],
     ["FOOBAR_ALLOW_SSH_FROM_ANYWHERE", "maybe", 'FOOBAR_ALLOW_SSH_FROM_ANYWHERE must be true or false, got "maybe"'],
+    ["FOOBAR_HTTPS", "sometimes", 'FOOBAR_HTTPS must be true or false, got "sometimes"'],
+    ["FOOBAR_ACME_EMAIL", "", 'FOOBAR_ACME_EMAIL must be an e-mail address while FOOBAR_HTTPS is on, such as ops@foobar.com, got ""'],
+    ["FOOBAR_ACME_EMAIL", "ops at foobar", 'FOOBAR_ACME_EMAIL must be an e-mail address while FOOBAR_HTTPS is on, such as ops@foobar.com, got "ops at foobar"'],
+    ["FOOBAR_ACME_DIRECTORY_URL", "http://acme.example/dir", 'FOOBAR_ACME_DIRECTORY_URL must be an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"'],
+    ["FOOBAR_ACME_CA_FILE", "/nonexistent/ca.pem", 'FOOBAR_ACME_CA_FILE must be a readable PEM file of CA certificates, got "/nonexistent/ca.pem"'],
+    ["FOOBAR_ACME_CA_FILE", notPem, `FOOBAR_ACME_CA_FILE must be a PEM file holding at least one CERTIFICATE block, got "${notPem}"`],
+    ["FOOBAR_HSTS_MAX_AGE", "-1", 'FOOBAR_HSTS_MAX_AGE must be a whole number from 0 to 63072000, got "-1"'],
+    ["FOOBAR_ALERT_EMAILS", "ops", 'FOOBAR_ALERT_EMAILS must be a comma-separated list of e-mail addresses, got "ops"'],
+    ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://example.com/hook", 'FOOBAR_ALERT_SLACK_WEBHOOK_URL must be a Slack incoming-webhook URL (https://hooks.slack.com/…), got "https://example.com/hook"'],
+    ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/X", 'FOOBAR_ALERT_SLACK_CHANNEL must be set as well when FOOBAR_ALERT_SLACK_WEBHOOK_URL is set, got ""'],
+    ["FOOBAR_ALERT_CPU_PERCENT", "101", 'FOOBAR_ALERT_CPU_PERCENT must be a whole number from 1 to 100, got "101"'],
+    ["FOOBAR_ALERT_LATENCY_MS", "10", 'FOOBAR_ALERT_LATENCY_MS must be a whole number from 100 to 30000, got "10"'],
+    ["FOOBAR_ALERT_CERT_EXPIRY_DAYS", "0", 'FOOBAR_ALERT_CERT_EXPIRY_DAYS must be a whole number from 1 to 60, got "0"'],
   ])("throws when %s is %p, naming the setting, the value and what is accepted", (variable, value, message) => {
     expect(() => loadSettings({ [variable]: value })).toThrow(new SettingsError(message));
   });
