@@ -45,6 +45,8 @@ export interface CloudConfig {
   /** Service users to create besides the image's default user. @default - none */
   readonly systemUsers?: readonly SystemUser[];
   readonly writeFiles: readonly WriteFile[];
+  /** PEM certificates of extra CAs for the system trust store (cloud-init's `ca_certs`). @default - none */
+  readonly trustedCaCertificates?: readonly string[];
   /** Commands run once, last, in order; each is an argv array (no shell). */
   readonly runcmd: readonly (readonly string[])[];
 }
@@ -72,6 +74,9 @@ export function renderCloudConfig(config: CloudConfig): string {
         lock_passwd: true,
       })),
     ],
+    // Key-only SSH: cloud-init writes PasswordAuthentication no (see also hardening.ts).
+    ssh_pwauth: false,
+    ...(config.trustedCaCertificates?.length ? { ca_certs: { trusted: [...config.trustedCaCertificates] } } : {}),
     package_update: true,
     packages: [...config.packages],
     write_files: config.writeFiles.map((file) => ({

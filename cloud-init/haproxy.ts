@@ -15,14 +15,60 @@ export interface HaproxyInput {
   readonly healthPath: string;
   /** Port Nginx listens on, on the private address. */
   readonly backendPort: number;
+  /** Terminate HTTPS, redirect HTTP and route ACME challenges. @default - plain HTTP only */
+  readonly tls?: HaproxyTlsInput;
+  /** The stats page. */
+  readonly stats: HaproxyStatsInput;
 }
+
+export interface HaproxyTlsInput {
+  /** PEM holding the certificate chain and its key, as the deploy hook assembles it. */
+  readonly certificateFile: string;
+  /** Loopback port certbot answers HTTP-01 challenges on while it runs. */
+  readonly acmeChallengePort: number;
+  /** `max-age` of the Strict-Transport-Security header, in seconds. */
+  readonly hstsMaxAgeSeconds: number;
+}
+
+export interface HaproxyStatsInput {
+  readonly port: number;
+  /**
+   * Environment variable holding the private address to bind besides
+   * loopback; HAProxy expands it when it reads the configuration.
+   */
+  readonly privateAddressVariable: string;
+  /** Environment variable holding the password of the `admin` user. */
+  readonly passwordVariable: string;
+}
+
+/**
+ * TLS settings of Mozilla's "intermediate" profile (version 5.7): TLS 1.2 and
+ * 1.3 only, forward-secret AEAD ciphers, no session tickets.
+ */
+export const TLS_PROFILE = {
+  minimumVersion: "TLSv1.2",
+  ciphers: [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+  ],
+  ciphersuites: ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"],
+} as const;
+
+/** Where ACME CAs fetch HTTP-01 challenge responses (RFC 8555, section 8.3). */
+export const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
 
 /** Health checks: every 2 s; down after 3 failures, up after 2 successes. */
 export const HEALTH_CHECK = { interMs: 2000, fastInterMs: 1000, downInterMs: 5000, fall: 3, rise: 2 } as const;
 
 /**
- * Renders `/etc/haproxy/haproxy.cfg` for lb-01: HTTP on port 80, round robin
- * across every web server's private address with active health checks.
+ * Renders `/etc/haproxy/haproxy.cfg` for lb-01: HTTPS on 443 with HTTP on 80
+ * redirecting to it (or plain HTTP on 80 without `tls`), round robin across
+ * every web server's private address with active health checks, and the
+ * stats page on loopback and the private address.
  */
 export function renderHaproxyConfig(input: HaproxyInput): string {
   if (input.backends.length === 0) throw new Error("HAProxy needs at least one backend");
@@ -39,6 +85,7 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    group haproxy",
     "    daemon",
     "    maxconn 4096",
+    ...(input.tls ? tlsGlobals() : []),
     "",
     "defaults",
     "    mode http",
@@ -59,13 +106,7 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    timeout queue 30s",
     "    timeout check 2s",
     "",
-    "frontend www",
-    "    bind :80",
-    "    unique-id-format %[uuid()]",
-    "    unique-id-header X-Request-ID",
-    "    http-request set-header X-Forwarded-Proto http",
-    "    default_backend web_servers",
-    "",
+    ...frontend(input),
     "backend web_servers",
     "    balance roundrobin",
     "    option httpchk",
@@ -73,6 +114,78 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    http-check expect status 200",
     `    default-server check inter ${check.interMs} fastinter ${check.fastInterMs} downinter ${check.downInterMs} fall ${check.fall} rise ${check.rise}`,
     ...input.backends.map((backend) => `    server ${backend.name} ${backend.address}:${input.backendPort}`),
+    ...(input.tls
+      ? [
+          "",
+          "backend acme_challenge",
+          // certbot listens only while it asks for a certificate; otherwise this answers 503.
+          `    server certbot 127.0.0.1:${input.tls.acmeChallengePort}`,
+        ]
+      : []),
+    "",
+    ...stats(input.stats),
   ];
   return lines.join("\n") + "\n";
+}
+
+function tlsGlobals(): string[] {
+  return [
+    `    ssl-default-bind-ciphers ${TLS_PROFILE.ciphers.join(":")}`,
+    `    ssl-default-bind-ciphersuites ${TLS_PROFILE.ciphersuites.join(":")}`,
+    `    ssl-default-bind-options prefer-client-ciphers no-tls-tickets ssl-min-ver ${TLS_PROFILE.minimumVersion}`,
+  ];
+}
+
+function frontend(input: HaproxyInput): string[] {
+  const common = [
+    "frontend www",
+    "    bind :80",
+  ];
+  const requestId = ["    unique-id-format %[uuid()]", "    unique-id-header X-Request-ID"];
+  if (!input.tls) {
+    return [
+      ...common,
+      ...requestId,
+      "    http-request set-header X-Forwarded-Proto http",
+      "    default_backend web_servers",
+      "",
+    ];
+  }
+  return [
+    ...common,
+    // ALPN offers HTTP/2; HAProxy speaks HTTP/1.1 to the web servers.
+    `    bind :443 ssl crt ${input.tls.certificateFile} alpn h2,http/1.1`,
+    ...requestId,
+    `    acl acme_challenge path_beg ${ACME_CHALLENGE_PATH}`,
+    // Everything but the ACME challenge moves to HTTPS; challenges stay on HTTP (RFC 8555).
+    "    http-request redirect scheme https code 301 if !{ ssl_fc } !acme_challenge",
+    "    http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+    "    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }",
+    `    http-response set-header Strict-Transport-Security "max-age=${input.tls.hstsMaxAgeSeconds}" if { ssl_fc }`,
+    "    use_backend acme_challenge if acme_challenge",
+    "    default_backend web_servers",
+    "",
+  ];
+}
+
+/** Stats page on loopback and the private address only, behind a password. */
+function stats(input: HaproxyStatsInput): string[] {
+  const variables = [input.privateAddressVariable, input.passwordVariable];
+  return [
+    // Without the variables the page would listen everywhere with an empty
+    // password: refuse to start instead.
+    `.if ${variables.map((name) => `!defined(${name})`).join(" || ")}`,
+    `    .alert "${variables.join(" and ")} must be set: see the foobar drop-in of haproxy.service"`,
+    ".endif",
+    "listen stats",
+    `    bind 127.0.0.1:${input.port}`,
+    `    bind "\${${input.privateAddressVariable}}:${input.port}"`,
+    "    stats enable",
+    "    stats uri /",
+    "    stats refresh 10s",
+    "    stats hide-version",
+    "    stats realm foobar-haproxy",
+    `    stats auth "admin:\${${input.passwordVariable}}"`,
+    "    http-request set-log-level silent",
+  ];
 }

@@ -7,6 +7,8 @@ import { renderEnvironmentFile } from "./environment-file";
  */
 export const PRIVATE_ADDRESS_PATHS = {
   environment: "/etc/foobar/network.env",
+  /** Written by the script: `PRIVATE_ADDRESS=…`, for units that bind to it (HAProxy's stats). */
+  addressEnvironment: "/etc/foobar/private-address.env",
   script: "/usr/local/sbin/foobar-bind-addresses",
   mysqlSnippet: "/etc/mysql/mysql.conf.d/zz-foobar-bind-address.cnf",
   nginxSnippet: "/etc/nginx/snippets/foobar-listen.conf",
@@ -14,15 +16,21 @@ export const PRIVATE_ADDRESS_PATHS = {
   mysqlDropIn: "/etc/systemd/system/mysql.service.d/foobar-bind-address.conf",
 } as const;
 
+/** The variable of `addressEnvironment`. */
+export const PRIVATE_ADDRESS_VARIABLE = "PRIVATE_ADDRESS";
+
 export interface NetworkEnvironmentInput {
   /** The VPC range in CIDR form. */
   readonly vpcIpRange: string;
-  /** Port Nginx listens on. */
-  readonly webPort: number;
+  /** Port Nginx listens on; the MySQL and Nginx snippets are written only with it. @default - no snippets */
+  readonly webPort?: number;
 }
 
 export function renderNetworkEnvironment(input: NetworkEnvironmentInput): string {
-  return renderEnvironmentFile({ VPC_IP_RANGE: input.vpcIpRange, WEB_PORT: String(input.webPort) });
+  return renderEnvironmentFile({
+    VPC_IP_RANGE: input.vpcIpRange,
+    ...(input.webPort !== undefined ? { WEB_PORT: String(input.webPort) } : {}),
+  });
 }
 
 export const MYSQL_BIND_DROP_IN = [
@@ -31,11 +39,14 @@ export const MYSQL_BIND_DROP_IN = [
   `ExecStartPre=${PRIVATE_ADDRESS_PATHS.script}`,
 ].join("\n") + "\n";
 
-/** Writes the MySQL and Nginx snippets that bind those daemons to the private address. */
+/**
+ * Writes the private address to an environment file and, on web servers, the
+ * snippets that bind MySQL and Nginx to it.
+ */
 export const BIND_ADDRESSES_SCRIPT = [
   "#!/bin/bash",
   "# Managed by cloud-init (foobar). Finds this droplet's address in the VPC",
-  "# range and writes the snippets that bind MySQL and Nginx to it.",
+  "# range and writes the files that bind daemons to it.",
   "set -euo pipefail",
   "# shellcheck source=/dev/null  # written by cloud-init next to this script",
   `. ${PRIVATE_ADDRESS_PATHS.environment}`,
@@ -65,9 +76,12 @@ export const BIND_ADDRESSES_SCRIPT = [
   "# The private interface may come up a moment after boot.",
   "for _ in $(seq 1 60); do",
   "  if address=$(private_address); then",
-  `    printf '[mysqld]\\nbind_address = %s\\n' "$address" > ${PRIVATE_ADDRESS_PATHS.mysqlSnippet}`,
-  `    mkdir -p "$(dirname ${PRIVATE_ADDRESS_PATHS.nginxSnippet})"`,
-  `    printf 'listen %s:%s default_server;\\n' "$address" "$WEB_PORT" > ${PRIVATE_ADDRESS_PATHS.nginxSnippet}`,
+  `    printf '${PRIVATE_ADDRESS_VARIABLE}=%s\\n' "$address" > ${PRIVATE_ADDRESS_PATHS.addressEnvironment}`,
+  "    if [ -n \"${WEB_PORT:-}\" ]; then",
+  `      printf '[mysqld]\\nbind_address = %s\\n' "$address" > ${PRIVATE_ADDRESS_PATHS.mysqlSnippet}`,
+  `      mkdir -p "$(dirname ${PRIVATE_ADDRESS_PATHS.nginxSnippet})"`,
+  `      printf 'listen %s:%s default_server;\\n' "$address" "$WEB_PORT" > ${PRIVATE_ADDRESS_PATHS.nginxSnippet}`,
+  "    fi",
   "    exit 0",
   "  fi",
   "  sleep 1",

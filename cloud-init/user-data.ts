@@ -1,6 +1,22 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
 import { CloudConfig, WriteFile } from "./cloud-config";
-import { HaproxyInput, renderHaproxyConfig } from "./haproxy";
+import {
+  ACME_CHALLENGE_PORT,
+  CERTIFICATE_PATHS,
+  DEPLOY_HOOK_SCRIPT,
+  renderCertificateUnit,
+  renderPlaceholderScript,
+} from "./certificate";
+import { renderEnvironmentFile } from "./environment-file";
+import { HaproxyBackend, renderHaproxyConfig } from "./haproxy";
+import {
+  HARDENING_PACKAGES,
+  HostFirewallRule,
+  RELOAD_SSHD,
+  SSHD_HARDENING,
+  UNATTENDED_UPGRADES,
+  ufwCommands,
+} from "./hardening";
 import {
   DatabaseRole,
   MYSQL_PATHS,
@@ -14,6 +30,7 @@ import {
   BIND_ADDRESSES_SCRIPT,
   MYSQL_BIND_DROP_IN,
   PRIVATE_ADDRESS_PATHS,
+  PRIVATE_ADDRESS_VARIABLE,
   renderNetworkEnvironment,
 } from "./private-address";
 
@@ -21,6 +38,24 @@ import {
 export const WEB_PORT = 80;
 
 export const DATABASE_NAME = "foobar";
+
+/** HAProxy's stats page, on lb-01's loopback and private address. */
+export const HAPROXY_STATS = {
+  port: 8404,
+  user: "admin",
+  environmentFile: "/etc/haproxy/foobar-stats.env",
+  passwordVariable: "STATS_PASSWORD",
+  dropIn: "/etc/systemd/system/haproxy.service.d/foobar.conf",
+} as const;
+
+/** Hardening every droplet shares: files, packages and the commands that apply them. */
+function hardening(hostFirewall: readonly HostFirewallRule[]) {
+  return {
+    packages: [...HARDENING_PACKAGES],
+    writeFiles: [SSHD_HARDENING, UNATTENDED_UPGRADES],
+    runcmd: [RELOAD_SSHD, ...ufwCommands(hostFirewall)],
+  };
+}
 
 /**
  * Makes apt wait for the dpkg lock instead of failing: on a droplet's first
@@ -39,25 +74,108 @@ export interface AppFile {
   readonly encoding?: "b64";
 }
 
-export interface LoadBalancerUserDataInput {
-  readonly hostname: string;
-  readonly haproxy: HaproxyInput;
+export interface HttpsInput {
+  readonly acmeDirectoryUrl: string;
+  readonly contactEmail: string;
+  readonly hstsMaxAgeSeconds: number;
+  /** PEM of a CA to trust for the ACME directory. @default - the system's CAs */
+  readonly trustedCa?: string;
 }
 
-/** The `#cloud-config` of the load balancer: HAProxy and its configuration. */
+export interface LoadBalancerUserDataInput {
+  readonly hostname: string;
+  readonly vpcIpRange: string;
+  /** Host names the site answers to; the first is sent in health checks and names the certificate. */
+  readonly siteHostNames: readonly string[];
+  readonly backends: readonly HaproxyBackend[];
+  /** Terraform token of the generated stats password. */
+  readonly statsPassword: string;
+  /** Inbound TCP the host firewall allows. */
+  readonly hostFirewall: readonly HostFirewallRule[];
+  /** HTTPS with a certificate from an ACME CA. @default - plain HTTP */
+  readonly https?: HttpsInput;
+}
+
+/** The `#cloud-config` of the load balancer: HAProxy, its certificate and the host's hardening. */
 export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): CloudConfig {
+  const https = input.https;
+  const host = hardening(input.hostFirewall);
+  const haproxyConfig = renderHaproxyConfig({
+    siteHostNames: input.siteHostNames,
+    backends: input.backends,
+    healthPath: APP.healthPath,
+    backendPort: WEB_PORT,
+    tls: https && {
+      certificateFile: CERTIFICATE_PATHS.haproxyPem,
+      acmeChallengePort: ACME_CHALLENGE_PORT,
+      hstsMaxAgeSeconds: https.hstsMaxAgeSeconds,
+    },
+    stats: {
+      port: HAPROXY_STATS.port,
+      privateAddressVariable: PRIVATE_ADDRESS_VARIABLE,
+      passwordVariable: HAPROXY_STATS.passwordVariable,
+    },
+  });
+  const certificateFiles: WriteFile[] = https
+    ? [
+        { path: CERTIFICATE_PATHS.placeholderScript, permissions: "0755", content: renderPlaceholderScript(input.siteHostNames) },
+        { path: CERTIFICATE_PATHS.deployHook, permissions: "0755", content: DEPLOY_HOOK_SCRIPT },
+        {
+          path: CERTIFICATE_PATHS.unitPath,
+          content: renderCertificateUnit({
+            siteHostNames: input.siteHostNames,
+            acmeDirectoryUrl: https.acmeDirectoryUrl,
+            contactEmail: https.contactEmail,
+          }),
+        },
+      ]
+    : [];
   return {
     hostname: input.hostname,
-    packages: ["haproxy"],
+    packages: ["haproxy", ...(https ? ["certbot"] : []), ...host.packages],
+    trustedCaCertificates: https?.trustedCa ? [https.trustedCa] : undefined,
     writeFiles: [
       DPKG_LOCK_WAIT,
-      // Written after the package so that dpkg never sees a foreign conffile.
-      { path: "/etc/haproxy/haproxy.cfg", content: renderHaproxyConfig(input.haproxy), defer: true },
+      ...host.writeFiles,
+      { path: PRIVATE_ADDRESS_PATHS.environment, content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange }) },
+      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: BIND_ADDRESSES_SCRIPT },
+      ...certificateFiles,
+      // The rest after the package: haproxy's user must exist, and dpkg must never see a foreign conffile.
+      {
+        path: HAPROXY_STATS.environmentFile,
+        owner: "haproxy:haproxy",
+        permissions: "0600",
+        defer: true,
+        content: renderEnvironmentFile({ [HAPROXY_STATS.passwordVariable]: input.statsPassword }),
+      },
+      {
+        path: HAPROXY_STATS.dropIn,
+        defer: true,
+        content: [
+          "# Managed by cloud-init (foobar): the variables haproxy.cfg expands.",
+          "[Service]",
+          `EnvironmentFile=${PRIVATE_ADDRESS_PATHS.addressEnvironment}`,
+          `EnvironmentFile=${HAPROXY_STATS.environmentFile}`,
+          "",
+        ].join("\n"),
+      },
+      { path: "/etc/haproxy/haproxy.cfg", content: haproxyConfig, defer: true },
     ],
     runcmd: [
-      ["haproxy", "-c", "-q", "-f", "/etc/haproxy/haproxy.cfg"],
+      [PRIVATE_ADDRESS_PATHS.script],
+      ...(https ? [[CERTIFICATE_PATHS.placeholderScript]] : []),
+      ["systemctl", "daemon-reload"],
       ["systemctl", "enable", "haproxy.service"],
+      // The unit checks the configuration before it starts HAProxy.
       ["systemctl", "restart", "haproxy.service"],
+      ...host.runcmd,
+      // Issuance retries in the background until the DNS record points here.
+      ...(https
+        ? [
+            ["systemctl", "enable", CERTIFICATE_PATHS.unitName],
+            ["systemctl", "start", "--no-block", CERTIFICATE_PATHS.unitName],
+          ]
+        : []),
     ],
   };
 }
@@ -78,10 +196,13 @@ export interface WebServerUserDataInput {
   readonly replicaMaxLagSeconds: number;
   readonly appFiles: readonly AppFile[];
   readonly appCommand: string;
+  /** Inbound TCP the host firewall allows. */
+  readonly hostFirewall: readonly HostFirewallRule[];
 }
 
-/** The `#cloud-config` of a web server: Nginx, the application and MySQL. */
+/** The `#cloud-config` of a web server: Nginx, the application, MySQL and the host's hardening. */
 export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig {
+  const host = hardening(input.hostFirewall);
   const appFiles: WriteFile[] = input.appFiles.map((file) => ({
     path: `${APP.directory}/${file.relativePath}`,
     content: file.content,
@@ -89,10 +210,11 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
   }));
   return {
     hostname: input.hostname,
-    packages: ["nginx", "mysql-server", "gunicorn", "python3-pymysql"],
+    packages: ["nginx", "mysql-server", "gunicorn", "python3-pymysql", ...host.packages],
     systemUsers: [{ name: APP.user, homedir: APP.directory }],
     writeFiles: [
       DPKG_LOCK_WAIT,
+      ...host.writeFiles,
       // Before the package is installed, so MySQL's first start has them.
       {
         path: MYSQL_PATHS.serverConfig,
@@ -158,6 +280,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       ["systemctl", "restart", "nginx.service"],
       ["systemctl", "daemon-reload"],
       ["systemctl", "enable", "--now", APP.unitName],
+      ...host.runcmd,
     ],
   };
 }

@@ -1,6 +1,6 @@
-import { HEALTH_CHECK, renderHaproxyConfig } from "../../cloud-init/haproxy";
+import { ACME_CHALLENGE_PATH, HaproxyInput, HEALTH_CHECK, renderHaproxyConfig, TLS_PROFILE } from "../../cloud-init/haproxy";
 
-const config = renderHaproxyConfig({
+const plainInput: HaproxyInput = {
   siteHostNames: ["www.foobar.com"],
   backends: [
     { name: "web-01", address: "10.10.10.2" },
@@ -8,15 +8,22 @@ const config = renderHaproxyConfig({
   ],
   healthPath: "/health",
   backendPort: 80,
-});
+  stats: { port: 8404, privateAddressVariable: "PRIVATE_ADDRESS", passwordVariable: "STATS_PASSWORD" },
+};
+const tlsInput: HaproxyInput = {
+  ...plainInput,
+  tls: { certificateFile: "/etc/haproxy/certs/site.pem", acmeChallengePort: 8402, hstsMaxAgeSeconds: 31536000 },
+};
+const config = renderHaproxyConfig(plainInput);
 const lines = config.split("\n").map((line) => line.trim());
+const tlsLines = renderHaproxyConfig(tlsInput).split("\n").map((line) => line.trim());
 
 /** The lines of one section, such as "backend web_servers". */
-function section(header: string): string[] {
-  const start = lines.indexOf(header);
+function section(header: string, from: string[] = lines): string[] {
+  const start = from.indexOf(header);
   expect(start).toBeGreaterThanOrEqual(0);
-  const end = lines.findIndex((line, i) => i > start && /^(global|defaults|frontend|backend|listen)\b/.test(line));
-  return lines.slice(start + 1, end < 0 ? undefined : end);
+  const end = from.findIndex((line, i) => i > start && /^(global|defaults|frontend|backend|listen|\.if)\b/.test(line));
+  return from.slice(start + 1, end < 0 ? undefined : end);
 }
 
 describe("renderHaproxyConfig", () => {
@@ -55,8 +62,61 @@ describe("renderHaproxyConfig", () => {
   });
 
   test("refuses an empty backend list", () => {
-    expect(() =>
-      renderHaproxyConfig({ siteHostNames: ["www.foobar.com"], backends: [], healthPath: "/health", backendPort: 80 }),
-    ).toThrow("at least one backend");
+    expect(() => renderHaproxyConfig({ ...plainInput, backends: [] })).toThrow("at least one backend");
+  });
+});
+
+describe("HAProxy without TLS", () => {
+  test("serves plain HTTP on port 80 only, with no redirect and no ACME route", () => {
+    const frontend = section("frontend www");
+    expect(frontend.filter((l) => l.startsWith("bind "))).toEqual(["bind :80"]);
+    expect(config).not.toMatch(/ssl|redirect|acme|Strict-Transport-Security/);
+    expect(frontend).toContain("http-request set-header X-Forwarded-Proto http");
+  });
+});
+
+describe("HAProxy with TLS", () => {
+  const frontend = section("frontend www", tlsLines);
+
+  test("terminates TLS on 443 with the assembled PEM and offers HTTP/2 by ALPN", () => {
+    expect(frontend).toContain("bind :443 ssl crt /etc/haproxy/certs/site.pem alpn h2,http/1.1");
+    expect(frontend).toContain("bind :80");
+  });
+
+  test("accepts TLS 1.2 and newer only, with forward-secret AEAD ciphers and no session tickets", () => {
+    const global = section("global", tlsLines);
+    expect(global).toContain("ssl-default-bind-options prefer-client-ciphers no-tls-tickets ssl-min-ver TLSv1.2");
+    expect(global).toContain(`ssl-default-bind-ciphers ${TLS_PROFILE.ciphers.join(":")}`);
+    for (const cipher of TLS_PROFILE.ciphers) expect(cipher).toMatch(/^ECDHE-(ECDSA|RSA)-.*(GCM|POLY1305)/);
+  });
+
+  test("redirects HTTP to HTTPS except ACME challenges, which go to certbot on loopback", () => {
+    expect(frontend).toContain(`acl acme_challenge path_beg ${ACME_CHALLENGE_PATH}`);
+    expect(frontend).toContain("http-request redirect scheme https code 301 if !{ ssl_fc } !acme_challenge");
+    expect(frontend).toContain("use_backend acme_challenge if acme_challenge");
+    expect(section("backend acme_challenge", tlsLines)).toEqual(["server certbot 127.0.0.1:8402", ""]);
+  });
+
+  test("sends HSTS on HTTPS responses with the configured max-age", () => {
+    expect(frontend).toContain('http-response set-header Strict-Transport-Security "max-age=31536000" if { ssl_fc }');
+  });
+
+  test("tells the web servers which scheme the client used", () => {
+    expect(frontend).toContain("http-request set-header X-Forwarded-Proto https if { ssl_fc }");
+  });
+});
+
+describe("HAProxy stats page", () => {
+  const stats = section("listen stats");
+
+  test("listens on loopback and the private address only, behind a password", () => {
+    expect(stats.filter((l) => l.startsWith("bind "))).toEqual(["bind 127.0.0.1:8404", 'bind "${PRIVATE_ADDRESS}:8404"']);
+    expect(stats).toContain('stats auth "admin:${STATS_PASSWORD}"');
+    expect(stats).toContain("stats hide-version");
+  });
+
+  test("refuses to start when the address or password variable is missing", () => {
+    expect(lines).toContain(".if !defined(PRIVATE_ADDRESS) || !defined(STATS_PASSWORD)");
+    expect(lines[lines.indexOf(".if !defined(PRIVATE_ADDRESS) || !defined(STATS_PASSWORD)") + 1]).toMatch(/^\.alert /);
   });
 });
