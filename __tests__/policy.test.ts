@@ -77,13 +77,65 @@ describe.each(Object.entries(stacks))("policy (%s)", (_name, stack) => {
     }
   });
 
-  test("secret files on the web servers are readable by their owner alone", () => {
+  test("every secret file is owned by the user of what reads it, with mode 0600", () => {
+    const secretFiles = (name: string) =>
+      parseCloudConfig(droplet(stack, name).user_data).write_files.filter((f) => /PASSWORD=/.test(f.content));
+    const owners = (name: string) => Object.fromEntries(secretFiles(name).map((f) => [f.path, `${f.owner} ${f.permissions}`]));
+    // The setup script runs as root; systemd (root) reads HAProxy's file for the service.
+    expect(owners("web-01")).toEqual({
+      "/etc/foobar/mysql-setup.env": "root:root 0600",
+      "/etc/foobar/app.env": "foobar-app:foobar-app 0600",
+    });
+    expect(owners("lb-01")).toEqual({ "/etc/haproxy/foobar-stats.env": "haproxy:haproxy 0600" });
     const web = parseCloudConfig(droplet(stack, "web-01").user_data);
-    for (const path of ["/etc/foobar/mysql-setup.env", "/etc/foobar/app.env"]) {
-      const file = web.write_files.find((f) => f.path === path)!;
-      expect(file.permissions).toBe("0600");
-    }
-    expect(web.write_files.find((f) => f.path === "/etc/foobar/app.env")!.owner).toBe("foobar-app:foobar-app");
     expect(fileAt(web, "/etc/systemd/system/foobar-app.service")).toContain("User=foobar-app");
+  });
+
+  test("no secret is ever on a command line, where cloud-init's logs and ps would show it", () => {
+    for (const d of resourcesOf(stack, "digitalocean_droplet")) {
+      const runcmd = JSON.stringify(parseCloudConfig(d.user_data).runcmd);
+      expect(runcmd).not.toMatch(/random_password|PASSWORD/);
+    }
+  });
+
+  test("every droplet is hardened: key-only SSH, unattended upgrades, a host firewall", () => {
+    for (const d of resourcesOf(stack, "digitalocean_droplet")) {
+      const config = parseCloudConfig(d.user_data);
+      expect(config.ssh_pwauth).toBe(false);
+      expect(fileAt(config, "/etc/ssh/sshd_config.d/10-foobar-hardening.conf")).toMatch(
+        /^PasswordAuthentication no$[\s\S]*^PermitRootLogin prohibit-password$/m,
+      );
+      expect(fileAt(config, "/etc/apt/apt.conf.d/20auto-upgrades")).toContain('APT::Periodic::Unattended-Upgrade "1";');
+      expect(config.packages).toEqual(expect.arrayContaining(["ufw", "unattended-upgrades"]));
+      expect(config.runcmd).toContainEqual(["ufw", "--force", "enable"]);
+      expect(config.runcmd).toContainEqual(["ufw", "default", "deny", "incoming"]);
+    }
+  });
+
+  test("each host firewall allows exactly the ports its cloud firewall allows", () => {
+    const ufwPorts = (name: string) =>
+      parseCloudConfig(droplet(stack, name).user_data)
+        .runcmd.filter((c): c is string[] => Array.isArray(c) && c[0] === "ufw" && c[1] === "allow")
+        .map((c) => Number(c[c.indexOf("port") + 1]));
+    const cloudPorts = (tag: string) => inboundRules(stack, tag).map((rule) => Number(rule.port_range));
+    const unique = (ports: number[]) => [...new Set(ports)].sort((a, b) => a - b);
+    expect(unique(ufwPorts("lb-01"))).toEqual(unique(cloudPorts("foobar-lb")));
+    expect(unique(ufwPorts("web-01"))).toEqual(unique(cloudPorts("foobar-web")));
+    expect(unique(ufwPorts("web-02"))).toEqual(unique(cloudPorts("foobar-web")));
+  });
+
+  test("the admin CIDRs' SSH rule is in place before ufw starts filtering", () => {
+    for (const d of resourcesOf(stack, "digitalocean_droplet")) {
+      const runcmd = parseCloudConfig(d.user_data).runcmd.map((c) => JSON.stringify(c));
+      const enable = runcmd.indexOf(JSON.stringify(["ufw", "--force", "enable"]));
+      const ssh = runcmd.findIndex((c) => c.includes('"port","22"'));
+      if (stack === stacks.withAdmins) {
+        expect(ssh).toBeGreaterThan(0);
+        expect(ssh).toBeLessThan(enable);
+        expect(runcmd[ssh]).toContain('"from","203.0.113.7/32"');
+      } else {
+        expect(ssh).toBe(-1);
+      }
+    }
   });
 });

@@ -89,7 +89,15 @@ function checkBlock(types: Record<string, JsiiType>, struct: JsiiType, where: st
 describe("every synthesized resource matches the provider's own schema", () => {
   const stacks = {
     defaults: synthStack(),
-    everything: synthStack({ webServers: 3, apexRecord: true, adminCidrs: ["203.0.113.7/32"], sshKeys: ["12345"] }),
+    everything: synthStack({
+      webServers: 3,
+      apexRecord: true,
+      adminCidrs: ["203.0.113.7/32"],
+      sshKeys: ["12345"],
+      alertEmails: ["ops@foobar.com"],
+      alertSlackWebhookUrl: "https://hooks.slack.com/services/T/B/X",
+      alertSlackChannel: "#ops",
+    }),
   };
 
   test.each(Object.keys(stacks))("%s", (name) => {

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
 import { labComputedValues } from "../lab/lab";
 import { resolveStack } from "../lab/terraform";
 import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
@@ -11,7 +12,7 @@ import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
  * cloud-init, HAProxy, Nginx and ShellCheck. The tools are Debian packages
  * that .ci/run installs; a missing tool fails these tests, it never skips them.
  */
-function run(command: string, args: string[], options: { input?: string; cwd?: string } = {}) {
+function run(command: string, args: string[], options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   const result = spawnSync(command, args, { encoding: "utf8", ...options });
   if (result.error) throw new Error(`${command} could not run (${result.error.message}): install it (see .ci/run)`);
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
@@ -30,6 +31,7 @@ function writeTemp(name: string, content: string): string {
 const stacks: Record<string, StackJson> = {
   defaults: synthStack(),
   "three web servers, apex": synthStack({ webServers: 3, apexRecord: true }),
+  "HTTPS off": synthStack({ https: false }),
 };
 
 /** Every droplet's user-data as the droplet receives it, resolved as the lab (and Terraform) would. */
@@ -57,13 +59,37 @@ describe("cloud-init schema", () => {
 
 describe("haproxy -c", () => {
   const configs = userData.filter((u) => u.name === "lb-01");
+  // What boot provides: the certificate (here a throwaway self-signed one)
+  // and the variables of the haproxy.service drop-in.
+  const certificate = path.join(workdir, "site.pem");
+  beforeAll(() => {
+    const key = path.join(workdir, "site-key.pem");
+    const cert = path.join(workdir, "site-cert.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=www.foobar.com", "-keyout", key, "-out", cert], { stdio: "ignore" });
+    fs.writeFileSync(certificate, fs.readFileSync(cert, "utf8") + fs.readFileSync(key, "utf8"));
+  });
+  const bootEnvironment = { ...process.env, PRIVATE_ADDRESS: "10.10.10.2", STATS_PASSWORD: "Passw0rdPassw0rd" };
+
+  function haproxyCheck(u: { label: string; text: string }, env: NodeJS.ProcessEnv) {
+    const content = parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
+    const file = writeTemp(`${u.label.replace(/\W+/g, "-")}-haproxy.cfg`, content.replace(CERTIFICATE_PATHS.haproxyPem, certificate));
+    return run("haproxy", ["-c", "-f", file], { env });
+  }
 
   test.each(configs.map((u) => [u.label, u]))("accepts the HAProxy configuration of %s", (_label, u) => {
-    const content = parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
-    const file = writeTemp(`${u.label.replace(/\W+/g, "-")}-haproxy.cfg`, content);
-    const result = run("haproxy", ["-c", "-f", file]);
+    const result = haproxyCheck(u, bootEnvironment);
     expect(result.output).not.toMatch(/\[WARNING\]|\[ALERT\]/);
     expect(result.status).toBe(0);
+  });
+
+  test("checks the TLS configuration too", () => {
+    expect(configs.filter((u) => /bind :443 ssl crt/.test(u.text))).toHaveLength(2);
+  });
+
+  test("refuses the configuration when boot did not provide the stats address and password", () => {
+    const result = haproxyCheck(configs[0], { PATH: process.env.PATH });
+    expect(result.output).toContain("PRIVATE_ADDRESS and STATS_PASSWORD must be set");
+    expect(result.status).not.toBe(0);
   });
 
   test("rejects a broken configuration (the check can fail)", () => {
@@ -140,6 +166,8 @@ describe("shellcheck", () => {
   test("finds the scripts to check", () => {
     expect(scripts.filter((s) => s.label.includes("foobar-mysql-setup")).length).toBeGreaterThan(0);
     expect(scripts.filter((s) => s.label.includes("foobar-bind-addresses")).length).toBeGreaterThan(0);
+    expect(scripts.filter((s) => s.label.includes("foobar-install-certificate")).length).toBeGreaterThan(0);
+    expect(scripts.filter((s) => s.label.includes("foobar-placeholder-certificate")).length).toBeGreaterThan(0);
   });
 
   test.each(scripts.map((s) => [s.label, s]))("finds nothing to fix in %s", (_label, s) => {
@@ -160,7 +188,7 @@ describe("the sample application", () => {
   });
 
   test("every droplet is checked", () => {
-    expect(userData.map((u) => u.name).sort()).toEqual(["lb-01", "lb-01", "web-01", "web-01", "web-02", "web-02", "web-03"]);
+    expect(userData.map((u) => u.name).sort()).toEqual(["lb-01", "lb-01", "lb-01", "web-01", "web-01", "web-01", "web-02", "web-02", "web-02", "web-03"]);
     expect(droplet(stacks.defaults, "web-01")).toBeDefined();
   });
 });

@@ -5,6 +5,12 @@ import { Construct } from "constructs";
 export const PASSWORD_LENGTH = 32;
 
 /**
+ * Letters and digits only: the values go into config files, environment
+ * files and SQL without quoting rules to get wrong.
+ */
+export const PASSWORD_OPTIONS = { length: PASSWORD_LENGTH, special: false, minUpper: 2, minLower: 2, minNumeric: 2 };
+
+/**
  * The MySQL passwords, generated at apply time by Terraform: they are in the
  * Terraform state, never in this repository or in `cdk.tf.json`.
  */
@@ -16,10 +22,7 @@ export class DatabasePasswords extends Construct {
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
-    // Letters and digits only: the values go into config files and SQL
-    // without quoting rules to get wrong.
-    const options = { length: PASSWORD_LENGTH, special: false, minUpper: 2, minLower: 2, minNumeric: 2 };
-    this.replication = new Password(this, "replication", options);
-    this.app = new Password(this, "app", options);
+    this.replication = new Password(this, "replication", PASSWORD_OPTIONS);
+    this.app = new Password(this, "app", PASSWORD_OPTIONS);
   }
 }

@@ -4,6 +4,8 @@ import {
   FirewallOutboundRule,
 } from "@cdktf/provider-digitalocean/lib/firewall";
 import { Construct } from "constructs";
+import { HostFirewallRule, sshRules } from "../cloud-init/hardening";
+import { HAPROXY_STATS, WEB_PORT } from "../cloud-init/user-data";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
 
@@ -13,6 +15,8 @@ export interface FirewallsProps {
   readonly tags: RoleTags;
   /** CIDRs allowed to reach SSH on every droplet. @default - none: no SSH rule at all */
   readonly adminCidrs?: readonly string[];
+  /** Open 443 on the load balancer. @default true */
+  readonly https?: boolean;
 }
 
 /** Every address, IPv4 and IPv6. */
@@ -22,6 +26,39 @@ export const ANYWHERE = ["0.0.0.0/0", "::/0"];
 export const ALL_PORTS = "1-65535";
 
 export const MYSQL_PORT = "3306";
+
+export interface HostFirewallOptions {
+  readonly vpcIpRange: string;
+  readonly adminCidrs: readonly string[];
+  /** Whether the tier serves HTTPS (load balancer only). @default false */
+  readonly https?: boolean;
+}
+
+/**
+ * The load balancer's host firewall (ufw): the inbound rules of its cloud
+ * firewall below, the same ports from the same places.
+ */
+export function loadBalancerHostFirewall(options: HostFirewallOptions): HostFirewallRule[] {
+  return [
+    { port: 80, from: "any", comment: "http" },
+    ...(options.https ? [{ port: 443, from: "any" as const, comment: "https" }] : []),
+    { port: HAPROXY_STATS.port, from: [options.vpcIpRange], comment: "haproxy stats from the VPC" },
+    ...sshRules(options.adminCidrs),
+  ];
+}
+
+/**
+ * A web server's host firewall (ufw). ufw knows no droplet tags, so where the
+ * cloud firewall allows "droplets tagged lb" or "tagged web" it allows the
+ * VPC range, which holds exactly the project's droplets.
+ */
+export function webServerHostFirewall(options: HostFirewallOptions): HostFirewallRule[] {
+  return [
+    { port: WEB_PORT, from: [options.vpcIpRange], comment: "nginx from the load balancer (VPC)" },
+    { port: Number(MYSQL_PORT), from: [options.vpcIpRange], comment: "mysql between web servers (VPC)" },
+    ...sshRules(options.adminCidrs),
+  ];
+}
 
 /**
  * Cloud firewalls, one per tier, attached by role tag. DigitalOcean denies
@@ -33,7 +70,7 @@ export class Firewalls extends Construct {
 
   constructor(scope: Construct, id: string, props: FirewallsProps) {
     super(scope, id);
-    const sshRules: FirewallInboundRule[] = props.adminCidrs?.length
+    const sshInbound: FirewallInboundRule[] = props.adminCidrs?.length
       ? [{ protocol: "tcp", portRange: "22", sourceAddresses: [...props.adminCidrs] }]
       : [];
 
@@ -56,8 +93,10 @@ export class Firewalls extends Construct {
       tags: [props.tags.loadBalancer.name],
       inboundRule: [
         { protocol: "tcp", portRange: "80", sourceAddresses: ANYWHERE },
-        { protocol: "tcp", portRange: "443", sourceAddresses: ANYWHERE },
-        ...sshRules,
+        ...((props.https ?? true) ? [{ protocol: "tcp", portRange: "443", sourceAddresses: ANYWHERE }] : []),
+        // HAProxy's stats page answers on the private address (and loopback) only.
+        { protocol: "tcp", portRange: String(HAPROXY_STATS.port), sourceAddresses: [props.network.ipRange] },
+        ...sshInbound,
       ],
       outboundRule: egress,
     });
@@ -67,10 +106,10 @@ export class Firewalls extends Construct {
       tags: [props.tags.web.name],
       inboundRule: [
         // Only the load balancer reaches Nginx.
-        { protocol: "tcp", portRange: "80", sourceTags: [props.tags.loadBalancer.name] },
+        { protocol: "tcp", portRange: String(WEB_PORT), sourceTags: [props.tags.loadBalancer.name] },
         // MySQL only between web servers: replication and the app's writes.
         { protocol: "tcp", portRange: MYSQL_PORT, sourceTags: [props.tags.web.name] },
-        ...sshRules,
+        ...sshInbound,
       ],
       outboundRule: egress,
     });

@@ -4,12 +4,14 @@ import { RandomProvider } from "@cdktf/provider-random/lib/provider";
 import { TerraformOutput, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
-import { Settings } from "../settings";
+import { HAPROXY_STATS } from "../cloud-init/user-data";
+import { readCaFile, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
 import { DatabasePasswords } from "./database-passwords";
 import { Dns, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
 import { LoadBalancer } from "./load-balancer";
+import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
 import { DropletOptions } from "./server";
@@ -33,6 +35,8 @@ export class FoobarStack extends TerraformStack {
   public readonly webServers: readonly WebServer[];
   public readonly firewalls: Firewalls;
   public readonly dns: Dns;
+  /** Present only when an alert e-mail or Slack webhook is set. */
+  public readonly monitoring?: Monitoring;
 
   constructor(scope: Construct, id: string, settings: Settings) {
     super(scope, id);
@@ -40,6 +44,8 @@ export class FoobarStack extends TerraformStack {
     const appFiles = readAppFiles(settings.appDir ?? SAMPLE_APP_DIR);
     const appCommand = settings.appCommand ?? DEFAULT_APP_COMMAND;
     const hostNames = siteHostNames(settings.domain, settings.hostName, settings.apexRecord);
+    const trustedCa = settings.acmeCaFile !== undefined ? readCaFile(settings.acmeCaFile) : undefined;
+    const siteUrl = `${settings.https ? "https" : "http"}://${hostNames[0]}/`;
 
     // The token comes from DIGITALOCEAN_TOKEN at plan/apply time only.
     new DigitaloceanProvider(this, "digitalocean", {});
@@ -76,6 +82,7 @@ export class FoobarStack extends TerraformStack {
           replicaMaxLagSeconds: settings.replicaMaxLagSeconds,
           appFiles,
           appCommand,
+          adminCidrs: settings.adminCidrs,
         }),
       );
     }
@@ -87,6 +94,15 @@ export class FoobarStack extends TerraformStack {
       tags,
       siteHostNames: hostNames,
       webServers,
+      adminCidrs: settings.adminCidrs,
+      https: settings.https
+        ? {
+            acmeDirectoryUrl: settings.acmeDirectoryUrl,
+            contactEmail: settings.acmeEmail,
+            hstsMaxAgeSeconds: settings.hstsMaxAgeSeconds,
+            trustedCa,
+          }
+        : undefined,
     });
 
     this.firewalls = new Firewalls(this, "firewalls", {
@@ -94,6 +110,7 @@ export class FoobarStack extends TerraformStack {
       network: this.network,
       tags,
       adminCidrs: settings.adminCidrs,
+      https: settings.https,
     });
 
     this.dns = new Dns(this, "dns", {
@@ -103,6 +120,31 @@ export class FoobarStack extends TerraformStack {
       ttl: settings.dnsTtl,
       apexRecord: settings.apexRecord,
     });
+
+    const destinations: AlertDestinations = {
+      emails: settings.alertEmails,
+      slack:
+        settings.alertSlackWebhookUrl && settings.alertSlackChannel
+          ? { channel: settings.alertSlackChannel, webhookUrl: settings.alertSlackWebhookUrl }
+          : undefined,
+    };
+    // Alerts nobody receives are noise: without a destination there are none.
+    if (hasAlertDestinations(destinations)) {
+      this.monitoring = new Monitoring(this, "monitoring", {
+        project: settings.project,
+        roles: [
+          { id: "lb", name: "load balancer", tag: tags.loadBalancer },
+          { id: "web", name: "web server", tag: tags.web },
+        ],
+        destinations,
+        siteUrl,
+        cpuPercent: settings.alertCpuPercent,
+        memoryPercent: settings.alertMemoryPercent,
+        diskPercent: settings.alertDiskPercent,
+        latencyMs: settings.alertLatencyMs,
+        certificateExpiryDays: settings.alertCertExpiryDays,
+      });
+    }
 
     const servers = [this.loadBalancer.server, ...webServers.map((web) => web.server)];
     new Project(this, "project", {
@@ -115,7 +157,16 @@ export class FoobarStack extends TerraformStack {
 
     new TerraformOutput(this, "site_url", {
       description: "The site's address",
-      value: `http://${hostNames[0]}/`,
+      value: siteUrl,
+    });
+    new TerraformOutput(this, "haproxy_stats_url", {
+      description: "HAProxy's stats page (user admin): from the VPC, or through an SSH tunnel to lb-01's loopback",
+      value: `http://${this.loadBalancer.server.privateIpv4}:${HAPROXY_STATS.port}/`,
+    });
+    new TerraformOutput(this, "haproxy_stats_password", {
+      description: "Password of the admin user of HAProxy's stats page",
+      value: this.loadBalancer.statsPassword.result,
+      sensitive: true,
     });
     new TerraformOutput(this, "load_balancer_public_ipv4", {
       description: "Public address of lb-01; the site's DNS records point here",

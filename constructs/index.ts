@@ -4,6 +4,7 @@ export * from "./dns";
 export * from "./firewalls";
 export * from "./foobar-stack";
 export * from "./load-balancer";
+export * from "./monitoring";
 export * from "./network";
 export * from "./role-tags";
 export * from "./server";

@@ -1,7 +1,9 @@
+import { Password } from "@cdktf/provider-random/lib/password";
 import { Construct } from "constructs";
 import { HaproxyBackend } from "../cloud-init/haproxy";
-import { APP } from "../cloud-init/app";
-import { loadBalancerCloudConfig, WEB_PORT } from "../cloud-init/user-data";
+import { HttpsInput, loadBalancerCloudConfig } from "../cloud-init/user-data";
+import { PASSWORD_OPTIONS } from "./database-passwords";
+import { loadBalancerHostFirewall } from "./firewalls";
 import { RoleTags } from "./role-tags";
 import { Network } from "./network";
 import { DropletOptions, Server } from "./server";
@@ -13,17 +15,23 @@ export interface LoadBalancerProps {
   readonly network: Network;
   readonly droplet: DropletOptions;
   readonly tags: RoleTags;
-  /** Host names of the site; the first is used in health checks. */
+  /** Host names of the site; the first is used in health checks and names the certificate. */
   readonly siteHostNames: readonly string[];
   /** The web servers to balance across, in order. At least one. */
   readonly webServers: readonly WebServer[];
+  /** CIDRs the host firewall lets reach SSH. @default - none */
+  readonly adminCidrs?: readonly string[];
+  /** HTTPS with a certificate from an ACME CA. @default - plain HTTP on port 80 only */
+  readonly https?: HttpsInput;
 }
 
 export const DEFAULT_LOAD_BALANCER_NAME = "lb-01";
 
-/** lb-01: HAProxy, round robin across every web server's private address. */
+/** lb-01: HAProxy, round robin across every web server's private address, TLS termination. */
 export class LoadBalancer extends Construct {
   public readonly server: Server;
+  /** Password of the `admin` user of HAProxy's stats page. */
+  public readonly statsPassword: Password;
 
   constructor(scope: Construct, id: string, props: LoadBalancerProps) {
     super(scope, id);
@@ -33,6 +41,7 @@ export class LoadBalancer extends Construct {
       address: web.server.privateIpv4,
     }));
     const name = props.name ?? DEFAULT_LOAD_BALANCER_NAME;
+    this.statsPassword = new Password(this, "stats-password", PASSWORD_OPTIONS);
     this.server = new Server(this, "server", {
       name,
       network: props.network,
@@ -40,12 +49,16 @@ export class LoadBalancer extends Construct {
       tags: [props.tags.project, props.tags.loadBalancer],
       cloudConfig: loadBalancerCloudConfig({
         hostname: name,
-        haproxy: {
-          siteHostNames: props.siteHostNames,
-          backends,
-          healthPath: APP.healthPath,
-          backendPort: WEB_PORT,
-        },
+        vpcIpRange: props.network.ipRange,
+        siteHostNames: props.siteHostNames,
+        backends,
+        statsPassword: this.statsPassword.result,
+        hostFirewall: loadBalancerHostFirewall({
+          vpcIpRange: props.network.ipRange,
+          adminCidrs: props.adminCidrs ?? [],
+          https: props.https !== undefined,
+        }),
+        https: props.https,
       }),
     });
   }

@@ -2,6 +2,7 @@ import { Construct } from "constructs";
 import { DatabaseRole } from "../cloud-init/mysql";
 import { AppFile, webServerCloudConfig } from "../cloud-init/user-data";
 import { DatabasePasswords } from "./database-passwords";
+import { webServerHostFirewall } from "./firewalls";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
 import { DropletOptions, Server } from "./server";
@@ -23,6 +24,8 @@ export interface WebServerProps {
   readonly appFiles: readonly AppFile[];
   /** Command that serves the application on 127.0.0.1:8000. */
   readonly appCommand: string;
+  /** CIDRs the host firewall lets reach SSH. @default - none */
+  readonly adminCidrs?: readonly string[];
 }
 
 /** A web server: Nginx, the application server and MySQL (primary or replica). */
@@ -53,6 +56,10 @@ export class WebServer extends Construct {
         replicaMaxLagSeconds: props.replicaMaxLagSeconds,
         appFiles: props.appFiles,
         appCommand: props.appCommand,
+        hostFirewall: webServerHostFirewall({
+          vpcIpRange: props.network.ipRange,
+          adminCidrs: props.adminCidrs ?? [],
+        }),
       }),
     });
   }

@@ -96,11 +96,13 @@ describe("the stack with default settings", () => {
   });
 
   test("outputs the site URL, the LB address, every server, and the passwords as sensitive", () => {
-    expect(stack.output.site_url.value).toBe("http://www.foobar.com/");
+    expect(stack.output.site_url.value).toBe("https://www.foobar.com/");
     expect(stack.output.load_balancer_public_ipv4.value).toMatch(/\.ipv4_address\}$/);
     expect(Object.keys(stack.output.servers.value as object)).toEqual(["lb-01", "web-01", "web-02"]);
     expect(stack.output.mysql_replication_password.sensitive).toBe(true);
     expect(stack.output.mysql_app_password.sensitive).toBe(true);
+    expect(stack.output.haproxy_stats_url.value).toMatch(/^http:\/\/\$\{.*\.ipv4_address_private\}:8404\/$/);
+    expect(stack.output.haproxy_stats_password.sensitive).toBe(true);
   });
 
   test("matches the reviewed snapshot of everything it deploys", () => {
@@ -113,7 +115,7 @@ describe("the stack with other settings", () => {
     const stack = synthStack({ webServers: 3 });
     expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02", "web-03"]);
     const haproxy = fileAt(parseCloudConfig(droplet(stack, "lb-01").user_data), "/etc/haproxy/haproxy.cfg");
-    expect(haproxy.split("\n").filter((l) => l.trim().startsWith("server "))).toHaveLength(3);
+    expect(haproxy.split("\n").filter((l) => l.trim().startsWith("server web-"))).toHaveLength(3);
     expect(fileAt(parseCloudConfig(droplet(stack, "web-03").user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf")).toContain("server_id = 3");
   });
 
@@ -161,5 +163,65 @@ describe("the stack with other settings", () => {
   test("changing defaults does not change the defaults object", () => {
     synthStack({ webServers: 5 });
     expect(DEFAULT_SETTINGS.webServers).toBe(2);
+  });
+});
+
+describe("HTTPS on the load balancer", () => {
+  const lbConfig = (stack: ReturnType<typeof synthStack>) => parseCloudConfig(droplet(stack, "lb-01").user_data);
+
+  test("is on by default: certbot, the issuing unit, the placeholder and the deploy hook", () => {
+    const config = lbConfig(synthStack());
+    expect(config.packages).toContain("certbot");
+    const unit = fileAt(config, "/etc/systemd/system/foobar-certificate.service");
+    expect(unit).toContain("--server https://acme-v02.api.letsencrypt.org/directory");
+    expect(unit).toContain("--email webmaster@foobar.com");
+    expect(unit).toContain("-d www.foobar.com");
+    expect(unit).toContain("--deploy-hook /usr/local/sbin/foobar-install-certificate");
+    expect(config.runcmd).toContainEqual(["/usr/local/sbin/foobar-placeholder-certificate"]);
+    expect(config.runcmd).toContainEqual(["systemctl", "start", "--no-block", "foobar-certificate.service"]);
+    expect(fileAt(config, "/etc/haproxy/haproxy.cfg")).toContain("bind :443 ssl crt /etc/haproxy/certs/site.pem");
+  });
+
+  test("issuance does not hold up the boot: it starts without waiting, after HAProxy", () => {
+    const runcmd = lbConfig(synthStack()).runcmd.map((c) => JSON.stringify(c));
+    expect(runcmd.indexOf(JSON.stringify(["systemctl", "start", "--no-block", "foobar-certificate.service"]))).toBeGreaterThan(
+      runcmd.indexOf(JSON.stringify(["systemctl", "restart", "haproxy.service"])),
+    );
+  });
+
+  test("asks for every site name, and the ACME directory, contact and HSTS max-age are settings", () => {
+    const config = lbConfig(
+      synthStack({
+        apexRecord: true,
+        acmeDirectoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
+        acmeEmail: "ops@foobar.com",
+        hstsMaxAgeSeconds: 600,
+      }),
+    );
+    const unit = fileAt(config, "/etc/systemd/system/foobar-certificate.service");
+    expect(unit).toContain("--server https://acme-staging-v02.api.letsencrypt.org/directory");
+    expect(unit).toContain("--email ops@foobar.com");
+    expect(unit).toMatch(/-d www\.foobar\.com \\\n\s+-d foobar\.com/);
+    expect(fileAt(config, "/etc/haproxy/haproxy.cfg")).toContain('"max-age=600"');
+  });
+
+  test("trusts an extra CA for the ACME directory only when one is given", () => {
+    expect(lbConfig(synthStack()).ca_certs).toBeUndefined();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-"));
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    fs.writeFileSync(path.join(dir, "ca.pem"), pem);
+    expect(lbConfig(synthStack({ acmeCaFile: path.join(dir, "ca.pem") })).ca_certs).toEqual({ trusted: [pem] });
+  });
+
+  test("HTTPS off gives a plain-HTTP configuration with no certbot and port 443 closed", () => {
+    const stack = synthStack({ https: false });
+    const config = lbConfig(stack);
+    expect(config.packages).not.toContain("certbot");
+    expect(config.write_files.map((f) => f.path).filter((p) => /certificate|letsencrypt/.test(p))).toEqual([]);
+    expect(JSON.stringify(config.runcmd)).not.toMatch(/certificate/);
+    expect(fileAt(config, "/etc/haproxy/haproxy.cfg")).not.toMatch(/:443|ssl|redirect/);
+    const lbFirewall = resourcesOf(stack, "digitalocean_firewall").find((f) => f.name === "foobar-lb")!;
+    expect(lbFirewall.inbound_rule.map((r: { port_range: string }) => r.port_range)).not.toContain("443");
+    expect(stack.output.site_url.value).toBe("http://www.foobar.com/");
   });
 });
