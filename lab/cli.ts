@@ -1,33 +1,43 @@
 /**
  * The lab's command line.
  *
- *   up     boot the synthesized stack as local droplets and leave them running
+ *   up     synthesize the stack with the lab's settings, boot it as local droplets, leave them running
  *   down   tear down whatever the state file records (idempotent, crash-safe)
  *   test   up, run lab/checks.ts, always down; exit non-zero if a check failed
  *   check  run lab/checks.ts against a lab that is already up (no up/down)
  *
- * Options: --stack NAME (a directory under cdktf.out/stacks).
- * Environment: FOOBAR_LAB_STACK_FILE (a cdk.tf.json to use instead),
- * FOOBAR_LAB_CACHE, FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds).
+ * Environment: the stack's FOOBAR_* settings (the lab overrides only the ACME
+ * directory, its CA file and the admin CIDRs), FOOBAR_LAB_CACHE,
+ * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds).
  */
-import * as path from "node:path";
 import { checks } from "./checks";
 import { Lab, attachRunning, down, up } from "./lab";
-import { CLIENT_NS, UPLINK_ADDRESS } from "./settings";
+import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
 import { commandExists, log } from "./shell";
-import { loadStack } from "./terraform";
 
-const PROJECT_DIR = path.resolve(__dirname, "..");
-const REQUIRED_COMMANDS = ["systemd-nspawn", "debootstrap", "apt-cacher-ng", "nft", "ip", "nsenter", "setpriv", "ss", "curl"];
+const REQUIRED_COMMANDS = [
+  "systemd-nspawn",
+  "debootstrap",
+  "apt-cacher-ng",
+  "nft",
+  "ip",
+  "nsenter",
+  "setpriv",
+  "ss",
+  "curl",
+  "pebble",
+  "pebble-challtestsrv",
+  "openssl",
+  "ssh",
+];
+const PACKAGES = "systemd-container debootstrap apt-cacher-ng nftables iproute2 util-linux curl pebble openssl openssh-client";
 
 let interrupted = false;
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0];
-  const stackIndex = argv.indexOf("--stack");
-  const stackName = stackIndex >= 0 ? argv[stackIndex + 1] : undefined;
-  if (!["up", "down", "test", "check"].includes(command ?? "")) {
-    console.error("usage: ts-node lab/cli.ts <up|down|test|check> [--stack NAME]");
+  if (argv.length !== 1 || !["up", "down", "test", "check"].includes(command ?? "")) {
+    console.error("usage: ts-node lab/cli.ts <up|down|test|check>");
     return 2;
   }
   const problem = preflight();
@@ -52,16 +62,15 @@ async function main(argv: string[]): Promise<number> {
     return result.failed === 0 ? 0 : 1;
   }
 
-  const tf = loadStack(PROJECT_DIR, process.env.FOOBAR_LAB_STACK_FILE || undefined, stackName);
   if (command === "up") {
-    const lab = await up(tf, () => interrupted);
+    const lab = await up(process.env, () => interrupted);
     printSummary(lab);
     return 0;
   }
   // test: up, checks, always down; the count is the last line, after the teardown.
   let result = { passed: 0, failed: checks.length };
   try {
-    const lab = await up(tf, () => interrupted);
+    const lab = await up(process.env, () => interrupted);
     printSummary(lab);
     result = await runChecks(lab);
   } catch (error) {
@@ -80,7 +89,7 @@ function preflight(): string | undefined {
   if (process.getuid?.() !== 0) return "the lab needs root (namespaces, mounts, routes): run it with sudo";
   const missing = REQUIRED_COMMANDS.filter((cmd) => !commandExists(cmd));
   if (missing.length > 0) {
-    return `missing ${missing.join(", ")}: apt-get install systemd-container debootstrap apt-cacher-ng nftables iproute2 util-linux curl`;
+    return `missing ${missing.join(", ")}: apt-get install ${PACKAGES}`;
   }
   return undefined;
 }
@@ -124,6 +133,8 @@ function printSummary(lab: Lab): void {
   }
   lines.push(
     `  apt proxy: http://${UPLINK_ADDRESS}:3142 (host)`,
+    `  ACME CA:   ${lab.acme.directoryUrl} (pebble in ${ACME_NS}), its HTTPS CA ${lab.acme.serverCaFile}`,
+    `             site certificates issued under ${lab.acme.issuingRootFile}`,
     "",
     "Reach it (only from the client namespace):",
     `  ip netns exec ${CLIENT_NS} curl -i ${www ? `http://${www.fqdn}/` : "http://<droplet public address>/"}`,

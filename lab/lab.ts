@@ -3,6 +3,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { acmeDirectoryUrl, createAcmeCertificates, startAcme, stopAcme } from "./acme";
 import { startAptProxy, stopAptProxy } from "./apt-proxy";
 import {
   bootDroplet,
@@ -16,9 +17,19 @@ import {
   waitForCloudInit,
 } from "./droplets";
 import { renderFirewall } from "./firewall";
-import { addClient, addDropletNetwork, addGuardRoutes, applyNftables, createSwitch, hasNftTable, teardownNetwork } from "./network";
+import {
+  addAcmeHost,
+  addClient,
+  addDropletNetwork,
+  addGuardRoutes,
+  applyNftables,
+  createSwitch,
+  hasNftTable,
+  teardownNetwork,
+} from "./network";
 import { ensureBase } from "./rootfs";
 import {
+  ACME_NS,
   APT_PROXY_PORT,
   CLIENT_NS,
   FIREWALL_TABLE,
@@ -31,13 +42,21 @@ import {
   stateDir,
 } from "./settings";
 import { CommandResult, log, tryRun } from "./shell";
-import { LabState, newState, readState, removeStateFile, saveState } from "./state";
+import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
 import { randomPassword } from "./passwords";
-import { ComputedValues, LabDroplet, LabStack, TerraformJson, rangesOverlap, resolveStack } from "./terraform";
+import { labOverrides, synthesizeStack } from "./synth";
+import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./terraform";
 
 /** What checks get: the resolved stack and ways to act on the running lab. */
 export interface Lab {
   readonly stack: LabStack;
+  /**
+   * The lab's ACME CA (pebble in `lab-acme`): the directory the stack was
+   * synthesized with, the CA of its HTTPS certificate, and the root it issues
+   * site certificates under (new on every `up`). Files are host paths, readable
+   * from `lab.client` too.
+   */
+  readonly acme: AcmeEndpoints;
   /** The droplet of that name (throws if there is none). */
   droplet(name: string): LabDroplet;
   /** Runs a command inside a droplet as root; never throws on a non-zero exit. */
@@ -63,21 +82,32 @@ export function labComputedValues(): ComputedValues {
 }
 
 /**
- * Brings the lab up: guard routes, base rootfs, network, apt proxy, firewalls,
- * droplets booted in parallel, cloud-init waited for.
+ * Brings the lab up: the ACME CA's certificates, the stack synthesized with
+ * `env` and the lab's overrides, guard routes, base rootfs, network, apt
+ * proxy, ACME CA, firewalls, droplets booted in parallel, cloud-init waited for.
  *
  * On any failure it prints what it knows, tears everything down and throws.
  */
-export async function up(tf: TerraformJson, interrupted: () => boolean): Promise<Lab> {
+export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Promise<Lab> {
   if (readState()) throw new Error(`a lab is already up (state in ${stateDir()}): run \`npm run lab:down\` first`);
-  const stack = resolveStack(tf, labComputedValues());
-  if (rangesOverlap(stack.vpc.ipRange, PUBLIC_RANGE)) {
-    throw new Error(`the VPC range ${stack.vpc.ipRange} overlaps the lab's public range ${PUBLIC_RANGE}`);
-  }
   const state = newState();
-  state.stack = stack;
   saveState(state);
   try {
+    // The stack embeds the CA of pebble's HTTPS certificate: make it first.
+    const acmeFiles = createAcmeCertificates(state);
+    const overrides = labOverrides(acmeDirectoryUrl(), acmeFiles.serverCaFile);
+    state.synthDir = path.join(stateDir(), "synth");
+    saveState(state);
+    const tf = synthesizeStack(state.synthDir, env, overrides);
+    const settingsText = Object.entries(overrides).map(([name, value]) => `${name}=${value}`).join(" ");
+    log(`synthesized the stack with lab settings: ${settingsText}`);
+    const stack = resolveStack(tf, labComputedValues());
+    if (rangesOverlap(stack.vpc.ipRange, PUBLIC_RANGE)) {
+      throw new Error(`the VPC range ${stack.vpc.ipRange} overlaps the lab's public range ${PUBLIC_RANGE}`);
+    }
+    state.stack = stack;
+    saveState(state);
+
     // Before any namespace or link exists.
     addGuardRoutes(state, [PUBLIC_RANGE, stack.vpc.ipRange]);
     log(`host guard routes: unreachable ${PUBLIC_RANGE}, ${stack.vpc.ipRange}`);
@@ -87,6 +117,9 @@ export async function up(tf: TerraformJson, interrupted: () => boolean): Promise
     createSwitch(state);
     await startAptProxy(state);
     addClient(state, stack.records);
+    addAcmeHost(state);
+    await startAcme(state, siteAddress(stack));
+    stopIf(interrupted);
     stack.droplets.forEach((droplet, i) => {
       const ns = addDropletNetwork(state, droplet, i, stack.vpc.ipRange);
       const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, {
@@ -95,7 +128,7 @@ export async function up(tf: TerraformJson, interrupted: () => boolean): Promise
       });
       applyNftables(ns, ruleset);
     });
-    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, firewalls applied`);
+    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, firewalls applied`);
     stopIf(interrupted);
 
     for (const droplet of stack.droplets) {
@@ -132,9 +165,13 @@ export async function down(): Promise<string[]> {
   const removed: string[] = [];
   removed.push(...(await teardownDroplets(state)));
   log("droplets: stopped and unmounted");
+  // Before the network: a namespace lives on while a process is still in it.
+  removed.push(...(await stopAcme(state)));
+  log("acme: stopped");
   removed.push(...(await stopAptProxy(state)));
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
+  if (state.synthDir) fs.rmSync(state.synthDir, { recursive: true, force: true });
   removeStateFile();
   // Only empty directories: anything else left there is not ours to delete.
   for (const dir of [path.join(stateDir(), "droplets"), stateDir()]) {
@@ -152,8 +189,11 @@ export function attachRunning(): Lab {
 
 function attach(state: LabState): Lab {
   const stack = state.stack!;
+  const acme = state.acme?.endpoints;
+  if (!acme) throw new Error("the lab's ACME CA is not up: run `npm run lab:down`, then `npm run lab`");
   return {
     stack,
+    acme,
     droplet(name) {
       const found = stack.droplets.find((d) => d.name === name);
       if (!found) throw new Error(`no droplet named ${name} (have: ${stack.droplets.map((d) => d.name).join(", ")})`);
@@ -188,6 +228,17 @@ function keepCloudFirewall(state: LabState, stack: LabStack): void {
       applyNftables(ns, ruleset);
     }
   }
+}
+
+/**
+ * The load balancer's lab address, what the site's names resolve to: the
+ * `www` A record's value, or the first A record's.
+ */
+export function siteAddress(stack: LabStack): string {
+  const records = stack.records.filter((r) => r.type === "A");
+  const site = records.find((r) => r.name === "www") ?? records[0];
+  if (!site) throw new Error("the stack has no A record: the ACME CA would not know where to validate");
+  return site.value;
 }
 
 function stopIf(interrupted: () => boolean): void {

@@ -3,19 +3,21 @@
  *
  *   host ── lab-up (198.51.100.1, apt proxy)
  *              │ veth
- *   lab-sw:  br-pub ─────────────┬──────────────┐          br-vpc ──────────┐
- *              │ veth            │ veth         │ veth        │ veth        │ veth
- *   lab-client eth0 .2     lab-lb-01 eth0 .10   lab-web-01 eth0 .11        (eth1s)
- *                                     eth1 10.10.10.2       eth1 10.10.10.3
+ *   lab-sw:  br-pub ──────┬───────────────┬──────────────┐          br-vpc ──────────┐
+ *              │ veth     │ veth          │ veth         │ veth        │ veth        │ veth
+ *   lab-client eth0 .2   lab-acme eth0 .3  lab-lb-01 eth0 .10   lab-web-01 eth0 .11  (eth1s)
+ *                                               eth1 10.10.10.2       eth1 10.10.10.3
  *
- * Droplet and client namespaces have no default route: they reach each other
- * and the apt proxy, nothing else. The host gets guard routes for the whole lab
+ * Droplet, client and ACME namespaces have no default route: they reach each
+ * other and the apt proxy, nothing else. The host gets guard routes for the whole lab
  * address space before any link exists, so no packet to a lab address can
  * leave through the host's default gateway.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  ACME_ADDRESS,
+  ACME_NS,
   CLIENT_ADDRESS,
   CLIENT_NS,
   GUARD_ROUTE_METRIC,
@@ -97,13 +99,18 @@ export function addDropletNetwork(state: LabState, droplet: LabDroplet, index: n
 export function addClient(state: LabState, records: readonly LabRecord[]): void {
   addNamespace(state, CLIENT_NS);
   plug(CLIENT_NS, "eth0", "pub-client", PUBLIC_BRIDGE, `${CLIENT_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
-  const etc = path.join(NETNS_ETC, CLIENT_NS);
-  remember(state, state.netnsEtcDirs, etc);
-  fs.mkdirSync(etc, { recursive: true });
-  // `ip netns exec` bind-mounts these over /etc/hosts and /etc/resolv.conf.
-  fs.writeFileSync(path.join(etc, "hosts"), renderClientHosts(records));
-  // No DNS server in the lab: names outside the hosts file fail on loopback, never reach the host's resolver.
-  fs.writeFileSync(path.join(etc, "resolv.conf"), "nameserver 127.0.0.1\n");
+  writeNetnsEtc(state, CLIENT_NS, renderClientHosts(records));
+}
+
+/**
+ * Creates the ACME CA's namespace on the public bridge, outside every cloud
+ * firewall (like a CA on the internet). Pebble resolves names through its own
+ * `-dnsserver`; anything else in there resolves nothing.
+ */
+export function addAcmeHost(state: LabState): void {
+  addNamespace(state, ACME_NS);
+  plug(ACME_NS, "eth0", "pub-acme", PUBLIC_BRIDGE, `${ACME_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
+  writeNetnsEtc(state, ACME_NS, renderClientHosts([]));
 }
 
 /** The client's hosts file: one line per A record. */
@@ -163,6 +170,16 @@ export function listNamespaces(): string[] {
     .split("\n")
     .map((line) => line.split(" ")[0]!)
     .filter((name) => name !== "");
+}
+
+/** `/etc/netns/<ns>`: `ip netns exec` bind-mounts these over /etc/hosts and /etc/resolv.conf. */
+function writeNetnsEtc(state: LabState, ns: string, hosts: string): void {
+  const etc = path.join(NETNS_ETC, ns);
+  remember(state, state.netnsEtcDirs, etc);
+  fs.mkdirSync(etc, { recursive: true });
+  fs.writeFileSync(path.join(etc, "hosts"), hosts);
+  // No DNS server in the lab: names outside the hosts file fail on loopback, never reach the host's resolver.
+  fs.writeFileSync(path.join(etc, "resolv.conf"), "nameserver 127.0.0.1\n");
 }
 
 function addNamespace(state: LabState, ns: string): void {

@@ -8,7 +8,8 @@
  * - the fake public range is 198.51.100.0/24 (TEST-NET-2, RFC 5737: reserved for
  *   documentation, never routed on the internet), laid out as
  *   .1 the host's end of the uplink (where the apt proxy listens),
- *   .2 the `lab-client` namespace, .10 and up the droplets' `eth0`.
+ *   .2 the `lab-client` namespace, .3 the `lab-acme` namespace (the lab's ACME
+ *   CA), .10 and up the droplets' `eth0`.
  */
 import * as path from "node:path";
 
@@ -18,6 +19,8 @@ export const PUBLIC_RANGE = "198.51.100.0/24";
 export const UPLINK_ADDRESS = "198.51.100.1";
 /** The client namespace the tests talk from. */
 export const CLIENT_ADDRESS = "198.51.100.2";
+/** The ACME CA's namespace: pebble's directory listens here, on port 443. */
+export const ACME_ADDRESS = "198.51.100.3";
 /** First public address handed to a droplet. */
 export const FIRST_DROPLET_PUBLIC_HOST = 10;
 /** First host number inside the VPC range handed to a droplet (.0 network, .1 gateway). */
@@ -28,6 +31,7 @@ export const APT_PROXY_PORT = 3142;
 /** Namespace names. Droplet namespaces are `lab-<droplet name>`. */
 export const SWITCH_NS = "lab-sw";
 export const CLIENT_NS = "lab-client";
+export const ACME_NS = "lab-acme";
 export const DROPLET_NS_PREFIX = "lab-";
 /** Bridges inside the switch namespace: one per network, like a droplet's two NICs. */
 export const PUBLIC_BRIDGE = "br-pub";

@@ -22,6 +22,27 @@ export interface DropletState {
   nspawnPid?: number;
 }
 
+export interface AcmeState {
+  /** Directory holding the certificates, pebble's config and both logs. */
+  readonly dir: string;
+  /** PID of pebble-challtestsrv (pebble's DNS), absent until started. */
+  challtestsrvPid?: number;
+  /** PID of pebble, absent until started. */
+  pebblePid?: number;
+  /** Set once pebble answers and its issuing root has been fetched. */
+  endpoints?: AcmeEndpoints;
+}
+
+/** What checks need to know about the lab's ACME CA; files are host paths, readable from any lab namespace. */
+export interface AcmeEndpoints {
+  /** The ACME directory the stack was synthesized with, such as `https://198.51.100.3/dir`. */
+  readonly directoryUrl: string;
+  /** PEM of the CA that signed pebble's own HTTPS certificate (the stack's `FOOBAR_ACME_CA_FILE`). */
+  readonly serverCaFile: string;
+  /** PEM of the root pebble issues site certificates under; new on every `up`. */
+  readonly issuingRootFile: string;
+}
+
 export interface LabState {
   readonly version: 1;
   readonly startedAt: string;
@@ -34,6 +55,10 @@ export interface LabState {
   /** `/etc/netns/<ns>` directories written for `ip netns exec`. */
   netnsEtcDirs: string[];
   proxy?: { pid?: number; dir: string };
+  /** The ACME CA: its files, its two processes, and what checks need to know about it. */
+  acme?: AcmeState;
+  /** Where `up` synthesized the stack (`<dir>/stacks/<stack>/cdk.tf.json`). */
+  synthDir?: string;
   droplets: Record<string, DropletState>;
   /** The resolved stack the lab was built from (lets `check` attach to a running lab). */
   stack?: LabStack;

@@ -114,9 +114,10 @@ export interface ComputedValues {
 const ID_IS_NAME = ["digitalocean_domain", "digitalocean_tag"];
 
 /**
- * Finds and parses the synthesized stack.
+ * Finds and parses a stack synthesized by `npx cdktf synth` (the lab itself
+ * synthesizes in-process: see `synth.ts`).
  *
- * @param stackFile explicit path (from `FOOBAR_LAB_STACK_FILE`), wins over the rest.
+ * @param stackFile explicit path, wins over the rest.
  * @param stackName the directory under `cdktf.out/stacks`; optional when there is only one.
  * @throws Error telling to run `npx cdktf synth` when there is no synthesized stack.
  */
@@ -130,7 +131,7 @@ export function loadStack(projectDir: string, stackFile?: string, stackName?: st
     } else if (names.length === 1) {
       file = path.join(stacksDir, names[0]!, "cdk.tf.json");
     } else if (names.length > 1) {
-      throw new Error(`several stacks in ${stacksDir} (${names.join(", ")}): pass --stack NAME`);
+      throw new Error(`several stacks in ${stacksDir} (${names.join(", ")}): pass a stack name`);
     }
   }
   if (!file || !fs.existsSync(file)) {

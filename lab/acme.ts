@@ -1,0 +1,259 @@
+/**
+ * The lab's ACME CA: Let's Encrypt's test server pebble, and
+ * pebble-challtestsrv as the DNS pebble validates through, both in the
+ * `lab-acme` namespace on the public bridge, both as `nobody`.
+ *
+ * Two CAs are involved:
+ * - the lab's "ACME server CA", made here with openssl for two days, signs
+ *   pebble's own HTTPS certificate; the stack is synthesized with it as
+ *   `FOOBAR_ACME_CA_FILE`, so the load balancer can talk to the directory;
+ * - pebble's issuing root, which pebble makes anew on every start and issues
+ *   the site's certificates under; fetched once pebble is up, for checks.
+ *
+ * challtestsrv answers every A query with the load balancer's lab address and
+ * no AAAA, so pebble's HTTP-01 validation of the site's names reaches the load
+ * balancer on port 80. Its other servers are off; its management port and
+ * pebble's are on loopback only.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { processName, stopProcess } from "./processes";
+import { ACME_ADDRESS, ACME_NS, stateDir } from "./settings";
+import { log, run, sleep, tail, tryRun } from "./shell";
+import { AcmeEndpoints, LabState, saveState } from "./state";
+
+/** The DNS name in pebble's HTTPS certificate, besides its address. */
+export const ACME_HOST_NAME = "acme.lab.test";
+/** pebble's ACME port: 443, since the droplets' cloud firewalls only let HTTP and HTTPS out. */
+export const ACME_PORT = 443;
+/** pebble's management API (issuing roots and intermediates); loopback of `lab-acme` only. */
+export const PEBBLE_MANAGEMENT = "127.0.0.1:15000";
+/** challtestsrv's DNS server, pebble's `-dnsserver`; loopback of `lab-acme` only. */
+export const CHALLTESTSRV_DNS = "127.0.0.1:8053";
+/** challtestsrv's management API (to add records or mock failures); loopback of `lab-acme` only. */
+export const CHALLTESTSRV_MANAGEMENT = "127.0.0.1:8055";
+/** Days the lab's ACME server CA and pebble's HTTPS certificate are valid. */
+export const ACME_CERTIFICATE_DAYS = 2;
+
+/** `nobody`: pebble and challtestsrv need no privilege, only port 443 in their own namespace. */
+const UNPRIVILEGED_ID = 65534;
+const READY_TIMEOUT_MS = 20_000;
+/** /proc/PID/stat holds at most 15 characters of the command name. */
+const CHALLTESTSRV_COMM = "pebble-challtestsrv".slice(0, 15);
+
+/** The certificates and keys `createAcmeCertificates` writes. */
+export interface AcmeFiles {
+  /** PEM of the lab's ACME server CA (its key is deleted once it has signed). */
+  readonly serverCaFile: string;
+  /** pebble's HTTPS certificate, for `ACME_ADDRESS` and `ACME_HOST_NAME`. */
+  readonly listenerCertFile: string;
+  readonly listenerKeyFile: string;
+}
+
+/** The directory URL the stack is synthesized with. */
+export function acmeDirectoryUrl(): string {
+  return `https://${ACME_ADDRESS}${ACME_PORT === 443 ? "" : `:${ACME_PORT}`}/dir`;
+}
+
+/** Paths of the ACME CA's files under a directory. */
+export function acmeFiles(dir: string): AcmeFiles {
+  return {
+    serverCaFile: path.join(dir, "server-ca.pem"),
+    listenerCertFile: path.join(dir, "listener.pem"),
+    listenerKeyFile: path.join(dir, "listener.key"),
+  };
+}
+
+/** pebble's `-config` file (the 2.4 format: one `pebble` object). */
+export function renderPebbleConfig(files: AcmeFiles): string {
+  const config = {
+    pebble: {
+      listenAddress: `${ACME_ADDRESS}:${ACME_PORT}`,
+      managementListenAddress: PEBBLE_MANAGEMENT,
+      certificate: files.listenerCertFile,
+      privateKey: files.listenerKeyFile,
+      // Where pebble connects to validate HTTP-01 and TLS-ALPN-01 challenges.
+      httpPort: 80,
+      tlsPort: 443,
+      ocspResponderURL: "",
+      externalAccountBindingRequired: false,
+    },
+  };
+  return JSON.stringify(config, null, 2) + "\n";
+}
+
+/** challtestsrv's arguments: DNS on loopback answering `defaultIPv4` for every name, nothing else listening outside loopback. */
+export function challtestsrvArgs(defaultIPv4: string): string[] {
+  return [
+    "-dns01", CHALLTESTSRV_DNS,
+    "-defaultIPv4", defaultIPv4,
+    "-defaultIPv6", "",
+    "-http01", "",
+    "-https01", "",
+    "-tlsalpn01", "",
+    "-management", CHALLTESTSRV_MANAGEMENT,
+  ];
+}
+
+/**
+ * Makes the lab's ACME server CA and pebble's HTTPS certificate in
+ * `<state dir>/acme`, recorded in the state first. Runs before synthesis: the
+ * stack embeds the CA.
+ */
+export function createAcmeCertificates(state: LabState): AcmeFiles {
+  const dir = path.join(stateDir(), "acme");
+  state.acme = { dir };
+  saveState(state);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const files = acmeFiles(dir);
+  const caKey = path.join(dir, "server-ca.key");
+  const days = String(ACME_CERTIFICATE_DAYS);
+  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"];
+  run("openssl", [
+    "req", "-x509", "-new", ...newKey, "-keyout", caKey, "-out", files.serverCaFile, "-days", days,
+    "-subj", `/CN=foobar lab ACME server CA ${state.startedAt}`,
+    "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
+    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  run("openssl", [
+    "req", "-x509", "-new", ...newKey, "-keyout", files.listenerKeyFile, "-out", files.listenerCertFile, "-days", days,
+    "-CA", files.serverCaFile, "-CAkey", caKey,
+    "-subj", `/CN=${ACME_HOST_NAME}`,
+    "-addext", `subjectAltName=IP:${ACME_ADDRESS},DNS:${ACME_HOST_NAME}`,
+    "-addext", "basicConstraints=critical,CA:FALSE",
+    "-addext", "keyUsage=critical,digitalSignature",
+    "-addext", "extendedKeyUsage=serverAuth",
+  ]);
+  // Nothing else is ever signed with it.
+  fs.rmSync(caKey);
+  fs.chmodSync(files.serverCaFile, 0o644);
+  fs.chmodSync(files.listenerCertFile, 0o644);
+  fs.chownSync(files.listenerKeyFile, UNPRIVILEGED_ID, UNPRIVILEGED_ID);
+  fs.chmodSync(files.listenerKeyFile, 0o400);
+  return files;
+}
+
+/**
+ * Starts challtestsrv, then pebble, in the ACME namespace (which must exist);
+ * waits for the directory to answer and fetches pebble's issuing root.
+ *
+ * @param defaultIPv4 what challtestsrv answers for every name: the load balancer's lab address.
+ * @throws Error with the tail of the log when either does not come up within 20 seconds.
+ */
+export async function startAcme(state: LabState, defaultIPv4: string): Promise<AcmeEndpoints> {
+  const acme = state.acme;
+  if (!acme) throw new Error("startAcme before createAcmeCertificates");
+  const files = acmeFiles(acme.dir);
+  const configFile = path.join(acme.dir, "pebble.json");
+  fs.writeFileSync(configFile, renderPebbleConfig(files));
+  // Only inside lab-acme: lets `nobody` bind 443 there.
+  run("ip", ["netns", "exec", ACME_NS, "sysctl", "-qw", `net.ipv4.ip_unprivileged_port_start=${ACME_PORT}`]);
+  const startedAt = Date.now();
+
+  const challtestsrvLog = path.join(acme.dir, "challtestsrv.log");
+  acme.challtestsrvPid = spawnInAcmeNamespace("pebble-challtestsrv", challtestsrvArgs(defaultIPv4), {}, challtestsrvLog);
+  saveState(state);
+  const [dnsHost, dnsPort] = CHALLTESTSRV_DNS.split(":");
+  await waitFor("pebble-challtestsrv", acme.challtestsrvPid, CHALLTESTSRV_COMM, challtestsrvLog, () =>
+    // Listening (checked with ss: no query sent).
+    tryRun("ip", ["netns", "exec", ACME_NS, "ss", "-Hlun", `src ${dnsHost}:${dnsPort}`]).stdout.trim() !== "",
+  );
+
+  const pebbleLog = path.join(acme.dir, "pebble.log");
+  const env = { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" };
+  acme.pebblePid = spawnInAcmeNamespace("pebble", ["-config", configFile, "-dnsserver", CHALLTESTSRV_DNS], env, pebbleLog);
+  saveState(state);
+  const directoryUrl = acmeDirectoryUrl();
+  await waitFor("pebble", acme.pebblePid, "pebble", pebbleLog, () =>
+    acmeCurl(files.serverCaFile, [directoryUrl]).status === 0,
+  );
+  const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+
+  // pebble makes a new root on every start: fetch it now, over the management
+  // port (the listener certificate names acme.lab.test, pinned to loopback here).
+  const [managementHost, managementPort] = PEBBLE_MANAGEMENT.split(":");
+  const root = acmeCurl(files.serverCaFile, [
+    "--resolve", `${ACME_HOST_NAME}:${managementPort}:${managementHost}`,
+    `https://${ACME_HOST_NAME}:${managementPort}/roots/0`,
+  ]);
+  if (root.status !== 0 || !root.stdout.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(`could not fetch pebble's issuing root: ${root.stderr.trim() || root.stdout.trim()}`);
+  }
+  const issuingRootFile = path.join(acme.dir, "issuing-root.pem");
+  fs.writeFileSync(issuingRootFile, root.stdout, { mode: 0o644 });
+
+  acme.endpoints = { directoryUrl, serverCaFile: files.serverCaFile, issuingRootFile };
+  saveState(state);
+  log(
+    `acme: pebble pid ${acme.pebblePid} at ${directoryUrl} in ${ACME_NS}, up in ${seconds}s; ` +
+      `challtestsrv pid ${acme.challtestsrvPid} answers ${defaultIPv4} for every name`,
+  );
+  return acme.endpoints;
+}
+
+/** Stops pebble and challtestsrv (by their recorded PIDs only) and deletes the CA's files; returns what it did. */
+export async function stopAcme(state: LabState): Promise<string[]> {
+  const acme = state.acme;
+  if (!acme) return [];
+  const removed: string[] = [];
+  if (acme.pebblePid !== undefined && (await stopProcess(acme.pebblePid, "pebble", 10_000))) {
+    removed.push(`pebble pid ${acme.pebblePid}`);
+  }
+  const challtestsrvPid = acme.challtestsrvPid;
+  if (challtestsrvPid !== undefined && (await stopProcess(challtestsrvPid, CHALLTESTSRV_COMM, 10_000))) {
+    removed.push(`pebble-challtestsrv pid ${challtestsrvPid}`);
+  }
+  fs.rmSync(acme.dir, { recursive: true, force: true });
+  state.acme = undefined;
+  saveState(state);
+  return removed;
+}
+
+/** curl from inside the ACME namespace, trusting only the lab's ACME server CA. */
+function acmeCurl(caFile: string, args: readonly string[]) {
+  return tryRun("ip", ["netns", "exec", ACME_NS, "curl", "-sS", "--max-time", "2", "--cacert", caFile, ...args], {
+    timeoutMs: 5_000,
+  });
+}
+
+/**
+ * Starts a program as `nobody` in the ACME namespace, detached, output to a log.
+ * `ip netns exec` and `setpriv` both exec, so the PID is the program's own.
+ */
+function spawnInAcmeNamespace(program: string, args: readonly string[], env: Record<string, string>, logFile: string): number {
+  const out = fs.openSync(logFile, "a");
+  const child = spawn(
+    "ip",
+    [
+      "netns", "exec", ACME_NS,
+      "setpriv", `--reuid=${UNPRIVILEGED_ID}`, `--regid=${UNPRIVILEGED_ID}`, "--clear-groups", "--",
+      program, ...args,
+    ],
+    { detached: true, stdio: ["ignore", out, out], env: { ...process.env, ...env } },
+  );
+  fs.closeSync(out);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${program}`);
+  return child.pid;
+}
+
+/** Polls `ready` until it holds; throws with the log's tail if the process dies or time runs out. */
+async function waitFor(what: string, pid: number, comm: string, logFile: string, ready: () => boolean): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exited = false;
+  while (Date.now() < deadline) {
+    if (ready()) return;
+    // Until it has exec'd, the process is still called `ip` or `setpriv`.
+    const name = processName(pid);
+    if (name === undefined || (name !== comm && name !== "ip" && name !== "setpriv")) {
+      exited = true;
+      break;
+    }
+    await sleep(100);
+  }
+  const output = fs.existsSync(logFile) ? tail(fs.readFileSync(logFile, "utf8"), 15) : "";
+  const why = exited ? "exited" : `did not answer within ${READY_TIMEOUT_MS / 1000}s`;
+  throw new Error(`${what} (pid ${pid}) ${why} in ${ACME_NS}; ${logFile}:\n${output}`);
+}

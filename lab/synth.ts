@@ -1,0 +1,50 @@
+/**
+ * Synthesizing the stack in-process, the way `main.ts` does, with the lab's
+ * few settings on top of the operator's `FOOBAR_*` environment.
+ *
+ * The lab always boots the code as it is now: there is no stale
+ * `cdktf.out` to forget to refresh.
+ */
+import { App } from "cdktf";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { FoobarStack } from "../constructs";
+import { loadSettings } from "../settings";
+import { CLIENT_ADDRESS } from "./settings";
+import type { TerraformJson } from "./terraform";
+
+/** The stack's id, as in `main.ts`: `<outdir>/stacks/foobar/cdk.tf.json`. */
+export const STACK_NAME = "foobar";
+
+type Environment = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The settings only the lab can decide, as environment variables: they win
+ * over the operator's; every other `FOOBAR_*` variable flows through.
+ *
+ * @param acmeDirectoryUrl the lab pebble's directory.
+ * @param acmeCaFile PEM of the CA that signed pebble's HTTPS certificate.
+ */
+export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string): Record<string, string> {
+  return {
+    FOOBAR_ACME_DIRECTORY_URL: acmeDirectoryUrl,
+    FOOBAR_ACME_CA_FILE: acmeCaFile,
+    // SSH from the client namespace, the lab's stand-in for the admin's machine.
+    FOOBAR_ADMIN_CIDRS: `${CLIENT_ADDRESS}/32`,
+  };
+}
+
+/**
+ * Synthesizes the stack into `outdir` (emptied first) and returns its Terraform JSON.
+ *
+ * @throws SettingsError for a bad `FOOBAR_*` value, like `npx cdktf synth` would.
+ */
+export function synthesizeStack(outdir: string, env: Environment, overrides: Record<string, string>): TerraformJson {
+  fs.rmSync(outdir, { recursive: true, force: true });
+  fs.mkdirSync(outdir, { recursive: true });
+  const app = new App({ outdir });
+  new FoobarStack(app, STACK_NAME, loadSettings({ ...env, ...overrides }));
+  app.synth();
+  const file = path.join(outdir, "stacks", STACK_NAME, "cdk.tf.json");
+  return JSON.parse(fs.readFileSync(file, "utf8")) as TerraformJson;
+}
