@@ -59,6 +59,10 @@ export function bootDroplet(state: LabState, name: string): number {
       // The host's resolver is not reachable from the lab; keep the base's resolv.conf.
       "--resolv-conf=off",
       "--link-journal=no",
+      // Root on a droplet configures its own packet filter (ufw). nspawn keeps
+      // CAP_NET_ADMIN only with networking it sets up itself; here it applies
+      // to the droplet's own namespace only, which the lab created for it.
+      "--capability=CAP_NET_ADMIN",
     ],
     {
       // Its own session: a Ctrl-C on the lab's terminal must not reach the droplets.
@@ -188,14 +192,26 @@ export async function waitForCloudInit(
   return failed;
 }
 
+function withoutBootNoise(log: string): string {
+  const kept: string[] = [];
+  let inKeyBlock = false;
+  for (const line of log.split("\n")) {
+    if (/-----BEGIN SSH HOST KEY|^\+--\[|^Generating public\/private/.test(line)) inKeyBlock = true;
+    if (!inKeyBlock && !line.startsWith("ci-info:")) kept.push(line);
+    if (/-----END SSH HOST KEY|^\+----\[SHA256\]/.test(line)) inKeyBlock = false;
+  }
+  return kept.join("\n");
+}
+
 /** `cloud-init status --long` and the tail of cloud-init-output.log, for a failure report. */
 export function cloudInitReport(state: LabState, name: string): string {
   const droplet = dropletState(state, name);
   const status = execIn(state, name, ["cloud-init", "status", "--long"], 30_000);
   const outputLog = path.join(droplet.merged, "var/log/cloud-init-output.log");
-  // Without the ci-info network tables, which fill the tail and say nothing about a failure.
+  // Without the ci-info network tables and the SSH host keys printed at the
+  // end of the final stage: they fill the tail and say nothing about a failure.
   const output = fs.existsSync(outputLog)
-    ? tail(fs.readFileSync(outputLog, "utf8").split("\n").filter((line) => !line.startsWith("ci-info:")).join("\n"), 30)
+    ? tail(withoutBootNoise(fs.readFileSync(outputLog, "utf8")), 40)
     : "(no cloud-init-output.log)";
   const consoleLog = path.join(droplet.dir, "console.log");
   const consoleTail = fs.existsSync(consoleLog) ? tail(fs.readFileSync(consoleLog, "utf8"), 15) : "";
