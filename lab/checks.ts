@@ -9,8 +9,8 @@
  */
 import { spawn } from "node:child_process";
 import type { Lab } from "./lab";
-import { CLIENT_NS } from "./settings";
-import { sleep } from "./shell";
+import { ACME_NS, CLIENT_ADDRESS, CLIENT_NS } from "./settings";
+import { sleep, tryRun } from "./shell";
 import type { LabDroplet } from "./terraform";
 
 export interface Check {
@@ -27,12 +27,27 @@ function roles(lab: Lab): { lb: LabDroplet; webs: LabDroplet[]; primary: LabDrop
   return { lb, webs, primary: webs[0], replicas: webs.slice(1) };
 }
 
-/** `http://www.<domain>/` if the stack has a www record, else the first A record's name. */
-export function siteUrl(lab: Lab): string {
+/** True when the stack's load balancer terminates HTTPS (FOOBAR_HTTPS, on by default). */
+export function httpsOn(lab: Lab): boolean {
+  return /bind :443 ssl/.test(roles(lab).lb.userData);
+}
+
+/** The site's host name: `www.<domain>` if the stack has a www record, else the first A record's name. */
+function siteHost(lab: Lab): string {
   const records = lab.stack.records.filter((r) => r.type === "A");
   const www = records.find((r) => r.name === "www") ?? records[0];
   if (!www) throw new Error("the stack has no A record to reach the site by");
-  return `http://${www.fqdn}/`;
+  return www.fqdn;
+}
+
+/** `https://www.<domain>/`, or `http://` when the stack serves plain HTTP. */
+export function siteUrl(lab: Lab): string {
+  return `${httpsOn(lab) ? "https" : "http"}://${siteHost(lab)}/`;
+}
+
+/** curl options that trust only the lab ACME CA's root: the placeholder certificate fails them. */
+function trustLabCa(lab: Lab): string[] {
+  return ["--cacert", lab.acme.issuingRootFile];
 }
 
 interface HttpAnswer {
@@ -45,7 +60,7 @@ interface HttpAnswer {
 function request(lab: Lab, url: string, extra: string[] = []): HttpAnswer {
   // The status and the served-by header come last, on a line of their own.
   const result = lab.client(
-    ["curl", "-sS", "--max-time", "5", "-w", "\\n%{http_code} %header{x-served-by}", ...extra, url],
+    ["curl", "-sS", "--max-time", "5", ...trustLabCa(lab), "-w", "\\n%{http_code} %header{x-served-by}", ...extra, url],
     15_000,
   );
   const lines = result.stdout.split("\n");
@@ -72,13 +87,22 @@ function replicaStatus(lab: Lab, droplet: string): Record<string, string> {
   );
 }
 
+type Origin = { client: true } | { droplet: string } | { namespace: string };
+
+/** Runs a command in the client namespace, a droplet, or another lab namespace (such as lab-acme). */
+function runFrom(lab: Lab, from: Origin, cmd: string[], timeoutMs: number) {
+  if ("client" in from) return lab.client(cmd, timeoutMs);
+  if ("droplet" in from) return lab.execIn(from.droplet, cmd, timeoutMs);
+  return tryRun("ip", ["netns", "exec", from.namespace, ...cmd], { timeoutMs });
+}
+
 /** Tries a TCP connection from inside a namespace: "open", "refused" or "dropped" (timed out). */
-function tcpFrom(lab: Lab, from: { client: true } | { droplet: string }, address: string, port: number): string {
+function tcpFrom(lab: Lab, from: Origin, address: string, port: number): string {
   const probe = ["timeout", "3", "bash", "-c", `exec 3<>/dev/tcp/${address}/${port}`];
-  const result = "client" in from ? lab.client(probe, 10_000) : lab.execIn(from.droplet, probe, 10_000);
+  const result = runFrom(lab, from, probe, 10_000);
   if (result.status === 0) return "open";
   if (result.status === 124) return "dropped";
-  return /refused/i.test(result.stderr) ? "refused" : `failed (${result.stderr.trim() || result.status})`;
+  return /refused/i.test(result.stderr) ? "refused" : `failed (${result.stderr.trim().split("\n")[0].replace(/^bash: /, "") || result.status})`;
 }
 
 /** HAProxy's view of each backend server ("UP", "DOWN", …), read from its admin socket. */
@@ -125,8 +149,8 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | unde
  * Sends requests to the site from the client namespace, one after another,
  * until stopped; counts answers by status and by server.
  */
-function continuousClient(url: string) {
-  const script = `while :; do curl -s -o /dev/null --max-time 3 -D - -w 'code=%{http_code}\\n' '${url}' | tr -d '\\r' | grep -iE '^(x-served-by|code=)'; sleep 0.05; done`;
+function continuousClient(lab: Lab, url: string) {
+  const script = `while :; do curl -s -o /dev/null --max-time 3 --cacert '${lab.acme.issuingRootFile}' -D - -w 'code=%{http_code}\\n' '${url}' | tr -d '\\r' | grep -iE '^(x-served-by|code=)'; sleep 0.05; done`;
   const child = spawn("ip", ["netns", "exec", CLIENT_NS, "bash", "-c", script], { stdio: ["ignore", "pipe", "ignore"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -185,11 +209,98 @@ export const checks: Check[] = [
     name: "the site answers 200 through the load balancer, by name",
     async run(lab) {
       const url = siteUrl(lab);
-      const { value } = await waitFor(`GET ${url} answering 200`, 60_000, () => {
+      // Over HTTPS this also waits for the real certificate: the placeholder fails verification.
+      const { value } = await waitFor(`GET ${url} answering 200`, 180_000, () => {
         const answer = request(lab, url);
         return answer.code === "200" ? answer : undefined;
       });
       return `GET ${url} → 200, X-Served-By ${value.servedBy}`;
+    },
+  },
+  {
+    name: "HTTPS: lb-01 obtained a certificate for the site from the ACME CA, through certbot and HTTP-01",
+    async run(lab) {
+      const { lb } = roles(lab);
+      const host = siteHost(lab);
+      if (!httpsOn(lab)) {
+        const certbot = lab.execIn(lb.name, ["sh", "-c", "command -v certbot || systemctl cat foobar-certificate.service"]);
+        if (certbot.status === 0) throw new Error(`HTTPS is off but lb-01 has certbot or the certificate unit: ${certbot.stdout.trim()}`);
+        const https = tcpFrom(lab, { client: true }, lb.publicIpv4, 443);
+        if (https !== "dropped") throw new Error(`HTTPS is off but ${lb.name}:443 is ${https}`);
+        return `HTTPS is off (FOOBAR_HTTPS=false): no certbot on ${lb.name}, port 443 dropped`;
+      }
+      // The placeholder fails verification against the lab CA's root; the real certificate passes.
+      const { value, ms } = await waitFor(`a certificate for ${host} issued by the lab CA`, 180_000, () => {
+        const shown = lab.client(
+          ["sh", "-c", `echo | openssl s_client -connect ${lb.publicIpv4}:443 -servername ${host} -CAfile ${lab.acme.issuingRootFile} -verify_return_error 2>/dev/null | openssl x509 -noout -subject -issuer -ext subjectAltName`],
+          15_000,
+        );
+        return shown.status === 0 && shown.stdout.includes(`DNS:${host}`) ? shown.stdout : undefined;
+      });
+      const issuer = /issuer=\s*(.*)/.exec(value)?.[1]?.trim();
+      const names = /DNS:[^\n]*/.exec(value)?.[0]?.trim();
+      if (!issuer?.includes("Pebble")) throw new Error(`certificate issued by "${issuer}", not the lab's pebble CA`);
+      const unit = lab.execIn(lb.name, ["systemctl", "show", "-P", "Result", "foobar-certificate.service"]).stdout.trim();
+      const answer = request(lab, siteUrl(lab));
+      if (answer.code !== "200") throw new Error(`GET ${siteUrl(lab)} with the lab CA's root → ${answer.code}`);
+      return `${names} issued by "${issuer}", verified against the lab CA's root (seen after ${ms} ms; foobar-certificate.service result ${unit}); GET ${siteUrl(lab)} → 200`;
+    },
+  },
+  {
+    name: "HTTP redirects to HTTPS except ACME challenges; HTTPS answers carry HSTS; no server announces its version",
+    async run(lab) {
+      const host = siteHost(lab);
+      const head = (url: string) =>
+        lab.client(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--max-time", "5", ...trustLabCa(lab), url], 15_000).stdout.replace(/\r/g, "");
+      const header = (headers: string, name: string) => new RegExp(`^${name}: *(.*)$`, "im").exec(headers)?.[1];
+      const versioned = (headers: string) => /^server: *\S*\/\d/im.test(headers) || /^x-powered-by:/im.test(headers);
+      if (!httpsOn(lab)) {
+        const plain = head(`http://${host}/`);
+        if (!/^HTTP\/1\.1 200/.test(plain)) throw new Error(`HTTPS off: http://${host}/ → ${plain.split("\n")[0]}`);
+        if (header(plain, "strict-transport-security")) throw new Error("HTTPS off, yet an HSTS header is sent");
+        if (versioned(plain)) throw new Error(`a version is announced: ${plain}`);
+        return `HTTPS is off: http://${host}/ → 200 with no redirect and no HSTS; Server: ${header(plain, "server")}`;
+      }
+      const redirect = head(`http://${host}/api/messages?page=2`);
+      const location = header(redirect, "location");
+      if (!/^HTTP\/1\.1 301/.test(redirect) || location !== `https://${host}/api/messages?page=2`) {
+        throw new Error(`http:// → ${redirect.split("\n")[0]}, Location ${location}`);
+      }
+      const challenge = head(`http://${host}/.well-known/acme-challenge/lab-probe`);
+      if (/^HTTP\/1\.1 301/.test(challenge)) throw new Error("an ACME challenge path was redirected to HTTPS");
+      const secure = head(`https://${host}/`);
+      const hsts = header(secure, "strict-transport-security");
+      if (!/^max-age=\d+/.test(hsts ?? "")) throw new Error(`no HSTS header on https://${host}/: ${secure}`);
+      for (const headers of [redirect, challenge, secure]) {
+        if (versioned(headers)) throw new Error(`a version is announced: ${headers}`);
+      }
+      return `http://${host}/api/messages?page=2 → 301 ${location}; ACME path on HTTP → ${challenge.split("\n")[0].split(" ")[1]} (not redirected); HTTPS Strict-Transport-Security: ${hsts}; Server: ${header(secure, "server")}`;
+    },
+  },
+  {
+    name: "TLS: 1.1 is refused, 1.2 and 1.3 are accepted, ALPN offers HTTP/2",
+    async run(lab) {
+      const { lb } = roles(lab);
+      if (!httpsOn(lab)) return "HTTPS is off: nothing listens for TLS (port 443 dropped, checked above)";
+      const host = siteHost(lab);
+      const handshake = (options: string) =>
+        lab.client(
+          ["sh", "-c", `echo | openssl s_client -connect ${lb.publicIpv4}:443 -servername ${host} -CAfile ${lab.acme.issuingRootFile} ${options} 2>&1`],
+          15_000,
+        ).stdout;
+      // SECLEVEL=0 lets this client offer TLS 1.1 at all: the refusal must come from the server.
+      const old = handshake("-tls1_1 -cipher DEFAULT@SECLEVEL=0");
+      if (!/alert protocol version/.test(old)) throw new Error(`TLS 1.1 was not refused by the server:\n${old}`);
+      const evidence = ["TLS 1.1 → server alert \"protocol version\""];
+      for (const [version, option] of [["1.2", "-tls1_2"], ["1.3", "-tls1_3"]]) {
+        const text = handshake(`${option} -alpn h2,http/1.1`);
+        const cipher = /Cipher is (\S+)/.exec(text)?.[1];
+        if (!/Verify return code: 0 \(ok\)/.test(text) || !cipher || cipher === "(NONE)") throw new Error(`TLS ${version} failed:\n${text}`);
+        const alpn = /ALPN protocol: (\S+)/.exec(text)?.[1];
+        if (alpn !== "h2") throw new Error(`TLS ${version}: ALPN ${alpn ?? "none"}, expected h2`);
+        evidence.push(`TLS ${version} → ${cipher}, ALPN ${alpn}`);
+      }
+      return evidence.join("; ");
     },
   },
   {
@@ -265,23 +376,39 @@ export const checks: Check[] = [
     },
   },
   {
-    name: "firewall: from the internet, only the load balancer's HTTP is reachable",
+    name: "firewall: from the internet, only the load balancer's HTTP(S) is reachable; SSH only from the admin CIDR",
     async run(lab) {
       const { lb, webs } = roles(lab);
+      // lab-acme stands for any address on the internet; the client is the admin CIDR.
+      const internet = { namespace: ACME_NS };
       const evidence: string[] = [];
-      const lbHttp = tcpFrom(lab, { client: true }, lb.publicIpv4, 80);
-      if (lbHttp !== "open") throw new Error(`${lb.name}:80 is ${lbHttp}`);
-      evidence.push(`${lb.name}:80 open`);
+      const webPorts = httpsOn(lab) ? [80, 443] : [80];
+      for (const port of webPorts) {
+        const state = tcpFrom(lab, { client: true }, lb.publicIpv4, port);
+        if (state !== "open") throw new Error(`${lb.name}:${port} is ${state}`);
+      }
+      evidence.push(`${lb.name}:${webPorts.join("/")} open`);
       for (const web of webs) {
         for (const port of [80, 3306, 22]) {
+          const state = tcpFrom(lab, internet, web.publicIpv4, port);
+          if (state !== "dropped") throw new Error(`${web.name} ${web.publicIpv4}:${port} is ${state} from ${ACME_NS}`);
+        }
+        for (const port of [80, 3306]) {
           const state = tcpFrom(lab, { client: true }, web.publicIpv4, port);
           if (state !== "dropped") throw new Error(`${web.name} ${web.publicIpv4}:${port} is ${state} from the client`);
         }
         evidence.push(`${web.name}:80/3306/22 dropped`);
       }
-      const lbSsh = tcpFrom(lab, { client: true }, lb.publicIpv4, 22);
-      if (lbSsh !== "dropped") throw new Error(`${lb.name}:22 is ${lbSsh} from the client`);
-      evidence.push(`${lb.name}:22 dropped`);
+      for (const port of [22, 8404]) {
+        const state = tcpFrom(lab, internet, lb.publicIpv4, port);
+        if (state !== "dropped") throw new Error(`${lb.name}:${port} is ${state} from ${ACME_NS}`);
+      }
+      evidence.push(`${lb.name}:22/8404 dropped`);
+      for (const droplet of [lb, ...webs]) {
+        const ssh = tcpFrom(lab, { client: true }, droplet.publicIpv4, 22);
+        if (ssh !== "open") throw new Error(`${droplet.name}:22 is ${ssh} from the admin CIDR ${CLIENT_ADDRESS}/32`);
+      }
+      evidence.push(`SSH open from the admin CIDR ${CLIENT_ADDRESS}/32 on every droplet`);
       return evidence.join(", ");
     },
   },
@@ -302,6 +429,192 @@ export const checks: Check[] = [
         evidence.push(`${replica.name}→${primary.name}:3306 open`);
       }
       return evidence.join(", ");
+    },
+  },
+  {
+    name: "HAProxy's stats page needs its password and is reachable only on lb-01's private address and loopback",
+    async run(lab) {
+      const { lb, webs } = roles(lab);
+      const env = lab.execIn(lb.name, ["cat", "/etc/haproxy/foobar-stats.env"]).stdout;
+      const password = /^STATS_PASSWORD=(\S+)$/m.exec(env)?.[1];
+      if (!password) throw new Error("no STATS_PASSWORD in lb-01's /etc/haproxy/foobar-stats.env");
+      const stats = (from: Origin, address: string, user?: string) =>
+        runFrom(lab, from, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", ...(user ? ["-u", user] : []), `http://${address}:8404/`], 10_000).stdout.trim();
+      const fromVpc = { droplet: webs[0].name };
+      const anonymous = stats(fromVpc, lb.privateIpv4);
+      const wrong = stats(fromVpc, lb.privateIpv4, "admin:wrong");
+      const right = stats(fromVpc, lb.privateIpv4, `admin:${password}`);
+      const loopback = stats({ droplet: lb.name }, "127.0.0.1", `admin:${password}`);
+      if (anonymous !== "401" || wrong !== "401" || right !== "200" || loopback !== "200") {
+        throw new Error(`from ${webs[0].name}: no password ${anonymous}, wrong ${wrong}, right ${right}; loopback ${loopback}`);
+      }
+      const publicPort = tcpFrom(lab, { client: true }, lb.publicIpv4, 8404);
+      const privateFromClient = tcpFrom(lab, { client: true }, lb.privateIpv4, 8404);
+      if (publicPort === "open" || privateFromClient === "open") {
+        throw new Error(`from the client: ${lb.publicIpv4}:8404 ${publicPort}, ${lb.privateIpv4}:8404 ${privateFromClient}`);
+      }
+      const listening = lab.execIn(lb.name, ["ss", "-Hltn", "sport = :8404"]).stdout.trim().split("\n").map((l) => l.split(/\s+/)[3]).sort();
+      const expected = [`${lb.privateIpv4}:8404`, "127.0.0.1:8404"].sort();
+      if (JSON.stringify(listening) !== JSON.stringify(expected)) throw new Error(`listening on ${listening.join(", ")}`);
+      return `listens on ${listening.join(" and ")}; from ${webs[0].name}: 401 without or with a wrong password, 200 with it; from the client: ${lb.publicIpv4}:8404 ${publicPort}, ${lb.privateIpv4}:8404 ${privateFromClient}`;
+    },
+  },
+  {
+    name: "ufw is active on every droplet with its tier's rules",
+    async run(lab) {
+      const { lb, webs } = roles(lab);
+      const vpc = lab.stack.vpc.ipRange;
+      const expected: Record<string, string[]> = {
+        [lb.name]: [
+          "80/tcp ALLOW IN Anywhere",
+          ...(httpsOn(lab) ? ["443/tcp ALLOW IN Anywhere"] : []),
+          `8404/tcp ALLOW IN ${vpc}`,
+          `22/tcp ALLOW IN ${CLIENT_ADDRESS}`,
+        ],
+        ...Object.fromEntries(webs.map((w) => [w.name, [`80/tcp ALLOW IN ${vpc}`, `3306/tcp ALLOW IN ${vpc}`, `22/tcp ALLOW IN ${CLIENT_ADDRESS}`]])),
+      };
+      const evidence: string[] = [];
+      for (const [name, rules] of Object.entries(expected)) {
+        const status = lab.execIn(name, ["ufw", "status", "verbose"]).stdout;
+        if (!/^Status: active$/m.test(status)) throw new Error(`${name}: ${status}`);
+        if (!/^Default: deny \(incoming\)/m.test(status)) throw new Error(`${name}: default incoming policy is not deny:\n${status}`);
+        const actual = status
+          .split("\n")
+          .filter((line) => /ALLOW IN/.test(line) && !line.includes("(v6)"))
+          .map((line) => line.replace(/#.*$/, "").trim().replace(/\s{2,}/g, " "));
+        if (JSON.stringify(actual) !== JSON.stringify(rules)) {
+          throw new Error(`${name}: rules ${JSON.stringify(actual)}, expected ${JSON.stringify(rules)}`);
+        }
+        evidence.push(`${name}: ${rules.map((r) => r.replace(" ALLOW IN ", " from ")).join(", ")}`);
+      }
+      return `active, default deny incoming; ${evidence.join("; ")}`;
+    },
+  },
+  {
+    name: "sshd refuses password authentication; unattended security upgrades are on",
+    async run(lab) {
+      const evidence: string[] = [];
+      for (const droplet of lab.stack.droplets) {
+        const attempt = lab.client(
+          ["ssh", "-o", "BatchMode=yes", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", `root@${droplet.publicIpv4}`, "true"],
+          20_000,
+        );
+        const methods = /Permission denied \(([^)]*)\)/.exec(attempt.stderr)?.[1];
+        if (attempt.status === 0 || methods !== "publickey") {
+          throw new Error(`${droplet.name}: ssh without a key exited ${attempt.status}, server offers "${methods}": ${attempt.stderr.trim()}`);
+        }
+        const effective = lab.execIn(droplet.name, ["/usr/sbin/sshd", "-T"]).stdout;
+        // Key case and the alias printed for prohibit-password differ between OpenSSH versions.
+        const setting = (name: string) => new RegExp(`^${name} (\\S+)$`, "im").exec(effective)?.[1];
+        if (setting("passwordauthentication") !== "no" || !["prohibit-password", "without-password"].includes(setting("permitrootlogin") ?? "")) {
+          throw new Error(`${droplet.name}: sshd -T says passwordauthentication ${setting("passwordauthentication")}, permitrootlogin ${setting("permitrootlogin")}`);
+        }
+        const upgrades = lab.execIn(droplet.name, ["apt-config", "dump", "APT::Periodic::Unattended-Upgrade"]).stdout.trim();
+        const timer = lab.execIn(droplet.name, ["systemctl", "is-enabled", "apt-daily-upgrade.timer"]).stdout.trim();
+        if (!upgrades.includes('"1"') || timer !== "enabled") throw new Error(`${droplet.name}: ${upgrades || "no Unattended-Upgrade setting"}, apt-daily-upgrade.timer ${timer}`);
+        evidence.push(droplet.name);
+      }
+      return `${evidence.join(", ")}: "Permission denied (publickey)" to a password login from the admin CIDR; sshd -T PasswordAuthentication no, PermitRootLogin prohibit-password; Unattended-Upgrade "1", apt-daily-upgrade.timer enabled`;
+    },
+  },
+  {
+    name: "MySQL refuses a login without TLS from another server, and accepts the same login over TLS",
+    async run(lab) {
+      const { primary, replicas } = roles(lab);
+      if (replicas.length === 0) return "no second web server in this stack";
+      const client = replicas[0];
+      const login = (mode: string) =>
+        lab.execIn(client.name, [
+          "bash", "-c",
+          `. /etc/foobar/app.env && MYSQL_PWD="$FOOBAR_DB_PASSWORD" mysql --ssl-mode=${mode} --connect-timeout=5 -h ${primary.privateIpv4} -u "$FOOBAR_DB_USER" --batch --skip-column-names -e "SHOW SESSION STATUS LIKE 'Ssl_version'"`,
+        ], 20_000);
+      const plain = login("DISABLED");
+      if (plain.status === 0 || !/3159|insecure transport/i.test(plain.stderr)) {
+        throw new Error(`a non-TLS login from ${client.name} to ${primary.name} was not refused for transport: exit ${plain.status} ${plain.stdout}${plain.stderr}`);
+      }
+      const tls = login("REQUIRED");
+      const version = /Ssl_version\s+(\S+)/.exec(tls.stdout)?.[1];
+      if (tls.status !== 0 || !version) throw new Error(`the TLS login failed: ${tls.stderr}`);
+      return `${client.name}→${primary.name} as the app user: --ssl-mode=DISABLED refused (${plain.stderr.trim().split("\n").pop()}); --ssl-mode=REQUIRED accepted over ${version}`;
+    },
+  },
+  {
+    name: "secret files are 0600 and owned by their service user; no secret is in cloud-init's logs",
+    async run(lab) {
+      const { lb, webs } = roles(lab);
+      const host = siteHost(lab);
+      const expected: [string, string, string][] = [
+        [lb.name, "/etc/haproxy/foobar-stats.env", "haproxy:haproxy 600"],
+        ...(httpsOn(lab)
+          ? ([
+              [lb.name, "/etc/haproxy/certs/site.pem", "haproxy:haproxy 600"],
+              [lb.name, `/etc/letsencrypt/live/${host}/privkey.pem`, "root:root 600"],
+            ] as [string, string, string][])
+          : []),
+        ...webs.flatMap((w): [string, string, string][] => [
+          [w.name, "/etc/foobar/app.env", "foobar-app:foobar-app 600"],
+          [w.name, "/etc/foobar/mysql-setup.env", "root:root 600"],
+        ]),
+      ];
+      for (const [droplet, file, owner] of expected) {
+        const actual = lab.execIn(droplet, ["stat", "-L", "-c", "%U:%G %a", file]).stdout.trim();
+        if (actual !== owner) throw new Error(`${droplet}:${file} is "${actual}", expected "${owner}"`);
+      }
+      const secrets = new Set<string>();
+      for (const [droplet, file] of expected.filter(([, f]) => f.endsWith(".env"))) {
+        const text = lab.execIn(droplet, ["cat", file]).stdout;
+        for (const match of text.matchAll(/^\w*PASSWORD=(\S+)$/gm)) secrets.add(match[1]);
+      }
+      if (secrets.size < 3) throw new Error(`found only ${secrets.size} secret(s) to look for`);
+      const logs = ["/var/log/cloud-init.log", "/var/log/cloud-init-output.log"];
+      let bytes = 0;
+      for (const droplet of lab.stack.droplets) {
+        for (const log of logs) {
+          const text = lab.execIn(droplet.name, ["cat", log]).stdout;
+          if (text.length === 0) throw new Error(`${droplet.name}:${log} is empty or missing`);
+          bytes += text.length;
+          for (const secret of secrets) {
+            if (text.includes(secret)) throw new Error(`${droplet.name}:${log} contains a secret (${secret.slice(0, 4)}…)`);
+          }
+        }
+      }
+      return `${expected.length} secret files with the expected owner and mode 0600; none of ${secrets.size} secrets in ${(bytes / 1024).toFixed(0)} KiB of cloud-init logs on ${lab.stack.droplets.length} droplets`;
+    },
+  },
+  {
+    name: "a lagging replica (SQL thread stopped) leaves HAProxy's rotation, and returns when it catches up",
+    async run(lab) {
+      const { lb, replicas } = roles(lab);
+      if (replicas.length === 0) return "no replica in this stack";
+      const replica = replicas[0];
+      const health = () =>
+        lab.execIn(lb.name, ["curl", "-s", "-w", "\\n%{http_code}", "--max-time", "3", "-H", `Host: ${siteHost(lab)}`, `http://${replica.privateIpv4}/health`]).stdout;
+      sql(lab, replica.name, "STOP REPLICA SQL_THREAD");
+      const began = Date.now();
+      try {
+        const down = await waitFor(`HAProxy marking ${replica.name} down`, 60_000, () =>
+          backendStates(lab)[replica.name]?.startsWith("DOWN") ? true : undefined,
+        );
+        const report = health().split("\n");
+        const code = report.pop();
+        const problem = JSON.parse(report.join("\n") || "{}").problem;
+        if (code !== "503") throw new Error(`${replica.name}'s /health → ${code} with its SQL thread stopped`);
+        const servedBy = new Set<string>();
+        for (let i = 0; i < 10; i++) {
+          const answer = request(lab, siteUrl(lab));
+          if (answer.code !== "200") throw new Error(`GET ${siteUrl(lab)} → ${answer.code} while ${replica.name} lags`);
+          servedBy.add(answer.servedBy);
+        }
+        if (servedBy.has(replica.name)) throw new Error(`${replica.name} still served requests while lagging`);
+        sql(lab, replica.name, "START REPLICA SQL_THREAD");
+        const up = await waitFor(`${replica.name} back in rotation`, 60_000, () =>
+          backendStates(lab)[replica.name] === "UP" ? true : undefined,
+        );
+        return `SQL thread stopped: /health 503 ("${problem}"), marked DOWN after ${(down.ms / 1000).toFixed(1)} s, 10/10 requests served by ${[...servedBy].join(", ")}; restarted: UP again after ${(up.ms / 1000).toFixed(1)} s (${((Date.now() - began) / 1000).toFixed(1)} s in all)`;
+      } finally {
+        lab.execIn(replica.name, ["mysql", "--execute", "START REPLICA SQL_THREAD"]);
+      }
     },
   },
   {
@@ -363,7 +676,7 @@ async function nginxOrPowerFault(lab: Lab, fault: "nginx" | "power"): Promise<st
   const { webs } = roles(lab);
   const target = fault === "nginx" ? webs[0] : webs[webs.length - 1];
   if (webs.length < 2) return "only one web server: nothing to fail over to";
-  const client = continuousClient(siteUrl(lab));
+  const client = continuousClient(lab, siteUrl(lab));
   await sleep(1000);
   const began = Date.now();
   if (fault === "nginx") {
