@@ -28,9 +28,12 @@ function writeTemp(name: string, content: string): string {
   return file;
 }
 
+// A CA for lb-01 to trust, as the lab passes one (cloud-init's ca_certs module).
+const trustedCaFile = writeTemp("trusted-ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+
 const stacks: Record<string, StackJson> = {
   defaults: synthStack(),
-  "three web servers, apex": synthStack({ webServers: 3, apexRecord: true }),
+  "three web servers, apex, trusted CA": synthStack({ webServers: 3, apexRecord: true, acmeCaFile: trustedCaFile }),
   "HTTPS off": synthStack({ https: false }),
 };
 
@@ -54,6 +57,10 @@ describe("cloud-init schema", () => {
   test("rejects a document with a wrongly typed module (the check can fail)", () => {
     const file = writeTemp("bad.yaml", "#cloud-config\npackages: 5\nruncmd: {a: 1}\n");
     expect(run("cloud-init", ["schema", "--config-file", file]).status).not.toBe(0);
+  });
+
+  test("checks a user-data with a CA to trust too", () => {
+    expect(userData.filter((u) => u.name === "lb-01" && /^ca_certs:/m.test(u.text))).toHaveLength(1);
   });
 });
 
