@@ -350,52 +350,40 @@ export function loadSettings(env: Environment = process.env): Settings {
       : [v.alertSlackChannel, v.alertSlackWebhookUrl];
     fail(missing, "", `set as well when ${present} is set`);
   }
-  const percent = (key: "alertCpuPercent" | "alertMemoryPercent" | "alertDiskPercent"): number =>
-    raw(key) !== undefined ? wholeNumber(v[key], raw(key)!, 1, 100) : d[key];
+  type NumberSetting = { [K in keyof Settings]-?: Settings[K] extends number ? K : never }[keyof Settings];
+  const number = (key: NumberSetting, min: number, max: number): number =>
+    raw(key) !== undefined ? wholeNumber(v[key], raw(key)!, min, max) : d[key];
 
   return {
     project,
     domain,
     hostName,
     apexRecord: raw("apexRecord") !== undefined ? flag(v.apexRecord, raw("apexRecord")!) : d.apexRecord,
-    dnsTtl: raw("dnsTtl") !== undefined ? wholeNumber(v.dnsTtl, raw("dnsTtl")!, 30, 86400) : d.dnsTtl,
+    dnsTtl: number("dnsTtl", 30, 86400),
     region,
     vpcIpRange: validateVpcRange(v.vpcIpRange, text("vpcIpRange", d.vpcIpRange)),
-    webServers:
-      raw("webServers") !== undefined
-        ? wholeNumber(v.webServers, raw("webServers")!, 1, MAX_WEB_SERVERS)
-        : d.webServers,
+    webServers: number("webServers", 1, MAX_WEB_SERVERS),
     image,
     size,
     adminCidrs,
     allowSshFromAnywhere,
     sshKeys,
-    replicaMaxLagSeconds:
-      raw("replicaMaxLagSeconds") !== undefined
-        ? wholeNumber(v.replicaMaxLagSeconds, raw("replicaMaxLagSeconds")!, 1, 3600)
-        : d.replicaMaxLagSeconds,
+    replicaMaxLagSeconds: number("replicaMaxLagSeconds", 1, 3600),
     appDir,
     appCommand,
     https,
     acmeDirectoryUrl,
     acmeEmail,
     acmeCaFile,
-    hstsMaxAgeSeconds:
-      raw("hstsMaxAgeSeconds") !== undefined
-        ? wholeNumber(v.hstsMaxAgeSeconds, raw("hstsMaxAgeSeconds")!, 0, 63_072_000)
-        : d.hstsMaxAgeSeconds,
+    hstsMaxAgeSeconds: number("hstsMaxAgeSeconds", 0, 63_072_000),
     alertEmails,
     alertSlackWebhookUrl,
     alertSlackChannel,
-    alertCpuPercent: percent("alertCpuPercent"),
-    alertMemoryPercent: percent("alertMemoryPercent"),
-    alertDiskPercent: percent("alertDiskPercent"),
-    alertLatencyMs:
-      raw("alertLatencyMs") !== undefined ? wholeNumber(v.alertLatencyMs, raw("alertLatencyMs")!, 100, 30_000) : d.alertLatencyMs,
-    alertCertExpiryDays:
-      raw("alertCertExpiryDays") !== undefined
-        ? wholeNumber(v.alertCertExpiryDays, raw("alertCertExpiryDays")!, 1, 60)
-        : d.alertCertExpiryDays,
+    alertCpuPercent: number("alertCpuPercent", 1, 100),
+    alertMemoryPercent: number("alertMemoryPercent", 1, 100),
+    alertDiskPercent: number("alertDiskPercent", 1, 100),
+    alertLatencyMs: number("alertLatencyMs", 100, 30_000),
+    alertCertExpiryDays: number("alertCertExpiryDays", 1, 60),
   };
 }
 

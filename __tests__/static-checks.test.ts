@@ -75,7 +75,7 @@ describe("haproxy -c", () => {
     execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=www.foobar.com", "-keyout", key, "-out", cert], { stdio: "ignore" });
     fs.writeFileSync(certificate, fs.readFileSync(cert, "utf8") + fs.readFileSync(key, "utf8"));
   });
-  const bootEnvironment = { ...process.env, PRIVATE_ADDRESS: "10.10.10.2", STATS_PASSWORD: "Passw0rdPassw0rd" };
+  const bootEnvironment = { ...process.env, PRIVATE_ADDRESS: "10.10.10.2", STATS_PASSWORD: "dummy-for-haproxy-c" };
 
   function haproxyCheck(u: { label: string; text: string }, env: NodeJS.ProcessEnv) {
     const content = parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
