@@ -174,6 +174,12 @@ export async function waitForCloudInit(
       }
     }
     if (pending.size === 0) break;
+    // One failed droplet fails the stack; the others may wait on it for long
+    // (a replica waits up to 30 min for its primary), so stop here.
+    if (failed.length > 0) {
+      for (const name of pending) failed.push({ name, reason: "not waited for: another droplet failed" });
+      break;
+    }
     if (interrupted()) {
       for (const name of pending) failed.push({ name, reason: "interrupted" });
       break;
