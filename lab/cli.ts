@@ -10,7 +10,7 @@
  * directory, its CA file and the admin CIDRs), FOOBAR_LAB_CACHE,
  * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds).
  */
-import { checks } from "./checks";
+import { checks, httpsOn, siteUrl } from "./checks";
 import { Lab, attachRunning, down, up } from "./lab";
 import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
 import { commandExists, log } from "./shell";
@@ -127,7 +127,9 @@ function printSummary(lab: Lab): void {
   const a = lab.stack.records.filter((r) => r.type === "A");
   const www = a.find((r) => r.name === "www") ?? a[0];
   const lines = ["", "The lab is up."];
-  if (www) lines.push(`  site: http://${www.fqdn}/  (${www.fqdn} → ${www.value}, resolved in ${CLIENT_NS})`);
+  const url = www ? siteUrl(lab) : "http://<droplet public address>/";
+  const trust = httpsOn(lab) ? ` --cacert ${lab.acme.issuingRootFile}` : "";
+  if (www) lines.push(`  site: ${url}  (${www.fqdn} → ${www.value}, resolved in ${CLIENT_NS})`);
   for (const d of lab.stack.droplets) {
     lines.push(`  ${d.name.padEnd(10)} public ${d.publicIpv4.padEnd(15)} private ${d.privateIpv4.padEnd(15)} tags ${d.tags.join(",") || "-"}`);
   }
@@ -137,7 +139,7 @@ function printSummary(lab: Lab): void {
     `             site certificates issued under ${lab.acme.issuingRootFile}`,
     "",
     "Reach it (only from the client namespace):",
-    `  ip netns exec ${CLIENT_NS} curl -i ${www ? `http://${www.fqdn}/` : "http://<droplet public address>/"}`,
+    `  ip netns exec ${CLIENT_NS} curl -i${trust} ${url}`,
     "Look inside a droplet (as root, all its namespaces):",
     ...lab.stack.droplets.map((d) => `  nsenter -t ${lab.initPid(d.name) ?? "?"} -a bash -l    # ${d.name}`),
     "Tear it down: npm run lab:down",

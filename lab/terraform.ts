@@ -2,11 +2,9 @@
  * Reading the synthesized Terraform JSON and resolving it the way
  * `terraform apply` would, into a typed model of what the lab boots.
  *
- * Pure functions: no file access except `loadStack`, no randomness except
+ * Pure functions: no file access, no randomness except
  * through the `computed` hooks, so tests can pin every generated value.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 
 /** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
 export interface TerraformJson {
@@ -112,33 +110,6 @@ export interface ComputedValues {
 
 /** Resource types whose `id` is their `name`. */
 const ID_IS_NAME = ["digitalocean_domain", "digitalocean_tag"];
-
-/**
- * Finds and parses a stack synthesized by `npx cdktf synth` (the lab itself
- * synthesizes in-process: see `synth.ts`).
- *
- * @param stackFile explicit path, wins over the rest.
- * @param stackName the directory under `cdktf.out/stacks`; optional when there is only one.
- * @throws Error telling to run `npx cdktf synth` when there is no synthesized stack.
- */
-export function loadStack(projectDir: string, stackFile?: string, stackName?: string): TerraformJson {
-  let file = stackFile;
-  if (!file) {
-    const stacksDir = path.join(projectDir, "cdktf.out", "stacks");
-    const names = fs.existsSync(stacksDir) ? fs.readdirSync(stacksDir) : [];
-    if (stackName) {
-      file = path.join(stacksDir, stackName, "cdk.tf.json");
-    } else if (names.length === 1) {
-      file = path.join(stacksDir, names[0]!, "cdk.tf.json");
-    } else if (names.length > 1) {
-      throw new Error(`several stacks in ${stacksDir} (${names.join(", ")}): pass a stack name`);
-    }
-  }
-  if (!file || !fs.existsSync(file)) {
-    throw new Error(`no synthesized stack${file ? ` at ${file}` : ""}: run \`npx cdktf synth\` first`);
-  }
-  return JSON.parse(fs.readFileSync(file, "utf8")) as TerraformJson;
-}
 
 /**
  * Resolves the lab-relevant resources of a synthesized stack.

@@ -1,8 +1,5 @@
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { randomPassword } from "../../lab/passwords";
-import { ComputedValues, TerraformJson, hostAddress, interpolate, loadStack, resolveStack } from "../../lab/terraform";
+import { ComputedValues, TerraformJson, hostAddress, interpolate, resolveStack } from "../../lab/terraform";
 
 /** Pinned stand-ins for apply-time values, so every resolved value is predictable. */
 const computed: ComputedValues = {
@@ -129,21 +126,6 @@ describe("hostAddress", () => {
   test("counts host numbers from the network address", () => {
     expect(hostAddress("10.10.10.0/24", 2)).toBe("10.10.10.2");
     expect(hostAddress("172.16.8.0/22", 300)).toBe("172.16.9.44");
-  });
-});
-
-describe("loadStack", () => {
-  test("without a synthesized stack it says to run cdktf synth", () => {
-    const empty = fs.mkdtempSync(path.join(os.tmpdir(), "lab-"));
-    expect(() => loadStack(empty)).toThrow("run `npx cdktf synth` first");
-  });
-
-  test("reads the only stack under cdktf.out/stacks", () => {
-    const project = fs.mkdtempSync(path.join(os.tmpdir(), "lab-"));
-    const dir = path.join(project, "cdktf.out", "stacks", "foobar");
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, "cdk.tf.json"), JSON.stringify(tinyStack()));
-    expect(loadStack(project).resource?.digitalocean_droplet).toHaveProperty("lb");
   });
 });
 
