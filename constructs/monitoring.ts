@@ -1,5 +1,5 @@
-import { MonitorAlert, MonitorAlertAlerts } from "@cdktf/provider-digitalocean/lib/monitor-alert";
-import { UptimeAlert, UptimeAlertNotifications } from "@cdktf/provider-digitalocean/lib/uptime-alert";
+import { MonitorAlert } from "@cdktf/provider-digitalocean/lib/monitor-alert";
+import { UptimeAlert } from "@cdktf/provider-digitalocean/lib/uptime-alert";
 import { UptimeCheck } from "@cdktf/provider-digitalocean/lib/uptime-check";
 import { Tag } from "@cdktf/provider-digitalocean/lib/tag";
 import { Construct } from "constructs";
@@ -72,11 +72,8 @@ export class Monitoring extends Construct {
       throw new Error("Monitoring needs at least one alert e-mail address or a Slack webhook");
     }
     const { emails, slack } = props.destinations;
-    const dropletRecipients: MonitorAlertAlerts = {
-      email: emails?.length ? [...emails] : undefined,
-      slack: slack ? [{ channel: slack.channel, url: slack.webhookUrl }] : undefined,
-    };
-    const uptimeRecipients: UptimeAlertNotifications = {
+    // Droplet alerts and uptime alerts take the same shape of recipients.
+    const recipients = {
       email: emails?.length ? [...emails] : undefined,
       slack: slack ? [{ channel: slack.channel, url: slack.webhookUrl }] : undefined,
     };
@@ -97,7 +94,7 @@ export class Monitoring extends Construct {
             window: "5m",
             tags: [role.tag.name],
             enabled: true,
-            alerts: dropletRecipients,
+            alerts: recipients,
           }),
       ),
     );
@@ -114,7 +111,7 @@ export class Monitoring extends Construct {
         name: `${props.project}-site-${key}`,
         checkId: this.uptimeCheck.id,
         period: "2m",
-        notifications: [uptimeRecipients],
+        notifications: [recipients],
         ...fields,
       });
     this.uptimeAlerts = [
