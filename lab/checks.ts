@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import type { Lab } from "./lab";
 import { ACME_NS, CLIENT_ADDRESS, CLIENT_NS } from "./settings";
-import { sleep, tryRun } from "./shell";
+import { CommandResult, sleep, tryRun } from "./shell";
 import type { LabDroplet } from "./terraform";
 
 export interface Check {
@@ -43,6 +43,16 @@ function siteHost(lab: Lab): string {
 /** `https://www.<domain>/`, or `http://` when the stack serves plain HTTP. */
 export function siteUrl(lab: Lab): string {
   return `${httpsOn(lab) ? "https" : "http"}://${siteHost(lab)}/`;
+}
+
+/**
+ * A TLS handshake with lb-01 from the client namespace, by the site's name,
+ * trusting only the lab ACME CA's root; `then` is a shell pipe stage for its output.
+ */
+function tlsHandshake(lab: Lab, options: string, then = "cat"): CommandResult {
+  const { lb } = roles(lab);
+  const connect = `openssl s_client -connect ${lb.publicIpv4}:443 -servername ${siteHost(lab)} -CAfile ${lab.acme.issuingRootFile}`;
+  return lab.client(["sh", "-c", `echo | ${connect} ${options} | ${then}`], 15_000);
 }
 
 /** curl options that trust only the lab ACME CA's root: the placeholder certificate fails them. */
@@ -231,10 +241,7 @@ export const checks: Check[] = [
       }
       // The placeholder fails verification against the lab CA's root; the real certificate passes.
       const { value, ms } = await waitFor(`a certificate for ${host} issued by the lab CA`, 180_000, () => {
-        const shown = lab.client(
-          ["sh", "-c", `echo | openssl s_client -connect ${lb.publicIpv4}:443 -servername ${host} -CAfile ${lab.acme.issuingRootFile} -verify_return_error 2>/dev/null | openssl x509 -noout -subject -issuer -ext subjectAltName`],
-          15_000,
-        );
+        const shown = tlsHandshake(lab, "-verify_return_error 2>/dev/null", "openssl x509 -noout -subject -issuer -ext subjectAltName");
         return shown.status === 0 && shown.stdout.includes(`DNS:${host}`) ? shown.stdout : undefined;
       });
       const issuer = /issuer=\s*(.*)/.exec(value)?.[1]?.trim();
@@ -280,14 +287,8 @@ export const checks: Check[] = [
   {
     name: "TLS: 1.1 is refused, 1.2 and 1.3 are accepted, ALPN offers HTTP/2",
     async run(lab) {
-      const { lb } = roles(lab);
       if (!httpsOn(lab)) return "HTTPS is off: nothing listens for TLS (port 443 dropped, checked above)";
-      const host = siteHost(lab);
-      const handshake = (options: string) =>
-        lab.client(
-          ["sh", "-c", `echo | openssl s_client -connect ${lb.publicIpv4}:443 -servername ${host} -CAfile ${lab.acme.issuingRootFile} ${options} 2>&1`],
-          15_000,
-        ).stdout;
+      const handshake = (options: string) => tlsHandshake(lab, `${options} 2>&1`).stdout;
       // SECLEVEL=0 lets this client offer TLS 1.1 at all: the refusal must come from the server.
       const old = handshake("-tls1_1 -cipher DEFAULT@SECLEVEL=0");
       if (!/alert protocol version/.test(old)) throw new Error(`TLS 1.1 was not refused by the server:\n${old}`);
