@@ -1,14 +1,24 @@
 /**
- * Typed settings for the www.foobar.com stack.
+ * Typed settings for the www.foobar.com stack, declared once.
  *
- * Every setting has a documented default and can be overridden by an
- * environment variable named `FOOBAR_<NAME>`. `loadSettings` validates every
- * value before any construct is created and throws a `SettingsError` whose
- * message is one line naming the variable, the value given and what is
- * accepted.
+ * `SETTINGS` is the one declaration: for every setting its environment
+ * variable, type, default, what it accepts and what it does. Parsing,
+ * validation, the error messages and the README's settings table
+ * (`settingsTable`) all come from it.
+ *
+ * Rules that hold for every variable:
+ * - unset means the default; set but empty or blank is an error, so an unset
+ *   shell variable in a pipeline (`FOOBAR_HTTPS=$TYPO`) can never turn
+ *   anything off;
+ * - a `FOOBAR_*` variable that is not a setting is an error naming the
+ *   closest one, except `FOOBAR_LAB_*`, which belong to the lab (`lab/`);
+ * - a bad value stops everything with a `SettingsError`: one line naming the
+ *   variable, the value and what is accepted.
  */
 
 import * as fs from "node:fs";
+import * as ipaddr from "ipaddr.js";
+import { z } from "zod";
 
 /** Thrown for a bad setting; `main.ts` prints its message alone and exits 1. */
 export class SettingsError extends Error {
@@ -40,230 +50,469 @@ export const SUPPORTED_IMAGES = ["ubuntu-24-04-x64", "ubuntu-26-04-x64"] as cons
 
 export const MAX_WEB_SERVERS = 10;
 
-export interface Settings {
-  /** Project name: prefixes tags, firewall names and the DigitalOcean project. `FOOBAR_PROJECT`. @default "foobar" */
-  readonly project: string;
-  /** DNS zone created on DigitalOcean. `FOOBAR_DOMAIN`. @default "foobar.com" */
-  readonly domain: string;
-  /** Host name of the site inside the zone. `FOOBAR_HOST_NAME`. @default "www" */
-  readonly hostName: string;
-  /** Also point the zone apex (`@`) at the load balancer. `FOOBAR_APEX_RECORD`. @default false */
-  readonly apexRecord: boolean;
-  /** TTL of the DNS records, in seconds (30 to 86400). `FOOBAR_DNS_TTL`. @default 300 */
-  readonly dnsTtl: number;
-  /** DigitalOcean region slug. `FOOBAR_REGION`. @default "nyc3" */
-  readonly region: string;
-  /** RFC 1918 range of the VPC, a /16 to /28. `FOOBAR_VPC_IP_RANGE`. @default "10.10.10.0/24" */
-  readonly vpcIpRange: string;
-  /** Number of web servers (1 to 10); the first holds the MySQL primary, the others replicas. `FOOBAR_WEB_SERVERS`. @default 2 */
-  readonly webServers: number;
-  /** Droplet image slug. `FOOBAR_IMAGE`. @default "ubuntu-24-04-x64" */
-  readonly image: string;
-  /** Droplet size slug for every droplet. `FOOBAR_SIZE`. @default "s-1vcpu-2gb" */
-  readonly size: string;
-  /** CIDRs allowed to reach SSH (port 22), comma separated. `FOOBAR_ADMIN_CIDRS`. @default - none: no SSH rule at all */
-  readonly adminCidrs: readonly string[];
-  /** Opt-in that allows 0.0.0.0/0 or ::/0 in `adminCidrs`. `FOOBAR_ALLOW_SSH_FROM_ANYWHERE`. @default false */
-  readonly allowSshFromAnywhere: boolean;
-  /** SSH key ids or fingerprints already in the DigitalOcean account, comma separated. `FOOBAR_SSH_KEYS`. @default - none */
-  readonly sshKeys: readonly string[];
-  /** Seconds a replica may lag before reads fall back to the primary and its health check fails (1 to 3600). `FOOBAR_REPLICA_MAX_LAG`. @default 10 */
-  readonly replicaMaxLagSeconds: number;
-  /** Folder with the application files to install on every web server. `FOOBAR_APP_DIR`. @default - the sample application in `app/` */
-  readonly appDir?: string;
-  /** Command that starts the application on 127.0.0.1:8000, run from the application folder. `FOOBAR_APP_COMMAND`. @default - Gunicorn serving the sample application */
-  readonly appCommand?: string;
-  /** Serve the site over HTTPS with a certificate from an ACME CA, redirecting HTTP. `FOOBAR_HTTPS`. @default true */
-  readonly https: boolean;
-  /** ACME directory the load balancer gets its certificate from. `FOOBAR_ACME_DIRECTORY_URL`. @default - Let's Encrypt production */
-  readonly acmeDirectoryUrl: string;
-  /** Contact e-mail of the ACME account; required when HTTPS is on. `FOOBAR_ACME_EMAIL`. @default - webmaster@ the domain (RFC 2142) */
-  readonly acmeEmail: string;
-  /** PEM file of an extra CA the load balancer trusts when talking to the ACME directory (a private or test CA). `FOOBAR_ACME_CA_FILE`. @default - the system's CAs only */
-  readonly acmeCaFile?: string;
-  /** `max-age` of the Strict-Transport-Security header, in seconds (0 to 63072000; 0 tells browsers to forget it). `FOOBAR_HSTS_MAX_AGE`. @default 31536000 */
-  readonly hstsMaxAgeSeconds: number;
-  /** Addresses that receive alerts, comma separated; alerts exist only if this or Slack is set. `FOOBAR_ALERT_EMAILS`. @default - none */
-  readonly alertEmails: readonly string[];
-  /** Slack incoming-webhook URL for alerts; needs `FOOBAR_ALERT_SLACK_CHANNEL`. `FOOBAR_ALERT_SLACK_WEBHOOK_URL`. @default - none */
-  readonly alertSlackWebhookUrl?: string;
-  /** Slack channel for alerts, such as #ops. `FOOBAR_ALERT_SLACK_CHANNEL`. @default - none */
-  readonly alertSlackChannel?: string;
-  /** CPU use above which a droplet alerts, in percent (1 to 100). `FOOBAR_ALERT_CPU_PERCENT`. @default 80 */
-  readonly alertCpuPercent: number;
-  /** Memory use above which a droplet alerts, in percent (1 to 100). `FOOBAR_ALERT_MEMORY_PERCENT`. @default 90 */
-  readonly alertMemoryPercent: number;
-  /** Disk use above which a droplet alerts, in percent (1 to 100). `FOOBAR_ALERT_DISK_PERCENT`. @default 85 */
-  readonly alertDiskPercent: number;
-  /** Site response time above which the uptime check alerts, in milliseconds (100 to 30000). `FOOBAR_ALERT_LATENCY_MS`. @default 2000 */
-  readonly alertLatencyMs: number;
-  /** Days before the certificate expires at which the uptime check alerts (1 to 60). `FOOBAR_ALERT_CERT_EXPIRY_DAYS`. @default 14 */
-  readonly alertCertExpiryDays: number;
-}
-
 /** Let's Encrypt's production ACME directory: trusted certificates, strict rate limits. */
 export const LETS_ENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
 /** Let's Encrypt's staging ACME directory: untrusted certificates, generous rate limits, for trials. */
 export const LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
-export const DEFAULT_SETTINGS: Settings = {
-  project: "foobar",
-  domain: "foobar.com",
-  hostName: "www",
-  apexRecord: false,
-  dnsTtl: 300,
-  region: "nyc3",
-  vpcIpRange: "10.10.10.0/24",
-  webServers: 2,
-  image: "ubuntu-24-04-x64",
-  size: "s-1vcpu-2gb",
-  adminCidrs: [],
-  allowSshFromAnywhere: false,
-  sshKeys: [],
-  replicaMaxLagSeconds: 10,
-  https: true,
-  acmeDirectoryUrl: LETS_ENCRYPT_PRODUCTION,
-  // webmaster@ the domain when FOOBAR_ACME_EMAIL is not set: see loadSettings.
-  acmeEmail: "webmaster@foobar.com",
-  hstsMaxAgeSeconds: 31_536_000,
-  alertEmails: [],
-  alertCpuPercent: 80,
-  alertMemoryPercent: 90,
-  alertDiskPercent: 85,
-  alertLatencyMs: 2000,
-  alertCertExpiryDays: 14,
-};
+/** Prefix of every setting's variable. */
+export const VARIABLE_PREFIX = "FOOBAR_";
+/** Variables under this prefix belong to the lab (`lab/settings.ts`), never to the stack. */
+export const LAB_VARIABLE_PREFIX = "FOOBAR_LAB_";
 
-/** Environment variables, in the order the README lists them. */
-export const SETTING_VARIABLES: Record<keyof Settings, string> = {
-  project: "FOOBAR_PROJECT",
-  domain: "FOOBAR_DOMAIN",
-  hostName: "FOOBAR_HOST_NAME",
-  apexRecord: "FOOBAR_APEX_RECORD",
-  dnsTtl: "FOOBAR_DNS_TTL",
-  region: "FOOBAR_REGION",
-  vpcIpRange: "FOOBAR_VPC_IP_RANGE",
-  webServers: "FOOBAR_WEB_SERVERS",
-  image: "FOOBAR_IMAGE",
-  size: "FOOBAR_SIZE",
-  adminCidrs: "FOOBAR_ADMIN_CIDRS",
-  allowSshFromAnywhere: "FOOBAR_ALLOW_SSH_FROM_ANYWHERE",
-  sshKeys: "FOOBAR_SSH_KEYS",
-  replicaMaxLagSeconds: "FOOBAR_REPLICA_MAX_LAG",
-  appDir: "FOOBAR_APP_DIR",
-  appCommand: "FOOBAR_APP_COMMAND",
-  https: "FOOBAR_HTTPS",
-  acmeDirectoryUrl: "FOOBAR_ACME_DIRECTORY_URL",
-  acmeEmail: "FOOBAR_ACME_EMAIL",
-  acmeCaFile: "FOOBAR_ACME_CA_FILE",
-  hstsMaxAgeSeconds: "FOOBAR_HSTS_MAX_AGE",
-  alertEmails: "FOOBAR_ALERT_EMAILS",
-  alertSlackWebhookUrl: "FOOBAR_ALERT_SLACK_WEBHOOK_URL",
-  alertSlackChannel: "FOOBAR_ALERT_SLACK_CHANNEL",
-  alertCpuPercent: "FOOBAR_ALERT_CPU_PERCENT",
-  alertMemoryPercent: "FOOBAR_ALERT_MEMORY_PERCENT",
-  alertDiskPercent: "FOOBAR_ALERT_DISK_PERCENT",
-  alertLatencyMs: "FOOBAR_ALERT_LATENCY_MS",
-  alertCertExpiryDays: "FOOBAR_ALERT_CERT_EXPIRY_DAYS",
-};
+/**
+ * Admin CIDRs that together cover more addresses than this (a /8) are "from
+ * anywhere" for SSH and need `FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true`.
+ */
+export const MAX_ADMIN_ADDRESSES = 2 ** 24;
 
-type Environment = Readonly<Record<string, string | undefined>>;
-
-/** A plain address such as ops@foobar.com (no display name, no spaces). */
-const EMAIL = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$/;
-
-function fail(variable: string, value: string, accepted: string): never {
-  throw new SettingsError(`${variable} must be ${accepted}, got "${value}"`);
-}
-
-function wholeNumber(variable: string, raw: string, min: number, max: number): number {
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
-    fail(variable, raw, `a whole number from ${min} to ${max}`);
+/** Thrown by a value type's `parse`: the value is not accepted. */
+class Rejected extends Error {
+  /**
+   * @param detail why, appended to the message. @default - none
+   * @param got the part of the value at fault (one item of a list). @default - the whole value
+   */
+  constructor(
+    readonly detail?: string,
+    readonly got?: string,
+  ) {
+    super(detail ?? "rejected");
   }
-  return value;
 }
 
-function flag(variable: string, raw: string): boolean {
-  const value = raw.trim().toLowerCase();
-  if (["true", "1", "yes"].includes(value)) return true;
-  if (["false", "0", "no", ""].includes(value)) return false;
-  return fail(variable, raw, "true or false");
+/** How the text of one variable becomes a typed value. */
+interface ValueType<T> {
+  /** The type's name in the README's table. */
+  readonly type: string;
+  /** What is accepted, for messages and the README: "a whole number from 1 to 10". */
+  readonly accepted: string;
+  /** Parses a trimmed, non-empty value. @throws Rejected */
+  readonly parse: (value: string) => T;
 }
 
-function list(raw: string): string[] {
-  return raw
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0);
+/** One setting: where it comes from, what it accepts and what it does. */
+export interface Declaration<T> {
+  readonly variable: string;
+  readonly valueType: ValueType<T>;
+  /** The value when the variable is unset. */
+  readonly default: T;
+  /** The default as the README shows it. @default - the default in backticks, or "none" */
+  readonly defaultText?: string;
+  /** What is accepted, when more precise than the type's own words. @default - the value type's */
+  readonly accepted?: string;
+  readonly description: string;
+}
+
+/** A value type from a zod schema: zod checks, the declaration words the message. */
+function fromSchema<T>(type: string, accepted: string, schema: z.ZodType<T, string>): ValueType<T> {
+  return {
+    type,
+    accepted,
+    parse: (value) => {
+      const result = schema.safeParse(value);
+      if (!result.success) throw new Rejected();
+      return result.data;
+    },
+  };
+}
+
+const wholeNumber = (min: number, max: number): ValueType<number> =>
+  fromSchema(
+    "whole number",
+    `a whole number from ${min} to ${max}`,
+    z.string().regex(/^\d{1,9}$/).transform(Number).pipe(z.number().min(min).max(max)),
+  );
+
+const flag: ValueType<boolean> = fromSchema("boolean", "true or false", z.stringbool({ truthy: ["true"], falsy: ["false"] }));
+
+const oneOf = <V extends string>(values: readonly V[]): ValueType<V> =>
+  fromSchema("one of a list", `one of ${values.join(", ")}`, z.enum(values as [V, ...V[]]));
+
+const text = (accepted: string, pattern: RegExp): ValueType<string> =>
+  fromSchema("text", accepted, z.string().regex(pattern));
+
+const email = (accepted: string): ValueType<string> => fromSchema("e-mail", accepted, z.email());
+
+const httpsUrl = (accepted: string, hostname?: RegExp): ValueType<string> =>
+  fromSchema("URL", accepted, z.url({ protocol: /^https$/, ...(hostname ? { hostname } : {}) }));
+
+/** A value the setting may leave unset. */
+const optional = <T>(valueType: ValueType<T>): ValueType<T | undefined> => valueType;
+
+/** A comma-separated list; every item is parsed by `item`, and an empty item is an error. */
+function list<T>(item: ValueType<T>, accepted: string): ValueType<readonly T[]> {
+  return {
+    type: `list of ${item.type}`,
+    accepted,
+    parse: (value) =>
+      value.split(",").map((raw) => {
+        const trimmed = raw.trim();
+        if (trimmed === "") throw new Rejected("an item is empty: remove the extra comma");
+        try {
+          return item.parse(trimmed);
+        } catch (error) {
+          if (error instanceof Rejected) throw new Rejected(error.detail, error.got ?? trimmed);
+          throw error;
+        }
+      }),
+  };
+}
+
+/** A parsed IPv4 network. */
+export interface Ipv4Network {
+  /** Canonical form, such as `203.0.113.0/24`. */
+  readonly cidr: string;
+  readonly address: ipaddr.IPv4;
+  readonly prefix: number;
+}
+
+/**
+ * Parses an IPv4 CIDR strictly: four decimal octets without leading zeros,
+ * a prefix from 0 to 32, no host bits set.
+ *
+ * @throws Rejected saying the corrected network when host bits are set.
+ */
+function parseIpv4Network(value: string): Ipv4Network {
+  const [address, prefixText, ...rest] = value.split("/");
+  if (rest.length > 0 || prefixText === undefined || !/^\d{1,3}$/.test(prefixText)) throw new Rejected();
+  if (!ipaddr.IPv4.isValidFourPartDecimal(address) || !ipaddr.IPv4.isValidCIDR(value)) throw new Rejected();
+  const prefix = Number(prefixText);
+  const network = ipaddr.IPv4.networkAddressFromCIDR(value);
+  const cidr = `${network.toString()}/${prefix}`;
+  if (network.toString() !== address) throw new Rejected(`host bits are set, the network is ${cidr}`);
+  return { cidr, address: network, prefix };
+}
+
+const ipv4Network = (accepted: string, check: (network: Ipv4Network) => boolean): ValueType<string> => ({
+  type: "IPv4 CIDR",
+  accepted,
+  parse: (value) => {
+    const network = parseIpv4Network(value);
+    if (!check(network)) throw new Rejected();
+    return network.cidr;
+  },
+});
+
+const adminCidr: ValueType<string> = {
+  type: "IPv4 CIDR",
+  accepted: "an IPv4 CIDR such as 203.0.113.7/32",
+  parse: (value) => {
+    if (ipaddr.IPv6.isValidCIDR(value)) {
+      throw new Rejected("the droplets have no IPv6 address, so an IPv6 SSH rule could never match");
+    }
+    return parseIpv4Network(value).cidr;
+  },
+};
+
+/** How many IPv4 addresses the CIDRs cover together, overlaps counted once. */
+export function addressesCovered(cidrs: readonly string[]): number {
+  const ranges = cidrs
+    .map((cidr) => {
+      const [address, prefix] = ipaddr.IPv4.parseCIDR(cidr);
+      const start = address.toByteArray().reduce((n, octet) => n * 256 + octet, 0);
+      const size = 2 ** (32 - prefix);
+      return [start - (start % size), size] as const;
+    })
+    .sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let end = 0;
+  for (const [start, size] of ranges) {
+    const from = Math.max(start, end);
+    if (start + size > from) total += start + size - from;
+    end = Math.max(end, start + size);
+  }
+  return total;
 }
 
 const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
-/** True for a lower-case DNS name of two or more labels with an alphabetic top-level label. */
-export function isDomainName(value: string): boolean {
-  const labels = value.split(".");
+/** A PEM file of CA certificates; the file is read to check it. */
+const caFile: ValueType<string | undefined> = {
+  type: "file",
+  accepted: "a readable PEM file holding at least one CERTIFICATE block",
+  parse: (value) => {
+    readCaFile(value);
+    return value;
+  },
+};
+
+/** Declares one setting, keeping its value type for `Settings`. */
+const declare = <T>(declaration: Declaration<T>): Declaration<T> => declaration;
+
+/**
+ * Every setting, in the README's order: the one declaration.
+ *
+ * Renaming a key renames the setting in code only; the variable is the
+ * operator's contract.
+ */
+export const SETTINGS = {
+  project: declare({
+    variable: "FOOBAR_PROJECT",
+    valueType: text("2 to 31 lower-case letters, digits or hyphens, starting with a letter", /^[a-z][a-z0-9-]{1,30}$/),
+    default: "foobar",
+    description: "prefixes tags, firewalls and the DigitalOcean project",
+  }),
+  domain: declare({
+    variable: "FOOBAR_DOMAIN",
+    valueType: fromSchema(
+      "domain name",
+      "a lower-case domain name such as foobar.com",
+      z.string().regex(z.regexes.domain).lowercase(),
+    ),
+    default: "foobar.com",
+    description: "the zone created on DigitalOcean",
+  }),
+  hostName: declare({
+    variable: "FOOBAR_HOST_NAME",
+    valueType: text("one lower-case DNS label such as www", DNS_LABEL),
+    default: "www",
+    description: "the site is `<host>.<domain>`",
+  }),
+  apexRecord: declare({
+    variable: "FOOBAR_APEX_RECORD",
+    valueType: flag,
+    default: false,
+    description: "also point the apex at the load balancer",
+  }),
+  dnsTtl: declare({
+    variable: "FOOBAR_DNS_TTL",
+    valueType: wholeNumber(30, 86400),
+    default: 300,
+    description: "TTL of the DNS records, in seconds",
+  }),
+  region: declare<string>({
+    variable: "FOOBAR_REGION",
+    valueType: oneOf(DIGITALOCEAN_REGIONS),
+    default: "nyc3",
+    description: "the DigitalOcean region of every resource",
+  }),
+  vpcIpRange: declare({
+    variable: "FOOBAR_VPC_IP_RANGE",
+    valueType: ipv4Network(
+      "an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24",
+      (network) => network.prefix >= 16 && network.prefix <= 28 && network.address.range() === "private",
+    ),
+    default: "10.10.10.0/24",
+    description: "the VPC's private range",
+  }),
+  webServers: declare({
+    variable: "FOOBAR_WEB_SERVERS",
+    valueType: wholeNumber(1, MAX_WEB_SERVERS),
+    default: 2,
+    description: "how many web servers; the first holds the MySQL primary",
+  }),
+  image: declare<string>({
+    variable: "FOOBAR_IMAGE",
+    valueType: oneOf(SUPPORTED_IMAGES),
+    default: "ubuntu-24-04-x64",
+    description: "the droplets' image",
+  }),
+  size: declare({
+    variable: "FOOBAR_SIZE",
+    valueType: text("a DigitalOcean size slug such as s-1vcpu-2gb", /^[a-z0-9][a-z0-9-]*$/),
+    default: "s-1vcpu-2gb",
+    description: "every droplet's size (MySQL wants 2 GB)",
+  }),
+  adminCidrs: declare({
+    variable: "FOOBAR_ADMIN_CIDRS",
+    valueType: list(adminCidr, "a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32"),
+    default: [],
+    description:
+      "who may SSH in; none means no SSH rule at all. Together narrower than a /8 unless " +
+      "`FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true`. IPv4 only: the droplets have no IPv6",
+  }),
+  allowSshFromAnywhere: declare({
+    variable: "FOOBAR_ALLOW_SSH_FROM_ANYWHERE",
+    valueType: flag,
+    default: false,
+    description: "must be `true` for `FOOBAR_ADMIN_CIDRS` covering more than a /8 (such as `0.0.0.0/0`)",
+  }),
+  sshKeys: declare({
+    variable: "FOOBAR_SSH_KEYS",
+    valueType: list(
+      text("a DigitalOcean SSH key id or fingerprint", /^(\d+|([0-9a-f]{2}:){15}[0-9a-f]{2}|SHA256:[A-Za-z0-9+/=]+)$/),
+      "a comma-separated list of DigitalOcean SSH key ids or fingerprints",
+    ),
+    default: [],
+    description: "the keys DigitalOcean installs for root",
+  }),
+  replicaMaxLagSeconds: declare({
+    variable: "FOOBAR_REPLICA_MAX_LAG",
+    valueType: wholeNumber(1, 3600),
+    default: 10,
+    description: "seconds of replica lag before reads go to the primary and the replica leaves rotation",
+  }),
+  appDir: declare({
+    variable: "FOOBAR_APP_DIR",
+    valueType: optional(text("a folder of application files", /^.+$/)),
+    default: undefined,
+    defaultText: "`app/` (the sample)",
+    description: "the application's files, installed under `/srv/foobar/app` (see [Your own application](#your-own-application))",
+  }),
+  appCommand: declare({
+    variable: "FOOBAR_APP_COMMAND",
+    valueType: optional(text("a single-line command", /^[^\n\r]+$/)),
+    default: undefined,
+    defaultText: "Gunicorn serving `foobar_app:application`",
+    description: "the command that serves HTTP on `127.0.0.1:8000` from `/srv/foobar/app`",
+  }),
+  https: declare({
+    variable: "FOOBAR_HTTPS",
+    valueType: flag,
+    default: true,
+    description:
+      "HTTPS on lb-01 with a certificate from the ACME CA, HTTP redirected; `false` serves plain HTTP on 80 only",
+  }),
+  acmeDirectoryUrl: declare({
+    variable: "FOOBAR_ACME_DIRECTORY_URL",
+    valueType: httpsUrl(`an https:// URL such as ${LETS_ENCRYPT_STAGING}`),
+    default: LETS_ENCRYPT_PRODUCTION,
+    defaultText: "Let's Encrypt production",
+    description:
+      "the ACME directory; for trials, Let's Encrypt staging (untrusted certificates, generous rate limits)",
+  }),
+  acmeEmail: declare({
+    variable: "FOOBAR_ACME_EMAIL",
+    valueType: email("an e-mail address such as ops@foobar.com"),
+    // Replaced by webmaster@ the domain when unset: see loadSettings.
+    default: "webmaster@foobar.com",
+    defaultText: "`webmaster@<domain>`",
+    description: "the ACME account's contact (set it to a mailbox you read)",
+  }),
+  acmeCaFile: declare({
+    variable: "FOOBAR_ACME_CA_FILE",
+    valueType: caFile,
+    default: undefined,
+    defaultText: "none",
+    description: "an extra CA lb-01 trusts to reach the ACME directory (a private or test CA; the lab's)",
+  }),
+  hstsMaxAgeSeconds: declare({
+    variable: "FOOBAR_HSTS_MAX_AGE",
+    valueType: wholeNumber(0, 63_072_000),
+    default: 31_536_000,
+    defaultText: "`31536000` (1 year)",
+    description: "`max-age` of `Strict-Transport-Security`, in seconds",
+  }),
+  alertEmails: declare({
+    variable: "FOOBAR_ALERT_EMAILS",
+    valueType: list(email("an e-mail address"), "a comma-separated list of e-mail addresses"),
+    default: [],
+    description: "who receives alerts (addresses verified in your DigitalOcean team)",
+  }),
+  alertSlackWebhookUrl: declare({
+    variable: "FOOBAR_ALERT_SLACK_WEBHOOK_URL",
+    valueType: optional(httpsUrl("a Slack incoming-webhook URL (https://hooks.slack.com/…)", /^hooks\.slack\.com$/)),
+    default: undefined,
+    description: "a Slack incoming webhook for alerts; needs `FOOBAR_ALERT_SLACK_CHANNEL`",
+  }),
+  alertSlackChannel: declare({
+    variable: "FOOBAR_ALERT_SLACK_CHANNEL",
+    valueType: optional(text("a Slack channel such as #ops", /^\S+$/)),
+    default: undefined,
+    description: "the Slack channel for alerts; needs `FOOBAR_ALERT_SLACK_WEBHOOK_URL`",
+  }),
+  alertCpuPercent: declare({
+    variable: "FOOBAR_ALERT_CPU_PERCENT",
+    valueType: wholeNumber(1, 100),
+    default: 80,
+    description: "CPU use over 5 minutes above which a droplet alerts",
+  }),
+  alertMemoryPercent: declare({
+    variable: "FOOBAR_ALERT_MEMORY_PERCENT",
+    valueType: wholeNumber(1, 100),
+    default: 90,
+    description: "memory use over 5 minutes above which a droplet alerts",
+  }),
+  alertDiskPercent: declare({
+    variable: "FOOBAR_ALERT_DISK_PERCENT",
+    valueType: wholeNumber(1, 100),
+    default: 85,
+    description: "disk use over 5 minutes above which a droplet alerts",
+  }),
+  alertLatencyMs: declare({
+    variable: "FOOBAR_ALERT_LATENCY_MS",
+    valueType: wholeNumber(100, 30_000),
+    default: 2000,
+    description: "the uptime check's response time over 2 minutes, in ms, above which it alerts",
+  }),
+  alertCertExpiryDays: declare({
+    variable: "FOOBAR_ALERT_CERT_EXPIRY_DAYS",
+    valueType: wholeNumber(1, 60),
+    default: 14,
+    description: "days before the site's certificate expires at which the uptime check alerts",
+  }),
+};
+
+/** The settings of one stack, one field per entry of `SETTINGS`. */
+export type Settings = {
+  readonly [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K] extends Declaration<infer T> ? T : never;
+};
+
+/** Every setting at its default. */
+export const DEFAULT_SETTINGS: Settings = Object.fromEntries(
+  Object.entries(SETTINGS).map(([key, declaration]) => [key, declaration.default]),
+) as Settings;
+
+/** Every setting's variable, by setting. */
+export const SETTING_VARIABLES = Object.fromEntries(
+  Object.entries(SETTINGS).map(([key, declaration]) => [key, declaration.variable]),
+) as { readonly [K in keyof Settings]: string };
+
+type Environment = Readonly<Record<string, string | undefined>>;
+
+/** What a declaration accepts, in its own words or its type's. */
+function acceptedOf(declaration: Declaration<unknown>): string {
+  return declaration.accepted ?? declaration.valueType.accepted;
+}
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** The declared variable closest to `name`: one it begins, else the fewest edits away. */
+export function closestVariable(name: string): string {
+  const variables = Object.values(SETTING_VARIABLES);
   return (
-    value.length <= 253 &&
-    labels.length >= 2 &&
-    labels.every((label) => DNS_LABEL.test(label)) &&
-    /^[a-z]{2,63}$/.test(labels[labels.length - 1])
+    variables.find((variable) => variable.startsWith(name)) ??
+    variables.reduce((best, variable) => (editDistance(name, variable) < editDistance(name, best) ? variable : best))
   );
 }
 
-/** Parses `a.b.c.d/n` into a 32-bit network address and prefix length, or undefined. */
-export function parseIpv4Cidr(value: string): { address: number; prefix: number } | undefined {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
-  if (!match) return undefined;
-  const octets = match.slice(1, 5).map(Number);
-  const prefix = Number(match[5]);
-  if (octets.some((octet) => octet > 255) || prefix > 32) return undefined;
-  const address = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
-  return { address, prefix };
-}
-
-/** True for an IPv6 CIDR such as `2001:db8::/32` (syntax only). */
-function isIpv6Cidr(value: string): boolean {
-  const match = /^([0-9a-fA-F:]+)\/(\d{1,3})$/.exec(value);
-  return match !== null && match[1].includes(":") && Number(match[2]) <= 128;
-}
-
-function isPrivateIpv4Range(address: number): boolean {
-  const inRange = (base: string, prefix: number) => {
-    const parsed = parseIpv4Cidr(`${base}/${prefix}`)!;
-    const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-    return ((address & mask) >>> 0) === parsed.address;
-  };
-  return inRange("10.0.0.0", 8) || inRange("172.16.0.0", 12) || inRange("192.168.0.0", 16);
-}
-
-function validateVpcRange(variable: string, value: string): string {
-  const cidr = parseIpv4Cidr(value);
-  const accepted = "an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24";
-  if (!cidr || cidr.prefix < 16 || cidr.prefix > 28 || !isPrivateIpv4Range(cidr.address)) {
-    fail(variable, value, accepted);
+/** Stops on the first `FOOBAR_*` variable that is neither a setting nor the lab's. */
+function rejectUnknownVariables(env: Environment): void {
+  const known = new Set(Object.values(SETTING_VARIABLES));
+  const unknown = Object.keys(env)
+    .filter((name) => name.startsWith(VARIABLE_PREFIX) && !name.startsWith(LAB_VARIABLE_PREFIX) && !known.has(name))
+    .sort();
+  if (unknown.length > 0) {
+    throw new SettingsError(`${unknown[0]} is not a setting: did you mean ${closestVariable(unknown[0])}? (see the README's settings table)`);
   }
-  const hostBits = 32 - cidr.prefix;
-  if (cidr.address % 2 ** hostBits !== 0) fail(variable, value, `${accepted} (host bits zero)`);
-  return value;
 }
 
-function validateAdminCidrs(cidrs: string[], allowAnywhere: boolean): string[] {
-  const variable = SETTING_VARIABLES.adminCidrs;
-  for (const cidr of cidrs) {
-    if (!parseIpv4Cidr(cidr) && !isIpv6Cidr(cidr)) {
-      fail(variable, cidr, "a comma-separated list of IPv4 or IPv6 CIDRs, such as 203.0.113.7/32");
-    }
-    const anywhere = cidr.endsWith("/0");
-    if (anywhere && !allowAnywhere) {
-      fail(
-        variable,
-        cidr,
-        `a list of CIDRs narrower than /0 (SSH from anywhere needs ${SETTING_VARIABLES.allowSshFromAnywhere}=true)`,
-      );
-    }
+/** Parses one variable: the default when unset, an error when blank or not accepted. */
+function parseVariable<T>(declaration: Declaration<T>, raw: string | undefined): T {
+  if (raw === undefined) return declaration.default;
+  const variable = declaration.variable;
+  if (raw.trim() === "") {
+    const fallback = declaration.defaultText ?? defaultText(declaration.default);
+    throw new SettingsError(`${variable} is set but empty: unset it to take the default (${fallback.replace(/`/g, "")})`);
   }
-  return cidrs;
+  try {
+    return declaration.valueType.parse(raw.trim());
+  } catch (error) {
+    if (!(error instanceof Rejected)) throw error;
+    const detail = error.detail ? `: ${error.detail}` : "";
+    throw new SettingsError(`${variable} must be ${acceptedOf(declaration)}, got "${error.got ?? raw}"${detail}`);
+  }
 }
 
 /**
@@ -272,119 +521,35 @@ function validateAdminCidrs(cidrs: string[], allowAnywhere: boolean): string[] {
  * @throws SettingsError with a one-line message for the first bad value.
  */
 export function loadSettings(env: Environment = process.env): Settings {
-  const raw = (key: keyof Settings): string | undefined => env[SETTING_VARIABLES[key]];
-  const text = (key: keyof Settings, fallback: string): string => raw(key)?.trim() || fallback;
+  rejectUnknownVariables(env);
+  const parsed = Object.fromEntries(
+    Object.entries(SETTINGS).map(([key, declaration]) => [
+      key,
+      parseVariable(declaration as Declaration<unknown>, env[declaration.variable]),
+    ]),
+  ) as { -readonly [K in keyof Settings]: Settings[K] };
   const v = SETTING_VARIABLES;
-  const d = DEFAULT_SETTINGS;
 
-  const project = text("project", d.project);
-  if (!/^[a-z][a-z0-9-]{1,30}$/.test(project)) {
-    fail(v.project, project, "2 to 31 lower-case letters, digits or hyphens, starting with a letter");
+  // The RFC 2142 mailbox of the zone, unless the operator names one.
+  if (env[v.acmeEmail] === undefined) parsed.acmeEmail = `webmaster@${parsed.domain}`;
+
+  const covered = addressesCovered(parsed.adminCidrs);
+  if (covered > MAX_ADMIN_ADDRESSES && !parsed.allowSshFromAnywhere) {
+    throw new SettingsError(
+      `${v.adminCidrs} must cover at most a /8 (${MAX_ADMIN_ADDRESSES} addresses) without ` +
+        `${v.allowSshFromAnywhere}=true, got "${parsed.adminCidrs.join(",")}": ${covered} addresses` +
+        (covered === 2 ** 32 ? ", the whole internet" : ""),
+    );
   }
 
-  const domain = text("domain", d.domain);
-  if (!isDomainName(domain)) fail(v.domain, domain, "a lower-case domain name such as foobar.com");
-
-  const hostName = text("hostName", d.hostName);
-  if (!DNS_LABEL.test(hostName)) fail(v.hostName, hostName, "one lower-case DNS label such as www");
-
-  const region = text("region", d.region);
-  if (!(DIGITALOCEAN_REGIONS as readonly string[]).includes(region)) {
-    fail(v.region, region, `one of ${DIGITALOCEAN_REGIONS.join(", ")}`);
+  if ((parsed.alertSlackWebhookUrl === undefined) !== (parsed.alertSlackChannel === undefined)) {
+    const [missing, present] =
+      parsed.alertSlackWebhookUrl === undefined
+        ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
+        : [v.alertSlackChannel, v.alertSlackWebhookUrl];
+    throw new SettingsError(`${missing} must be set as well when ${present} is set`);
   }
-
-  const image = text("image", d.image);
-  if (!(SUPPORTED_IMAGES as readonly string[]).includes(image)) {
-    fail(v.image, image, `one of ${SUPPORTED_IMAGES.join(", ")}`);
-  }
-
-  const size = text("size", d.size);
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(size)) fail(v.size, size, "a DigitalOcean size slug such as s-1vcpu-2gb");
-
-  const allowSshFromAnywhere = raw("allowSshFromAnywhere") !== undefined
-    ? flag(v.allowSshFromAnywhere, raw("allowSshFromAnywhere")!)
-    : d.allowSshFromAnywhere;
-  const adminCidrs = validateAdminCidrs(
-    raw("adminCidrs") !== undefined ? list(raw("adminCidrs")!) : [...d.adminCidrs],
-    allowSshFromAnywhere,
-  );
-
-  const sshKeys = raw("sshKeys") !== undefined ? list(raw("sshKeys")!) : [...d.sshKeys];
-  for (const key of sshKeys) {
-    if (!/^(\d+|([0-9a-f]{2}:){15}[0-9a-f]{2}|SHA256:[A-Za-z0-9+/=]+)$/.test(key)) {
-      fail(v.sshKeys, key, "a comma-separated list of DigitalOcean SSH key ids or fingerprints");
-    }
-  }
-
-  const appDir = raw("appDir")?.trim() || d.appDir;
-  const appCommand = raw("appCommand")?.trim() || d.appCommand;
-  if (appCommand !== undefined && /[\n\r]/.test(appCommand)) {
-    fail(v.appCommand, appCommand, "a single-line command");
-  }
-
-  const https = raw("https") !== undefined ? flag(v.https, raw("https")!) : d.https;
-  const acmeDirectoryUrl = text("acmeDirectoryUrl", d.acmeDirectoryUrl);
-  if (!/^https:\/\/[^\s/]+(\/\S*)?$/.test(acmeDirectoryUrl)) {
-    fail(v.acmeDirectoryUrl, acmeDirectoryUrl, `an https:// URL such as ${LETS_ENCRYPT_STAGING}`);
-  }
-  // Set but empty is a mistake worth stopping for; unset means the RFC 2142 mailbox.
-  const acmeEmail = raw("acmeEmail") !== undefined ? raw("acmeEmail")!.trim() : `webmaster@${domain}`;
-  if (https && !EMAIL.test(acmeEmail)) {
-    fail(v.acmeEmail, acmeEmail, `an e-mail address while ${v.https} is on, such as ops@${domain}`);
-  }
-  const acmeCaFile = raw("acmeCaFile")?.trim() || d.acmeCaFile;
-  if (acmeCaFile !== undefined) readCaFile(acmeCaFile);
-
-  const alertEmails = raw("alertEmails") !== undefined ? list(raw("alertEmails")!) : [...d.alertEmails];
-  for (const email of alertEmails) {
-    if (!EMAIL.test(email)) fail(v.alertEmails, email, "a comma-separated list of e-mail addresses");
-  }
-  const alertSlackWebhookUrl = raw("alertSlackWebhookUrl")?.trim() || d.alertSlackWebhookUrl;
-  const alertSlackChannel = raw("alertSlackChannel")?.trim() || d.alertSlackChannel;
-  if (alertSlackWebhookUrl !== undefined && !/^https:\/\/hooks\.slack\.com\/\S+$/.test(alertSlackWebhookUrl)) {
-    fail(v.alertSlackWebhookUrl, alertSlackWebhookUrl, "a Slack incoming-webhook URL (https://hooks.slack.com/…)");
-  }
-  if ((alertSlackWebhookUrl === undefined) !== (alertSlackChannel === undefined)) {
-    const [missing, present] = alertSlackWebhookUrl === undefined
-      ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
-      : [v.alertSlackChannel, v.alertSlackWebhookUrl];
-    fail(missing, "", `set as well when ${present} is set`);
-  }
-  type NumberSetting = { [K in keyof Settings]-?: Settings[K] extends number ? K : never }[keyof Settings];
-  const number = (key: NumberSetting, min: number, max: number): number =>
-    raw(key) !== undefined ? wholeNumber(v[key], raw(key)!, min, max) : d[key];
-
-  return {
-    project,
-    domain,
-    hostName,
-    apexRecord: raw("apexRecord") !== undefined ? flag(v.apexRecord, raw("apexRecord")!) : d.apexRecord,
-    dnsTtl: number("dnsTtl", 30, 86400),
-    region,
-    vpcIpRange: validateVpcRange(v.vpcIpRange, text("vpcIpRange", d.vpcIpRange)),
-    webServers: number("webServers", 1, MAX_WEB_SERVERS),
-    image,
-    size,
-    adminCidrs,
-    allowSshFromAnywhere,
-    sshKeys,
-    replicaMaxLagSeconds: number("replicaMaxLagSeconds", 1, 3600),
-    appDir,
-    appCommand,
-    https,
-    acmeDirectoryUrl,
-    acmeEmail,
-    acmeCaFile,
-    hstsMaxAgeSeconds: number("hstsMaxAgeSeconds", 0, 63_072_000),
-    alertEmails,
-    alertSlackWebhookUrl,
-    alertSlackChannel,
-    alertCpuPercent: number("alertCpuPercent", 1, 100),
-    alertMemoryPercent: number("alertMemoryPercent", 1, 100),
-    alertDiskPercent: number("alertDiskPercent", 1, 100),
-    alertLatencyMs: number("alertLatencyMs", 100, 30_000),
-    alertCertExpiryDays: number("alertCertExpiryDays", 1, 60),
-  };
+  return parsed;
 }
 
 /**
@@ -393,14 +558,42 @@ export function loadSettings(env: Environment = process.env): Settings {
  * @throws SettingsError when the file is missing or holds no certificate.
  */
 export function readCaFile(file: string): string {
-  const variable = SETTING_VARIABLES.acmeCaFile;
+  const variable = SETTINGS.acmeCaFile.variable;
   let text: string;
   try {
     text = fs.readFileSync(file, "utf8");
   } catch {
-    return fail(variable, file, "a readable PEM file of CA certificates");
+    throw new SettingsError(`${variable} must be a readable PEM file of CA certificates, got "${file}"`);
   }
   const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-  if (!certificates) fail(variable, file, "a PEM file holding at least one CERTIFICATE block");
+  if (!certificates) throw new SettingsError(`${variable} must be a PEM file holding at least one CERTIFICATE block, got "${file}"`);
   return certificates.join("\n") + "\n";
+}
+
+/** A default as the README shows it. */
+function defaultText(value: unknown): string {
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) return "none";
+  return `\`${String(value)}\``;
+}
+
+/**
+ * The README's settings table, generated from `SETTINGS`; a test keeps the
+ * README equal to it.
+ */
+export function settingsTable(): string {
+  const escape = (cell: string) => cell.replace(/\|/g, "\\|");
+  const rows = Object.values(SETTINGS).map((declaration: Declaration<unknown>) =>
+    [
+      `\`${declaration.variable}\``,
+      declaration.valueType.type,
+      declaration.defaultText ?? defaultText(declaration.default),
+      acceptedOf(declaration),
+      declaration.description,
+    ]
+      .map(escape)
+      .join(" | "),
+  );
+  return ["| Variable | Type | Default | Accepted | What it sets |", "| --- | --- | --- | --- | --- |", ...rows.map((row) => `| ${row} |`)].join(
+    "\n",
+  );
 }

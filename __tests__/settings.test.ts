@@ -1,8 +1,8 @@
-import { execFileSync, spawnSync } from "child_process";
+import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEFAULT_SETTINGS, loadSettings, SettingsError } from "../settings";
+import { DEFAULT_SETTINGS, loadSettings, SETTINGS, settingsTable, SettingsError } from "../settings";
 
 const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-")), "ca.pem");
 fs.writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
@@ -26,7 +26,7 @@ describe("settings", () => {
       FOOBAR_WEB_SERVERS: "3",
       FOOBAR_IMAGE: "ubuntu-26-04-x64",
       FOOBAR_SIZE: "s-2vcpu-4gb",
-      FOOBAR_ADMIN_CIDRS: "203.0.113.7/32, 2001:db8::/48",
+      FOOBAR_ADMIN_CIDRS: "203.0.113.7/32, 198.51.100.0/24",
       FOOBAR_SSH_KEYS: "12345,3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa",
       FOOBAR_REPLICA_MAX_LAG: "30",
       FOOBAR_APP_DIR: "/opt/my-app",
@@ -56,7 +56,7 @@ describe("settings", () => {
       webServers: 3,
       image: "ubuntu-26-04-x64",
       size: "s-2vcpu-4gb",
-      adminCidrs: ["203.0.113.7/32", "2001:db8::/48"],
+      adminCidrs: ["203.0.113.7/32", "198.51.100.0/24"],
       allowSshFromAnywhere: false,
       sshKeys: ["12345", "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"],
       replicaMaxLagSeconds: 30,
@@ -82,14 +82,53 @@ describe("settings", () => {
     expect(loadSettings({ FOOBAR_DOMAIN: "example.org" }).acmeEmail).toBe("webmaster@example.org");
   });
 
-  test("HTTPS off needs no ACME contact", () => {
-    expect(loadSettings({ FOOBAR_HTTPS: "false", FOOBAR_ACME_EMAIL: "" }).https).toBe(false);
-  });
-
-  test("SSH from anywhere is accepted only with the explicit opt-in", () => {
-    expect(loadSettings({ FOOBAR_ADMIN_CIDRS: "0.0.0.0/0", FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual([
+  test("SSH from anywhere is accepted only with the explicit opt-in, in canonical form", () => {
+    expect(loadSettings({ FOOBAR_ADMIN_CIDRS: "0.0.0.0/00", FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual([
       "0.0.0.0/0",
     ]);
+  });
+
+  test("admin CIDRs covering a /8 in all need no opt-in; overlaps count once", () => {
+    expect(loadSettings({ FOOBAR_ADMIN_CIDRS: "10.0.0.0/8,10.1.0.0/16" }).adminCidrs).toEqual(["10.0.0.0/8", "10.1.0.0/16"]);
+  });
+
+  test.each(Object.values(SETTINGS).map((declaration) => declaration.variable))(
+    "%s set but empty or blank is an error, never the default or false",
+    (variable) => {
+      for (const value of ["", " ", "\t"]) {
+        expect(() => loadSettings({ [variable]: value })).toThrow(
+          new RegExp(`^${variable} is set but empty: unset it to take the default \\(.+\\)$`),
+        );
+      }
+    },
+  );
+
+  test("FOOBAR_HTTPS set but empty names the default it would take", () => {
+    expect(() => loadSettings({ FOOBAR_HTTPS: "" })).toThrow(
+      new SettingsError("FOOBAR_HTTPS is set but empty: unset it to take the default (true)"),
+    );
+  });
+
+  test.each([
+    ["FOOBAR_WEBSERVERS", "FOOBAR_WEB_SERVERS"],
+    ["FOOBAR_ADMIN_CIDR", "FOOBAR_ADMIN_CIDRS"],
+    ["FOOBAR_SSH_KEY", "FOOBAR_SSH_KEYS"],
+    ["FOOBAR_HTTP", "FOOBAR_HTTPS"],
+    ["FOOBAR_ACME_CA", "FOOBAR_ACME_CA_FILE"],
+  ])("the unknown variable %s is an error naming the closest setting, %s", (unknown, closest) => {
+    expect(() => loadSettings({ [unknown]: "x" })).toThrow(
+      new SettingsError(`${unknown} is not a setting: did you mean ${closest}? (see the README's settings table)`),
+    );
+  });
+
+  test("FOOBAR_LAB_* variables belong to the lab and are left alone", () => {
+    expect(() =>
+      loadSettings({ FOOBAR_LAB_CACHE: "/var/cache/x", FOOBAR_LAB_STATE: "", FOOBAR_LAB_BOOT_TIMEOUT: "60", FOOBAR_LAB_ANYTHING: "1" }),
+    ).not.toThrow();
+  });
+
+  test("variables of other programs are left alone", () => {
+    expect(() => loadSettings({ DIGITALOCEAN_TOKEN: "", FOOBARX: "1", foobar_https: "" })).not.toThrow();
   });
 
   test.each([
@@ -98,22 +137,33 @@ describe("settings", () => {
     ["FOOBAR_REGION", "mars1", 'FOOBAR_REGION must be one of ams3, atl1, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo2, sfo3, sgp1, syd1, tor1, got "mars1"'],
     ["FOOBAR_WEB_SERVERS", "0", 'FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "0"'],
     ["FOOBAR_WEB_SERVERS", "two", 'FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "two"'],
-    ["FOOBAR_ADMIN_CIDRS", "10.0.0.300/8", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 or IPv6 CIDRs, such as 203.0.113.7/32, got "10.0.0.300/8"'],
-    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/0", 'FOOBAR_ADMIN_CIDRS must be a list of CIDRs narrower than /0 (SSH from anywhere needs FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true), got "0.0.0.0/0"'],
+    ["FOOBAR_ADMIN_CIDRS", "10.0.0.300/8", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "10.0.0.300/8"'],
+    ["FOOBAR_ADMIN_CIDRS", "010.0.0.1/32", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "010.0.0.1/32"'],
+    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7"'],
+    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7/24", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7/24": host bits are set, the network is 203.0.113.0/24'],
+    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7/32,,198.51.100.0/24", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7/32,,198.51.100.0/24": an item is empty: remove the extra comma'],
+    ["FOOBAR_ADMIN_CIDRS", ":::::/64", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got ":::::/64"'],
+    ["FOOBAR_ADMIN_CIDRS", "2001:db8::/48", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "2001:db8::/48": the droplets have no IPv6 address, so an IPv6 SSH rule could never match'],
+    ["FOOBAR_ADMIN_CIDRS", "::/000", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "::/000": the droplets have no IPv6 address, so an IPv6 SSH rule could never match'],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/0", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/0": 4294967296 addresses, the whole internet'],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/00", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/0": 4294967296 addresses, the whole internet'],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/1,128.0.0.0/1", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/1,128.0.0.0/1": 4294967296 addresses, the whole internet'],
+    ["FOOBAR_ADMIN_CIDRS", "10.0.0.0/8,11.0.0.0/24", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "10.0.0.0/8,11.0.0.0/24": 16777472 addresses'],
     ["FOOBAR_VPC_IP_RANGE", "8.8.8.0/24", 'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "8.8.8.0/24"'],
+    ["FOOBAR_VPC_IP_RANGE", "10.10.10.1/24", 'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "10.10.10.1/24": host bits are set, the network is 10.10.10.0/24'],
     ["FOOBAR_IMAGE", "debian-12-x64", 'FOOBAR_IMAGE must be one of ubuntu-24-04-x64, ubuntu-26-04-x64, got "debian-12-x64"'],
     ["FOOBAR_DNS_TTL", "5", 'FOOBAR_DNS_TTL must be a whole number from 30 to 86400, got "5"'],
     ["FOOBAR_ALLOW_SSH_FROM_ANYWHERE", "maybe", 'FOOBAR_ALLOW_SSH_FROM_ANYWHERE must be true or false, got "maybe"'],
     ["FOOBAR_HTTPS", "sometimes", 'FOOBAR_HTTPS must be true or false, got "sometimes"'],
-    ["FOOBAR_ACME_EMAIL", "", 'FOOBAR_ACME_EMAIL must be an e-mail address while FOOBAR_HTTPS is on, such as ops@foobar.com, got ""'],
-    ["FOOBAR_ACME_EMAIL", "ops at foobar", 'FOOBAR_ACME_EMAIL must be an e-mail address while FOOBAR_HTTPS is on, such as ops@foobar.com, got "ops at foobar"'],
+    ["FOOBAR_HTTPS", "0", 'FOOBAR_HTTPS must be true or false, got "0"'],
+    ["FOOBAR_ACME_EMAIL", "ops at foobar", 'FOOBAR_ACME_EMAIL must be an e-mail address such as ops@foobar.com, got "ops at foobar"'],
     ["FOOBAR_ACME_DIRECTORY_URL", "http://acme.example/dir", 'FOOBAR_ACME_DIRECTORY_URL must be an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"'],
     ["FOOBAR_ACME_CA_FILE", "/nonexistent/ca.pem", 'FOOBAR_ACME_CA_FILE must be a readable PEM file of CA certificates, got "/nonexistent/ca.pem"'],
     ["FOOBAR_ACME_CA_FILE", notPem, `FOOBAR_ACME_CA_FILE must be a PEM file holding at least one CERTIFICATE block, got "${notPem}"`],
     ["FOOBAR_HSTS_MAX_AGE", "-1", 'FOOBAR_HSTS_MAX_AGE must be a whole number from 0 to 63072000, got "-1"'],
     ["FOOBAR_ALERT_EMAILS", "ops", 'FOOBAR_ALERT_EMAILS must be a comma-separated list of e-mail addresses, got "ops"'],
     ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://example.com/hook", 'FOOBAR_ALERT_SLACK_WEBHOOK_URL must be a Slack incoming-webhook URL (https://hooks.slack.com/…), got "https://example.com/hook"'],
-    ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/X", 'FOOBAR_ALERT_SLACK_CHANNEL must be set as well when FOOBAR_ALERT_SLACK_WEBHOOK_URL is set, got ""'],
+    ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/X", "FOOBAR_ALERT_SLACK_CHANNEL must be set as well when FOOBAR_ALERT_SLACK_WEBHOOK_URL is set"],
     ["FOOBAR_ALERT_CPU_PERCENT", "101", 'FOOBAR_ALERT_CPU_PERCENT must be a whole number from 1 to 100, got "101"'],
     ["FOOBAR_ALERT_LATENCY_MS", "10", 'FOOBAR_ALERT_LATENCY_MS must be a whole number from 100 to 30000, got "10"'],
     ["FOOBAR_ALERT_CERT_EXPIRY_DAYS", "0", 'FOOBAR_ALERT_CERT_EXPIRY_DAYS must be a whole number from 1 to 60, got "0"'],
@@ -124,36 +174,63 @@ describe("settings", () => {
 
 describe("cdktf synth with a bad setting", () => {
   const projectDir = path.resolve(__dirname, "..");
+  // The operator's own FOOBAR_* settings must not leak into these runs.
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_")));
 
-  function synth(env: Record<string, string>) {
+  /** Runs `main.ts` as `npx cdktf synth` does, in the background so runs overlap. */
+  function synth(env: Record<string, string>): Promise<{ status: number | null; stderr: string; wroteOutput: boolean }> {
     const outdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-"));
     fs.rmdirSync(outdir);
-    const result = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "main.ts"], {
-      cwd: projectDir,
-      env: { ...process.env, ...env, CDKTF_OUTDIR: outdir },
-      encoding: "utf8",
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        ["-r", "ts-node/register/transpile-only", "main.ts"],
+        { cwd: projectDir, env: { ...baseEnv, ...env, CDKTF_OUTDIR: outdir }, encoding: "utf8" },
+        (error, _stdout, stderr) => resolve({ status: error ? (error.code as number) : 0, stderr, wroteOutput: fs.existsSync(outdir) }),
+      );
     });
-    return { ...result, wroteOutput: fs.existsSync(outdir) };
   }
 
-  test.each([
-    ["FOOBAR_DOMAIN", "foo bar"],
+  // Every bad value of issue 12's list, and a few more.
+  const bigCaFile = path.join(path.dirname(caFile), "bundle.pem");
+  fs.writeFileSync(bigCaFile, fs.readFileSync(caFile, "utf8").replace("MIIB", "M".repeat(1000)).repeat(200));
+  const appWithLink = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-app-link-"));
+  fs.writeFileSync(path.join(appWithLink, "app.py"), "print('hi')\n");
+  fs.symlinkSync("app.py", path.join(appWithLink, "link.py"));
+
+  test.concurrent.each([
+    ["FOOBAR_HTTPS", ""],
+    ["FOOBAR_PROJECT", ""],
+    ["FOOBAR_DOMAIN", " "],
+    ["FOOBAR_APEX_RECORD", ""],
+    ["FOOBAR_DNS_TTL", ""],
+    ["FOOBAR_ACME_EMAIL", ""],
+    ["FOOBAR_WEBSERVERS", "3"],
+    ["FOOBAR_ADMIN_CIDR", "203.0.113.7/32"],
+    ["FOOBAR_SSH_KEY", "12345"],
+    ["FOOBAR_HTTP", "false"],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/00"],
+    ["FOOBAR_ADMIN_CIDRS", "::/000"],
+    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/1,128.0.0.0/1"],
+    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7/24"],
+    ["FOOBAR_ADMIN_CIDRS", ":::::/64"],
+    ["FOOBAR_ACME_CA_FILE", bigCaFile],
+    ["FOOBAR_APP_DIR", appWithLink],
+    ["FOOBAR_APP_DIR", "/nonexistent/app"],
     ["FOOBAR_REGION", "mars1"],
     ["FOOBAR_WEB_SERVERS", "0"],
-    ["FOOBAR_ADMIN_CIDRS", "300.1.1.1/32"],
-    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/0"],
-    ["FOOBAR_APP_DIR", "/nonexistent/app"],
-  ])("stops with one line, a non-zero exit and nothing written when %s is %p", (variable, value) => {
-    const result = synth({ [variable]: value });
+  ])("stops with one line naming %s, a non-zero exit and nothing written, for %p", async (variable, value) => {
+    const result = await synth({ [variable]: value });
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^error: ${variable} must be .*, got "${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"`));
+    expect(lines[0]).toMatch(/^error: /);
+    expect(lines[0]).toContain(variable);
     expect(result.wroteOutput).toBe(false);
   });
 
   test("succeeds without a DigitalOcean token", () => {
-    const env = { ...process.env };
+    const env = { ...baseEnv };
     delete env.DIGITALOCEAN_TOKEN;
     delete env.DIGITALOCEAN_ACCESS_TOKEN;
     const outdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-"));
@@ -162,5 +239,18 @@ describe("cdktf synth with a bad setting", () => {
       env: { ...env, CDKTF_OUTDIR: outdir },
     });
     expect(fs.existsSync(path.join(outdir, "stacks", "foobar", "cdk.tf.json"))).toBe(true);
+  });
+});
+
+describe("the README's settings table", () => {
+  test("is the one generated from the declaration in settings.ts", () => {
+    const readme = fs.readFileSync(path.resolve(__dirname, "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("\n## Settings\n"), readme.indexOf("\n## ", readme.indexOf("\n## Settings\n") + 1));
+    const table = section
+      .split("\n")
+      .filter((line) => line.startsWith("|"))
+      .join("\n");
+    // On a difference, paste settingsTable()'s output into the README.
+    expect(table).toBe(settingsTable());
   });
 });
