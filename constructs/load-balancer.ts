@@ -1,7 +1,7 @@
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Construct } from "constructs";
 import { HaproxyBackend } from "../cloud-init/haproxy";
-import { HttpsInput, loadBalancerCloudConfig } from "../cloud-init/user-data";
+import { HttpsInput, loadBalancerCloudConfig, LoadBalancerUserDataInput } from "../cloud-init/user-data";
 import { PASSWORD_OPTIONS } from "./database-passwords";
 import { loadBalancerHostFirewall } from "./firewalls";
 import { RoleTags } from "./role-tags";
@@ -42,24 +42,33 @@ export class LoadBalancer extends Construct {
     }));
     const name = props.name ?? DEFAULT_LOAD_BALANCER_NAME;
     this.statsPassword = new Password(this, "stats-password", PASSWORD_OPTIONS);
+    const input: LoadBalancerUserDataInput = {
+      hostname: name,
+      vpcIpRange: props.network.ipRange,
+      siteHostNames: props.siteHostNames,
+      backends,
+      statsPassword: this.statsPassword.result,
+      hostFirewall: loadBalancerHostFirewall({
+        vpcIpRange: props.network.ipRange,
+        adminCidrs: props.adminCidrs ?? [],
+        https: props.https !== undefined,
+      }),
+      https: props.https,
+    };
     this.server = new Server(this, "server", {
       name,
       network: props.network,
       droplet: props.droplet,
       tags: [props.tags.project, props.tags.loadBalancer],
-      cloudConfig: loadBalancerCloudConfig({
-        hostname: name,
-        vpcIpRange: props.network.ipRange,
-        siteHostNames: props.siteHostNames,
-        backends,
-        statsPassword: this.statsPassword.result,
-        hostFirewall: loadBalancerHostFirewall({
-          vpcIpRange: props.network.ipRange,
-          adminCidrs: props.adminCidrs ?? [],
-          https: props.https !== undefined,
-        }),
-        https: props.https,
-      }),
+      cloudConfig: loadBalancerCloudConfig(input),
+      sizeCauses: props.https?.trustedCa
+        ? [
+            {
+              what: "the CA file (FOOBAR_ACME_CA_FILE)",
+              without: loadBalancerCloudConfig({ ...input, https: { ...props.https, trustedCa: undefined } }),
+            },
+          ]
+        : [],
     });
   }
 }

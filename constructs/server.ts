@@ -6,6 +6,7 @@ import {
   escapeTerraformTemplate,
   renderCloudConfig,
   USER_DATA_BUDGET_BYTES,
+  USER_DATA_LIMIT_BYTES,
   userDataBytes,
 } from "../cloud-init/cloud-config";
 import { SettingsError } from "../settings";
@@ -24,6 +25,14 @@ export interface DropletOptions {
   readonly monitoring?: boolean;
 }
 
+/** Something an operator's setting adds to a droplet's user-data, for the size error to name. */
+export interface UserDataSizeCause {
+  /** What it is, naming its setting: "the application folder (FOOBAR_APP_DIR)". */
+  readonly what: string;
+  /** The same droplet's configuration without it. */
+  readonly without: CloudConfig;
+}
+
 export interface ServerProps {
   /** Droplet name, such as "web-01". */
   readonly name: string;
@@ -32,6 +41,13 @@ export interface ServerProps {
   readonly tags: readonly Tag[];
   /** The droplet's first-boot configuration. */
   readonly cloudConfig: CloudConfig;
+  /** What settings add to the user-data, named when it is over the budget. @default - none */
+  readonly sizeCauses?: readonly UserDataSizeCause[];
+}
+
+/** The user-data of a configuration, exactly as the droplet receives it before Terraform resolves references. */
+function userDataOf(config: CloudConfig): string {
+  return escapeTerraformTemplate(renderCloudConfig(config));
 }
 
 /** A droplet in the VPC whose user-data is a rendered `#cloud-config`. */
@@ -44,12 +60,19 @@ export class Server extends Construct {
   constructor(scope: Construct, id: string, props: ServerProps) {
     super(scope, id);
     this.name = props.name;
-    this.userData = escapeTerraformTemplate(renderCloudConfig(props.cloudConfig));
+    this.userData = userDataOf(props.cloudConfig);
     const bytes = userDataBytes(this.userData);
     if (bytes > USER_DATA_BUDGET_BYTES) {
+      const causes = (props.sizeCauses ?? [])
+        .map((cause) => ({ what: cause.what, adds: bytes - userDataBytes(userDataOf(cause.without)) }))
+        .filter((cause) => cause.adds > 0)
+        .sort((a, b) => b.adds - a.adds);
+      const named = causes.length
+        ? causes.map((cause) => `${cause.what} adds ${cause.adds} bytes`).join(", ") + `: make ${causes.length > 1 ? "them" : "it"} smaller`
+        : "no setting adds to it, so this is a bug in the stack";
       throw new SettingsError(
-        `user-data of ${props.name} is ${bytes} bytes, over the ${USER_DATA_BUDGET_BYTES}-byte budget ` +
-          `(DigitalOcean accepts 65536): make the application folder (FOOBAR_APP_DIR) smaller`,
+        `user-data of ${props.name} is ${bytes} bytes, ${bytes - USER_DATA_BUDGET_BYTES} over the ` +
+          `${USER_DATA_BUDGET_BYTES}-byte budget (DigitalOcean accepts ${USER_DATA_LIMIT_BYTES}): ${named}`,
       );
     }
     this.droplet = new Droplet(this, "droplet", {

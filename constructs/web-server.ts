@@ -1,6 +1,6 @@
 import { Construct } from "constructs";
 import { DatabaseRole } from "../cloud-init/mysql";
-import { AppFile, webServerCloudConfig } from "../cloud-init/user-data";
+import { AppFile, webServerCloudConfig, WebServerUserDataInput } from "../cloud-init/user-data";
 import { DatabasePasswords } from "./database-passwords";
 import { webServerHostFirewall } from "./firewalls";
 import { Network } from "./network";
@@ -37,30 +37,34 @@ export class WebServer extends Construct {
     super(scope, id);
     this.databaseRole = props.primary ? "replica" : "primary";
     const roleTag = props.primary ? props.tags.databaseReplica : props.tags.databasePrimary;
+    const input: WebServerUserDataInput = {
+      hostname: props.name,
+      databaseRole: this.databaseRole,
+      mysqlServerId: props.index,
+      // A reference to the primary droplet's address; the primary itself
+      // uses its socket and never reads this.
+      primaryAddress: props.primary?.server.privateIpv4 ?? "127.0.0.1",
+      vpcIpRange: props.network.ipRange,
+      siteHostNames: props.siteHostNames,
+      replicationPassword: props.passwords.replication.result,
+      appDatabasePassword: props.passwords.app.result,
+      replicaMaxLagSeconds: props.replicaMaxLagSeconds,
+      appFiles: props.appFiles,
+      appCommand: props.appCommand,
+      hostFirewall: webServerHostFirewall({
+        vpcIpRange: props.network.ipRange,
+        adminCidrs: props.adminCidrs ?? [],
+      }),
+    };
     this.server = new Server(this, "server", {
       name: props.name,
       network: props.network,
       droplet: props.droplet,
       tags: [props.tags.project, props.tags.web, roleTag],
-      cloudConfig: webServerCloudConfig({
-        hostname: props.name,
-        databaseRole: this.databaseRole,
-        mysqlServerId: props.index,
-        // A reference to the primary droplet's address; the primary itself
-        // uses its socket and never reads this.
-        primaryAddress: props.primary?.server.privateIpv4 ?? "127.0.0.1",
-        vpcIpRange: props.network.ipRange,
-        siteHostNames: props.siteHostNames,
-        replicationPassword: props.passwords.replication.result,
-        appDatabasePassword: props.passwords.app.result,
-        replicaMaxLagSeconds: props.replicaMaxLagSeconds,
-        appFiles: props.appFiles,
-        appCommand: props.appCommand,
-        hostFirewall: webServerHostFirewall({
-          vpcIpRange: props.network.ipRange,
-          adminCidrs: props.adminCidrs ?? [],
-        }),
-      }),
+      cloudConfig: webServerCloudConfig(input),
+      sizeCauses: [
+        { what: "the application folder (FOOBAR_APP_DIR)", without: webServerCloudConfig({ ...input, appFiles: [] }) },
+      ],
     });
   }
 }

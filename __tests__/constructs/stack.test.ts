@@ -147,11 +147,20 @@ describe("the stack with other settings", () => {
     expect(web.write_files.some((f) => f.path.endsWith("foobar_app.py"))).toBe(false);
   });
 
-  test("user-data over the budget stops synthesis with a message naming FOOBAR_APP_DIR", () => {
+  test("user-data over the budget stops synthesis naming the application folder and how much it adds", () => {
     const hugeApp = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-huge-app-"));
     fs.writeFileSync(path.join(hugeApp, "big.txt"), "x".repeat(60 * 1024));
     expect(() => synthStack({ appDir: hugeApp })).toThrow(
-      /^user-data of web-01 is \d+ bytes, over the 57344-byte budget .*FOOBAR_APP_DIR/,
+      /^user-data of web-01 is \d+ bytes, \d+ over the 57344-byte budget \(DigitalOcean accepts 65536\): the application folder \(FOOBAR_APP_DIR\) adds 6\d{4} bytes: make it smaller$/,
+    );
+  });
+
+  test("a CA file too big for lb-01 is blamed on FOOBAR_ACME_CA_FILE, not on the application folder", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-big-ca-"));
+    const pem = `-----BEGIN CERTIFICATE-----\n${"A".repeat(64)}\n-----END CERTIFICATE-----\n`;
+    fs.writeFileSync(path.join(dir, "bundle.pem"), pem.repeat(1000));
+    expect(() => synthStack({ acmeCaFile: path.join(dir, "bundle.pem") })).toThrow(
+      /^user-data of lb-01 is \d+ bytes, \d+ over the 57344-byte budget .*: the CA file \(FOOBAR_ACME_CA_FILE\) adds \d+ bytes: make it smaller$/,
     );
   });
 
