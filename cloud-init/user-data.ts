@@ -70,8 +70,10 @@ const DPKG_LOCK_WAIT: WriteFile = {
 export interface AppFile {
   readonly relativePath: string;
   readonly content: string;
-  /** `b64` for binary files. @default - text */
+  /** `b64` for files that are not UTF-8 text. @default - text */
   readonly encoding?: "b64";
+  /** Written 0755 instead of 0644: the owner could execute it. @default false */
+  readonly executable?: boolean;
 }
 
 export interface HttpsInput {
@@ -207,6 +209,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
     path: `${APP.directory}/${file.relativePath}`,
     content: file.content,
     ...(file.encoding ? { encoding: file.encoding } : {}),
+    ...(file.executable ? { permissions: "0755" } : {}),
   }));
   return {
     hostname: input.hostname,
