@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
+import { METADATA_GUARD } from "../cloud-init/metadata-guard";
 import { labComputedValues } from "../lab/lab";
 import { resolveStack } from "../lab/terraform";
 import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
@@ -185,6 +186,37 @@ describe("shellcheck", () => {
 
   test("reports a real mistake (the check can fail)", () => {
     expect(run("shellcheck", ["-"], { input: "#!/bin/bash\nrm -rf $DIR/*\n" }).status).not.toBe(0);
+  });
+});
+
+describe("the metadata guard", () => {
+  const guards = userData.map((u) => {
+    const config = parseCloudConfig(u.text);
+    const script = config.write_files.find((f) => f.path === METADATA_GUARD.script)!.content;
+    const unit = config.write_files.find((f) => f.path === METADATA_GUARD.unitPath)!.content;
+    return { label: u.label, script, unit };
+  });
+
+  // nft checks a ruleset against the kernel without applying it: root (or CAP_NET_ADMIN) needed, as in .ci/run.
+  test.each(guards.map((g) => [g.label, g]))("nft -c accepts the ruleset of %s", (_label, g) => {
+    const ruleset = /<<'EOF'\n([\s\S]*?)\nEOF\n/.exec(g.script)![1];
+    const result = run("nft", ["-c", "-f", writeTemp(`${g.label.replace(/\W+/g, "-")}.nft`, ruleset + "\n")]);
+    expect(result.output).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  test("nft -c rejects a broken ruleset (the check can fail)", () => {
+    expect(run("nft", ["-c", "-f", writeTemp("broken.nft", "add rule inet nosuchtable output meta skuid != @nosuchset reject\n")]).status).not.toBe(0);
+  });
+
+  test.each(guards.map((g) => [g.label, g]))("systemd-analyze verify accepts the unit of %s", (_label, g) => {
+    // The only change: ExecStart runs a stand-in here, the script lives on the droplet.
+    const standIn = writeTemp("foobar-metadata-guard", "#!/bin/sh\n");
+    fs.chmodSync(standIn, 0o755);
+    const unit = writeTemp(`${g.label.replace(/\W+/g, "-")}/${METADATA_GUARD.unitName}`, g.unit.replace(METADATA_GUARD.script, standIn));
+    const result = run("systemd-analyze", ["verify", unit]);
+    expect(result.output).toBe("");
+    expect(result.status).toBe(0);
   });
 });
 

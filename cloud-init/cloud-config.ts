@@ -47,6 +47,11 @@ export interface CloudConfig {
   readonly writeFiles: readonly WriteFile[];
   /** PEM certificates of extra CAs for the system trust store (cloud-init's `ca_certs`). @default - none */
   readonly trustedCaCertificates?: readonly string[];
+  /**
+   * Commands run on every boot, early (before `write_files` and packages on
+   * the first boot); each is an argv array. @default - none
+   */
+  readonly bootcmd?: readonly (readonly string[])[];
   /** Commands run once, last, in order; each is an argv array (no shell). */
   readonly runcmd: readonly (readonly string[])[];
 }
@@ -59,6 +64,7 @@ export interface CloudConfig {
  */
 export function renderCloudConfig(config: CloudConfig): string {
   const document = {
+    ...(config.bootcmd?.length ? { bootcmd: config.bootcmd.map((argv) => [...argv]) } : {}),
     hostname: config.hostname,
     fqdn: config.hostname,
     // The droplet's own name must resolve locally (sudo, MySQL, HAProxy logs).

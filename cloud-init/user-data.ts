@@ -25,6 +25,7 @@ import {
   renderMysqlServerConfig,
   renderMysqlSetupEnvironment,
 } from "./mysql";
+import { metadataGuard } from "./metadata-guard";
 import { renderNginxSite } from "./nginx";
 import {
   BIND_ADDRESSES_SCRIPT,
@@ -48,11 +49,17 @@ export const HAPROXY_STATS = {
   dropIn: "/etc/systemd/system/haproxy.service.d/foobar.conf",
 } as const;
 
-/** Hardening every droplet shares: files, packages and the commands that apply them. */
+/**
+ * Hardening every droplet shares: files, packages and the commands that apply
+ * them. `firstRuncmd` runs before anything else in runcmd, `runcmd` last.
+ */
 function hardening(hostFirewall: readonly HostFirewallRule[]) {
+  const guard = metadataGuard();
   return {
-    packages: [...HARDENING_PACKAGES],
-    writeFiles: [SSHD_HARDENING, UNATTENDED_UPGRADES],
+    bootcmd: guard.bootcmd,
+    packages: [...HARDENING_PACKAGES, ...guard.packages],
+    writeFiles: [SSHD_HARDENING, UNATTENDED_UPGRADES, ...guard.writeFiles],
+    firstRuncmd: guard.runcmd,
     runcmd: [RELOAD_SSHD, ...ufwCommands(hostFirewall)],
   };
 }
@@ -163,7 +170,9 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       },
       { path: "/etc/haproxy/haproxy.cfg", content: haproxyConfig, defer: true },
     ],
+    bootcmd: host.bootcmd,
     runcmd: [
+      ...host.firstRuncmd,
       [PRIVATE_ADDRESS_PATHS.script],
       ...(https ? [[CERTIFICATE_PATHS.placeholderScript]] : []),
       ["systemctl", "daemon-reload"],
@@ -272,7 +281,9 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         }),
       },
     ],
+    bootcmd: host.bootcmd,
     runcmd: [
+      ...host.firstRuncmd,
       [MYSQL_PATHS.setupScript],
       [PRIVATE_ADDRESS_PATHS.script],
       ["rm", "-f", "/etc/nginx/sites-enabled/default"],

@@ -1,0 +1,84 @@
+import {
+  METADATA_GUARD,
+  METADATA_GUARD_RULESET,
+  METADATA_GUARD_SCRIPT,
+  METADATA_GUARD_UNIT,
+  metadataGuard,
+} from "../../cloud-init/metadata-guard";
+import { droplet, fileAt, parseCloudConfig, synthStack } from "../helpers";
+
+describe("the metadata guard", () => {
+  test("rejects traffic to 169.254.169.254 from every socket not owned by an allowed user, root alone at first", () => {
+    const lines = METADATA_GUARD_RULESET.split("\n");
+    expect(lines).toContain("add element inet foobar_metadata allowed_uids { 0 }");
+    expect(lines).toContain(
+      "add rule inet foobar_metadata output ip daddr 169.254.169.254 meta skuid != @allowed_uids counter reject",
+    );
+    expect(lines).toContain("add chain inet foobar_metadata output { type filter hook output priority 0; policy accept; }");
+  });
+
+  test("touches only its own table: never flushes the ruleset or ufw's tables", () => {
+    for (const line of METADATA_GUARD_RULESET.split("\n")) {
+      expect(line).toMatch(/^(add (table|set|element|chain|rule)|flush chain) inet foobar_metadata\b/);
+    }
+    expect(METADATA_GUARD_SCRIPT).not.toMatch(/flush ruleset|delete table|ufw|iptables/);
+  });
+
+  test("is idempotent: everything is added, and the one chain is flushed before its rule", () => {
+    const lines = METADATA_GUARD_RULESET.split("\n");
+    expect(lines.filter((line) => line.startsWith("add rule"))).toHaveLength(1);
+    expect(lines.indexOf("flush chain inet foobar_metadata output")).toBe(lines.findIndex((l) => l.startsWith("add rule")) - 1);
+    expect(lines.some((line) => line.startsWith("create "))).toBe(false);
+  });
+
+  test("lets DigitalOcean's metrics agent through by its user's id, once it exists", () => {
+    expect(METADATA_GUARD_SCRIPT).toContain('if uid=$(id -u do-agent 2>/dev/null); then');
+    expect(METADATA_GUARD_SCRIPT).toContain('nft add element inet foobar_metadata allowed_uids "{ $uid }"');
+  });
+
+  test("makes cloud-init's copies of the user-data root-only", () => {
+    expect(METADATA_GUARD_SCRIPT).toContain("chmod 0700 /var/lib/cloud/instances\n");
+    expect(METADATA_GUARD_SCRIPT).toContain("chmod 0600 /run/cloud-init/combined-cloud-config.json");
+  });
+
+  test("its unit runs early on every boot, before the network and every ordinary service", () => {
+    const lines = METADATA_GUARD_UNIT.split("\n");
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        "DefaultDependencies=no",
+        "Before=network-pre.target sysinit.target shutdown.target",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        `ExecStart=${METADATA_GUARD.script}`,
+        "WantedBy=sysinit.target",
+      ]),
+    );
+  });
+
+  test("bootcmd runs the very script the unit runs, so the first boot is guarded before write_files", () => {
+    const guard = metadataGuard();
+    expect(guard.bootcmd).toEqual([["sh", "-c", METADATA_GUARD_SCRIPT]]);
+    expect(guard.writeFiles).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: METADATA_GUARD.script, permissions: "0755", content: METADATA_GUARD_SCRIPT })]),
+    );
+  });
+});
+
+describe.each([
+  ["defaults", synthStack()],
+  ["HTTPS off", synthStack({ https: false })],
+])("every droplet is guarded (%s)", (_name, stack) => {
+  test.each(["lb-01", "web-01", "web-02"])("%s: bootcmd, nftables, the script and the unit, enabled first in runcmd", (name) => {
+    const config = parseCloudConfig(droplet(stack, name).user_data);
+    expect(config.bootcmd).toEqual([["sh", "-c", METADATA_GUARD_SCRIPT]]);
+    expect(config.packages).toContain("nftables");
+    expect(fileAt(config, METADATA_GUARD.script)).toBe(METADATA_GUARD_SCRIPT);
+    expect(fileAt(config, METADATA_GUARD.unitPath)).toBe(METADATA_GUARD_UNIT);
+    // runcmd[0] is cloud-init's "set -e"; the guard comes right after, before any service is started.
+    expect(config.runcmd.slice(1, 4)).toEqual([
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", METADATA_GUARD.unitName],
+      ["systemctl", "restart", METADATA_GUARD.unitName],
+    ]);
+  });
+});
