@@ -460,6 +460,14 @@ export const SETTING_VARIABLES = Object.fromEntries(
 
 type Environment = Readonly<Record<string, string | undefined>>;
 
+/**
+ * A value as messages show it: in double quotes, with newlines and other
+ * control characters escaped, so a message stays one line whatever it holds.
+ */
+export function quoted(value: string): string {
+  return JSON.stringify(value);
+}
+
 /** What a declaration accepts, in its own words or its type's. */
 function acceptedOf(declaration: Declaration<unknown>): string {
   return declaration.accepted ?? declaration.valueType.accepted;
@@ -511,7 +519,7 @@ function parseVariable<T>(declaration: Declaration<T>, raw: string | undefined):
   } catch (error) {
     if (!(error instanceof Rejected)) throw error;
     const detail = error.detail ? `: ${error.detail}` : "";
-    throw new SettingsError(`${variable} must be ${acceptedOf(declaration)}, got "${error.got ?? raw}"${detail}`);
+    throw new SettingsError(`${variable} must be ${acceptedOf(declaration)}, got ${quoted(error.got ?? raw)}${detail}`);
   }
 }
 
@@ -537,7 +545,7 @@ export function loadSettings(env: Environment = process.env): Settings {
   if (covered > MAX_ADMIN_ADDRESSES && !parsed.allowSshFromAnywhere) {
     throw new SettingsError(
       `${v.adminCidrs} must cover at most a /8 (${MAX_ADMIN_ADDRESSES} addresses) without ` +
-        `${v.allowSshFromAnywhere}=true, got "${parsed.adminCidrs.join(",")}": ${covered} addresses` +
+        `${v.allowSshFromAnywhere}=true, got ${quoted(parsed.adminCidrs.join(","))}: ${covered} addresses` +
         (covered === 2 ** 32 ? ", the whole internet" : ""),
     );
   }
@@ -563,10 +571,10 @@ export function readCaFile(file: string): string {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch {
-    throw new SettingsError(`${variable} must be a readable PEM file of CA certificates, got "${file}"`);
+    throw new SettingsError(`${variable} must be a readable PEM file of CA certificates, got ${quoted(file)}`);
   }
   const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-  if (!certificates) throw new SettingsError(`${variable} must be a PEM file holding at least one CERTIFICATE block, got "${file}"`);
+  if (!certificates) throw new SettingsError(`${variable} must be a PEM file holding at least one CERTIFICATE block, got ${quoted(file)}`);
   return certificates.join("\n") + "\n";
 }
 

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { AppFile } from "../cloud-init/user-data";
-import { SettingsError } from "../settings";
+import { quoted, SettingsError } from "../settings";
 
 /** The sample application shipped with this repository. */
 export const SAMPLE_APP_DIR = path.join(__dirname, "..", "app");
@@ -37,7 +37,7 @@ function encode(bytes: Buffer): Pick<AppFile, "content" | "encoding"> {
  */
 export function readAppFiles(directory: string): AppFile[] {
   const refuse = (accepted: string, why = ""): never => {
-    throw new SettingsError(`FOOBAR_APP_DIR must be ${accepted}, got "${directory}"${why}`);
+    throw new SettingsError(`FOOBAR_APP_DIR must be ${accepted}, got ${quoted(directory)}${why}`);
   };
   if (!fs.existsSync(directory) || !fs.statSync(directory).isDirectory()) refuse("a folder of application files");
   const files: AppFile[] = [];
@@ -48,12 +48,12 @@ export function readAppFiles(directory: string): AppFile[] {
       if (entry.isDirectory()) {
         if (!SKIPPED_FOLDERS.has(entry.name)) walk(full);
       } else if (entry.isSymbolicLink()) {
-        refuse("a folder without symbolic links", `: ${relativePath} links to ${fs.readlinkSync(full)}; copy the file in its place`);
+        refuse("a folder without symbolic links", `: ${quoted(relativePath)} links to ${quoted(fs.readlinkSync(full))}; copy the file in its place`);
       } else if (entry.isFile()) {
         const executable = (fs.statSync(full).mode & 0o100) !== 0;
         files.push({ relativePath, ...encode(fs.readFileSync(full)), ...(executable ? { executable } : {}) });
       } else {
-        refuse("a folder of files and folders only", `: ${relativePath} is neither`);
+        refuse("a folder of files and folders only", `: ${quoted(relativePath)} is neither`);
       }
     }
   };

@@ -63,7 +63,7 @@ describe("application files arrive as they are", () => {
     fs.symlinkSync("../app.py", path.join(dir, "static", "app.py"));
     expect(() => readAppFiles(dir)).toThrow(
       new SettingsError(
-        `FOOBAR_APP_DIR must be a folder without symbolic links, got "${dir}": static/app.py links to ../app.py; copy the file in its place`,
+        `FOOBAR_APP_DIR must be a folder without symbolic links, got "${dir}": "static/app.py" links to "../app.py"; copy the file in its place`,
       ),
     );
   });
@@ -71,7 +71,7 @@ describe("application files arrive as they are", () => {
   test("a link to a folder is refused too", () => {
     const dir = appFolder({ "app.py": "" });
     fs.symlinkSync(os.tmpdir(), path.join(dir, "tmp"));
-    expect(() => readAppFiles(dir)).toThrow(/^FOOBAR_APP_DIR must be a folder without symbolic links, .*: tmp links to /);
+    expect(() => readAppFiles(dir)).toThrow(/^FOOBAR_APP_DIR must be a folder without symbolic links, .*: "tmp" links to /);
   });
 
   test("an empty folder or a missing one is refused", () => {
