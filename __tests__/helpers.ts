@@ -1,4 +1,8 @@
 import { Testing } from "cdktf";
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as YAML from "yaml";
 import { FoobarStack } from "../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
@@ -56,4 +60,31 @@ export function fileAt(config: ParsedCloudConfig, path: string): string {
   const file = config.write_files.find((f) => f.path === path);
   if (!file) throw new Error(`user-data writes no ${path}; it writes ${config.write_files.map((f) => f.path).join(", ")}`);
   return file.content;
+}
+
+/** What `npx cdktf synth` did: its exit status, its stderr, whether it left an output folder. */
+export interface SynthRun {
+  readonly status: number;
+  readonly stderr: string;
+  readonly wroteOutput: boolean;
+}
+
+/**
+ * Runs `main.ts` as `npx cdktf synth` does, with `env` over this process's
+ * environment minus every `FOOBAR_*` variable (the operator's own settings
+ * must not leak in), into a fresh output folder. Runs in the background, so
+ * several overlap.
+ */
+export function synthCli(env: Readonly<Record<string, string>>): Promise<SynthRun> {
+  const outdir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-")), "cdktf.out");
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_")));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["-r", "ts-node/register/transpile-only", "main.ts"],
+      { cwd: path.resolve(__dirname, ".."), env: { ...baseEnv, ...env, CDKTF_OUTDIR: outdir }, encoding: "utf8" },
+      (error, _stdout, stderr) =>
+        resolve({ status: error ? (error.code as number) : 0, stderr, wroteOutput: fs.existsSync(outdir) }),
+    );
+  });
 }

@@ -1,7 +1,8 @@
-import { execFile, execFileSync } from "child_process";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { synthCli } from "./helpers";
 import { DEFAULT_SETTINGS, loadSettings, SETTINGS, settingsTable, SettingsError } from "../settings";
 
 const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-")), "ca.pem");
@@ -174,22 +175,6 @@ describe("settings", () => {
 
 describe("cdktf synth with a bad setting", () => {
   const projectDir = path.resolve(__dirname, "..");
-  // The operator's own FOOBAR_* settings must not leak into these runs.
-  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_")));
-
-  /** Runs `main.ts` as `npx cdktf synth` does, in the background so runs overlap. */
-  function synth(env: Record<string, string>): Promise<{ status: number | null; stderr: string; wroteOutput: boolean }> {
-    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-"));
-    fs.rmdirSync(outdir);
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        ["-r", "ts-node/register/transpile-only", "main.ts"],
-        { cwd: projectDir, env: { ...baseEnv, ...env, CDKTF_OUTDIR: outdir }, encoding: "utf8" },
-        (error, _stdout, stderr) => resolve({ status: error ? (error.code as number) : 0, stderr, wroteOutput: fs.existsSync(outdir) }),
-      );
-    });
-  }
 
   // Every bad value of issue 12's list, and a few more.
   const bigCaFile = path.join(path.dirname(caFile), "bundle.pem");
@@ -220,7 +205,7 @@ describe("cdktf synth with a bad setting", () => {
     ["FOOBAR_REGION", "mars1"],
     ["FOOBAR_WEB_SERVERS", "0"],
   ])("stops with one line naming %s, a non-zero exit and nothing written, for %p", async (variable, value) => {
-    const result = await synth({ [variable]: value });
+    const result = await synthCli({ [variable]: value });
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -230,7 +215,7 @@ describe("cdktf synth with a bad setting", () => {
   });
 
   test("succeeds without a DigitalOcean token", () => {
-    const env = { ...baseEnv };
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_")));
     delete env.DIGITALOCEAN_TOKEN;
     delete env.DIGITALOCEAN_ACCESS_TOKEN;
     const outdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-"));
