@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { createDropletCgroups, dropletCgroupDirs, inCgroups } from "./cgroups";
 import { removeTree, unmountAll } from "./mounts";
 import { childrenOf, processName, stopProcess } from "./processes";
 import { CommandResult, log, run, sleep, tail, tryRun } from "./shell";
@@ -20,9 +21,11 @@ export function prepareDroplet(state: LabState, base: string, droplet: LabDrople
   const dir = dropletDir(droplet.name);
   const merged = path.join(dir, "merged");
   const instanceId = `iid-${droplet.name}-${randomBytes(4).toString("hex")}`;
-  const record: DropletState = { name: droplet.name, namespace: ns, dir, merged, instanceId };
+  const cgroups = dropletCgroupDirs(droplet.name);
+  const record: DropletState = { name: droplet.name, namespace: ns, dir, merged, instanceId, cgroups };
   state.droplets[droplet.name] = record;
   saveState(state);
+  createDropletCgroups(state, droplet.name);
   for (const sub of ["upper", "work", "merged"]) fs.mkdirSync(path.join(dir, sub), { recursive: true });
   run("mount", [
     "-t",
@@ -40,13 +43,17 @@ export function prepareDroplet(state: LabState, base: string, droplet: LabDrople
   return record;
 }
 
-/** Starts the droplet's container in the background; records the nspawn PID. */
-export function bootDroplet(state: LabState, name: string): number {
+/**
+ * Starts the droplet's container in the background, inside the droplet's own
+ * cgroups; records the nspawn PID once it runs.
+ */
+export async function bootDroplet(state: LabState, name: string): Promise<number> {
   const droplet = dropletState(state, name);
   const console = fs.openSync(path.join(droplet.dir, "console.log"), "a");
-  const child = spawn(
-    "systemd-nspawn",
+  const [shell, ...args] = inCgroups(
+    droplet.cgroups.map((dir) => path.join(dir, "cgroup.procs")),
     [
+      "systemd-nspawn",
       "-D",
       droplet.merged,
       "--boot",
@@ -64,20 +71,30 @@ export function bootDroplet(state: LabState, name: string): number {
       // to the droplet's own namespace only, which the lab created for it.
       "--capability=CAP_NET_ADMIN",
     ],
-    {
+  );
+  const child = spawn(shell!, args, {
       // Its own session: a Ctrl-C on the lab's terminal must not reach the droplets.
       detached: true,
       stdio: ["ignore", console, console],
       // This host has a hybrid cgroup v1 layout that sid's systemd refuses without it.
       env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" },
-    },
-  );
+  });
   fs.closeSync(console);
   child.unref();
-  if (child.pid === undefined) throw new Error(`could not start systemd-nspawn for ${name}`);
-  droplet.nspawnPid = child.pid;
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start systemd-nspawn for ${name}`);
+  // The shell moves itself into the cgroups, then execs nspawn under the same PID.
+  const deadline = Date.now() + 10_000;
+  while (processName(pid) !== "systemd-nspawn") {
+    if (processName(pid) === undefined || Date.now() > deadline) {
+      const output = tail(fs.readFileSync(path.join(droplet.dir, "console.log"), "utf8"), 10).trim();
+      throw new Error(`systemd-nspawn for ${name} did not start in its cgroups: ${output || "(no output)"}`);
+    }
+    await sleep(20);
+  }
+  droplet.nspawnPid = pid;
   saveState(state);
-  return child.pid;
+  return pid;
 }
 
 /** The PID (on the host) of the container's init, the child of its nspawn process. */
@@ -91,7 +108,7 @@ export function containerInit(state: LabState, name: string): number | undefined
  * Runs a command inside a droplet (all of its init's namespaces), with a clean
  * environment like a root login shell.
  */
-export function execIn(state: LabState, name: string, cmd: readonly string[], timeoutMs = 60_000): CommandResult {
+export function execIn(state: LabState, name: string, cmd: readonly string[], timeoutMs = 60_000, input?: string): CommandResult {
   const init = containerInit(state, name);
   if (init === undefined) return { status: 255, stdout: "", stderr: `${name} is not running` };
   return tryRun(
@@ -109,7 +126,7 @@ export function execIn(state: LabState, name: string, cmd: readonly string[], ti
       "TERM=dumb",
       ...cmd,
     ],
-    { timeoutMs },
+    { timeoutMs, input },
   );
 }
 
@@ -124,10 +141,12 @@ export interface CloudInitOutcome {
 /** Reads a droplet's cloud-init progress from the host side of its overlay. */
 export function cloudInitOutcome(droplet: DropletState): CloudInitOutcome {
   // /var/lib/cloud/instance is an absolute symlink, wrong from the host: use the instance id.
-  const finished = fs.existsSync(path.join(droplet.merged, "var/lib/cloud/instances", droplet.instanceId, "boot-finished"));
-  if (!finished) return { finished, errors: [], recoverableErrors: [] };
+  // cloud-init writes boot-finished first and result.json a few milliseconds
+  // later (seen: 9 ms): finished means both are there.
+  const bootFinished = fs.existsSync(path.join(droplet.merged, "var/lib/cloud/instances", droplet.instanceId, "boot-finished"));
   const resultFile = path.join(droplet.merged, "var/lib/cloud/data/result.json");
-  if (!fs.existsSync(resultFile)) return { finished, errors: ["no /var/lib/cloud/data/result.json"], recoverableErrors: [] };
+  const finished = bootFinished && fs.existsSync(resultFile);
+  if (!finished) return { finished, errors: [], recoverableErrors: [] };
   const v1 = (JSON.parse(fs.readFileSync(resultFile, "utf8")) as { v1?: Record<string, unknown> }).v1 ?? {};
   const errors = Array.isArray(v1.errors) ? v1.errors.map(String) : [];
   const recoverable = v1.recoverable_errors as Record<string, unknown[]> | undefined;
@@ -250,7 +269,7 @@ export async function powerOn(state: LabState, name: string, timeoutMs = 180_000
   if (droplet.nspawnPid !== undefined && processName(droplet.nspawnPid) === "systemd-nspawn") {
     throw new Error(`${name} is already running`);
   }
-  bootDroplet(state, name);
+  await bootDroplet(state, name);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (containerInit(state, name) !== undefined) {

@@ -36,6 +36,12 @@ export const BASE_PACKAGES: readonly string[] = [
   "sudo",
 ];
 
+/**
+ * Written last when a base is built: nothing in a base may be newer, so a
+ * droplet that wrote through its overlay into the shared base would show.
+ */
+export const BASE_MARKER = "etc/foobar-lab-base";
+
 /** Files the lab adds to the base; they are part of the cache key. */
 export function labBaseFiles(): Record<string, string> {
   return {
@@ -151,7 +157,7 @@ function buildBase(dir: string): void {
   for (const entry of fs.readdirSync(path.join(dir, "etc/ssh"))) {
     if (entry.startsWith("ssh_host_")) fs.rmSync(path.join(dir, "etc/ssh", entry));
   }
-  writeFile(dir, "etc/foobar-lab-base", `key=${baseKey()}\nbuilt=${new Date().toISOString()}\n`);
+  writeFile(dir, BASE_MARKER, `key=${baseKey()}\nbuilt=${new Date().toISOString()}\n`);
 }
 
 function writeFile(root: string, file: string, content: string, mode = 0o644): void {

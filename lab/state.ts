@@ -18,6 +18,8 @@ export interface DropletState {
   readonly merged: string;
   /** The NoCloud instance-id seeded by this `up`; kept across power cycles. */
   readonly instanceId: string;
+  /** The droplet's own cgroup in each host hierarchy (see cgroups.ts); its nspawn runs in them. */
+  readonly cgroups: readonly string[];
   /** PID of the running systemd-nspawn, absent while powered off. */
   nspawnPid?: number;
 }
@@ -54,9 +56,15 @@ export interface LabState {
   namespaces: string[];
   /** `/etc/netns/<ns>` directories written for `ip netns exec`. */
   netnsEtcDirs: string[];
+  /** Cgroup directories created for the droplets, one per droplet and hierarchy. */
+  cgroups: string[];
   proxy?: { pid?: number; dir: string };
+  /** The metadata service: its directory (config, request log) and its PID once started. */
+  metadata?: { pid?: number; dir: string };
   /** The ACME CA: its files, its two processes, and what checks need to know about it. */
   acme?: AcmeState;
+  /** The shared base rootfs every droplet's overlay reads from. */
+  base?: string;
   /** Where `up` synthesized the stack (`<dir>/stacks/<stack>/cdk.tf.json`). */
   synthDir?: string;
   droplets: Record<string, DropletState>;
@@ -72,6 +80,7 @@ export function newState(): LabState {
     hostLinks: [],
     namespaces: [],
     netnsEtcDirs: [],
+    cgroups: [],
     droplets: {},
   };
 }
@@ -80,7 +89,10 @@ export function newState(): LabState {
 export function readState(): LabState | undefined {
   const file = stateFile();
   if (!fs.existsSync(file)) return undefined;
-  return JSON.parse(fs.readFileSync(file, "utf8")) as LabState;
+  const state = JSON.parse(fs.readFileSync(file, "utf8")) as LabState;
+  // A state file written before the lab had per-droplet cgroups.
+  state.cgroups ??= [];
+  return state;
 }
 
 /** Writes the state atomically (a crash leaves the old or the new file, never half of one). */
