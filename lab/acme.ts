@@ -15,12 +15,11 @@
  * balancer on port 80. Its other servers are off; its management port and
  * pebble's are on loopback only.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { processName, stopProcess } from "./processes";
+import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "./settings";
-import { log, run, sleep, tail, tryRun } from "./shell";
+import { log, run, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, saveState } from "./state";
 
 /** The DNS name in pebble's HTTPS certificate, besides its address. */
@@ -36,9 +35,6 @@ export const CHALLTESTSRV_MANAGEMENT = "127.0.0.1:8055";
 /** Days the lab's ACME server CA and pebble's HTTPS certificate are valid. */
 export const ACME_CERTIFICATE_DAYS = 2;
 
-/** `nobody`: pebble and challtestsrv need no privilege, only port 443 in their own namespace. */
-const UNPRIVILEGED_ID = 65534;
-const READY_TIMEOUT_MS = 20_000;
 /** /proc/PID/stat holds at most 15 characters of the command name. */
 const CHALLTESTSRV_COMM = "pebble-challtestsrv".slice(0, 15);
 
@@ -130,7 +126,7 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
   fs.rmSync(caKey);
   fs.chmodSync(files.serverCaFile, 0o644);
   fs.chmodSync(files.listenerCertFile, 0o644);
-  fs.chownSync(files.listenerKeyFile, UNPRIVILEGED_ID, UNPRIVILEGED_ID);
+  fs.chownSync(files.listenerKeyFile, NOBODY_ID, NOBODY_ID);
   fs.chmodSync(files.listenerKeyFile, 0o400);
   return files;
 }
@@ -153,20 +149,20 @@ export async function startAcme(state: LabState, defaultIPv4: string): Promise<A
   const startedAt = Date.now();
 
   const challtestsrvLog = path.join(acme.dir, "challtestsrv.log");
-  acme.challtestsrvPid = spawnInAcmeNamespace("pebble-challtestsrv", challtestsrvArgs(defaultIPv4), {}, challtestsrvLog);
+  acme.challtestsrvPid = spawnUnprivileged(ACME_NS, "pebble-challtestsrv", challtestsrvArgs(defaultIPv4), {}, challtestsrvLog);
   saveState(state);
   const [dnsHost, dnsPort] = CHALLTESTSRV_DNS.split(":");
-  await waitFor("pebble-challtestsrv", acme.challtestsrvPid, CHALLTESTSRV_COMM, challtestsrvLog, () =>
+  await waitUntilServing(ACME_NS, "pebble-challtestsrv", acme.challtestsrvPid, CHALLTESTSRV_COMM, challtestsrvLog, () =>
     // Listening (checked with ss: no query sent).
     tryRun("ip", ["netns", "exec", ACME_NS, "ss", "-Hlun", `src ${dnsHost}:${dnsPort}`]).stdout.trim() !== "",
   );
 
   const pebbleLog = path.join(acme.dir, "pebble.log");
   const env = { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" };
-  acme.pebblePid = spawnInAcmeNamespace("pebble", ["-config", configFile, "-dnsserver", CHALLTESTSRV_DNS], env, pebbleLog);
+  acme.pebblePid = spawnUnprivileged(ACME_NS, "pebble", ["-config", configFile, "-dnsserver", CHALLTESTSRV_DNS], env, pebbleLog);
   saveState(state);
   const directoryUrl = acmeDirectoryUrl();
-  await waitFor("pebble", acme.pebblePid, "pebble", pebbleLog, () =>
+  await waitUntilServing(ACME_NS, "pebble", acme.pebblePid, "pebble", pebbleLog, () =>
     acmeCurl(files.serverCaFile, [directoryUrl]).status === 0,
   );
   const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
@@ -218,42 +214,3 @@ function acmeCurl(caFile: string, args: readonly string[]) {
   });
 }
 
-/**
- * Starts a program as `nobody` in the ACME namespace, detached, output to a log.
- * `ip netns exec` and `setpriv` both exec, so the PID is the program's own.
- */
-function spawnInAcmeNamespace(program: string, args: readonly string[], env: Record<string, string>, logFile: string): number {
-  const out = fs.openSync(logFile, "a");
-  const child = spawn(
-    "ip",
-    [
-      "netns", "exec", ACME_NS,
-      "setpriv", `--reuid=${UNPRIVILEGED_ID}`, `--regid=${UNPRIVILEGED_ID}`, "--clear-groups", "--",
-      program, ...args,
-    ],
-    { detached: true, stdio: ["ignore", out, out], env: { ...process.env, ...env } },
-  );
-  fs.closeSync(out);
-  child.unref();
-  if (child.pid === undefined) throw new Error(`could not start ${program}`);
-  return child.pid;
-}
-
-/** Polls `ready` until it holds; throws with the log's tail if the process dies or time runs out. */
-async function waitFor(what: string, pid: number, comm: string, logFile: string, ready: () => boolean): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let exited = false;
-  while (Date.now() < deadline) {
-    if (ready()) return;
-    // Until it has exec'd, the process is still called `ip` or `setpriv`.
-    const name = processName(pid);
-    if (name === undefined || (name !== comm && name !== "ip" && name !== "setpriv")) {
-      exited = true;
-      break;
-    }
-    await sleep(100);
-  }
-  const output = fs.existsSync(logFile) ? tail(fs.readFileSync(logFile, "utf8"), 15) : "";
-  const why = exited ? "exited" : `did not answer within ${READY_TIMEOUT_MS / 1000}s`;
-  throw new Error(`${what} (pid ${pid}) ${why} in ${ACME_NS}; ${logFile}:\n${output}`);
-}

@@ -2,15 +2,18 @@
  * The lab's command line.
  *
  *   up     synthesize the stack with the lab's settings, boot it as local droplets, leave them running
+ *          (the default: `npm run lab`)
  *   down   tear down whatever the state file records (idempotent, crash-safe)
  *   test   up, run lab/checks.ts, always down; exit non-zero if a check failed
  *   check  run lab/checks.ts against a lab that is already up (no up/down)
+ *   fault  <droplet> <kind> [unit|ms]: inject one fault into the lab that is up (see faults.ts)
  *
  * Environment: the stack's FOOBAR_* settings (the lab overrides only the ACME
  * directory, its CA file and the admin CIDRs), FOOBAR_LAB_CACHE,
  * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds).
  */
 import { checks, httpsOn, siteUrl } from "./checks";
+import { parseFault } from "./faults";
 import { Lab, attachRunning, down, up } from "./lab";
 import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
 import { commandExists, log } from "./shell";
@@ -34,10 +37,13 @@ const PACKAGES = "systemd-container debootstrap apt-cacher-ng nftables iproute2 
 
 let interrupted = false;
 
+const USAGE = "usage: ts-node lab/cli.ts [up|down|test|check|fault <droplet> <kind> [unit|ms]]";
+
 async function main(argv: string[]): Promise<number> {
-  const command = argv[0];
-  if (argv.length !== 1 || !["up", "down", "test", "check"].includes(command ?? "")) {
-    console.error("usage: ts-node lab/cli.ts <up|down|test|check>");
+  const command = argv[0] ?? "up";
+  const argsAllowed = command === "fault" ? argv.length >= 3 : argv.length <= 1;
+  if (!argsAllowed || !["up", "down", "test", "check", "fault"].includes(command)) {
+    console.error(USAGE);
     return 2;
   }
   const problem = preflight();
@@ -54,6 +60,12 @@ async function main(argv: string[]): Promise<number> {
 
   if (command === "down") {
     await runDown();
+    return 0;
+  }
+  if (command === "fault") {
+    const lab = attachRunning();
+    const fault = parseFault(argv.slice(1), lab.stack.droplets.map((d) => d.name));
+    await lab.fault(fault.droplet, fault.kind, fault.delayMs ?? fault.unit);
     return 0;
   }
   if (command === "check") {
@@ -142,6 +154,8 @@ function printSummary(lab: Lab): void {
     `  ip netns exec ${CLIENT_NS} curl -i${trust} ${url}`,
     "Look inside a droplet (as root, all its namespaces):",
     ...lab.stack.droplets.map((d) => `  nsenter -t ${lab.initPid(d.name) ?? "?"} -a bash -l    # ${d.name}`),
+    "Inject a fault (logged in the lab's faults.log):",
+    "  npm run lab -- fault web-02 crash mysql    # kinds: stop, start, crash <unit>; poweroff, poweron; partition, slow [ms], heal",
     "Tear it down: npm run lab:down",
     "",
   );

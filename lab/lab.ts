@@ -16,12 +16,15 @@ import {
   teardownDroplets,
   waitForCloudInit,
 } from "./droplets";
+import { FaultKind, injectFault } from "./faults";
 import { renderFirewall } from "./firewall";
+import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./metadata";
 import {
   addAcmeHost,
   addClient,
   addDropletNetwork,
   addGuardRoutes,
+  addMetadataHost,
   applyNftables,
   createSwitch,
   hasNftTable,
@@ -35,13 +38,15 @@ import {
   FIREWALL_TABLE,
   FIRST_DROPLET_PRIVATE_HOST,
   FIRST_DROPLET_PUBLIC_HOST,
+  METADATA_NS,
   PUBLIC_RANGE,
   UPLINK_ADDRESS,
   bootTimeoutSeconds,
   dropletNamespace,
   stateDir,
 } from "./settings";
-import { CommandResult, log, tryRun } from "./shell";
+import { teardownCgroups } from "./cgroups";
+import { CommandResult, log, sleep, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
 import { randomPassword } from "./passwords";
 import { labOverrides, synthesizeStack } from "./synth";
@@ -57,10 +62,12 @@ export interface Lab {
    * from `lab.client` too.
    */
   readonly acme: AcmeEndpoints;
+  /** The shared base rootfs (read-only lower layer of every droplet's overlay), a host path. */
+  readonly baseRootfs: string;
   /** The droplet of that name (throws if there is none). */
   droplet(name: string): LabDroplet;
-  /** Runs a command inside a droplet as root; never throws on a non-zero exit. */
-  execIn(name: string, cmd: readonly string[], timeoutMs?: number): CommandResult;
+  /** Runs a command inside a droplet as root (with `input` on its stdin); never throws on a non-zero exit. */
+  execIn(name: string, cmd: readonly string[], timeoutMs?: number, input?: string): CommandResult;
   /** Runs a command in the client namespace (where record names resolve); never throws on a non-zero exit. */
   client(cmd: readonly string[], timeoutMs?: number): CommandResult;
   /** Host PID of the droplet's init (for `nsenter -t PID -a`), undefined while powered off. */
@@ -69,6 +76,8 @@ export interface Lab {
   powerOff(name: string): Promise<void>;
   /** Boots a powered-off droplet from the same disk; resolves when systemd is up. */
   powerOn(name: string): Promise<void>;
+  /** Injects a fault into one droplet (see faults.ts), logged with a timestamp; returns what happened. */
+  fault(droplet: string, kind: FaultKind, unitOrDelay?: string | number): Promise<string>;
 }
 
 /** Stand-ins for values that only exist after `terraform apply`. */
@@ -109,9 +118,13 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     saveState(state);
 
     // Before any namespace or link exists.
-    addGuardRoutes(state, [PUBLIC_RANGE, stack.vpc.ipRange]);
-    log(`host guard routes: unreachable ${PUBLIC_RANGE}, ${stack.vpc.ipRange}`);
+    // Not 169.254.169.254 itself: the host reaches its own metadata service
+    // there; the lab switch keeps link-local traffic off the host's uplink.
+    addGuardRoutes(state, [PUBLIC_RANGE, stack.vpc.ipRange, LINK_LOCAL_RANGE]);
+    log(`host guard routes: unreachable ${PUBLIC_RANGE}, ${stack.vpc.ipRange}, ${LINK_LOCAL_RANGE}`);
     const base = ensureBase();
+    state.base = base;
+    saveState(state);
     stopIf(interrupted);
 
     createSwitch(state);
@@ -128,12 +141,14 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       });
       applyNftables(ns, ruleset);
     });
-    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, firewalls applied`);
+    addMetadataHost(state, stack.droplets.length);
+    await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
+    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, firewalls applied`);
     stopIf(interrupted);
 
     for (const droplet of stack.droplets) {
       prepareDroplet(state, base, droplet, dropletNamespace(droplet.name));
-      bootDroplet(state, droplet.name);
+      await bootDroplet(state, droplet.name);
     }
     const timeout = bootTimeoutSeconds();
     log(`booting ${stack.droplets.map((d) => d.name).join(", ")} (cloud-init timeout ${timeout}s)`);
@@ -165,9 +180,14 @@ export async function down(): Promise<string[]> {
   const removed: string[] = [];
   removed.push(...(await teardownDroplets(state)));
   log("droplets: stopped and unmounted");
+  removed.push(...(await teardownCgroups(state, () => sleep(500))));
+  saveState(state);
+  log("cgroups: removed");
   // Before the network: a namespace lives on while a process is still in it.
   removed.push(...(await stopAcme(state)));
   log("acme: stopped");
+  removed.push(...(await stopMetadata(state)));
+  log("metadata service: stopped");
   removed.push(...(await stopAptProxy(state)));
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
@@ -191,22 +211,29 @@ function attach(state: LabState): Lab {
   const stack = state.stack!;
   const acme = state.acme?.endpoints;
   if (!acme) throw new Error("the lab's ACME CA is not up: run `npm run lab:down`, then `npm run lab`");
-  return {
+  const lab: Lab = {
     stack,
     acme,
+    baseRootfs: state.base ?? "",
     droplet(name) {
       const found = stack.droplets.find((d) => d.name === name);
       if (!found) throw new Error(`no droplet named ${name} (have: ${stack.droplets.map((d) => d.name).join(", ")})`);
       return found;
     },
     initPid: (name) => containerInit(state, name),
-    execIn: (name, cmd, timeoutMs) => execInDroplet(state, name, cmd, timeoutMs),
+    execIn: (name, cmd, timeoutMs, input) => execInDroplet(state, name, cmd, timeoutMs, input),
     client: (cmd, timeoutMs) => tryRun("ip", ["netns", "exec", CLIENT_NS, ...cmd], { timeoutMs: timeoutMs ?? 60_000 }),
     powerOff: async (name) => {
       await powerOffDroplet(state, name);
     },
     powerOn: (name) => powerOnDroplet(state, name),
+    fault: (droplet, kind, unitOrDelay) =>
+      injectFault(
+        { dropletNames: stack.droplets.map((d) => d.name), execIn: lab.execIn, powerOff: lab.powerOff, powerOn: lab.powerOn },
+        typeof unitOrDelay === "number" ? { droplet, kind, delayMs: unitOrDelay } : { droplet, kind, unit: unitOrDelay },
+      ),
   };
+  return lab;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   ACME_ADDRESS,
   ACME_NS,
   CLIENT_ADDRESS,
+  METADATA_NS,
   CLIENT_NS,
   GUARD_ROUTE_METRIC,
   PUBLIC_BRIDGE,
@@ -26,9 +27,11 @@ import {
   SWITCH_NS,
   UPLINK_ADDRESS,
   UPLINK_LINK,
+  UPLINK_PORT,
   VPC_BRIDGE,
   dropletNamespace,
 } from "./settings";
+import { METADATA_ADDRESS, METADATA_SWITCH_TABLE, dropletLinkLocal, renderMetadataSwitchRules } from "./metadata";
 import { run, tryRun } from "./shell";
 import { LabState, remember, saveState } from "./state";
 import { LabDroplet, LabRecord, rangesOverlap } from "./terraform";
@@ -74,8 +77,8 @@ export function createSwitch(state: LabState): void {
     run("ip", ["-n", SWITCH_NS, "link", "set", bridge, "up"]);
   }
   remember(state, state.hostLinks, UPLINK_LINK);
-  run("ip", ["link", "add", UPLINK_LINK, "type", "veth", "peer", "name", "up-pub", "netns", SWITCH_NS]);
-  run("ip", ["-n", SWITCH_NS, "link", "set", "up-pub", "master", PUBLIC_BRIDGE, "up"]);
+  run("ip", ["link", "add", UPLINK_LINK, "type", "veth", "peer", "name", UPLINK_PORT, "netns", SWITCH_NS]);
+  run("ip", ["-n", SWITCH_NS, "link", "set", UPLINK_PORT, "master", PUBLIC_BRIDGE, "up"]);
   // The host never routes for the lab (a container could add a default route
   // via the uplink): no forwarding from this link, and no IPv6 on it.
   run("sysctl", ["-qw", `net.ipv4.conf.${UPLINK_LINK}.forwarding=0`, `net.ipv6.conf.${UPLINK_LINK}.disable_ipv6=1`]);
@@ -87,9 +90,29 @@ export function createSwitch(state: LabState): void {
 export function addDropletNetwork(state: LabState, droplet: LabDroplet, index: number, vpcRange: string): string {
   const ns = dropletNamespace(droplet.name);
   addNamespace(state, ns);
-  plug(ns, "eth0", `pub${index}`, PUBLIC_BRIDGE, `${droplet.publicIpv4}/${prefixOf(PUBLIC_RANGE)}`);
-  plug(ns, "eth1", `vpc${index}`, VPC_BRIDGE, `${droplet.privateIpv4}/${prefixOf(vpcRange)}`);
+  const [publicPort, vpcPort] = switchPorts(index);
+  plug(ns, "eth0", publicPort, PUBLIC_BRIDGE, `${droplet.publicIpv4}/${prefixOf(PUBLIC_RANGE)}`);
+  plug(ns, "eth1", vpcPort, VPC_BRIDGE, `${droplet.privateIpv4}/${prefixOf(vpcRange)}`);
+  // DigitalOcean's metadata service is on-link from eth0.
+  run("ip", ["-n", ns, "addr", "add", `${dropletLinkLocal(index)}/16`, "dev", "eth0"]);
   return ns;
+}
+
+/**
+ * Creates the metadata service's namespace on the public bridge, and the
+ * switch rules that keep link-local traffic between each droplet (from its
+ * own address) and the service.
+ */
+export function addMetadataHost(state: LabState, dropletCount: number): void {
+  addNamespace(state, METADATA_NS);
+  plug(METADATA_NS, "eth0", "pub-meta", PUBLIC_BRIDGE, `${METADATA_ADDRESS}/16`);
+  const ports = Array.from({ length: dropletCount }, (_, index) => ({ port: switchPorts(index)[0], linkLocal: dropletLinkLocal(index) }));
+  run("ip", ["netns", "exec", SWITCH_NS, "nft", "-f", "-"], { input: renderMetadataSwitchRules(METADATA_SWITCH_TABLE, ports) });
+}
+
+/** The switch-side ends of a droplet's `eth0` and `eth1` (in `lab-sw`), by its index in the stack. */
+export function switchPorts(index: number): [string, string] {
+  return [`pub${index}`, `vpc${index}`];
 }
 
 /**

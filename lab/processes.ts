@@ -4,8 +4,9 @@
  * The lab only ever signals PIDs it recorded itself, and checks the process
  * name first so a PID reused after a crash or reboot is never touched.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import { sleep } from "./shell";
+import { sleep, tail } from "./shell";
 
 /** The command name of a live process; undefined if it is gone or a zombie. */
 export function processName(pid: number): string | undefined {
@@ -59,4 +60,61 @@ export async function stopProcess(pid: number, expectedName: string, timeoutMs: 
   if (processName(pid) === expectedName) process.kill(pid, "SIGKILL");
   await waitForExit(pid, 5_000);
   return true;
+}
+
+/** `nobody`: the lab's servers (pebble, the metadata service) need no privilege, only a port in their own namespace. */
+export const NOBODY_ID = 65534;
+/** How long a lab server may take to answer after it starts. */
+const READY_TIMEOUT_MS = 20_000;
+
+/**
+ * Starts a program as `nobody` in a lab namespace, detached, output to a log.
+ * `ip netns exec` and `setpriv` both exec, so the PID is the program's own.
+ */
+export function spawnUnprivileged(
+  ns: string,
+  program: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  logFile: string,
+): number {
+  const out = fs.openSync(logFile, "a");
+  const child = spawn(
+    "ip",
+    ["netns", "exec", ns, "setpriv", `--reuid=${NOBODY_ID}`, `--regid=${NOBODY_ID}`, "--clear-groups", "--", program, ...args],
+    { detached: true, stdio: ["ignore", out, out], env: { ...process.env, ...env } },
+  );
+  fs.closeSync(out);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${program}`);
+  return child.pid;
+}
+
+/**
+ * Polls `ready` until it holds; throws with the log's tail if the process
+ * (expected to exec into `comm`) dies or time runs out.
+ */
+export async function waitUntilServing(
+  ns: string,
+  what: string,
+  pid: number,
+  comm: string,
+  logFile: string,
+  ready: () => boolean,
+): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exited = false;
+  while (Date.now() < deadline) {
+    if (ready()) return;
+    // Until it has exec'd, the process is still called `ip` or `setpriv`.
+    const name = processName(pid);
+    if (name === undefined || (name !== comm && name !== "ip" && name !== "setpriv")) {
+      exited = true;
+      break;
+    }
+    await sleep(100);
+  }
+  const output = fs.existsSync(logFile) ? tail(fs.readFileSync(logFile, "utf8"), 15) : "";
+  const why = exited ? "exited" : `did not answer within ${READY_TIMEOUT_MS / 1000}s`;
+  throw new Error(`${what} (pid ${pid}) ${why} in ${ns}; ${logFile}:\n${output}`);
 }

@@ -9,7 +9,9 @@
  *   documentation, never routed on the internet), laid out as
  *   .1 the host's end of the uplink (where the apt proxy listens),
  *   .2 the `lab-client` namespace, .3 the `lab-acme` namespace (the lab's ACME
- *   CA), .10 and up the droplets' `eth0`.
+ *   CA), .10 and up the droplets' `eth0`;
+ * - link-local: the metadata service at 169.254.169.254 (namespace `lab-meta`),
+ *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
  */
 import * as path from "node:path";
 
@@ -32,12 +34,16 @@ export const APT_PROXY_PORT = 3142;
 export const SWITCH_NS = "lab-sw";
 export const CLIENT_NS = "lab-client";
 export const ACME_NS = "lab-acme";
+/** DigitalOcean's metadata service, emulated (see metadata.ts). */
+export const METADATA_NS = "lab-meta";
 export const DROPLET_NS_PREFIX = "lab-";
 /** Bridges inside the switch namespace: one per network, like a droplet's two NICs. */
 export const PUBLIC_BRIDGE = "br-pub";
 export const VPC_BRIDGE = "br-vpc";
 /** Host-side end of the uplink veth. */
 export const UPLINK_LINK = "lab-up";
+/** Switch-side end of the uplink veth, on the public bridge. */
+export const UPLINK_PORT = "up-pub";
 
 /**
  * Metric of the guard routes that cover the whole lab address space on the host.
