@@ -8,7 +8,12 @@
  * may rely on the ones before them (the fault checks come last).
  */
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LAB_CGROUP } from "./cgroups";
 import type { Lab } from "./lab";
+import { METADATA_ADDRESS } from "./metadata";
+import { BASE_MARKER } from "./rootfs";
 import { ACME_NS, CLIENT_ADDRESS, CLIENT_NS } from "./settings";
 import { CommandResult, sleep, tryRun } from "./shell";
 import type { LabDroplet } from "./terraform";
@@ -164,15 +169,68 @@ function continuousClient(lab: Lab, url: string) {
   const child = spawn("ip", ["netns", "exec", CLIENT_NS, "bash", "-c", script], { stdio: ["ignore", "pipe", "ignore"] });
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
   return {
+    /** Stops the client (again: a no-op) and counts its answers. */
     async stop() {
       child.kill("SIGTERM");
-      await new Promise((resolve) => child.once("exit", resolve));
-      const codes = [...output.matchAll(/^code=(\d+)$/gm)].map((m) => m[1]);
-      const failed = codes.filter((code) => code !== "200").length;
-      return { total: codes.length, failed };
+      await exited;
+      const codes = [...output.matchAll(/^code=(\d+)$/gm)].map((m) => m[1]!);
+      const failedCodes = codes.filter((code) => code !== "200");
+      const byStatus = new Map<string, number>();
+      for (const code of failedCodes) byStatus.set(code, (byStatus.get(code) ?? 0) + 1);
+      // "000" is curl's code for no answer at all (refused, reset, or its 3 s timeout).
+      const detail = [...byStatus].map(([code, count]) => `${count}× ${code}`).join(", ");
+      return { total: codes.length, failed: failedCodes.length, byStatus: detail ? ` (${detail})` : "" };
     },
   };
+}
+
+/** The host's view of a droplet init's cgroups, one `ID:controllers:path` line per hierarchy. */
+function cgroupLines(lab: Lab, droplet: string): string[] {
+  const init = lab.initPid(droplet);
+  if (init === undefined) throw new Error(`${droplet} is not running`);
+  return fs.readFileSync(`/proc/${init}/cgroup`, "utf8").split("\n").filter(Boolean);
+}
+
+interface UnitRun {
+  state: string;
+  mainPid: string;
+  /** New on every start of the unit: tells a restart even when the PID number repeats. */
+  invocation: string;
+}
+
+/** A unit's state, main PID and invocation id inside a droplet. */
+function unitInvocation(lab: Lab, droplet: string, unit: string): UnitRun {
+  const result = lab.execIn(droplet, ["systemctl", "show", "--property=ActiveState,MainPID,InvocationID", unit]);
+  const value = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(result.stdout)?.[1] ?? "";
+  return { state: value("ActiveState"), mainPid: value("MainPID"), invocation: value("InvocationID") };
+}
+
+/**
+ * The stack's generated passwords, read from the root-only environment files
+ * that hold them on the droplets: value → the variables that hold it.
+ *
+ * @throws Error when fewer than the three the stack generates are found.
+ */
+function generatedSecrets(lab: Lab): Map<string, string[]> {
+  const { lb, webs } = roles(lab);
+  const files: [string, string][] = [
+    [lb.name, "/etc/haproxy/foobar-stats.env"],
+    ...webs.flatMap((w): [string, string][] => [
+      [w.name, "/etc/foobar/app.env"],
+      [w.name, "/etc/foobar/mysql-setup.env"],
+    ]),
+  ];
+  const secrets = new Map<string, string[]>();
+  for (const [droplet, file] of files) {
+    const text = lab.execIn(droplet, ["cat", file]).stdout;
+    for (const match of text.matchAll(/^(\w*PASSWORD)=(\S+)$/gm)) {
+      secrets.set(match[2]!, [...new Set([...(secrets.get(match[2]!) ?? []), match[1]!])]);
+    }
+  }
+  if (secrets.size < 3) throw new Error(`found only ${secrets.size} generated secret(s) to look for`);
+  return secrets;
 }
 
 const replicationSettles = 10_000;
@@ -213,6 +271,91 @@ export const checks: Check[] = [
         evidence.push(`${droplet}: ${units.map((u) => u.replace(".service", "")).join("+")} active`);
       }
       return evidence.join("; ");
+    },
+  },
+  {
+    name: "isolation: every droplet has cgroups of its own, and a SIGKILL of a unit in one droplet leaves that unit running in every other droplet",
+    async run(lab) {
+      // Host view of each init's cgroup in every hierarchy: no two droplets may share one.
+      const owner = new Map<string, string>();
+      let lines = 0;
+      for (const droplet of lab.stack.droplets) {
+        for (const line of cgroupLines(lab, droplet.name)) {
+          const [, controllers, cgroup] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+          // The droplet's own cgroup, or (unified) nspawn's payload below it.
+          const own = `/${LAB_CGROUP}/${droplet.name}`;
+          if (!cgroup || !(cgroup.endsWith(own) || cgroup.includes(`${own}/`))) {
+            throw new Error(`${droplet.name}'s init is in ${controllers || "the unified hierarchy"}:${cgroup}, outside its own ${LAB_CGROUP}/${droplet.name}`);
+          }
+          const other = owner.get(`${controllers}:${cgroup}`);
+          if (other) throw new Error(`${droplet.name} and ${other} share the cgroup ${controllers}:${cgroup}`);
+          owner.set(`${controllers}:${cgroup}`, droplet.name);
+          lines += 1;
+        }
+      }
+      // ssh.service runs on every droplet and restarts on failure: kill it on one, watch the others.
+      const victim = lab.stack.droplets[lab.stack.droplets.length - 1]!;
+      const others = lab.stack.droplets.filter((d) => d.name !== victim.name);
+      const before = others.map((d) => unitInvocation(lab, d.name, "ssh.service"));
+      const victimBefore = unitInvocation(lab, victim.name, "ssh.service");
+      await lab.fault(victim.name, "crash", "ssh");
+      const restarted = await waitFor(`ssh.service restarting on ${victim.name}`, 30_000, () => {
+        const now = unitInvocation(lab, victim.name, "ssh.service");
+        return now.state === "active" && now.invocation !== victimBefore.invocation ? now : undefined;
+      });
+      await sleep(1000);
+      const after = others.map((d) => unitInvocation(lab, d.name, "ssh.service"));
+      others.forEach((d, i) => {
+        if (after[i]!.invocation !== before[i]!.invocation || after[i]!.mainPid !== before[i]!.mainPid) {
+          throw new Error(`crashing ssh.service on ${victim.name} reached ${d.name}: main PID ${before[i]!.mainPid} → ${after[i]!.mainPid}`);
+        }
+      });
+      return `${lines} cgroup memberships of ${lab.stack.droplets.length} inits, none shared (${cgroupLines(lab, victim.name).find((l) => l.startsWith("0::"))}); ssh.service SIGKILLed on ${victim.name}: restarted there in ${(restarted.ms / 1000).toFixed(1)} s (PID ${victimBefore.mainPid} → ${restarted.value.mainPid}), unchanged on ${others.map((d, i) => `${d.name} (PID ${after[i]!.mainPid})`).join(", ")}`;
+    },
+  },
+  {
+    name: "isolation: droplets share no machine-id, host name, SSH host key, D-Bus, /run, /tmp or journal, and none writes into the shared base image",
+    async run(lab) {
+      const names = lab.stack.droplets.map((d) => d.name);
+      const read = (name: string, cmd: string[]): string => {
+        const result = lab.execIn(name, cmd);
+        if (result.status !== 0) throw new Error(`${name}: ${cmd.join(" ")}: ${result.stderr.trim()}`);
+        return result.stdout.trim();
+      };
+      const distinct = (what: string, values: string[]): void => {
+        const seen = new Map<string, string>();
+        values.forEach((value, i) => {
+          if (!value) throw new Error(`${names[i]} has no ${what}`);
+          if (seen.has(value)) throw new Error(`${names[i]} and ${seen.get(value)} share the ${what} ${value}`);
+          seen.set(value, names[i]!);
+        });
+      };
+      distinct("machine-id", names.map((n) => read(n, ["cat", "/etc/machine-id"])));
+      const hostnames = names.map((n) => read(n, ["hostname"]));
+      hostnames.forEach((h, i) => {
+        if (h !== names[i]) throw new Error(`${names[i]} calls itself "${h}"`);
+      });
+      distinct("SSH host key", names.map((n) => read(n, ["ssh-keygen", "-l", "-f", "/etc/ssh/ssh_host_ed25519_key.pub"]).split(" ")[1] ?? ""));
+      distinct("D-Bus system bus id", names.map((n) => read(n, ["busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId"])));
+      // A file written to /run or /tmp on one droplet is seen by no other.
+      const marker = `lab-isolation-${Date.now()}`;
+      for (const dir of ["/run", "/tmp"]) {
+        read(names[0]!, ["touch", `${dir}/${marker}`]);
+        for (const other of names.slice(1)) {
+          if (lab.execIn(other, ["test", "-e", `${dir}/${marker}`]).status === 0) throw new Error(`${other} sees ${names[0]}'s ${dir}/${marker}`);
+        }
+        read(names[0]!, ["rm", `${dir}/${marker}`]);
+      }
+      // Each journal holds its own droplet's messages only.
+      for (const name of names) {
+        const journalHosts = read(name, ["journalctl", "--quiet", "--field=_HOSTNAME"]).split("\n").filter((h) => h !== name && h !== "localhost");
+        if (journalHosts.length > 0) throw new Error(`${name}'s journal has messages from ${journalHosts.join(", ")}`);
+      }
+      // Nothing in the shared base is newer than its completion marker.
+      const newer = tryRun("find", [lab.baseRootfs, "-mindepth", "1", "-newer", path.join(lab.baseRootfs, BASE_MARKER), "-print", "-quit"]);
+      if (newer.status !== 0 || !lab.baseRootfs) throw new Error(`cannot inspect the base ${lab.baseRootfs}: ${newer.stderr.trim()}`);
+      if (newer.stdout.trim()) throw new Error(`the shared base was written to after it was built: ${newer.stdout.trim()}`);
+      return `${names.length} distinct machine-ids, host names, SSH host keys and D-Bus ids; /run and /tmp private; each journal names only its droplet; the base ${path.basename(lab.baseRootfs)} unchanged since it was built`;
     },
   },
   {
@@ -562,12 +705,7 @@ export const checks: Check[] = [
         const actual = lab.execIn(droplet, ["stat", "-L", "-c", "%U:%G %a", file]).stdout.trim();
         if (actual !== owner) throw new Error(`${droplet}:${file} is "${actual}", expected "${owner}"`);
       }
-      const secrets = new Set<string>();
-      for (const [droplet, file] of expected.filter(([, f]) => f.endsWith(".env"))) {
-        const text = lab.execIn(droplet, ["cat", file]).stdout;
-        for (const match of text.matchAll(/^\w*PASSWORD=(\S+)$/gm)) secrets.add(match[1]);
-      }
-      if (secrets.size < 3) throw new Error(`found only ${secrets.size} secret(s) to look for`);
+      const secrets = new Set(generatedSecrets(lab).keys());
       const logs = ["/var/log/cloud-init.log", "/var/log/cloud-init-output.log"];
       let bytes = 0;
       for (const droplet of lab.stack.droplets) {
@@ -581,6 +719,49 @@ export const checks: Check[] = [
         }
       }
       return `${expected.length} secret files with the expected owner and mode 0600; none of ${secrets.size} secrets in ${(bytes / 1024).toFixed(0)} KiB of cloud-init logs on ${lab.stack.droplets.length} droplets`;
+    },
+  },
+  {
+    name: "secrets: only root reaches the metadata service's user-data, and the app's user can read no generated password but its own database password",
+    async run(lab) {
+      const { webs } = roles(lab);
+      const secrets = generatedSecrets(lab);
+      const url = `http://${METADATA_ADDRESS}/metadata/v1/user-data`;
+      const evidence: string[] = [];
+      for (const droplet of lab.stack.droplets) {
+        // The service works, and gives each droplet its own user-data: root gets it.
+        const asRoot = lab.execIn(droplet.name, ["curl", "-sS", "--max-time", "5", url], 15_000);
+        if (asRoot.status !== 0) throw new Error(`${droplet.name}: root could not fetch ${url}: ${asRoot.stderr.trim()}`);
+        if (asRoot.stdout !== droplet.userData) throw new Error(`${droplet.name}: the metadata service answered root with user-data that is not ${droplet.name}'s`);
+        const user = webs.some((w) => w.name === droplet.name) ? "foobar-app" : "nobody";
+        const asUser = (cmd: string[], input?: string) =>
+          lab.execIn(droplet.name, ["setpriv", `--reuid=${user}`, `--regid=${user}`, "--init-groups", "--", ...cmd], 120_000, input);
+        const refused = asUser(["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url]);
+        if (refused.status === 0) throw new Error(`${droplet.name}: ${user} fetched ${url} (HTTP ${refused.stdout})`);
+        // Every file the user can read (not /proc, /sys, devices): which generated passwords are in it?
+        const found = asUser(
+          // Patterns on stdin ("-f -"): never on a command line. (/dev/stdin cannot reopen the socket node gives as stdin.)
+          ["grep", "-rHoFs", "--devices=skip", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-f", "-", "/"],
+          [...secrets.keys()].join("\n") + "\n",
+        );
+        // 0: found, 1: not found, 2: some files unreadable (as expected for this user); anything else: grep did not run.
+        if (found.status > 2) throw new Error(`${droplet.name}: grep as ${user} failed (exit ${found.status}): ${found.stderr.trim()}`);
+        const leaks = found.stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => ({ file: line.slice(0, line.lastIndexOf(":")), names: secrets.get(line.slice(line.lastIndexOf(":") + 1)) ?? ["?"] }))
+          // The app must read its own database password; nothing else of the kind.
+          .filter(({ file, names }) => !(user === "foobar-app" && file === "/etc/foobar/app.env" && names.includes("FOOBAR_DB_PASSWORD")));
+        if (leaks.length > 0) {
+          throw new Error(`${droplet.name}: ${user} can read ${leaks.map((l) => `${l.names.join("/")} in ${l.file}`).join(", ")}`);
+        }
+        // Nor on any process's command line.
+        const cmdlines = asUser(["sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"]);
+        const onCommandLine = [...secrets].filter(([value]) => cmdlines.stdout.includes(value)).map(([, names]) => names.join("/"));
+        if (onCommandLine.length > 0) throw new Error(`${droplet.name}: ${onCommandLine.join(", ")} visible on a command line`);
+        evidence.push(`${droplet.name}: root 200, ${user} refused (curl exit ${refused.status})`);
+      }
+      return `${evidence.join("; ")}; none of ${secrets.size} generated passwords readable by those users in any file or command line, but foobar-app's own database password in /etc/foobar/app.env`;
     },
   },
   {
@@ -637,8 +818,7 @@ export const checks: Check[] = [
       if (replicas.length === 0) return "no replica in this stack";
       const replica = replicas[0];
       const url = `${siteUrl(lab)}api/messages`;
-      const stop = lab.execIn(replica.name, ["systemctl", "stop", "mysql.service"]);
-      if (stop.status !== 0) throw new Error(`stopping MySQL on ${replica.name}: ${stop.stderr}`);
+      await lab.fault(replica.name, "stop", "mysql");
       // Reads through the site keep working, and the replica's own app reads from the primary.
       for (let i = 0; i < 10; i++) {
         const answer = request(lab, url);
@@ -652,8 +832,7 @@ export const checks: Check[] = [
         const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: `while down ${i}` })]);
         if (posted.code !== "201") throw new Error(`POST while ${replica.name}'s MySQL is down → ${posted.code}`);
       }
-      const start = lab.execIn(replica.name, ["systemctl", "start", "mysql.service"], 120_000);
-      if (start.status !== 0) throw new Error(`starting MySQL on ${replica.name}: ${start.stderr}`);
+      await lab.fault(replica.name, "start", "mysql");
       const primaryCount = sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages");
       const { ms } = await waitFor(`${replica.name} catching up to ${primaryCount} rows`, 60_000, () =>
         sql(lab, replica.name, "SELECT COUNT(*) FROM foobar.messages") === primaryCount ? true : undefined,
@@ -665,47 +844,197 @@ export const checks: Check[] = [
       return `reads 10/10 served with ${replica.name}'s MySQL down (its app read from the primary); 5 writes meanwhile; after restart ${replica.name} caught up in ${ms} ms: ${primaryCount} rows on both`;
     },
   },
+  {
+    name: "crash: a replica's mysqld SIGKILLed under load; systemd restarts it, replication resumes, row counts match, the primary's MySQL is untouched (reads in flight on the dead connections are expected to fail until the failover issue)",
+    async run(lab) {
+      const { primary, replicas } = roles(lab);
+      if (replicas.length === 0) return "no replica in this stack";
+      const replica = replicas[0]!;
+      const primaryBefore = unitInvocation(lab, primary.name, "mysql.service");
+      const replicaBefore = unitInvocation(lab, replica.name, "mysql.service");
+      const url = `${siteUrl(lab)}api/messages`;
+      const report = await faultUnderLoad(lab, {
+        server: replica.name,
+        url,
+        inject: () => lab.fault(replica.name, "crash", "mysql"),
+        downWindowMs: 10_000,
+        meanwhile: async () => `${writeMessages(lab, url, 5, "after the crash")}/5 writes accepted meanwhile`,
+        recover: async () => {
+          const restarted = await waitFor(`systemd restarting mysql.service on ${replica.name}`, 120_000, () => {
+            const now = unitInvocation(lab, replica.name, "mysql.service");
+            return now.state === "active" && now.invocation !== replicaBefore.invocation ? now : undefined;
+          });
+          return `systemd restarted it in ${(restarted.ms / 1000).toFixed(1)} s`;
+        },
+      });
+      const caughtUp = await replicaCaughtUp(lab, primary.name, replica.name);
+      const primaryAfter = unitInvocation(lab, primary.name, "mysql.service");
+      if (primaryAfter.invocation !== primaryBefore.invocation) {
+        throw new Error(`crashing ${replica.name}'s mysqld restarted ${primary.name}'s (main PID ${primaryBefore.mainPid} → ${primaryAfter.mainPid})`);
+      }
+      return `${report}; ${caughtUp}; ${primary.name}'s mysqld untouched (PID ${primaryAfter.mainPid})`;
+    },
+  },
+  {
+    name: "crash: Nginx SIGKILLed on the primary's server under load; HAProxy takes it out and back once restarted (requests in flight at the kill may fail: HAProxy retries only failed connections)",
+    async run(lab) {
+      const { webs } = roles(lab);
+      if (webs.length < 2) return "only one web server: nothing to fail over to";
+      const target = webs[0]!;
+      const report = await faultUnderLoad(lab, {
+        server: target.name,
+        url: siteUrl(lab),
+        inject: () => lab.fault(target.name, "crash", "nginx"),
+        downWindowMs: 30_000,
+        recover: async () => {
+          // Debian's nginx.service does not restart on failure: the operator (here, the check) does.
+          const state = unitInvocation(lab, target.name, "nginx.service").state;
+          await lab.fault(target.name, "start", "nginx");
+          return `nginx.service was ${state}, started again`;
+        },
+      });
+      return report;
+    },
+  },
+  {
+    name: "partition: a replica server cut off for 20 s under load rejoins once healed and replication catches up (requests HAProxy sent there before marking it DOWN are expected to fail)",
+    async run(lab) {
+      const { primary, replicas } = roles(lab);
+      if (replicas.length === 0) return "no replica in this stack";
+      const replica = replicas[0]!;
+      const url = `${siteUrl(lab)}api/messages`;
+      let partitionedAt = 0;
+      const report = await faultUnderLoad(lab, {
+        server: replica.name,
+        url,
+        inject: async () => {
+          partitionedAt = Date.now();
+          return lab.fault(replica.name, "partition");
+        },
+        downWindowMs: 20_000,
+        meanwhile: async () => `${writeMessages(lab, url, 5, "during the partition")}/5 writes accepted meanwhile`,
+        recover: async () => {
+          await sleep(Math.max(0, 20_000 - (Date.now() - partitionedAt)));
+          await lab.fault(replica.name, "heal");
+          return `healed after ${((Date.now() - partitionedAt) / 1000).toFixed(1)} s`;
+        },
+      });
+      return `${report}; ${await replicaCaughtUp(lab, primary.name, replica.name)}`;
+    },
+  },
 ];
 
 /**
- * Stops Nginx on the first web server, or powers off the second, while a
- * client sends requests continuously; measures how long HAProxy takes to mark
- * it down and how many requests failed, then brings it back and waits for it
- * to rejoin.
+ * Stops Nginx on the first web server, or powers off the last one, under a
+ * continuous client; it must go DOWN in HAProxy and come back, and while
+ * HAProxy still counts it in, a request may be lost only if redispatching
+ * fails too: at most a couple.
  */
 async function nginxOrPowerFault(lab: Lab, fault: "nginx" | "power"): Promise<string> {
   const { webs } = roles(lab);
-  const target = fault === "nginx" ? webs[0] : webs[webs.length - 1];
   if (webs.length < 2) return "only one web server: nothing to fail over to";
-  const client = continuousClient(lab, siteUrl(lab));
-  await sleep(1000);
-  const began = Date.now();
-  if (fault === "nginx") {
-    const stop = lab.execIn(target.name, ["systemctl", "stop", "nginx.service"]);
-    if (stop.status !== 0) throw new Error(`stopping Nginx on ${target.name}: ${stop.stderr}`);
-  } else {
-    await lab.powerOff(target.name);
+  const target = fault === "nginx" ? webs[0]! : webs[webs.length - 1]!;
+  return faultUnderLoad(lab, {
+    server: target.name,
+    url: siteUrl(lab),
+    inject: () => (fault === "nginx" ? lab.fault(target.name, "stop", "nginx") : lab.fault(target.name, "poweroff")),
+    downWindowMs: 60_000,
+    requireDown: true,
+    meanwhile: async () => {
+      await sleep(2000);
+      return "";
+    },
+    recover: async () => {
+      await (fault === "nginx" ? lab.fault(target.name, "start", "nginx") : lab.fault(target.name, "poweron"));
+      return fault === "nginx" ? "Nginx started again" : "powered on again";
+    },
+    maxFailed: 2,
+  });
+}
+
+interface FaultUnderLoad {
+  /** The HAProxy backend server to watch (a web server's name). */
+  readonly server: string;
+  /** What the continuous client requests. */
+  readonly url: string;
+  inject(): Promise<unknown>;
+  /** How long to watch for HAProxy marking the server DOWN before going on without. */
+  readonly downWindowMs: number;
+  /** Fail unless HAProxy marks the server DOWN within the window. @default false */
+  readonly requireDown?: boolean;
+  /** Fail when more requests than this fail. @default - any number, reported */
+  readonly maxFailed?: number;
+  /** Runs while the fault lasts; returns evidence. */
+  meanwhile?(): Promise<string>;
+  /** Ends the fault (or waits for the product to); returns evidence. */
+  recover(): Promise<string>;
+}
+
+/**
+ * Injects a fault while a client requests `url` continuously, and reports
+ * requests sent and failed (by status), the time until HAProxy marks the
+ * server DOWN (if it does within the window), and until it is UP again after
+ * recovery. Throws only when the server does not come back.
+ */
+async function faultUnderLoad(lab: Lab, fault: FaultUnderLoad): Promise<string> {
+  // A fault measured on a server HAProxy already counts out would time nothing.
+  await waitFor(`${fault.server} UP in HAProxy before the fault`, 60_000, () => (backendStates(lab)[fault.server] === "UP" ? true : undefined));
+  const client = continuousClient(lab, fault.url);
+  try {
+    await sleep(1000);
+    const began = Date.now();
+    await fault.inject();
+    // Measured from the fault, not from when watching began.
+    const markedDown = await waitFor(`HAProxy marking ${fault.server} DOWN`, fault.downWindowMs, () =>
+      backendStates(lab)[fault.server]?.startsWith("DOWN") ? true : undefined,
+    ).then(
+      () => Date.now() - began,
+      (error: Error) => {
+        if (fault.requireDown) throw error;
+        return undefined;
+      },
+    );
+    const meanwhile = fault.meanwhile ? await fault.meanwhile() : "";
+    const recovered = await fault.recover();
+    const recoveredAt = Date.now();
+    await waitFor(`${fault.server} UP in HAProxy again`, 180_000, () => (backendStates(lab)[fault.server] === "UP" ? true : undefined));
+    const upAfter = Date.now() - recoveredAt;
+    await sleep(1000);
+    const { total, failed, byStatus } = await client.stop();
+    if (total < 10) throw new Error(`the client sent only ${total} requests`);
+    if (fault.maxFailed !== undefined && failed > fault.maxFailed) throw new Error(`${failed} of ${total} requests failed${byStatus}`);
+    const down = markedDown === undefined ? `not marked DOWN within ${fault.downWindowMs / 1000} s` : `marked DOWN after ${(markedDown / 1000).toFixed(1)} s`;
+    return [
+      `${total} requests, ${failed} failed${byStatus}`,
+      down,
+      ...(meanwhile ? [meanwhile] : []),
+      recovered,
+      `UP ${(upAfter / 1000).toFixed(1)} s later`,
+    ].join("; ");
+  } finally {
+    await client.stop();
   }
-  await waitFor(`HAProxy marking ${target.name} down`, 60_000, () =>
-    backendStates(lab)[target.name]?.startsWith("DOWN") ? true : undefined,
-  );
-  const markedDownAfter = Date.now() - began;
-  await sleep(2000);
-  if (fault === "nginx") {
-    const start = lab.execIn(target.name, ["systemctl", "start", "nginx.service"]);
-    if (start.status !== 0) throw new Error(`starting Nginx on ${target.name}: ${start.stderr}`);
-  } else {
-    await lab.powerOn(target.name);
+}
+
+/** POSTs `count` messages through the site; returns how many were accepted (201). */
+function writeMessages(lab: Lab, url: string, count: number, label: string): number {
+  let accepted = 0;
+  for (let i = 0; i < count; i++) {
+    const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: `${label} ${i}` })]);
+    if (posted.code === "201") accepted += 1;
   }
-  const up = await waitFor(`${target.name} rejoining`, 180_000, () =>
-    backendStates(lab)[target.name] === "UP" ? true : undefined,
+  return accepted;
+}
+
+/** Waits until the replica replicates again and holds as many messages as the primary. */
+async function replicaCaughtUp(lab: Lab, primary: string, replica: string): Promise<string> {
+  const running = await waitFor(`replication running again on ${replica}`, 120_000, () => {
+    const status = replicaStatus(lab, replica);
+    return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
+  });
+  const count = sql(lab, primary, "SELECT COUNT(*) FROM foobar.messages");
+  await waitFor(`${replica} catching up to ${count} rows`, 60_000, () =>
+    sql(lab, replica, "SELECT COUNT(*) FROM foobar.messages") === count ? true : undefined,
   );
-  await sleep(1000);
-  const { total, failed } = await client.stop();
-  if (total < 20) throw new Error(`the client sent only ${total} requests`);
-  // While HAProxy still thinks the server is up, a request can be lost only
-  // if redispatching fails too; allow none beyond a couple.
-  if (failed > 2) throw new Error(`${failed} of ${total} requests failed`);
-  const action = fault === "nginx" ? "Nginx stopped" : "powered off";
-  return `${target.name} ${action}: marked DOWN after ${(markedDownAfter / 1000).toFixed(1)} s; ${failed} of ${total} requests failed; rejoined ${(up.ms / 1000).toFixed(1)} s after coming back`;
+  return `replication running again after ${(running.ms / 1000).toFixed(1)} s, ${count} rows on both`;
 }
