@@ -192,6 +192,8 @@ export async function down(): Promise<string[]> {
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
   if (state.synthDir) fs.rmSync(state.synthDir, { recursive: true, force: true });
+  // The faults were printed as they happened; the log is for the lab that is up.
+  fs.rmSync(path.join(stateDir(), "faults.log"), { force: true });
   removeStateFile();
   // Only empty directories: anything else left there is not ours to delete.
   for (const dir of [path.join(stateDir(), "droplets"), stateDir()]) {

@@ -14,14 +14,15 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { METADATA_ADDRESS } from "../cloud-init/metadata-guard";
 import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
 import { METADATA_NS, UPLINK_PORT, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 import type { LabDroplet, LabStack } from "./terraform";
 
-/** DigitalOcean's metadata address. */
-export const METADATA_ADDRESS = "169.254.169.254";
+/** DigitalOcean's metadata address (the stack's guard and the lab agree on it). */
+export { METADATA_ADDRESS };
 export const METADATA_PORT = 80;
 /** The droplets' link-local addresses on eth0 come from here (the metadata address is outside it). */
 export const LINK_LOCAL_RANGE = "169.254.0.0/24";
