@@ -1,10 +1,8 @@
 import { App } from "cdktf";
 import * as fs from "fs";
 import { FoobarStack } from "./constructs";
-import { loadSettings, SettingsError } from "./settings";
-
-/** Name of the stack: `cdktf.out/stacks/foobar/cdk.tf.json`. */
-export const STACK_NAME = "foobar";
+import { loadStacks } from "./environments";
+import { SettingsError } from "./settings";
 
 // cdktf's App creates its output folder as soon as it exists; remember
 // whether it was there so a failed synthesis leaves nothing behind.
@@ -12,9 +10,10 @@ const outdir = process.env.CDKTF_OUTDIR ?? "cdktf.out";
 const outdirExisted = fs.existsSync(outdir);
 
 try {
-  const settings = loadSettings(process.env);
+  // One stack, `foobar`, or one per environment (environments.ts).
+  const stacks = loadStacks(process.env);
   const app = new App();
-  new FoobarStack(app, STACK_NAME, settings);
+  for (const stack of stacks) new FoobarStack(app, stack.name, stack.settings);
   app.synth();
 } catch (error) {
   // A bad setting is the operator's to fix: one line, no stack trace.

@@ -50,6 +50,16 @@ export const SUPPORTED_IMAGES = ["ubuntu-24-04-x64", "ubuntu-26-04-x64"] as cons
 
 export const MAX_WEB_SERVERS = 10;
 
+/**
+ * Spaces regions: where a state bucket can be.
+ *
+ * @see https://docs.digitalocean.com/products/platform/availability-matrix/
+ */
+export const SPACES_REGIONS = ["ams3", "atl1", "blr1", "fra1", "lon1", "nyc3", "sfo2", "sfo3", "sgp1", "syd1", "tor1"] as const;
+
+/** An environment's name: a short DNS label, so `<project>-<environment>-web-01` stays a valid host name. */
+export const ENVIRONMENT_NAME = /^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?$/;
+
 /** Let's Encrypt's production ACME directory: trusted certificates, strict rate limits. */
 export const LETS_ENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
 /** Let's Encrypt's staging ACME directory: untrusted certificates, generous rate limits, for trials. */
@@ -101,6 +111,14 @@ export interface Declaration<T> {
   /** What is accepted, when more precise than the type's own words. @default - the value type's */
   readonly accepted?: string;
   readonly description: string;
+  /**
+   * Where the variable may be set: `app` settings choose the stacks and are
+   * read from the shell only; `stack` settings configure one stack, and come
+   * from an environment's file when environments are in use.
+   *
+   * @default "stack"
+   */
+  readonly scope?: "app" | "stack";
 }
 
 /** A value type from a zod schema: zod checks, the declaration words the message. */
@@ -441,11 +459,65 @@ export const SETTINGS = {
     default: 14,
     description: "days before the site's certificate expires at which the uptime check alerts",
   }),
+  environments: declare({
+    variable: "FOOBAR_ENVIRONMENTS",
+    valueType: list(
+      text("a lower-case name of 1 to 16 letters, digits or hyphens such as staging", ENVIRONMENT_NAME),
+      "a comma-separated list of environment names such as staging,production",
+    ),
+    default: [],
+    defaultText: "none: one stack, `foobar`",
+    description:
+      "one stack per environment, `<project>-<name>`, each with the settings of `<name>.env` and nothing else " +
+      "(see [Environments and state](#environments-and-state)); shell only",
+    scope: "app",
+  }),
+  environmentsDir: declare({
+    variable: "FOOBAR_ENVIRONMENTS_DIR",
+    valueType: text("a folder holding one <name>.env file per environment", /^.+$/),
+    default: "environments",
+    defaultText: "`environments/`",
+    description: "where the environment files are; needs `FOOBAR_ENVIRONMENTS`; shell only",
+    scope: "app",
+  }),
+  stateBucket: declare({
+    variable: "FOOBAR_STATE_BUCKET",
+    valueType: optional(
+      text("a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens", /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/),
+    ),
+    default: undefined,
+    defaultText: "none: local state",
+    description:
+      "keep Terraform's state in this Spaces bucket (the S3 backend), under `<stack>/terraform.tfstate`; " +
+      "credentials come from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` at deploy time only",
+  }),
+  stateRegion: declare<string>({
+    variable: "FOOBAR_STATE_REGION",
+    valueType: oneOf(SPACES_REGIONS),
+    default: "nyc3",
+    description: "the state bucket's region: the endpoint is `https://<region>.digitaloceanspaces.com`",
+  }),
+  stateLocking: declare({
+    variable: "FOOBAR_STATE_LOCKING",
+    valueType: flag,
+    default: true,
+    description:
+      "lock the state with Terraform's S3 lock file (`use_lockfile`, conditional writes); `false` only if your " +
+      "bucket refuses them (see [Locking](#locking))",
+  }),
 };
 
 /** The settings of one stack, one field per entry of `SETTINGS`. */
 export type Settings = {
   readonly [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K] extends Declaration<infer T> ? T : never;
+} & {
+  /**
+   * The environment these settings belong to (`environments.ts` sets it from
+   * `FOOBAR_ENVIRONMENTS`); it prefixes every name.
+   *
+   * @default - none: the single stack, named as it always was
+   */
+  readonly environment?: string;
 };
 
 /** Every setting at its default. */
@@ -458,7 +530,8 @@ export const SETTING_VARIABLES = Object.fromEntries(
   Object.entries(SETTINGS).map(([key, declaration]) => [key, declaration.variable]),
 ) as { readonly [K in keyof Settings]: string };
 
-type Environment = Readonly<Record<string, string | undefined>>;
+/** Variables by name, as in `process.env`. */
+export type Environment = Readonly<Record<string, string | undefined>>;
 
 /**
  * A value as messages show it: in double quotes, with newlines and other
@@ -496,7 +569,7 @@ export function closestVariable(name: string): string {
 }
 
 /** Stops on the first `FOOBAR_*` variable that is neither a setting nor the lab's. */
-function rejectUnknownVariables(env: Environment): void {
+export function rejectUnknownVariables(env: Environment): void {
   const known = new Set(Object.values(SETTING_VARIABLES));
   const unknown = Object.keys(env)
     .filter((name) => name.startsWith(VARIABLE_PREFIX) && !name.startsWith(LAB_VARIABLE_PREFIX) && !known.has(name))
@@ -507,7 +580,7 @@ function rejectUnknownVariables(env: Environment): void {
 }
 
 /** Parses one variable: the default when unset, an error when blank or not accepted. */
-function parseVariable<T>(declaration: Declaration<T>, raw: string | undefined): T {
+export function parseVariable<T>(declaration: Declaration<T>, raw: string | undefined): T {
   if (raw === undefined) return declaration.default;
   const variable = declaration.variable;
   if (raw.trim() === "") {
@@ -556,6 +629,10 @@ export function loadSettings(env: Environment = process.env): Settings {
         ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
         : [v.alertSlackChannel, v.alertSlackWebhookUrl];
     throw new SettingsError(`${missing} must be set as well when ${present} is set`);
+  }
+
+  if (env[v.environmentsDir] !== undefined && parsed.environments.length === 0) {
+    throw new SettingsError(`${v.environments} must be set as well when ${v.environmentsDir} is set`);
   }
   return parsed;
 }

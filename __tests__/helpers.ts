@@ -67,6 +67,8 @@ export interface SynthRun {
   readonly status: number;
   readonly stderr: string;
   readonly wroteOutput: boolean;
+  /** The output folder it was given. */
+  readonly outdir: string;
 }
 
 /**
@@ -84,7 +86,7 @@ export function synthCli(env: Readonly<Record<string, string>>): Promise<SynthRu
       ["-r", "ts-node/register/transpile-only", "main.ts"],
       { cwd: path.resolve(__dirname, ".."), env: { ...baseEnv, ...env, CDKTF_OUTDIR: outdir }, encoding: "utf8" },
       (error, _stdout, stderr) =>
-        resolve({ status: error ? (error.code as number) : 0, stderr, wroteOutput: fs.existsSync(outdir) }),
+        resolve({ status: error ? (error.code as number) : 0, stderr, wroteOutput: fs.existsSync(outdir), outdir }),
     );
   });
 }

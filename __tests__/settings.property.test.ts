@@ -13,6 +13,7 @@ import {
   Settings,
   SETTINGS,
   SettingsError,
+  SPACES_REGIONS,
   SUPPORTED_IMAGES,
 } from "../settings";
 import { droplet, fileAt, parseCloudConfig, resourcesOf, synthCli, synthStack } from "./helpers";
@@ -97,6 +98,9 @@ const GOOD: { readonly [K in keyof Settings]?: Generated<Settings[K]> } = {
   alertDiskPercent: wholeNumber(1, 100),
   alertLatencyMs: wholeNumber(100, 30_000),
   alertCertExpiryDays: wholeNumber(1, 60),
+  stateBucket: same(fc.stringMatching(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/)),
+  stateRegion: same(fc.constantFrom(...SPACES_REGIONS)),
+  stateLocking: flag,
 };
 
 /** A good environment: any subset of the settings, each with a good value, and what the loader must make of it. */
@@ -114,7 +118,7 @@ const goodEnvironment = fc
       const expected: Record<string, unknown> = {};
       for (const [key, generated] of Object.entries(picked)) {
         if (generated === undefined) continue;
-        env[SETTINGS[key as keyof Settings].variable] = generated.text;
+        env[SETTINGS[key as keyof typeof SETTINGS].variable] = generated.text;
         expected[key] = generated.value;
       }
       if (slack) {
@@ -246,6 +250,12 @@ describe("the settings loader (property-based)", () => {
         expect(records.map((r) => r.name).sort()).toEqual(settings.apexRecord ? ["@", settings.hostName].sort() : [settings.hostName]);
         for (const record of records) expect(record.ttl).toBe(settings.dnsTtl);
         expect(resourcesOf(stack, "digitalocean_project")[0].name).toBe(settings.project);
+        const backend = stack.terraform.backend?.s3;
+        expect(backend === undefined).toBe(settings.stateBucket === undefined);
+        if (backend) {
+          expect(backend).toEqual(expect.objectContaining({ bucket: settings.stateBucket, endpoints: { s3: `https://${settings.stateRegion}.digitaloceanspaces.com` } }));
+          expect(backend.use_lockfile).toBe(settings.stateLocking ? true : undefined);
+        }
         const lbFirewall = resourcesOf(stack, "digitalocean_firewall").find((f) => f.name === `${settings.project}-lb`)!;
         const ports = lbFirewall.inbound_rule.map((r: { port_range: string }) => r.port_range);
         expect(ports.includes("443")).toBe(settings.https);

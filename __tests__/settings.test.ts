@@ -45,6 +45,11 @@ describe("settings", () => {
       FOOBAR_ALERT_DISK_PERCENT: "80",
       FOOBAR_ALERT_LATENCY_MS: "1500",
       FOOBAR_ALERT_CERT_EXPIRY_DAYS: "21",
+      FOOBAR_ENVIRONMENTS: "staging, production",
+      FOOBAR_ENVIRONMENTS_DIR: "/srv/foobar-environments",
+      FOOBAR_STATE_BUCKET: "shop-terraform-state",
+      FOOBAR_STATE_REGION: "fra1",
+      FOOBAR_STATE_LOCKING: "false",
     });
     expect(settings).toEqual({
       project: "shop",
@@ -76,6 +81,11 @@ describe("settings", () => {
       alertDiskPercent: 80,
       alertLatencyMs: 1500,
       alertCertExpiryDays: 21,
+      environments: ["staging", "production"],
+      environmentsDir: "/srv/foobar-environments",
+      stateBucket: "shop-terraform-state",
+      stateRegion: "fra1",
+      stateLocking: false,
     });
   });
 

@@ -10,11 +10,12 @@ import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
 import { DatabasePasswords } from "./database-passwords";
 import { Dns, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
-import { LoadBalancer } from "./load-balancer";
+import { DEFAULT_LOAD_BALANCER_NAME, LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
 import { DropletOptions } from "./server";
+import { SpacesBackend, TERRAFORM_VERSION_FOR_SPACES } from "./spaces-backend";
 import { WebServer } from "./web-server";
 
 /**
@@ -26,6 +27,27 @@ export const DIGITALOCEAN_PROVIDER_VERSION = ">= 2.71.0, < 3.0.0";
 /** "web-01", "web-02", …: construct ids and droplet names. Renaming one replaces that droplet. */
 export function webServerName(index: number): string {
   return `web-${String(index).padStart(2, "0")}`;
+}
+
+/**
+ * The prefix of every DigitalOcean name (tags, firewalls, VPC, project):
+ * the project, or `<project>-<environment>` so that two environments in one
+ * account never share a tag, and so never a firewall rule.
+ */
+export function namePrefix(settings: Settings): string {
+  return settings.environment ? `${settings.project}-${settings.environment}` : settings.project;
+}
+
+/** The object key of a stack's state in the Spaces bucket. */
+export function stateKey(stackName: string): string {
+  return `${stackName}/terraform.tfstate`;
+}
+
+/** DigitalOcean's project `environment` for an environment's name. */
+function projectEnvironment(environment: string | undefined): string {
+  if (environment === "staging") return "Staging";
+  if (environment === "development" || environment === "dev") return "Development";
+  return "Production";
 }
 
 /** The whole site: VPC, lb-01, the web servers, firewalls, DNS and outputs. */
@@ -47,17 +69,32 @@ export class FoobarStack extends TerraformStack {
     const trustedCa = settings.acmeCaFile !== undefined ? readCaFile(settings.acmeCaFile) : undefined;
     const siteUrl = `${settings.https ? "https" : "http"}://${hostNames[0]}/`;
 
+    // Default: names as they always were. In an environment every name
+    // carries `<project>-<environment>`; construct ids never change.
+    const project = namePrefix(settings);
+    const dropletName = (role: string) => (settings.environment ? `${project}-${role}` : role);
+
     // The token comes from DIGITALOCEAN_TOKEN at plan/apply time only.
     new DigitaloceanProvider(this, "digitalocean", {});
     new RandomProvider(this, "random", {});
     this.addOverride("terraform.required_providers.digitalocean.version", DIGITALOCEAN_PROVIDER_VERSION);
+    // Without a bucket cdktf keeps the state in terraform.<stack>.tfstate.
+    if (settings.stateBucket !== undefined) {
+      new SpacesBackend(this, {
+        bucket: settings.stateBucket,
+        region: settings.stateRegion,
+        key: stateKey(id),
+        locking: settings.stateLocking,
+      });
+      this.addOverride("terraform.required_version", TERRAFORM_VERSION_FOR_SPACES);
+    }
 
     this.network = new Network(this, "network", {
-      project: settings.project,
+      project,
       region: settings.region,
       ipRange: settings.vpcIpRange,
     });
-    const tags = new RoleTags(this, "tags", { project: settings.project });
+    const tags = new RoleTags(this, "tags", { project });
     const passwords = new DatabasePasswords(this, "database-passwords");
     const droplet: DropletOptions = {
       image: settings.image,
@@ -68,10 +105,10 @@ export class FoobarStack extends TerraformStack {
 
     const webServers: WebServer[] = [];
     for (let index = 1; index <= settings.webServers; index++) {
-      const name = webServerName(index);
+      const id = webServerName(index);
       webServers.push(
-        new WebServer(this, name, {
-          name,
+        new WebServer(this, id, {
+          name: dropletName(id),
           index,
           network: this.network,
           droplet,
@@ -89,6 +126,7 @@ export class FoobarStack extends TerraformStack {
     this.webServers = webServers;
 
     this.loadBalancer = new LoadBalancer(this, "lb-01", {
+      name: dropletName(DEFAULT_LOAD_BALANCER_NAME),
       network: this.network,
       droplet,
       tags,
@@ -106,7 +144,7 @@ export class FoobarStack extends TerraformStack {
     });
 
     this.firewalls = new Firewalls(this, "firewalls", {
-      project: settings.project,
+      project,
       network: this.network,
       tags,
       adminCidrs: settings.adminCidrs,
@@ -131,7 +169,7 @@ export class FoobarStack extends TerraformStack {
     // Alerts nobody receives are noise: without a destination there are none.
     if (hasAlertDestinations(destinations)) {
       this.monitoring = new Monitoring(this, "monitoring", {
-        project: settings.project,
+        project,
         roles: [
           { id: "lb", name: "load balancer", tag: tags.loadBalancer },
           { id: "web", name: "web server", tag: tags.web },
@@ -148,10 +186,10 @@ export class FoobarStack extends TerraformStack {
 
     const servers = [this.loadBalancer.server, ...webServers.map((web) => web.server)];
     new Project(this, "project", {
-      name: settings.project,
+      name: project,
       description: `www.${settings.domain}: HAProxy in front of ${settings.webServers} web server(s)`,
       purpose: "Web Application",
-      environment: "Production",
+      environment: projectEnvironment(settings.environment),
       resources: [...servers.map((server) => server.droplet.urn), this.dns.domain.urn],
     });
 

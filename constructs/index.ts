@@ -8,4 +8,5 @@ export * from "./monitoring";
 export * from "./network";
 export * from "./role-tags";
 export * from "./server";
+export * from "./spaces-backend";
 export * from "./web-server";
