@@ -734,10 +734,18 @@ export const checks: Check[] = [
         if (asRoot.status !== 0) throw new Error(`${droplet.name}: root could not fetch ${url}: ${asRoot.stderr.trim()}`);
         if (asRoot.stdout !== droplet.userData) throw new Error(`${droplet.name}: the metadata service answered root with user-data that is not ${droplet.name}'s`);
         const user = webs.some((w) => w.name === droplet.name) ? "foobar-app" : "nobody";
+        // Numeric ids: a name can fail to parse (Debian's nobody has the group nogroup), and a
+        // command that never ran must not pass for one that was refused.
+        const [uid, gid] = ["-u", "-g"].map((flag) => lab.execIn(droplet.name, ["id", flag, user]).stdout.trim());
         const asUser = (cmd: string[], input?: string) =>
-          lab.execIn(droplet.name, ["setpriv", `--reuid=${user}`, `--regid=${user}`, "--init-groups", "--", ...cmd], 120_000, input);
+          lab.execIn(droplet.name, ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...cmd], 120_000, input);
+        const whoami = asUser(["id", "-un"]);
+        if (whoami.stdout.trim() !== user) throw new Error(`${droplet.name}: cannot run commands as ${user}: ${(whoami.stderr || whoami.stdout).trim()}`);
         const refused = asUser(["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url]);
-        if (refused.status === 0) throw new Error(`${droplet.name}: ${user} fetched ${url} (HTTP ${refused.stdout})`);
+        // 7: could not connect, what the stack's guard does (an nftables reject); anything else is not the guard.
+        if (refused.status !== 7) {
+          throw new Error(`${droplet.name}: ${user} fetching ${url}: curl exit ${refused.status} (HTTP ${refused.stdout || "-"}), expected 7 (refused): ${refused.stderr.trim()}`);
+        }
         // Every file the user can read (not /proc, /sys, devices): which generated passwords are in it?
         const found = asUser(
           // Patterns on stdin ("-f -"): never on a command line. (/dev/stdin cannot reopen the socket node gives as stdin.)
