@@ -228,6 +228,9 @@ function withoutBootNoise(log: string): string {
   return kept.join("\n");
 }
 
+/** Logs (relative to the droplet's root) worth showing when a boot fails. */
+const DAEMON_LOGS = ["var/log/mysql/error.log"];
+
 /** `cloud-init status --long` and the tail of cloud-init-output.log, for a failure report. */
 export function cloudInitReport(state: LabState, name: string): string {
   const droplet = dropletState(state, name);
@@ -240,11 +243,17 @@ export function cloudInitReport(state: LabState, name: string): string {
     : "(no cloud-init-output.log)";
   const consoleLog = path.join(droplet.dir, "console.log");
   const consoleTail = fs.existsSync(consoleLog) ? tail(fs.readFileSync(consoleLog, "utf8"), 15) : "";
+  // A daemon that failed during a package's own setup (mysqld --initialize) says why only in its log.
+  const daemonLogs = DAEMON_LOGS.filter((file) => fs.existsSync(path.join(droplet.merged, file))).flatMap((file) => [
+    `--- ${name}: tail of /${file}`,
+    tail(fs.readFileSync(path.join(droplet.merged, file), "utf8"), 25).trimEnd(),
+  ]);
   return [
     `--- ${name}: cloud-init status --long (exit ${status.status})`,
     (status.stdout + status.stderr).trimEnd(),
     `--- ${name}: tail of /var/log/cloud-init-output.log`,
     output,
+    ...daemonLogs,
     ...(status.status === 255 ? [`--- ${name}: tail of the container console`, consoleTail] : []),
   ].join("\n");
 }
