@@ -354,6 +354,20 @@ export const SETTINGS = {
     default: [],
     description: "the keys DigitalOcean installs for root",
   }),
+  databaseVolumeGib: declare({
+    variable: "FOOBAR_DB_VOLUME_SIZE",
+    valueType: wholeNumber(1, 16_384),
+    default: 10,
+    description: "size in GiB of each web server's MySQL volume (its data outlives the droplet); grows in place, never shrinks",
+  }),
+  allowDataLoss: declare({
+    variable: "FOOBAR_ALLOW_DATA_LOSS",
+    valueType: flag,
+    default: false,
+    description:
+      "`true` lets Terraform delete the volumes (MySQL data, certificates) on `cdktf destroy`; otherwise it refuses " +
+      "(`prevent_destroy`) and deletes nothing",
+  }),
   replicaMaxLagSeconds: declare({
     variable: "FOOBAR_REPLICA_MAX_LAG",
     valueType: wholeNumber(1, 3600),

@@ -120,6 +120,7 @@ describe("every synthesized resource matches the provider's own schema", () => {
     const { types, struct } = configStruct("digitalocean_record");
     checkBlock(types, struct, "digitalocean_record.bad", { domain: "foobar.com", nmae: "www", type: "A", value: "1.2.3.4" }, problems);
     expect(problems).toEqual(["digitalocean_record.bad.nmae is not an argument of the provider's schema", "digitalocean_record.bad.name is required"]);
-    expect(resourcesOf(stacks.defaults, "digitalocean_record")).toHaveLength(1);
+    // www and the internal names: web-01, web-02 and mysql-primary.
+    expect(resourcesOf(stacks.defaults, "digitalocean_record")).toHaveLength(4);
   });
 });

@@ -86,6 +86,8 @@ const GOOD: { readonly [K in keyof Settings]?: Generated<Settings[K]> } = {
   allowSshFromAnywhere: flag,
   sshKeys: listOf(same(fc.stringMatching(/^[1-9]\d{0,8}$/))),
   replicaMaxLagSeconds: wholeNumber(1, 3600),
+  databaseVolumeGib: wholeNumber(1, 16_384),
+  allowDataLoss: flag,
   appCommand: same(fc.constantFrom("/usr/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app", "/usr/bin/python3 -m http.server 8000")),
   https: flag,
   acmeDirectoryUrl: same(fc.constantFrom("https://acme-staging-v02.api.letsencrypt.org/directory", "https://198.51.100.3/dir", "https://acme.example.org:14000/dir")),
@@ -246,9 +248,15 @@ describe("the settings loader (property-based)", () => {
         }
         expect(resourcesOf(stack, "digitalocean_vpc")[0]).toEqual(expect.objectContaining({ ip_range: settings.vpcIpRange, region: settings.region }));
         expect(resourcesOf(stack, "digitalocean_domain")[0].name).toBe(settings.domain);
-        const records = resourcesOf(stack, "digitalocean_record");
+        const records = resourcesOf(stack, "digitalocean_record").filter((r) => !r.name.endsWith(".internal"));
         expect(records.map((r) => r.name).sort()).toEqual(settings.apexRecord ? ["@", settings.hostName].sort() : [settings.hostName]);
         for (const record of records) expect(record.ttl).toBe(settings.dnsTtl);
+        const mysqlVolumes = resourcesOf(stack, "digitalocean_volume").filter((v) => v.name.endsWith("-mysql"));
+        expect(mysqlVolumes).toHaveLength(settings.webServers);
+        for (const volume of resourcesOf(stack, "digitalocean_volume")) {
+          expect(volume.lifecycle.prevent_destroy).toBe(!settings.allowDataLoss);
+          if (volume.name.endsWith("-mysql")) expect(volume.size).toBe(settings.databaseVolumeGib);
+        }
         expect(resourcesOf(stack, "digitalocean_project")[0].name).toBe(settings.project);
         const backend = stack.terraform.backend?.s3;
         expect(backend === undefined).toBe(settings.stateBucket === undefined);

@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from "child_process";
+import { installScript } from "../rollout";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -86,7 +87,11 @@ describe("haproxy -c", () => {
 
   test.each(configs.map((u) => [u.label, u]))("accepts the HAProxy configuration of %s", (_label, u) => {
     const result = haproxyCheck(u, bootEnvironment);
-    expect(result.output).not.toMatch(/\[WARNING\]|\[ALERT\]/);
+    // Only the web servers' internal names may fail to resolve here (they exist
+    // in the stack's DNS zone once deployed); any other warning fails.
+    const unresolved = /^\[WARNING\].*'server web_servers\/web-\d+' : could not resolve address 'web-\d+\.internal\.[a-z.]+', disabling server\.$/;
+    const warnings = result.output.split("\n").filter((line) => /\[WARNING\]|\[ALERT\]/.test(line) && !unresolved.test(line.replace(/\s+\(\d+\) : config : \[[^\]]+\] :/, "")));
+    expect(warnings).toEqual([]);
     expect(result.status).toBe(0);
   });
 
@@ -161,21 +166,26 @@ function runcmdScript(runcmd: (string | string[])[]): string {
 }
 
 describe("shellcheck", () => {
-  const scripts = userData.flatMap((u) => {
-    const config = parseCloudConfig(u.text);
-    return [
-      ...config.write_files
-        .filter((f) => f.content.startsWith("#!/bin/"))
-        .map((f) => ({ label: `${u.label} ${f.path}`, content: f.content })),
-      { label: `${u.label} runcmd`, content: runcmdScript(config.runcmd) },
-    ];
-  });
+  const scripts = [
+    ...userData.flatMap((u) => {
+      const config = parseCloudConfig(u.text);
+      return [
+        ...config.write_files
+          .filter((f) => f.content.startsWith("#!/bin/"))
+          .map((f) => ({ label: `${u.label} ${f.path}`, content: f.content })),
+        { label: `${u.label} runcmd`, content: runcmdScript(config.runcmd) },
+      ];
+    }),
+    // What `npm run rollout` runs on a web server over SSH.
+    { label: "rollout's install script", content: `#!/bin/bash\n${installScript()}\n` },
+  ];
 
   test("finds the scripts to check", () => {
     expect(scripts.filter((s) => s.label.includes("foobar-mysql-setup")).length).toBeGreaterThan(0);
     expect(scripts.filter((s) => s.label.includes("foobar-bind-addresses")).length).toBeGreaterThan(0);
     expect(scripts.filter((s) => s.label.includes("foobar-install-certificate")).length).toBeGreaterThan(0);
     expect(scripts.filter((s) => s.label.includes("foobar-placeholder-certificate")).length).toBeGreaterThan(0);
+    expect(scripts.filter((s) => s.label.includes("foobar-mount-volume")).length).toBeGreaterThan(0);
   });
 
   test.each(scripts.map((s) => [s.label, s]))("finds nothing to fix in %s", (_label, s) => {

@@ -19,8 +19,8 @@ export const DEFAULT_APP_COMMAND = `/usr/bin/gunicorn --bind 127.0.0.1:${APP.por
 export interface AppEnvironmentInput {
   readonly serverName: string;
   readonly databaseRole: DatabaseRole;
-  /** Private address of the MySQL primary; writes go there (may be a Terraform token). */
-  readonly primaryAddress: string;
+  /** DNS name of the MySQL primary's private address; writes go there. */
+  readonly primaryHost: string;
   readonly databaseName: string;
   readonly databaseUser: string;
   /** May be a Terraform token. */
@@ -37,7 +37,7 @@ export function renderAppEnvironment(input: AppEnvironmentInput): string {
   return renderEnvironmentFile({
     FOOBAR_SERVER_NAME: input.serverName,
     FOOBAR_DB_ROLE: input.databaseRole,
-    FOOBAR_DB_PRIMARY_HOST: input.primaryAddress,
+    FOOBAR_DB_PRIMARY_HOST: input.primaryHost,
     FOOBAR_DB_LOCAL_SOCKET: "/run/mysqld/mysqld.sock",
     FOOBAR_DB_NAME: input.databaseName,
     FOOBAR_DB_USER: input.databaseUser,

@@ -23,20 +23,34 @@ export const ACME_CHALLENGE_PORT = 8402;
 /** Lines shared by the scripts: strict mode and a private umask for key material. */
 const SCRIPT_HEADER = ["#!/bin/bash", "set -euo pipefail", "umask 077"];
 
+/** Where certbot keeps the current certificate of `certName` (on the certificate volume when there is one). */
+export function certificateLineage(certName: string): string {
+  return `/etc/letsencrypt/live/${certName}`;
+}
+
 /**
- * Writes a self-signed certificate for the site unless a certificate is
- * already in place, so HAProxy can bind 443 before the real one exists.
+ * Puts a certificate in place before HAProxy first starts: the one certbot
+ * already holds (a replaced load balancer finds it on its volume, and asks
+ * the CA for nothing), else a self-signed placeholder until the ACME CA
+ * issues the real one.
  */
 export function renderPlaceholderScript(siteHostNames: readonly string[]): string {
   const subjectAltName = siteHostNames.map((name) => `DNS:${name}`).join(",");
   return [
     ...SCRIPT_HEADER,
-    "# Managed by cloud-init (foobar): a placeholder until the ACME CA issues the real certificate.",
+    "# Managed by cloud-init (foobar): the kept certificate, or a placeholder until the ACME CA issues one.",
     `pem=${CERTIFICATE_PATHS.haproxyPem}`,
+    `lineage=${certificateLineage(siteHostNames[0]!)}`,
     "if [ -s \"$pem\" ]; then exit 0; fi",
     "mkdir -p \"$(dirname \"$pem\")\"",
     "work=$(mktemp -d)",
     "trap 'rm -rf \"$work\"' EXIT",
+    "if [ -s \"$lineage/fullchain.pem\" ] && [ -s \"$lineage/privkey.pem\" ]; then",
+    "  cat \"$lineage/fullchain.pem\" \"$lineage/privkey.pem\" > \"$work/site.pem\"",
+    "  install -m 0600 -o haproxy -g haproxy \"$work/site.pem\" \"$pem\"",
+    "  echo \"foobar-placeholder-certificate: installed the certificate kept in $lineage\"",
+    "  exit 0",
+    "fi",
     "openssl req -x509 -newkey rsa:2048 -nodes -days 30 \\",
     `  -subj "/CN=${siteHostNames[0]}" -addext "subjectAltName=${subjectAltName}" \\`,
     "  -keyout \"$work/key.pem\" -out \"$work/cert.pem\" 2>/dev/null",
@@ -98,7 +112,7 @@ export function renderCertificateUnit(input: CertificateUnitInput): string {
     `Description=Obtain the certificate of ${certName} from the ACME CA`,
     "Wants=network-online.target",
     "After=network-online.target haproxy.service",
-    `ConditionPathExists=!/etc/letsencrypt/live/${certName}/fullchain.pem`,
+    `ConditionPathExists=!${certificateLineage(certName)}/fullchain.pem`,
     // Retry forever: the DNS record may take a while to point here.
     "StartLimitIntervalSec=0",
     "",

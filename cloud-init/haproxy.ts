@@ -1,10 +1,25 @@
-/** A web server HAProxy balances across. */
+/**
+ * A slot for a web server HAProxy balances across, found by name at run time:
+ * HAProxy resolves `hostName` (the server's internal DNS record) every few
+ * seconds, so a server that is added, replaced or readdressed needs no change
+ * on the load balancer. A slot whose name does not resolve stays in
+ * maintenance (`MAINT`) and takes no traffic.
+ */
 export interface HaproxyBackend {
   /** Server name in HAProxy's logs and stats, such as "web-01". */
   readonly name: string;
-  /** Private IPv4 address (may be a Terraform token). */
-  readonly address: string;
+  /** The DNS name of the server's private address, such as `web-01.internal.foobar.com`. */
+  readonly hostName: string;
 }
+
+/** How HAProxy resolves its backends: the droplet's own resolver, from /etc/resolv.conf. */
+export const RESOLVERS = {
+  name: "droplet_dns",
+  /** How long an answer is trusted before HAProxy asks again. */
+  holdValidSeconds: 10,
+  /** How long a server keeps its last address when its name stops resolving (NXDOMAIN, timeout). */
+  holdMissingSeconds: 30,
+} as const;
 
 export interface HaproxyInput {
   /** Host names the site answers to; the first is sent in health checks. */
@@ -67,7 +82,7 @@ export const HEALTH_CHECK = { interMs: 2000, fastInterMs: 1000, downInterMs: 500
 /**
  * Renders `/etc/haproxy/haproxy.cfg` for lb-01: HTTPS on 443 with HTTP on 80
  * redirecting to it (or plain HTTP on 80 without `tls`), round robin across
- * every web server's private address with active health checks, and the
+ * every web server slot (found by DNS) with active health checks, and the
  * stats page on loopback and the private address.
  */
 export function renderHaproxyConfig(input: HaproxyInput): string {
@@ -106,6 +121,17 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    timeout queue 30s",
     "    timeout check 2s",
     "",
+    `resolvers ${RESOLVERS.name}`,
+    "    parse-resolv-conf",
+    "    resolve_retries 3",
+    "    timeout resolve 1s",
+    "    timeout retry 1s",
+    `    hold valid ${RESOLVERS.holdValidSeconds}s`,
+    `    hold nx ${RESOLVERS.holdMissingSeconds}s`,
+    `    hold timeout ${RESOLVERS.holdMissingSeconds}s`,
+    `    hold refused ${RESOLVERS.holdMissingSeconds}s`,
+    `    hold obsolete ${RESOLVERS.holdMissingSeconds}s`,
+    "",
     ...frontend(input),
     "backend web_servers",
     "    balance roundrobin",
@@ -113,7 +139,11 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     `    http-check send meth GET uri ${input.healthPath} ver HTTP/1.1 hdr Host ${input.siteHostNames[0]}`,
     "    http-check expect status 200",
     `    default-server check inter ${check.interMs} fastinter ${check.fastInterMs} downinter ${check.downInterMs} fall ${check.fall} rise ${check.rise}`,
-    ...input.backends.map((backend) => `    server ${backend.name} ${backend.address}:${input.backendPort}`),
+    // init-addr: resolve through libc at start, else start without an address (MAINT until DNS answers).
+    ...input.backends.map(
+      (backend) =>
+        `    server ${backend.name} ${backend.hostName}:${input.backendPort} resolvers ${RESOLVERS.name} resolve-prefer ipv4 init-addr libc,none`,
+    ),
     ...(input.tls
       ? [
           "",

@@ -55,8 +55,8 @@ export function renderMysqlServerConfig(input: MysqlServerInput): string {
 
 export interface MysqlSetupInput {
   readonly role: DatabaseRole;
-  /** Private address of the primary (may be a Terraform token). */
-  readonly primaryAddress: string;
+  /** DNS name of the primary's private address, resolved at run time. */
+  readonly primaryHost: string;
   /** VPC range in CIDR form; replication and app users may connect only from it. */
   readonly vpcIpRange: string;
   readonly replicationPassword: string;
@@ -77,7 +77,7 @@ export function mysqlHostPattern(cidr: string): string {
 export function renderMysqlSetupEnvironment(input: MysqlSetupInput): string {
   return renderEnvironmentFile({
     MYSQL_ROLE: input.role,
-    PRIMARY_ADDRESS: input.primaryAddress,
+    PRIMARY_HOST: input.primaryHost,
     VPC_HOST_PATTERN: mysqlHostPattern(input.vpcIpRange),
     REPLICATION_USER: MYSQL_USERS.replication,
     REPLICATION_PASSWORD: input.replicationPassword,
@@ -93,6 +93,12 @@ export const PRIMARY_WAIT_SECONDS = 1800;
 /**
  * The first-boot setup script, the same on every web server; its role comes
  * from the environment file. It holds no secret itself.
+ *
+ * It runs on the first boot of every droplet, also one that replaced an
+ * earlier one and mounted its volume: when the data directory already holds
+ * the site's database there is nothing to set up (the users, the schema and a
+ * replica's replication settings are in the data), and the script only says
+ * so. It never purges binary logs or changes replication on such data.
  *
  * The package's own install writes a few transactions on every server (such
  * as the `debian-sys-maint` account). They must not replicate: the replica
@@ -154,7 +160,7 @@ export const MYSQL_SETUP_SCRIPT = [
   "",
   "# Runs one query on the primary as the replication user, over TLS.",
   "primary_query() {",
-  "  mysql --defaults-extra-file=\"$credentials\" --host=\"$PRIMARY_ADDRESS\" --ssl-mode=REQUIRED \\",
+  "  mysql --defaults-extra-file=\"$credentials\" --host=\"$PRIMARY_HOST\" --ssl-mode=REQUIRED \\",
   "    --connect-timeout=5 --batch --skip-column-names --execute=\"$1\"",
   "}",
   "",
@@ -162,10 +168,10 @@ export const MYSQL_SETUP_SCRIPT = [
   "  local deadline=$((SECONDS + " + PRIMARY_WAIT_SECONDS + "))",
   "  until primary_query 'SELECT 1' >/dev/null 2>&1; do",
   "    if [ \"$SECONDS\" -ge \"$deadline\" ]; then",
-  "      log \"primary $PRIMARY_ADDRESS not ready after " + PRIMARY_WAIT_SECONDS + " s\"",
+  "      log \"primary $PRIMARY_HOST not ready after " + PRIMARY_WAIT_SECONDS + " s\"",
   "      return 1",
   "    fi",
-  "    log \"waiting for the primary at $PRIMARY_ADDRESS\"",
+  "    log \"waiting for the primary at $PRIMARY_HOST\"",
   "    sleep 5",
   "  done",
   "}",
@@ -186,7 +192,7 @@ export const MYSQL_SETUP_SCRIPT = [
   "SET SESSION sql_log_bin = 0;",
   "$skip_package_transactions",
   "CHANGE REPLICATION SOURCE TO",
-  "  SOURCE_HOST = '$PRIMARY_ADDRESS',",
+  "  SOURCE_HOST = '$PRIMARY_HOST',",
   "  SOURCE_PORT = 3306,",
   "  SOURCE_USER = '$REPLICATION_USER',",
   "  SOURCE_PASSWORD = '$REPLICATION_PASSWORD',",
@@ -196,10 +202,27 @@ export const MYSQL_SETUP_SCRIPT = [
   "  SOURCE_RETRY_COUNT = 86400;",
   "START REPLICA;",
   "SQL",
-  "  log \"replicating from $PRIMARY_ADDRESS\"",
+  "  log \"replicating from $PRIMARY_HOST\"",
+  "}",
+  "",
+  "# A replaced droplet mounts its predecessor's volume: its data is set up already.",
+  "existing_data() {",
+  "  [ \"$(mysql --batch --skip-column-names --execute=\"SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '$DATABASE_NAME'\")\" = 1 ]",
+  "}",
+  "",
+  "replication_configured() {",
+  "  [ \"$(mysql --batch --skip-column-names --execute='SELECT COUNT(*) FROM performance_schema.replication_connection_configuration')\" -gt 0 ]",
   "}",
   "",
   "wait_for_local_mysql",
+  "if existing_data; then",
+  "  if [ \"$MYSQL_ROLE\" = replica ] && ! replication_configured; then",
+  "    log \"the volume holds the database $DATABASE_NAME but no replication settings: refusing to guess, set up replication by hand\"",
+  "    exit 1",
+  "  fi",
+  "  log \"the volume holds the database $DATABASE_NAME already: this droplet replaced an earlier one, nothing to set up\"",
+  "  exit 0",
+  "fi",
   "case \"$MYSQL_ROLE\" in",
   "  primary) setup_primary ;;",
   "  replica) setup_replica ;;",

@@ -26,6 +26,7 @@ import {
   renderMysqlSetupEnvironment,
 } from "./mysql";
 import { metadataGuard } from "./metadata-guard";
+import { VolumeMount, volumeParts } from "./volume";
 import { renderNginxSite } from "./nginx";
 import {
   BIND_ADDRESSES_SCRIPT,
@@ -97,6 +98,11 @@ export interface LoadBalancerUserDataInput {
   /** Host names the site answers to; the first is sent in health checks and names the certificate. */
   readonly siteHostNames: readonly string[];
   readonly backends: readonly HaproxyBackend[];
+  /**
+   * The volume that keeps `/etc/letsencrypt` (the ACME account and the
+   * certificates) when the load balancer is replaced. @default - none
+   */
+  readonly certificateVolume?: VolumeMount;
   /** Terraform token of the generated stats password. */
   readonly statsPassword: string;
   /** Inbound TCP the host firewall allows. */
@@ -109,6 +115,7 @@ export interface LoadBalancerUserDataInput {
 export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): CloudConfig {
   const https = input.https;
   const host = hardening(input.hostFirewall);
+  const volumes = volumeParts(https && input.certificateVolume ? [input.certificateVolume] : []);
   const haproxyConfig = renderHaproxyConfig({
     siteHostNames: input.siteHostNames,
     backends: input.backends,
@@ -146,6 +153,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
     writeFiles: [
       DPKG_LOCK_WAIT,
       ...host.writeFiles,
+      ...volumes.writeFiles,
       { path: PRIVATE_ADDRESS_PATHS.environment, content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange }) },
       { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: BIND_ADDRESSES_SCRIPT },
       ...certificateFiles,
@@ -170,9 +178,10 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       },
       { path: "/etc/haproxy/haproxy.cfg", content: haproxyConfig, defer: true },
     ],
-    bootcmd: host.bootcmd,
+    bootcmd: [...host.bootcmd, ...volumes.bootcmd],
     runcmd: [
       ...host.firstRuncmd,
+      ...volumes.runcmd,
       [PRIVATE_ADDRESS_PATHS.script],
       ...(https ? [[CERTIFICATE_PATHS.placeholderScript]] : []),
       ["systemctl", "daemon-reload"],
@@ -196,8 +205,10 @@ export interface WebServerUserDataInput {
   readonly databaseRole: DatabaseRole;
   /** Unique per server, 1 for the primary. */
   readonly mysqlServerId: number;
-  /** The MySQL primary's private address (a Terraform token at synth time). */
-  readonly primaryAddress: string;
+  /** DNS name of the MySQL primary's private address, resolved at run time. */
+  readonly primaryHost: string;
+  /** The volume that holds MySQL's data directory. */
+  readonly databaseVolume: VolumeMount;
   readonly vpcIpRange: string;
   readonly siteHostNames: readonly string[];
   /** Terraform token of a generated password. */
@@ -214,6 +225,7 @@ export interface WebServerUserDataInput {
 /** The `#cloud-config` of a web server: Nginx, the application, MySQL and the host's hardening. */
 export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig {
   const host = hardening(input.hostFirewall);
+  const volumes = volumeParts([input.databaseVolume]);
   const appFiles: WriteFile[] = input.appFiles.map((file) => ({
     path: `${APP.directory}/${file.relativePath}`,
     content: file.content,
@@ -227,6 +239,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
     writeFiles: [
       DPKG_LOCK_WAIT,
       ...host.writeFiles,
+      ...volumes.writeFiles,
       // Before the package is installed, so MySQL's first start has them.
       {
         path: MYSQL_PATHS.serverConfig,
@@ -243,7 +256,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         permissions: "0600",
         content: renderMysqlSetupEnvironment({
           role: input.databaseRole,
-          primaryAddress: input.primaryAddress,
+          primaryHost: input.primaryHost,
           vpcIpRange: input.vpcIpRange,
           replicationPassword: input.replicationPassword,
           appPassword: input.appDatabasePassword,
@@ -260,7 +273,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         content: renderAppEnvironment({
           serverName: input.hostname,
           databaseRole: input.databaseRole,
-          primaryAddress: input.primaryAddress,
+          primaryHost: input.primaryHost,
           databaseName: DATABASE_NAME,
           databaseUser: MYSQL_USERS.app,
           databasePassword: input.appDatabasePassword,
@@ -281,9 +294,10 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         }),
       },
     ],
-    bootcmd: host.bootcmd,
+    bootcmd: [...host.bootcmd, ...volumes.bootcmd],
     runcmd: [
       ...host.firstRuncmd,
+      ...volumes.runcmd,
       [MYSQL_PATHS.setupScript],
       [PRIVATE_ADDRESS_PATHS.script],
       ["rm", "-f", "/etc/nginx/sites-enabled/default"],

@@ -13,15 +13,45 @@ export interface DnsProps {
   readonly ttl?: number;
   /** Also point the apex (`@`) at `address`. @default false */
   readonly apexRecord?: boolean;
+  /**
+   * Names for private addresses, under `internal.<domain>`: how droplets find
+   * each other at run time, so no droplet's user-data holds another's address.
+   * @default - none
+   */
+  readonly internalHosts?: readonly InternalHost[];
+}
+
+/** One private address the droplets look up by name. */
+export interface InternalHost {
+  /** The label under `internal`, such as `web-01` or `mysql-primary`. */
+  readonly label: string;
+  /** The private IPv4 address (a Terraform reference). */
+  readonly address: string;
+}
+
+/** The label under which private addresses are published. */
+export const INTERNAL_LABEL = "internal";
+
+/**
+ * TTL of the internal records, in seconds: DigitalOcean's minimum, so a
+ * replaced droplet's new address is seen within half a minute.
+ */
+export const INTERNAL_TTL = 30;
+
+/** `web-01` → `web-01.internal.foobar.com`: the name droplets use for a private address. */
+export function internalHostName(label: string, domain: string): string {
+  return `${label}.${INTERNAL_LABEL}.${domain}`;
 }
 
 export const DEFAULT_DNS_TTL = 300;
 
-/** The DNS zone on DigitalOcean and the site's A records. */
+/** The DNS zone on DigitalOcean, the site's A records and the droplets' internal names. */
 export class Dns extends Construct {
   public readonly domain: Domain;
   public readonly siteRecord: DnsRecord;
   public readonly apexRecord?: DnsRecord;
+  /** The `<label>.internal` records, by label. */
+  public readonly internalRecords: Readonly<Record<string, DnsRecord>>;
   /** Fully qualified names that point at the site, the site's own first. */
   public readonly siteHostNames: readonly string[];
 
@@ -45,6 +75,18 @@ export class Dns extends Construct {
         ttl,
       });
     }
+    const internalRecords: Record<string, DnsRecord> = {};
+    for (const host of props.internalHosts ?? []) {
+      // Construct ids are the labels: a stable id per name, whatever the order.
+      internalRecords[host.label] = new DnsRecord(this, `internal-${host.label}`, {
+        domain: this.domain.id,
+        type: "A",
+        name: `${host.label}.${INTERNAL_LABEL}`,
+        value: host.address,
+        ttl: INTERNAL_TTL,
+      });
+    }
+    this.internalRecords = internalRecords;
     this.siteHostNames = siteHostNames(props.domain, props.hostName, props.apexRecord ?? false);
   }
 }

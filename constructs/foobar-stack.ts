@@ -5,15 +5,16 @@ import { TerraformOutput, TerraformStack } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
 import { HAPROXY_STATS } from "../cloud-init/user-data";
-import { readCaFile, Settings } from "../settings";
+import { MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
 import { DatabasePasswords } from "./database-passwords";
-import { Dns, siteHostNames } from "./dns";
+import { Dns, InternalHost, internalHostName, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
 import { DEFAULT_LOAD_BALANCER_NAME, LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
+import { SiteAddress } from "./site-address";
 import { DropletOptions } from "./server";
 import { SpacesBackend, TERRAFORM_VERSION_FOR_SPACES } from "./spaces-backend";
 import { WebServer } from "./web-server";
@@ -23,6 +24,9 @@ import { WebServer } from "./web-server";
  * prebuilt bindings are generated from 2.71.0 and only ask for `~> 2.19`.
  */
 export const DIGITALOCEAN_PROVIDER_VERSION = ">= 2.71.0, < 3.0.0";
+
+/** The internal name of the MySQL primary's private address: `mysql-primary.internal.<domain>`. */
+export const PRIMARY_DATABASE_LABEL = "mysql-primary";
 
 /** "web-01", "web-02", …: construct ids and droplet names. Renaming one replaces that droplet. */
 export function webServerName(index: number): string {
@@ -57,6 +61,8 @@ export class FoobarStack extends TerraformStack {
   public readonly webServers: readonly WebServer[];
   public readonly firewalls: Firewalls;
   public readonly dns: Dns;
+  /** The site's reserved IP, assigned to the load balancer. */
+  public readonly siteAddress: SiteAddress;
   /** Present only when an alert e-mail or Slack webhook is set. */
   public readonly monitoring?: Monitoring;
 
@@ -114,12 +120,14 @@ export class FoobarStack extends TerraformStack {
           droplet,
           tags,
           passwords,
-          primary: webServers[0],
+          primaryHost: internalHostName(PRIMARY_DATABASE_LABEL, settings.domain),
           siteHostNames: hostNames,
           replicaMaxLagSeconds: settings.replicaMaxLagSeconds,
           appFiles,
           appCommand,
           adminCidrs: settings.adminCidrs,
+          databaseVolumeGib: settings.databaseVolumeGib,
+          allowDataLoss: settings.allowDataLoss,
         }),
       );
     }
@@ -131,7 +139,13 @@ export class FoobarStack extends TerraformStack {
       droplet,
       tags,
       siteHostNames: hostNames,
-      webServers,
+      // Every slot a web server can fill, whether or not it exists yet: adding
+      // one publishes its name and HAProxy takes it in, with no change here.
+      backends: Array.from({ length: MAX_WEB_SERVERS }, (_, i) => {
+        const label = webServerName(i + 1);
+        return { name: label, hostName: internalHostName(label, settings.domain) };
+      }),
+      allowDataLoss: settings.allowDataLoss,
       adminCidrs: settings.adminCidrs,
       https: settings.https
         ? {
@@ -151,12 +165,23 @@ export class FoobarStack extends TerraformStack {
       https: settings.https,
     });
 
+    this.siteAddress = new SiteAddress(this, "site-address", {
+      region: settings.region,
+      server: this.loadBalancer.server,
+    });
+
+    // Labels are the construct ids (web-01, …), so they stay the same in every environment.
+    const internalHosts: InternalHost[] = [
+      ...webServers.map((web, i) => ({ label: webServerName(i + 1), address: web.server.privateIpv4 })),
+      { label: PRIMARY_DATABASE_LABEL, address: webServers[0]!.server.privateIpv4 },
+    ];
     this.dns = new Dns(this, "dns", {
       domain: settings.domain,
       hostName: settings.hostName,
-      address: this.loadBalancer.server.publicIpv4,
+      address: this.siteAddress.ipv4,
       ttl: settings.dnsTtl,
       apexRecord: settings.apexRecord,
+      internalHosts,
     });
 
     const destinations: AlertDestinations = {
@@ -190,7 +215,14 @@ export class FoobarStack extends TerraformStack {
       description: `www.${settings.domain}: HAProxy in front of ${settings.webServers} web server(s)`,
       purpose: "Web Application",
       environment: projectEnvironment(settings.environment),
-      resources: [...servers.map((server) => server.droplet.urn), this.dns.domain.urn],
+      resources: [
+        ...servers.map((server) => server.droplet.urn),
+        ...[...webServers.map((web) => web.databaseVolume), ...(this.loadBalancer.certificateVolume ? [this.loadBalancer.certificateVolume] : [])].map(
+          (data) => data.volume.urn,
+        ),
+        this.siteAddress.reservedIp.urn,
+        this.dns.domain.urn,
+      ],
     });
 
     new TerraformOutput(this, "site_url", {
@@ -206,8 +238,12 @@ export class FoobarStack extends TerraformStack {
       value: this.loadBalancer.statsPassword.result,
       sensitive: true,
     });
+    new TerraformOutput(this, "site_ipv4", {
+      description: "The site's reserved IP: the DNS records point here, and it stays when lb-01 is replaced",
+      value: this.siteAddress.ipv4,
+    });
     new TerraformOutput(this, "load_balancer_public_ipv4", {
-      description: "Public address of lb-01; the site's DNS records point here",
+      description: "lb-01's own public address (changes when it is replaced; the site is at site_ipv4)",
       value: this.loadBalancer.server.publicIpv4,
     });
     new TerraformOutput(this, "servers", {

@@ -1,4 +1,5 @@
 export * from "./app-files";
+export * from "./data-volume";
 export * from "./database-passwords";
 export * from "./dns";
 export * from "./firewalls";
@@ -8,5 +9,6 @@ export * from "./monitoring";
 export * from "./network";
 export * from "./role-tags";
 export * from "./server";
+export * from "./site-address";
 export * from "./spaces-backend";
 export * from "./web-server";

@@ -1,5 +1,6 @@
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Construct } from "constructs";
+import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
 import { HaproxyBackend } from "../cloud-init/haproxy";
 import { HttpsInput, loadBalancerCloudConfig, LoadBalancerUserDataInput } from "../cloud-init/user-data";
 import { PASSWORD_OPTIONS } from "./database-passwords";
@@ -7,7 +8,7 @@ import { loadBalancerHostFirewall } from "./firewalls";
 import { RoleTags } from "./role-tags";
 import { Network } from "./network";
 import { DropletOptions, Server } from "./server";
-import { WebServer } from "./web-server";
+import { DataVolume } from "./data-volume";
 
 export interface LoadBalancerProps {
   /** @default "lb-01" */
@@ -17,8 +18,14 @@ export interface LoadBalancerProps {
   readonly tags: RoleTags;
   /** Host names of the site; the first is used in health checks and names the certificate. */
   readonly siteHostNames: readonly string[];
-  /** The web servers to balance across, in order. At least one. */
-  readonly webServers: readonly WebServer[];
+  /**
+   * The web server slots to balance across, found by DNS at run time: the
+   * load balancer's user-data names no web server's address, so adding or
+   * replacing one changes nothing here. At least one.
+   */
+  readonly backends: readonly HaproxyBackend[];
+  /** Let Terraform delete the certificate volume. @default false */
+  readonly allowDataLoss?: boolean;
   /** CIDRs the host firewall lets reach SSH. @default - none */
   readonly adminCidrs?: readonly string[];
   /** HTTPS with a certificate from an ACME CA. @default - plain HTTP on port 80 only */
@@ -27,26 +34,51 @@ export interface LoadBalancerProps {
 
 export const DEFAULT_LOAD_BALANCER_NAME = "lb-01";
 
-/** lb-01: HAProxy, round robin across every web server's private address, TLS termination. */
+/** The certificate volume's name: `<droplet name>-certificates`. */
+export function certificateVolumeName(dropletName: string): string {
+  return `${dropletName}-certificates`;
+}
+
+/** The smallest volume DigitalOcean creates, in GiB: plenty for an ACME account and its certificates. */
+export const CERTIFICATE_VOLUME_GIB = 1;
+
+/**
+ * lb-01: HAProxy, round robin across the web servers it finds by name, TLS
+ * termination; with HTTPS, certbot's state on a volume of its own, so a
+ * replaced load balancer serves the same certificate and asks the CA for none.
+ */
 export class LoadBalancer extends Construct {
   public readonly server: Server;
+  /** Present with HTTPS. */
+  public readonly certificateVolume?: DataVolume;
   /** Password of the `admin` user of HAProxy's stats page. */
   public readonly statsPassword: Password;
 
   constructor(scope: Construct, id: string, props: LoadBalancerProps) {
     super(scope, id);
-    if (props.webServers.length === 0) throw new Error("LoadBalancer needs at least one web server");
-    const backends: HaproxyBackend[] = props.webServers.map((web) => ({
-      name: web.server.name,
-      address: web.server.privateIpv4,
-    }));
+    if (props.backends.length === 0) throw new Error("LoadBalancer needs at least one backend");
     const name = props.name ?? DEFAULT_LOAD_BALANCER_NAME;
+    if (props.https) {
+      this.certificateVolume = new DataVolume(this, "certificate-volume", {
+        name: certificateVolumeName(name),
+        region: props.droplet.region,
+        sizeGib: CERTIFICATE_VOLUME_GIB,
+        // Part of the volume's identity (the provider replaces it when this changes): keep it as it is.
+        description: `ACME account and certificates of ${name}`,
+        mountPoint: "/etc/letsencrypt",
+        label: "letsencrypt",
+        // certbot's first issuance and its renewals; HAProxy itself reads its own copy.
+        requiredBy: [CERTIFICATE_PATHS.unitName, "certbot.service"],
+        allowDeletion: props.allowDataLoss,
+      });
+    }
     this.statsPassword = new Password(this, "stats-password", PASSWORD_OPTIONS);
     const input: LoadBalancerUserDataInput = {
       hostname: name,
       vpcIpRange: props.network.ipRange,
       siteHostNames: props.siteHostNames,
-      backends,
+      backends: props.backends,
+      certificateVolume: this.certificateVolume?.mount,
       statsPassword: this.statsPassword.result,
       hostFirewall: loadBalancerHostFirewall({
         vpcIpRange: props.network.ipRange,
@@ -61,6 +93,7 @@ export class LoadBalancer extends Construct {
       droplet: props.droplet,
       tags: [props.tags.project, props.tags.loadBalancer],
       cloudConfig: loadBalancerCloudConfig(input),
+      volumes: this.certificateVolume ? [this.certificateVolume.volume] : [],
       sizeCauses: props.https?.trustedCa
         ? [
             {

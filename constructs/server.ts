@@ -1,5 +1,6 @@
 import { Droplet } from "@cdktf/provider-digitalocean/lib/droplet";
 import { Tag } from "@cdktf/provider-digitalocean/lib/tag";
+import { Volume } from "@cdktf/provider-digitalocean/lib/volume";
 import { Construct } from "constructs";
 import {
   CloudConfig,
@@ -43,7 +44,19 @@ export interface ServerProps {
   readonly cloudConfig: CloudConfig;
   /** What settings add to the user-data, named when it is over the budget. @default - none */
   readonly sizeCauses?: readonly UserDataSizeCause[];
+  /** Volumes attached when the droplet is created. @default - none */
+  readonly volumes?: readonly Volume[];
 }
+
+/**
+ * Droplet arguments a change of which Terraform must not act on by itself:
+ * the provider replaces a droplet whose `user_data` or `ssh_keys` change,
+ * which would make every routine change (new application files, an SSH key)
+ * destroy a server. They apply to droplets created from now on; replacing an
+ * existing droplet with them is the operator's explicit choice
+ * (`terraform apply -replace`, see the README's day-two runbook).
+ */
+export const IGNORED_DROPLET_CHANGES = ["user_data", "ssh_keys"] as const;
 
 /** The user-data of a configuration, exactly as the droplet receives it before Terraform resolves references. */
 function userDataOf(config: CloudConfig): string {
@@ -85,6 +98,8 @@ export class Server extends Construct {
       sshKeys: props.droplet.sshKeys?.length ? [...props.droplet.sshKeys] : undefined,
       tags: props.tags.map((tag) => tag.name),
       userData: this.userData,
+      volumeIds: props.volumes?.length ? props.volumes.map((volume) => volume.id) : undefined,
+      lifecycle: { ignoreChanges: [...IGNORED_DROPLET_CHANGES] },
     });
   }
 

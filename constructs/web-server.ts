@@ -1,6 +1,7 @@
 import { Construct } from "constructs";
 import { DatabaseRole } from "../cloud-init/mysql";
 import { AppFile, webServerCloudConfig, WebServerUserDataInput } from "../cloud-init/user-data";
+import { DataVolume } from "./data-volume";
 import { DatabasePasswords } from "./database-passwords";
 import { webServerHostFirewall } from "./firewalls";
 import { Network } from "./network";
@@ -16,8 +17,11 @@ export interface WebServerProps {
   readonly droplet: DropletOptions;
   readonly tags: RoleTags;
   readonly passwords: DatabasePasswords;
-  /** The web server holding the MySQL primary. @default - this server is the primary */
-  readonly primary?: WebServer;
+  /**
+   * DNS name of the MySQL primary's private address (`mysql-primary.internal.<domain>`):
+   * replicas and the application find the primary by it at run time.
+   */
+  readonly primaryHost: string;
   readonly siteHostNames: readonly string[];
   readonly replicaMaxLagSeconds: number;
   /** The application's files, installed under /srv/foobar/app. */
@@ -26,24 +30,47 @@ export interface WebServerProps {
   readonly appCommand: string;
   /** CIDRs the host firewall lets reach SSH. @default - none */
   readonly adminCidrs?: readonly string[];
+  /** Size of the MySQL data volume, in GiB. */
+  readonly databaseVolumeGib: number;
+  /** Let Terraform delete the MySQL data volume. @default false */
+  readonly allowDataLoss?: boolean;
 }
 
-/** A web server: Nginx, the application server and MySQL (primary or replica). */
+/** The MySQL data volume's name: `<droplet name>-mysql`. */
+export function databaseVolumeName(dropletName: string): string {
+  return `${dropletName}-mysql`;
+}
+
+/**
+ * A web server: Nginx, the application server and MySQL (primary or replica),
+ * with MySQL's data on a volume of its own that outlives the droplet.
+ */
 export class WebServer extends Construct {
   public readonly server: Server;
   public readonly databaseRole: DatabaseRole;
+  public readonly databaseVolume: DataVolume;
 
   constructor(scope: Construct, id: string, props: WebServerProps) {
     super(scope, id);
-    this.databaseRole = props.primary ? "replica" : "primary";
-    const roleTag = props.primary ? props.tags.databaseReplica : props.tags.databasePrimary;
+    this.databaseRole = props.index === 1 ? "primary" : "replica";
+    const roleTag = this.databaseRole === "primary" ? props.tags.databasePrimary : props.tags.databaseReplica;
+    this.databaseVolume = new DataVolume(this, "mysql-volume", {
+      name: databaseVolumeName(props.name),
+      region: props.droplet.region,
+      sizeGib: props.databaseVolumeGib,
+      // Part of the volume's identity (the provider replaces it when this changes): keep it as it is.
+      description: `MySQL data of ${props.name}`,
+      mountPoint: "/var/lib/mysql",
+      label: "mysql",
+      requiredBy: ["mysql.service"],
+      allowDeletion: props.allowDataLoss,
+    });
     const input: WebServerUserDataInput = {
       hostname: props.name,
       databaseRole: this.databaseRole,
       mysqlServerId: props.index,
-      // A reference to the primary droplet's address; the primary itself
-      // uses its socket and never reads this.
-      primaryAddress: props.primary?.server.privateIpv4 ?? "127.0.0.1",
+      primaryHost: props.primaryHost,
+      databaseVolume: this.databaseVolume.mount,
       vpcIpRange: props.network.ipRange,
       siteHostNames: props.siteHostNames,
       replicationPassword: props.passwords.replication.result,
@@ -62,6 +89,7 @@ export class WebServer extends Construct {
       droplet: props.droplet,
       tags: [props.tags.project, props.tags.web, roleTag],
       cloudConfig: webServerCloudConfig(input),
+      volumes: [this.databaseVolume.volume],
       sizeCauses: [
         { what: "the application folder (FOOBAR_APP_DIR)", without: webServerCloudConfig({ ...input, appFiles: [] }) },
       ],

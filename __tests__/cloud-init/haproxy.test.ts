@@ -1,10 +1,10 @@
-import { ACME_CHALLENGE_PATH, HaproxyInput, HEALTH_CHECK, renderHaproxyConfig, TLS_PROFILE } from "../../cloud-init/haproxy";
+import { ACME_CHALLENGE_PATH, HaproxyInput, HEALTH_CHECK, renderHaproxyConfig, RESOLVERS, TLS_PROFILE } from "../../cloud-init/haproxy";
 
 const plainInput: HaproxyInput = {
   siteHostNames: ["www.foobar.com"],
   backends: [
-    { name: "web-01", address: "10.10.10.2" },
-    { name: "web-02", address: "10.10.10.3" },
+    { name: "web-01", hostName: "web-01.internal.foobar.com" },
+    { name: "web-02", hostName: "web-02.internal.foobar.com" },
   ],
   healthPath: "/health",
   backendPort: 80,
@@ -22,18 +22,29 @@ const tlsLines = renderHaproxyConfig(tlsInput).split("\n").map((line) => line.tr
 function section(header: string, from: string[] = lines): string[] {
   const start = from.indexOf(header);
   expect(start).toBeGreaterThanOrEqual(0);
-  const end = from.findIndex((line, i) => i > start && /^(global|defaults|frontend|backend|listen|\.if)\b/.test(line));
+  const end = from.findIndex((line, i) => i > start && /^(global|defaults|resolvers|frontend|backend|listen|\.if)\b/.test(line));
   return from.slice(start + 1, end < 0 ? undefined : end);
 }
 
 describe("renderHaproxyConfig", () => {
-  test("balances round robin across every web server's private address", () => {
+  test("balances round robin across every web server slot, each found by its internal DNS name at run time", () => {
     const backend = section("backend web_servers");
     expect(backend).toContain("balance roundrobin");
     expect(backend.filter((l) => l.startsWith("server "))).toEqual([
-      "server web-01 10.10.10.2:80",
-      "server web-02 10.10.10.3:80",
+      `server web-01 web-01.internal.foobar.com:80 resolvers ${RESOLVERS.name} resolve-prefer ipv4 init-addr libc,none`,
+      `server web-02 web-02.internal.foobar.com:80 resolvers ${RESOLVERS.name} resolve-prefer ipv4 init-addr libc,none`,
     ]);
+  });
+
+  test("resolves backends through the droplet's own resolver and keeps a last good address through a DNS outage", () => {
+    const resolvers = section(`resolvers ${RESOLVERS.name}`);
+    expect(resolvers).toEqual(
+      expect.arrayContaining(["parse-resolv-conf", `hold valid ${RESOLVERS.holdValidSeconds}s`, `hold nx ${RESOLVERS.holdMissingSeconds}s`]),
+    );
+  });
+
+  test("names no address of any web server", () => {
+    expect(config).not.toMatch(/\b10\.\d+\.\d+\.\d+\b/);
   });
 
   test("health-checks every server over HTTP against the app's health endpoint", () => {

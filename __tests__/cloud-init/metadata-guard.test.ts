@@ -68,9 +68,9 @@ describe.each([
   ["defaults", synthStack()],
   ["HTTPS off", synthStack({ https: false })],
 ])("every droplet is guarded (%s)", (_name, stack) => {
-  test.each(["lb-01", "web-01", "web-02"])("%s: bootcmd, nftables, the script and the unit, enabled first in runcmd", (name) => {
+  test.each(["lb-01", "web-01", "web-02"])("%s: bootcmd first, nftables, the script and the unit, enabled first in runcmd", (name) => {
     const config = parseCloudConfig(droplet(stack, name).user_data);
-    expect(config.bootcmd).toEqual([["sh", "-c", METADATA_GUARD_SCRIPT]]);
+    expect((config.bootcmd as unknown[])[0]).toEqual(["sh", "-c", METADATA_GUARD_SCRIPT]);
     expect(config.packages).toContain("nftables");
     expect(fileAt(config, METADATA_GUARD.script)).toBe(METADATA_GUARD_SCRIPT);
     expect(fileAt(config, METADATA_GUARD.unitPath)).toBe(METADATA_GUARD_UNIT);

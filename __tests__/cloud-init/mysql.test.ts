@@ -83,10 +83,10 @@ describe("the MySQL setup script", () => {
 });
 
 describe("renderMysqlSetupEnvironment", () => {
-  test("carries the role, the primary's address, the VPC host pattern and the passwords", () => {
+  test("carries the role, the primary's internal name, the VPC host pattern and the passwords", () => {
     const env = renderMysqlSetupEnvironment({
       role: "replica",
-      primaryAddress: "10.10.10.2",
+      primaryHost: "mysql-primary.internal.foobar.com",
       vpcIpRange: "10.10.10.0/24",
       replicationPassword: "r3pl",
       appPassword: "app",
@@ -95,7 +95,7 @@ describe("renderMysqlSetupEnvironment", () => {
     expect(env.split("\n")).toEqual(
       expect.arrayContaining([
         "MYSQL_ROLE=replica",
-        "PRIMARY_ADDRESS=10.10.10.2",
+        "PRIMARY_HOST=mysql-primary.internal.foobar.com",
         "VPC_HOST_PATTERN=10.10.10.0/255.255.255.0",
         "REPLICATION_PASSWORD=r3pl",
       ]),

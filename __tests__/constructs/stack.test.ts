@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEFAULT_SETTINGS } from "../../settings";
+import { DEFAULT_SETTINGS, MAX_WEB_SERVERS } from "../../settings";
 import { DIGITALOCEAN_PROVIDER_VERSION } from "../../constructs";
 import { USER_DATA_LIMIT_BYTES } from "../../cloud-init/cloud-config";
 import { addressOf, droplet, fileAt, parseCloudConfig, resourcesOf, synthStack } from "../helpers";
@@ -38,33 +38,73 @@ describe("the stack with default settings", () => {
     }
   });
 
-  test("points www.foobar.com at the load balancer's public address", () => {
+  test("points www.foobar.com at the site's reserved IP, which is assigned to lb-01", () => {
     const [domain] = resourcesOf(stack, "digitalocean_domain");
     expect(domain.name).toBe("foobar.com");
-    const records = resourcesOf(stack, "digitalocean_record");
-    expect(records).toEqual([
-      expect.objectContaining({
-        type: "A",
-        name: "www",
-        ttl: 300,
-        value: `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, "lb-01"))}.ipv4_address}`,
-      }),
+    const [reservedIp] = resourcesOf(stack, "digitalocean_reserved_ip");
+    expect(reservedIp.region).toBe("nyc3");
+    const address = `\${${addressOf(stack, "digitalocean_reserved_ip", reservedIp)}.ip_address}`;
+    const site = resourcesOf(stack, "digitalocean_record").filter((r) => !r.name.endsWith(".internal"));
+    expect(site).toEqual([expect.objectContaining({ type: "A", name: "www", ttl: 300, value: address })]);
+    expect(resourcesOf(stack, "digitalocean_reserved_ip_assignment")).toEqual([
+      { ip_address: address, droplet_id: `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, "lb-01"))}.id}` },
+    ]);
+    expect(stack.output.site_ipv4.value).toBe(address);
+  });
+
+  test("publishes every web server's private address, and the primary's, under internal.foobar.com", () => {
+    const records = resourcesOf(stack, "digitalocean_record").filter((r) => r.name.endsWith(".internal"));
+    const ref = (name: string) => `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, name))}.ipv4_address_private}`;
+    expect(records.map((r) => [r.name, r.type, r.ttl, r.value]).sort()).toEqual([
+      ["mysql-primary.internal", "A", 30, ref("web-01")],
+      ["web-01.internal", "A", 30, ref("web-01")],
+      ["web-02.internal", "A", 30, ref("web-02")],
     ]);
   });
 
-  test("HAProxy's backends are references to each web server's private address", () => {
-    const haproxy = fileAt(parseCloudConfig(droplet(stack, "lb-01").user_data), "/etc/haproxy/haproxy.cfg");
-    for (const name of ["web-01", "web-02"]) {
-      const address = `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, name))}.ipv4_address_private}`;
-      expect(haproxy).toContain(`server ${name} ${address}:80`);
+  test("no droplet's user-data references another droplet: each finds the others by name at run time", () => {
+    for (const d of droplets) {
+      const own = addressOf(stack, "digitalocean_droplet", d);
+      const references = [...String(d.user_data).matchAll(/\$\{(digitalocean_\w+\.[\w-]+)\.\w+\}/g)].map((m) => m[1]);
+      expect(references.filter((r) => r !== own)).toEqual([]);
     }
   });
 
-  test("the replica learns the primary's address and the generated passwords as references, never values", () => {
+  test("HAProxy balances across every web server slot by its internal name", () => {
+    const haproxy = fileAt(parseCloudConfig(droplet(stack, "lb-01").user_data), "/etc/haproxy/haproxy.cfg");
+    const servers = haproxy.split("\n").filter((l) => l.trim().startsWith("server web-"));
+    expect(servers).toHaveLength(MAX_WEB_SERVERS);
+    expect(servers[0]).toContain("server web-01 web-01.internal.foobar.com:80 resolvers");
+  });
+
+  test("MySQL's data lives on a volume per web server, attached at creation and protected from deletion", () => {
+    const volumes = resourcesOf(stack, "digitalocean_volume");
+    for (const name of ["web-01", "web-02"]) {
+      const volume = volumes.find((v) => v.name === `${name}-mysql`)!;
+      expect(volume).toEqual(expect.objectContaining({ region: "nyc3", size: 10, lifecycle: { prevent_destroy: true } }));
+      expect(droplet(stack, name).volume_ids).toEqual([`\${${addressOf(stack, "digitalocean_volume", volume)}.id}`]);
+      const config = parseCloudConfig(droplet(stack, name).user_data);
+      expect(JSON.stringify(config.bootcmd)).toContain(`/dev/disk/by-id/scsi-0DO_Volume_${name}-mysql`);
+      expect(fileAt(config, "/etc/systemd/system/mysql.service.d/foobar-volume.conf")).toContain("Requires=foobar-volume-mysql.service");
+    }
+    const certificates = volumes.find((v) => v.name === "lb-01-certificates")!;
+    expect(certificates).toEqual(expect.objectContaining({ size: 1, lifecycle: { prevent_destroy: true } }));
+    expect(droplet(stack, "lb-01").volume_ids).toEqual([`\${${addressOf(stack, "digitalocean_volume", certificates)}.id}`]);
+  });
+
+  test("FOOBAR_ALLOW_DATA_LOSS=true is the only way to let Terraform delete a volume", () => {
+    const lossy = synthStack({ allowDataLoss: true });
+    for (const volume of resourcesOf(lossy, "digitalocean_volume")) expect(volume.lifecycle).toEqual({ prevent_destroy: false });
+  });
+
+  test("Terraform never replaces a droplet for a user-data or SSH key change by itself", () => {
+    for (const d of droplets) expect(d.lifecycle).toEqual({ ignore_changes: ["user_data", "ssh_keys"] });
+  });
+
+  test("the replica learns the primary's internal name and the generated passwords as references, never values", () => {
     const replica = parseCloudConfig(droplet(stack, "web-02").user_data);
     const env = fileAt(replica, "/etc/foobar/mysql-setup.env");
-    const primary = addressOf(stack, "digitalocean_droplet", droplet(stack, "web-01"));
-    expect(env).toContain(`PRIMARY_ADDRESS=\${${primary}.ipv4_address_private}`);
+    expect(env).toContain("PRIMARY_HOST=mysql-primary.internal.foobar.com");
     expect(env).toMatch(/REPLICATION_PASSWORD=\$\{random_password\.[\w-]+\.result\}/);
     expect(env).toMatch(/APP_PASSWORD=\$\{random_password\.[\w-]+\.result\}/);
   });
@@ -95,7 +135,7 @@ describe("the stack with default settings", () => {
     });
   });
 
-  test("outputs the site URL, the LB address, every server, and the passwords as sensitive", () => {
+  test("outputs the site URL, the site and LB addresses, every server, and the passwords as sensitive", () => {
     expect(stack.output.site_url.value).toBe("https://www.foobar.com/");
     expect(stack.output.load_balancer_public_ipv4.value).toMatch(/\.ipv4_address\}$/);
     expect(Object.keys(stack.output.servers.value as object)).toEqual(["lb-01", "web-01", "web-02"]);
@@ -111,22 +151,24 @@ describe("the stack with default settings", () => {
 });
 
 describe("the stack with other settings", () => {
-  test("FOOBAR_WEB_SERVERS=3 gives four droplets and three HAProxy backends", () => {
+  test("FOOBAR_WEB_SERVERS=3 gives four droplets, a third volume and internal name, and the same load balancer", () => {
     const stack = synthStack({ webServers: 3 });
     expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02", "web-03"]);
-    const haproxy = fileAt(parseCloudConfig(droplet(stack, "lb-01").user_data), "/etc/haproxy/haproxy.cfg");
-    expect(haproxy.split("\n").filter((l) => l.trim().startsWith("server web-"))).toHaveLength(3);
+    expect(droplet(stack, "lb-01").user_data).toBe(droplet(synthStack(), "lb-01").user_data);
+    expect(resourcesOf(stack, "digitalocean_record").map((r) => r.name)).toContain("web-03.internal");
+    expect(resourcesOf(stack, "digitalocean_volume").map((v) => v.name)).toContain("web-03-mysql");
     expect(fileAt(parseCloudConfig(droplet(stack, "web-03").user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf")).toContain("server_id = 3");
   });
 
-  test("one web server is a primary with no replica, and HAProxy has one backend", () => {
+  test("one web server is a primary with no replica", () => {
     const stack = synthStack({ webServers: 1 });
     expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01"]);
   });
 
   test("the apex record is added on request, with the TTL setting", () => {
     const stack = synthStack({ apexRecord: true, dnsTtl: 60 });
-    expect(resourcesOf(stack, "digitalocean_record").map((r) => [r.name, r.ttl]).sort()).toEqual([
+    const site = resourcesOf(stack, "digitalocean_record").filter((r) => !r.name.endsWith(".internal"));
+    expect(site.map((r) => [r.name, r.ttl]).sort()).toEqual([
       ["@", 60],
       ["www", 60],
     ]);
