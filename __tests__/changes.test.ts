@@ -1,0 +1,99 @@
+import { Testing } from "cdktf";
+import * as fs from "fs";
+import * as path from "path";
+import { changesTable, planChanges, StackJson, summarizeChanges } from "../changes";
+import { FoobarStack } from "../constructs";
+import { FORCE_NEW_ARGUMENTS } from "../force-new";
+import { loadSettings } from "../settings";
+
+/** Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would. */
+function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
+  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(variables)))) as StackJson;
+}
+
+const base = synth();
+const replacedBy = (variables: Record<string, string>) =>
+  planChanges(base, synth(variables))
+    .filter((c) => c.action === "replace" || c.action === "delete")
+    .map((c) => c.address);
+
+describe("what a change replaces (two syntheses, the provider's ForceNew rules)", () => {
+  test("new application files or a new application command replace nothing", () => {
+    expect(replacedBy({ FOOBAR_APP_DIR: "__tests__/constructs/fixtures/own-app" })).toEqual([]);
+    expect(replacedBy({ FOOBAR_APP_COMMAND: "/usr/bin/gunicorn --bind 127.0.0.1:8000 --workers 4 foobar_app:application" })).toEqual([]);
+  });
+
+  test("settings carried only in user-data, and a new SSH key, replace nothing", () => {
+    for (const variables of <Record<string, string>[]>[
+      { FOOBAR_REPLICA_MAX_LAG: "30" },
+      { FOOBAR_SSH_KEYS: "12345678" },
+      { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" },
+      { FOOBAR_HSTS_MAX_AGE: "600" },
+      { FOOBAR_ACME_EMAIL: "ops@foobar.com" },
+    ]) {
+      expect(replacedBy(variables)).toEqual([]);
+    }
+  });
+
+  test("adding a web server adds resources and replaces nothing, not even the load balancer", () => {
+    const changes = planChanges(base, synth({ FOOBAR_WEB_SERVERS: "3" }));
+    expect(changes.filter((c) => c.action === "replace" || c.action === "delete")).toEqual([]);
+    expect(changes.filter((c) => c.action === "create").map((c) => c.type).sort()).toEqual([
+      "digitalocean_droplet",
+      "digitalocean_record",
+      "digitalocean_volume",
+    ]);
+  });
+
+  test("a replaced load balancer keeps the site's reserved IP and its certificate volume", () => {
+    const changes = planChanges(base, synth({ FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" }));
+    const replaced = changes.filter((c) => c.action === "replace").map((c) => c.type);
+    expect(replaced).toContain("digitalocean_droplet");
+    expect(replaced).toContain("digitalocean_reserved_ip_assignment");
+    expect(replaced).not.toContain("digitalocean_reserved_ip");
+    expect(replaced).not.toContain("digitalocean_volume");
+    expect(summarizeChanges(base, synth({ FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" })).costs.join(" ")).not.toMatch(/data|address changes|new certificate/);
+  });
+
+  test("removing a web server is refused by Terraform, not silently a loss of data", () => {
+    const costs = summarizeChanges(base, synth({ FOOBAR_WEB_SERVERS: "1" })).costs;
+    expect(costs).toEqual([expect.stringContaining("Terraform stops: web-02-mysql is protected")]);
+  });
+
+  test("the planner follows the provider: a ForceNew argument replaces, ignore_changes is honoured, references to replaced resources spread", () => {
+    const before: StackJson = {
+      resource: {
+        digitalocean_droplet: { a: { image: "x", size: "s", user_data: "1", lifecycle: { ignore_changes: ["user_data"] } } },
+        digitalocean_record: { r: { type: "A", domain: "d", value: "${digitalocean_droplet.a.ipv4_address}" } },
+        digitalocean_reserved_ip_assignment: { i: { ip_address: "1.2.3.4", droplet_id: "${digitalocean_droplet.a.id}" } },
+      },
+    };
+    const userDataOnly = JSON.parse(JSON.stringify(before));
+    userDataOnly.resource.digitalocean_droplet.a.user_data = "2";
+    expect(planChanges(before, userDataOnly)).toEqual([]);
+    const newImage = JSON.parse(JSON.stringify(before));
+    newImage.resource.digitalocean_droplet.a.image = "y";
+    expect(planChanges(before, newImage).map((c) => [c.address, c.action, c.arguments])).toEqual([
+      ["digitalocean_droplet.a", "replace", ["image"]],
+      ["digitalocean_record.r", "update", ["value"]],
+      ["digitalocean_reserved_ip_assignment.i", "replace", ["droplet_id"]],
+    ]);
+    const resized = JSON.parse(JSON.stringify(before));
+    resized.resource.digitalocean_droplet.a.size = "m";
+    expect(planChanges(before, resized).map((c) => [c.address, c.action])).toEqual([["digitalocean_droplet.a", "update"]]);
+  });
+
+  test("every resource type the stack can create has its ForceNew arguments on record", () => {
+    const everything = synth({ FOOBAR_ALERT_EMAILS: "ops@foobar.com", FOOBAR_WEB_SERVERS: "3" });
+    for (const type of Object.keys(everything.resource ?? {})) expect(Object.keys(FORCE_NEW_ARGUMENTS)).toContain(type);
+  });
+});
+
+describe("the README's table of changes", () => {
+  test("is the one two syntheses per setting give (regenerate it with `npm run -s changes`)", () => {
+    const readme = fs.readFileSync(path.join(__dirname, "..", "README.md"), "utf8");
+    const block = /<!-- changes:start -->\n([\s\S]*?)\n<!-- changes:end -->/.exec(readme);
+    expect(block).not.toBeNull();
+    expect(block![1]).toBe(changesTable(synth));
+  });
+});

@@ -1,0 +1,253 @@
+/**
+ * What a change of settings does to a deployed stack, the way `terraform
+ * plan` would decide it: from two syntheses (before and after) and the
+ * provider's own rules for which arguments force a resource to be replaced.
+ *
+ * The README's table of changes, the tests that keep it true, and the lab's
+ * `apply` all use this one planner.
+ */
+import { FORCE_NEW_ARGUMENTS } from "./force-new";
+
+/** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
+export interface StackJson {
+  readonly resource?: Record<string, Record<string, Record<string, unknown>>>;
+  readonly [key: string]: unknown;
+}
+
+export type ChangeAction = "create" | "delete" | "replace" | "update";
+
+export interface ResourceChange {
+  /** `type.name`, as Terraform addresses it. */
+  readonly address: string;
+  readonly type: string;
+  readonly action: ChangeAction;
+  /** The top-level arguments that differ (for a replacement: those that force it). */
+  readonly arguments: readonly string[];
+}
+
+/** Arguments that are Terraform's, not the resource's. */
+const META_ARGUMENTS = new Set(["lifecycle", "depends_on", "provider", "count", "for_each", "//"]);
+
+/** `type.name` of every resource referenced anywhere in a value. */
+function referencedResources(value: unknown): Set<string> {
+  const found = new Set<string>();
+  const text = JSON.stringify(value ?? null);
+  for (const match of text.matchAll(/\$\{([a-z0-9_]+\.[A-Za-z0-9_-]+)\.[a-z0-9_]+/g)) found.add(match[1]!);
+  return found;
+}
+
+function ignoredChanges(config: Record<string, unknown>): Set<string> {
+  const lifecycle = config.lifecycle as { ignore_changes?: string[] | "all" } | undefined;
+  if (lifecycle?.ignore_changes === "all") return new Set(Object.keys(config));
+  return new Set(lifecycle?.ignore_changes ?? []);
+}
+
+/**
+ * The resources that `terraform apply` would create, delete, replace or
+ * update to go from `before` to `after`, in address order.
+ *
+ * A resource is replaced when a ForceNew argument changes (ignoring those in
+ * its `lifecycle.ignore_changes`), or when such an argument refers to a
+ * resource that is itself replaced: its new id or address is only known
+ * after apply. An argument that refers to a replaced resource and is not
+ * ForceNew is updated in place.
+ */
+export function planChanges(before: StackJson, after: StackJson, forceReplace: readonly string[] = []): ResourceChange[] {
+  const flatten = (stack: StackJson) =>
+    new Map<string, { type: string; config: Record<string, unknown> }>(
+      Object.entries(stack.resource ?? {}).flatMap(([type, byName]) =>
+        Object.entries(byName).map(([name, config]): [string, { type: string; config: Record<string, unknown> }] => [`${type}.${name}`, { type, config }]),
+      ),
+    );
+  const old = flatten(before);
+  const next = flatten(after);
+  const decided = new Map<string, ResourceChange>();
+  const changedArguments = (address: string): string[] => {
+    const a = old.get(address)!.config;
+    const b = next.get(address)!.config;
+    const ignored = ignoredChanges(b);
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+      .filter((key) => !META_ARGUMENTS.has(key) && !ignored.has(key))
+      .filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]))
+      .sort();
+  };
+  for (const address of old.keys()) {
+    if (!next.has(address)) decided.set(address, { address, type: old.get(address)!.type, action: "delete", arguments: [] });
+  }
+  for (const [address, { type }] of next) {
+    if (!old.has(address)) {
+      decided.set(address, { address, type, action: "create", arguments: [] });
+      continue;
+    }
+    if (forceReplace.includes(address)) {
+      decided.set(address, { address, type, action: "replace", arguments: ["-replace"] });
+      continue;
+    }
+    const changed = changedArguments(address);
+    const forcing = changed.filter((key) => (FORCE_NEW_ARGUMENTS[type] ?? []).includes(key));
+    if (forcing.length > 0) decided.set(address, { address, type, action: "replace", arguments: forcing });
+    else if (changed.length > 0) decided.set(address, { address, type, action: "update", arguments: changed });
+  }
+  // Replacements spread through references until nothing more changes.
+  for (let spreading = true; spreading; ) {
+    spreading = false;
+    for (const [address, { type, config }] of next) {
+      const current = decided.get(address);
+      if (!old.has(address) || current?.action === "replace") continue;
+      const ignored = ignoredChanges(config);
+      const affected = Object.keys(config)
+        .filter((key) => !META_ARGUMENTS.has(key) && !ignored.has(key))
+        .filter((key) => [...referencedResources(config[key])].some((ref) => ["replace", "create"].includes(decided.get(ref)?.action ?? "")));
+      if (affected.length === 0) continue;
+      const forcing = affected.filter((key) => (FORCE_NEW_ARGUMENTS[type] ?? []).includes(key));
+      const change: ResourceChange =
+        forcing.length > 0
+          ? { address, type, action: "replace", arguments: forcing }
+          : { address, type, action: "update", arguments: [...new Set([...(current?.arguments ?? []), ...affected])].sort() };
+      if (JSON.stringify(change) !== JSON.stringify(current)) {
+        decided.set(address, change);
+        spreading = true;
+      }
+    }
+  }
+  return [...decided.values()].sort((a, b) => a.address.localeCompare(b.address));
+}
+
+/** What one change does, in words an operator acts on. */
+export interface ChangeSummary {
+  readonly replaced: readonly string[];
+  readonly updated: readonly string[];
+  readonly created: readonly string[];
+  readonly deleted: readonly string[];
+  /** Data, address, certificate and downtime: what the change costs (empty: nothing). */
+  readonly costs: readonly string[];
+}
+
+/** A resource as the table names it: `droplet web-01`, `volume web-01-mysql`, `record www`. */
+function describe(address: string, stacks: readonly StackJson[]): string {
+  const [type, name] = [address.slice(0, address.indexOf(".")), address.slice(address.indexOf(".") + 1)];
+  const config = stacks.map((s) => s.resource?.[type]?.[name]).find((c) => c !== undefined) ?? {};
+  const short = type.replace(/^digitalocean_/, "").replace(/_/g, " ");
+  const label = typeof config.name === "string" ? config.name : type === "digitalocean_reserved_ip" ? "(the site's address)" : "";
+  return label ? `${short} ${label}` : short;
+}
+
+/** Summarizes `planChanges(before, after)` for the README and for `lab apply`. */
+export function summarizeChanges(before: StackJson, after: StackJson, changes = planChanges(before, after)): ChangeSummary {
+  // "monitor alert" six times reads better as "6 monitor alerts".
+  const named = (action: ChangeAction) => {
+    const names = changes.filter((c) => c.action === action).map((c) => describe(c.address, [before, after]));
+    return [...new Set(names)].map((name) => {
+      const n = names.filter((other) => other === name).length;
+      return n > 1 ? `${n} ${name}s` : name;
+    });
+  };
+  const gone = changes.filter((c) => c.action === "replace" || c.action === "delete");
+  const nameOf = (c: ResourceChange) => String((before.resource?.[c.type]?.[c.address.slice(c.type.length + 1)] ?? {}).name ?? "");
+  const costs: string[] = [];
+  for (const change of gone) {
+    const name = nameOf(change);
+    if (change.type === "digitalocean_volume") {
+      const lost = name.endsWith("-mysql") ? `the MySQL data on ${name}` : `${name} (a new certificate is requested)`;
+      const config = before.resource?.[change.type]?.[change.address.slice(change.type.length + 1)] as { lifecycle?: { prevent_destroy?: boolean } };
+      costs.push(
+        config?.lifecycle?.prevent_destroy
+          ? `**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes ${lost})`
+          : `**${lost} lost**`,
+      );
+    } else if (change.type === "digitalocean_reserved_ip") {
+      costs.push("**the site's address changes** (clients follow the DNS TTL)");
+    } else if (change.type === "digitalocean_domain") {
+      costs.push("the DNS zone is recreated");
+    } else if (change.type === "digitalocean_droplet" && change.action === "replace") {
+      costs.push(/lb-\d+$/.test(name) ? `site down while ${name} boots (address and certificate kept)` : `${name} out of rotation while it boots${/web-01$/.test(name) ? "; writes fail meanwhile" : ""}`);
+    }
+  }
+  if (changes.some((c) => c.type === "digitalocean_record" && c.action !== "create" && !/\.internal$/.test(nameOf(c)))) {
+    costs.push("the site's DNS records change (clients follow within the TTL)");
+  }
+  return {
+    replaced: named("replace"),
+    updated: named("update"),
+    created: named("create"),
+    deleted: named("delete"),
+    costs,
+  };
+}
+
+/** What the table says of a setting that only the user-data carries. */
+const USER_DATA_ONLY = "user-data only: new droplets get it; an existing one only when you replace it (`-replace`, see the runbook)";
+
+/** One row of the README's table: a setting changed from its default. */
+export interface SampleChange {
+  /** The variables set (one, or a pair that only works together). */
+  readonly variables: Readonly<Record<string, string>>;
+  /** Said in the last column, for what no resource shows. @default - none */
+  readonly note?: string;
+}
+
+/**
+ * Every stack setting changed once from its default, as the README's table
+ * shows it. `FOOBAR_APP_DIR` points at the test fixture of an operator's own
+ * application.
+ */
+export const SAMPLE_CHANGES: readonly SampleChange[] = [
+  { variables: { FOOBAR_PROJECT: "shop" } },
+  { variables: { FOOBAR_DOMAIN: "example.org" } },
+  { variables: { FOOBAR_HOST_NAME: "shop" } },
+  { variables: { FOOBAR_APEX_RECORD: "true" } },
+  { variables: { FOOBAR_DNS_TTL: "60" } },
+  { variables: { FOOBAR_REGION: "ams3" } },
+  { variables: { FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" } },
+  { variables: { FOOBAR_WEB_SERVERS: "3" } },
+  { variables: { FOOBAR_WEB_SERVERS: "1" } },
+  { variables: { FOOBAR_IMAGE: "ubuntu-26-04-x64" } },
+  { variables: { FOOBAR_SIZE: "s-2vcpu-4gb" }, note: "every droplet is powered off, resized and powered on, all at once: the site is down meanwhile" },
+  { variables: { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" }, note: "the cloud firewalls change at once; ufw on existing droplets keeps its old rules (new droplets get the new ones)" },
+  { variables: { FOOBAR_SSH_KEYS: "12345678" }, note: "new droplets only: add the key to existing ones by hand" },
+  { variables: { FOOBAR_DB_VOLUME_SIZE: "20" }, note: "the volumes grow in place; grow the filesystem with `resize2fs`" },
+  { variables: { FOOBAR_ALLOW_DATA_LOSS: "true" }, note: "no resource changes: Terraform may delete the volumes from now on" },
+  { variables: { FOOBAR_REPLICA_MAX_LAG: "30" }, note: USER_DATA_ONLY },
+  { variables: { FOOBAR_APP_DIR: "__tests__/constructs/fixtures/own-app" }, note: "`npm run rollout` takes it to every web server, one at a time" },
+  { variables: { FOOBAR_APP_COMMAND: "/usr/bin/gunicorn --bind 127.0.0.1:8000 --workers 4 foobar_app:application" }, note: "`npm run rollout` takes it to every web server, one at a time" },
+  { variables: { FOOBAR_HTTPS: "false" }, note: USER_DATA_ONLY },
+  { variables: { FOOBAR_ACME_DIRECTORY_URL: "https://acme-staging-v02.api.letsencrypt.org/directory" }, note: USER_DATA_ONLY },
+  { variables: { FOOBAR_ACME_EMAIL: "ops@foobar.com" }, note: USER_DATA_ONLY },
+  { variables: { FOOBAR_HSTS_MAX_AGE: "600" }, note: USER_DATA_ONLY },
+  { variables: { FOOBAR_ALERT_EMAILS: "ops@foobar.com" } },
+  { variables: { FOOBAR_STATE_BUCKET: "foobar-state" }, note: "no resource changes: the state moves (`terraform init -migrate-state`)" },
+];
+
+/** The README's table of changes, from two syntheses per row: the defaults and the row's settings. */
+export function changesTable(synth: (variables: Readonly<Record<string, string>>) => StackJson): string {
+  const base = synth({});
+  const cell = (items: readonly string[]) => (items.length > 0 ? items.join(", ") : "—");
+  const rows = SAMPLE_CHANGES.map((sample) => {
+    const summary = summarizeChanges(base, synth(sample.variables));
+    const setting = Object.entries(sample.variables).map(([name, value]) => `\`${name}=${value}\``).join(" + ");
+    const touched = summary.replaced.length + summary.updated.length + summary.created.length + summary.deleted.length > 0;
+    const costs = [...summary.costs, ...(sample.note ? [sample.note] : [])];
+    if (costs.length === 0 && touched) costs.push("nothing: no data, address or certificate at stake, no downtime");
+    return `| ${[setting, cell(summary.replaced), cell(summary.updated), cell([...summary.created.map((c) => `+ ${c}`), ...summary.deleted.map((d) => `− ${d}`)]), cell(costs)].map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
+  });
+  return [
+    "| Change | Replaced | Updated in place | Created (+) / deleted (−) | What it costs |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
+}
+
+// `npm run -s changes`: print the table for the README.
+if (require.main === module) {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { synthesizeStack } = require("./lab/synth") as typeof import("./lab/synth");
+  const os = require("node:os") as typeof import("node:os");
+  const path = require("node:path") as typeof import("node:path");
+  const fs = require("node:fs") as typeof import("node:fs");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-changes-"));
+  try {
+    console.log(changesTable((variables) => synthesizeStack(path.join(dir, "out"), variables, {}) as StackJson));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
