@@ -1,0 +1,213 @@
+/**
+ * `npm run rollout [-- <stack>]`: takes the application (FOOBAR_APP_DIR and
+ * FOOBAR_APP_COMMAND, as the stack synthesizes them) to every web server,
+ * one at a time, without replacing any droplet:
+ *
+ * 1. drain the server in HAProxy (no new requests; those in flight finish);
+ * 2. unpack the release next to the running one, swap them, install the
+ *    unit, restart the application;
+ * 3. wait until the application answers its health check on the server;
+ * 4. put the server back in HAProxy and wait until HAProxy sees it UP.
+ *
+ * It reaches the droplets as an operator does, over SSH as root from a
+ * machine in FOOBAR_ADMIN_CIDRS with a key from FOOBAR_SSH_KEYS, and stops at
+ * the first server that does not come back healthy, leaving it drained and
+ * the others untouched. The lab runs the same code (`lab.rollout`).
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { APP, DEFAULT_APP_COMMAND, renderAppUnit } from "./cloud-init/app";
+import { AppFile } from "./cloud-init/user-data";
+import { readAppFiles, SAMPLE_APP_DIR } from "./constructs/app-files";
+import { loadStacks } from "./environments";
+import { SettingsError } from "./settings";
+
+/** What a command on a droplet returned. */
+export interface RemoteResult {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** How the rollout reaches the droplets. */
+export interface RolloutTarget {
+  /** The load balancer's address as the transport reaches it. */
+  readonly loadBalancer: string;
+  /** Web servers in order: their HAProxy server name (`web-01`) and address. */
+  readonly webServers: readonly { readonly name: string; readonly host: string }[];
+  /** Runs a bash script as root on `host`, `input` on its stdin. */
+  run(host: string, script: string, input?: string): RemoteResult;
+}
+
+/** A release: the application's files and the command that serves them. */
+export interface Release {
+  readonly files: readonly AppFile[];
+  readonly command: string;
+}
+
+/** The HAProxy backend that holds the web servers (haproxy.ts). */
+const BACKEND = "web_servers";
+/** How long a server may take to become healthy again, in seconds. */
+export const HEALTHY_WITHIN_SECONDS = 90;
+
+/** `'it'\''s'`: one argument for a POSIX shell, whatever it holds. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A script that sends one command to HAProxy's admin socket and prints the answer. */
+function haproxyCommand(command: string): string {
+  const python = [
+    "import socket, sys",
+    "s = socket.socket(socket.AF_UNIX)",
+    "s.connect('/run/haproxy/admin.sock')",
+    "s.sendall((sys.argv[1] + '\\n').encode())",
+    "print(s.makefile().read(), end='')",
+  ].join("; ");
+  return `python3 -c ${shellQuote(python)} ${shellQuote(command)}`;
+}
+
+/** The release as a gzipped tar, base64: `app/` (the files) and `unit/` (the service). */
+export function packRelease(release: Release): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-release-"));
+  try {
+    for (const file of release.files) {
+      const target = path.join(dir, "app", file.relativePath);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, file.encoding === "b64" ? Buffer.from(file.content, "base64") : file.content, { mode: file.executable ? 0o755 : 0o644 });
+    }
+    fs.mkdirSync(path.join(dir, "unit"));
+    fs.writeFileSync(path.join(dir, "unit", path.basename(APP.unitPath)), renderAppUnit({ command: release.command }));
+    const tar = spawnSync("tar", ["-C", dir, "--owner=0", "--group=0", "--numeric-owner", "-czf", "-", "app", "unit"], { maxBuffer: 256 * 1024 * 1024 });
+    if (tar.status !== 0) throw new Error(`rollout: tar failed: ${tar.stderr.toString().trim()}`);
+    return tar.stdout.toString("base64");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Installs the release on a web server and waits until the application answers its health check. */
+export function installScript(): string {
+  const live = APP.directory;
+  return [
+    "set -euo pipefail",
+    `live=${live}; next=${live}.next; previous=${live}.previous`,
+    'rm -rf "$next" "$previous"; mkdir -p "$next"',
+    'base64 -d | tar -xz -C "$next"',
+    `install -m 0644 "$next/unit/${path.basename(APP.unitPath)}" ${APP.unitPath}`,
+    // Two renames: the server is drained, so nobody sees the moment between them.
+    'mv "$live" "$previous"; mv "$next/app" "$live"; rm -rf "$next" "$previous"',
+    "systemctl daemon-reload",
+    `systemctl restart ${APP.unitName}`,
+    `for _ in $(seq 1 ${HEALTHY_WITHIN_SECONDS}); do`,
+    `  if curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:${APP.port}${APP.healthPath}; then echo healthy; exit 0; fi`,
+    "  sleep 1",
+    "done",
+    `echo "the application did not answer ${APP.healthPath} within ${HEALTHY_WITHIN_SECONDS} s" >&2`,
+    "exit 1",
+  ].join("\n");
+}
+
+/** HAProxy's view of one server: `UP`, `DOWN`, `MAINT`, …, and its current sessions. */
+function serverState(target: RolloutTarget, name: string): { status: string; sessions: number } {
+  const result = target.run(target.loadBalancer, haproxyCommand("show stat"));
+  if (result.status !== 0) throw new Error(`rollout: cannot read HAProxy's state on the load balancer: ${(result.stderr || result.stdout).trim()}`);
+  const row = result.stdout.split("\n").map((line) => line.split(",")).find((fields) => fields[0] === BACKEND && fields[1] === name);
+  if (!row) throw new Error(`rollout: HAProxy has no server ${BACKEND}/${name}`);
+  return { status: row[17] ?? "", sessions: Number(row[4] ?? 0) };
+}
+
+async function until<T>(what: string, seconds: number, probe: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`rollout: ${what} not within ${seconds} s`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/**
+ * Rolls `release` out to every web server in turn; resolves with one line
+ * per server, throws at the first one that fails (left drained).
+ */
+export async function rollout(target: RolloutTarget, release: Release, progress: (line: string) => void = () => {}): Promise<string[]> {
+  const packed = packRelease(release);
+  const reach = target.run(target.loadBalancer, "true");
+  if (reach.status !== 0) {
+    throw new Error(`rollout: cannot reach the load balancer (${target.loadBalancer}) over SSH as root: ${(reach.stderr || reach.stdout).trim().split("\n").pop()}`);
+  }
+  const done: string[] = [];
+  for (const web of target.webServers) {
+    const started = Date.now();
+    const drain = target.run(target.loadBalancer, haproxyCommand(`set server ${BACKEND}/${web.name} state drain`));
+    if (drain.status !== 0 || drain.stdout.trim() !== "") throw new Error(`rollout: HAProxy did not drain ${web.name}: ${(drain.stdout + drain.stderr).trim()}`);
+    progress(`${web.name}: drained`);
+    await until(`${web.name}'s requests in flight finishing`, 30, () => (serverState(target, web.name).sessions === 0 ? true : undefined));
+    const install = target.run(web.host, installScript(), packed);
+    if (install.status !== 0) {
+      throw new Error(`rollout stopped at ${web.name} (left drained, the others untouched): ${(install.stderr || install.stdout).trim().split("\n").pop()}`);
+    }
+    progress(`${web.name}: installed, the application answers`);
+    const ready = target.run(target.loadBalancer, haproxyCommand(`set server ${BACKEND}/${web.name} state ready`));
+    if (ready.status !== 0) throw new Error(`rollout: HAProxy did not take ${web.name} back: ${(ready.stdout + ready.stderr).trim()}`);
+    await until(`${web.name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () => (serverState(target, web.name).status === "UP" ? true : undefined));
+    const line = `${web.name}: new release serving, back in rotation after ${((Date.now() - started) / 1000).toFixed(1)} s`;
+    progress(line);
+    done.push(line);
+  }
+  return done;
+}
+
+/** The release the settings describe: the application folder's files and command. */
+export function releaseFromSettings(settings: { readonly appDir?: string; readonly appCommand?: string }): Release {
+  return { files: readAppFiles(settings.appDir ?? SAMPLE_APP_DIR), command: settings.appCommand ?? DEFAULT_APP_COMMAND };
+}
+
+/** Over SSH from this machine: `ssh root@<address> bash -c '<script>'`. */
+function sshTarget(loadBalancer: string, webServers: RolloutTarget["webServers"]): RolloutTarget {
+  return {
+    loadBalancer,
+    webServers,
+    run: (host, script, input) => {
+      const result = spawnSync("ssh", ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", `root@${host}`, `bash -c ${shellQuote(script)}`], {
+        input,
+        encoding: "utf8",
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      return { status: result.status ?? 255, stdout: result.stdout ?? "", stderr: result.stderr ?? result.error?.message ?? "" };
+    },
+  };
+}
+
+async function main(args: readonly string[]): Promise<number> {
+  try {
+    const stacks = loadStacks(process.env);
+    const stack = args[0] ? stacks.find((s) => s.name === args[0]) : stacks.length === 1 ? stacks[0] : undefined;
+    if (!stack) throw new SettingsError(`rollout needs one of the stacks: ${stacks.map((s) => s.name).join(", ")} (npm run rollout -- <stack>)`);
+    const dir = path.join("cdktf.out", "stacks", stack.name);
+    const output = spawnSync("terraform", [`-chdir=${dir}`, "output", "-json", "servers"], { encoding: "utf8" });
+    if (output.status !== 0) {
+      throw new SettingsError(`rollout reads the servers from Terraform's state: \`terraform -chdir=${dir} output -json servers\` failed (deploy first, with the same settings): ${(output.stderr || "").trim().split("\n").pop()}`);
+    }
+    const servers = JSON.parse(output.stdout) as Record<string, { role: string; public_ipv4: string }>;
+    const lb = Object.values(servers).find((s) => s.role === "load-balancer");
+    const webs = Object.entries(servers)
+      .filter(([, s]) => s.role.startsWith("web"))
+      .map(([name, s]) => ({ name: name.replace(/^.*(web-\d+)$/, "$1"), host: s.public_ipv4 }));
+    if (!lb || webs.length === 0) throw new SettingsError("rollout: the state has no load balancer or no web server");
+    const lines = await rollout(sshTarget(lb.public_ipv4, webs), releaseFromSettings(stack.settings), (line) => console.log(`rollout: ${line}`));
+    console.log(`rollout: done, ${lines.length} web server(s) on the new release`);
+    return 0;
+  } catch (error) {
+    if (error instanceof SettingsError || (error instanceof Error && error.message.startsWith("rollout"))) {
+      console.error(error.message.startsWith("rollout") ? error.message : `error: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+if (require.main === module) main(process.argv.slice(2)).then((code) => process.exit(code));
