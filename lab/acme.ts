@@ -214,3 +214,10 @@ function acmeCurl(caFile: string, args: readonly string[]) {
   });
 }
 
+
+/** How many orders pebble has taken since it started (each certificate issuance begins with one). */
+export function ordersPlaced(state: LabState): number {
+  const logFile = state.acme ? path.join(state.acme.dir, "pebble.log") : "";
+  if (!logFile || !fs.existsSync(logFile)) return 0;
+  return (fs.readFileSync(logFile, "utf8").match(/^Pebble .* Added order "[^"]+" to the db$/gm) ?? []).length;
+}

@@ -14,7 +14,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LabState, remember } from "./state";
+import { LabState, remember, saveState } from "./state";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 /** The lab's directory in each hierarchy, under the lab process's own cgroup. */
@@ -166,13 +166,24 @@ export function removeCgroup(dir: string): void {
   fs.rmdirSync(dir);
 }
 
+/** Removes one powered-off droplet's cgroups (killing what is left in them first); returns what it removed. */
+export async function removeDropletCgroups(state: LabState, name: string, settle: () => Promise<void>): Promise<string[]> {
+  const mine = new Set(dropletCgroupDirs(name));
+  const others = state.cgroups.filter((dir) => !mine.has(dir));
+  const own = { ...state, cgroups: state.cgroups.filter((dir) => mine.has(dir)) };
+  const removed = await teardownCgroups(own, settle, false);
+  state.cgroups = others;
+  saveState(state);
+  return removed;
+}
+
 /**
  * Removes every droplet cgroup the state records (killing what is left in
  * them first), then the lab's now empty `foobar-lab` parents.
  *
  * @returns what it removed, for `down`'s report.
  */
-export async function teardownCgroups(state: LabState, settle: () => Promise<void>): Promise<string[]> {
+export async function teardownCgroups(state: LabState, settle: () => Promise<void>, removeParents = true): Promise<string[]> {
   const removed: string[] = [];
   for (const dir of state.cgroups) {
     if (!fs.existsSync(dir)) continue;
@@ -190,7 +201,7 @@ export async function teardownCgroups(state: LabState, settle: () => Promise<voi
     }
     removed.push(`cgroup ${dir}`);
   }
-  for (const parent of new Set(state.cgroups.map((dir) => path.dirname(dir)))) {
+  for (const parent of removeParents ? new Set(state.cgroups.map((dir) => path.dirname(dir))) : []) {
     if (path.basename(parent) === LAB_CGROUP && fs.existsSync(parent) && !fs.readdirSync(parent, { withFileTypes: true }).some((e) => e.isDirectory())) {
       fs.rmdirSync(parent);
     }

@@ -9,7 +9,9 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { SAMPLE_APP_DIR } from "../constructs/app-files";
 import { LAB_CGROUP } from "./cgroups";
 import type { Lab } from "./lab";
 import { METADATA_ADDRESS } from "./metadata";
@@ -457,7 +459,8 @@ export const checks: Check[] = [
         const states = backendStates(lab);
         return webs.every((w) => states[w.name] === "UP") ? states : undefined;
       });
-      return `${Object.entries(value).map(([name, state]) => `${name} ${state}`).join(", ")} (after ${ms} ms)`;
+      const empty = Object.keys(value).length - webs.length;
+      return `${webs.map((w) => `${w.name} ${value[w.name]}`).join(", ")}${empty > 0 ? ` (${empty} empty slots)` : ""} (after ${ms} ms)`;
     },
   },
   {
@@ -861,18 +864,25 @@ export const checks: Check[] = [
       const primaryBefore = unitInvocation(lab, primary.name, "mysql.service");
       const replicaBefore = unitInvocation(lab, replica.name, "mysql.service");
       const url = `${siteUrl(lab)}api/messages`;
+      let crashedAt = 0;
       const report = await faultUnderLoad(lab, {
         server: replica.name,
         url,
-        inject: () => lab.fault(replica.name, "crash", "mysql"),
+        inject: () => {
+          crashedAt = Date.now();
+          return lab.fault(replica.name, "crash", "mysql");
+        },
         downWindowMs: 10_000,
         meanwhile: async () => `${writeMessages(lab, url, 5, "after the crash")}/5 writes accepted meanwhile`,
         recover: async () => {
-          const restarted = await waitFor(`systemd restarting mysql.service on ${replica.name}`, 120_000, () => {
+          await waitFor(`systemd restarting mysql.service on ${replica.name}`, 120_000, () => {
             const now = unitInvocation(lab, replica.name, "mysql.service");
             return now.state === "active" && now.invocation !== replicaBefore.invocation ? now : undefined;
           });
-          return `systemd restarted it in ${(restarted.ms / 1000).toFixed(1)} s`;
+          // When systemd had the new mysqld active, in the droplet's own words (its clock is the host's).
+          const shown = lab.execIn(replica.name, ["systemctl", "show", "--timestamp=unix", "--property=ActiveEnterTimestamp", "--value", "mysql.service"]).stdout.trim();
+          const activeAt = Number(shown.replace(/^@/, "")) * 1000;
+          return `systemd had a new mysqld active ${((activeAt - crashedAt) / 1000).toFixed(1)} s after the kill`;
         },
       });
       const caughtUp = await replicaCaughtUp(lab, primary.name, replica.name);
@@ -928,6 +938,123 @@ export const checks: Check[] = [
         },
       });
       return `${report}; ${await replicaCaughtUp(lab, primary.name, replica.name)}`;
+    },
+  },
+  {
+    name: "day two: the site is at a reserved IP held by lb-01; droplets find each other by internal name; MySQL's data is on each web server's volume",
+    async run(lab) {
+      const { lb, webs, primary, replicas } = roles(lab);
+      const [reserved] = lab.stack.reservedIps;
+      if (!reserved) throw new Error("the stack has no reserved IP");
+      const www = lab.stack.records.find((r) => r.fqdn === siteHost(lab));
+      if (www?.value !== reserved.ip) throw new Error(`${siteHost(lab)} points at ${www?.value}, not the reserved IP ${reserved.ip}`);
+      if (reserved.assignedTo !== lb.name) throw new Error(`the reserved IP is assigned to ${reserved.assignedTo}, not ${lb.name}`);
+      const held = lab.execIn(lb.name, ["ip", "-4", "-o", "addr", "show", "to", `${reserved.ip}/32`]).stdout.trim();
+      if (!held) throw new Error(`${lb.name} does not hold ${reserved.ip}`);
+      const answer = request(lab, siteUrl(lab));
+      if (answer.code !== "200") throw new Error(`GET ${siteUrl(lab)} (→ ${reserved.ip}) answered ${answer.code}`);
+      const primaryName = `mysql-primary.internal.${lab.stack.records[0]!.domain}`;
+      const resolved = lab.execIn(replicas[0]?.name ?? primary.name, ["getent", "ahostsv4", primaryName]).stdout.split(/\s+/)[0];
+      if (resolved !== primary.privateIpv4) throw new Error(`${primaryName} resolves to ${resolved} inside the droplets, not ${primary.privateIpv4}`);
+      const sourceHosts = replicas.map((r) => `${r.name} → ${replicaStatus(lab, r.name).Source_Host}`);
+      if (replicas.some((r) => replicaStatus(lab, r.name).Source_Host !== primaryName)) throw new Error(`replicas replicate from ${sourceHosts.join(", ")}, not ${primaryName}`);
+      const mounts = webs.map((w) => {
+        const [source, fstype] = lab.execIn(w.name, ["findmnt", "-n", "-o", "SOURCE,FSTYPE", "/var/lib/mysql"]).stdout.trim().split(/\s+/);
+        if (!source?.includes(`scsi-0DO_Volume_${w.name}-mysql`) && !source?.startsWith("/dev/loop")) {
+          throw new Error(`${w.name}: /var/lib/mysql is on ${source ?? "the droplet's own disk"}, not its volume`);
+        }
+        return `${w.name} ${fstype} on its volume`;
+      });
+      const slots = Object.entries(backendStates(lab));
+      const empty = slots.filter(([name]) => !webs.some((w) => w.name === name));
+      if (empty.some(([, state]) => !state.startsWith("MAINT"))) throw new Error(`empty HAProxy slots not in maintenance: ${empty.map((e) => e.join(" ")).join(", ")}`);
+      return `www → ${reserved.ip} on ${lb.name}: 200; ${primaryName} → ${resolved}; ${sourceHosts.join(", ")}; ${mounts.join(", ")}; ${empty.length} empty HAProxy slots in MAINT`;
+    },
+  },
+  {
+    name: "day two: a new application version rolls out one server at a time with 0 failed requests, and every server then serves it",
+    async run(lab) {
+      const { lb, webs } = roles(lab);
+      const marker = `release-${Date.now()}`;
+      const release = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-release-"));
+      fs.cpSync(SAMPLE_APP_DIR, release, { recursive: true });
+      fs.writeFileSync(path.join(release, "static", "version.txt"), `${marker}\n`);
+      const { result: lines, total, failed, byStatus } = await underLoad(lab, `${siteUrl(lab)}api/messages`, async () => {
+        try {
+          return await lab.rollout({ ...process.env, FOOBAR_APP_DIR: release });
+        } finally {
+          fs.rmSync(release, { recursive: true, force: true });
+        }
+      });
+      if (failed > 0) throw new Error(`${failed} of ${total} requests failed during the rollout${byStatus}: ${lines.join("; ")}`);
+      for (const web of webs) {
+        const served = lab.execIn(lb.name, ["curl", "-s", "--max-time", "5", "-H", `Host: ${siteHost(lab)}`, `http://${web.privateIpv4}/version.txt`]).stdout.trim();
+        if (served !== marker) throw new Error(`${web.name} serves version "${served}", not ${marker}`);
+      }
+      return `${total} requests to /api/messages during the rollout, ${failed} failed; ${lines.join("; ")}; every server serves ${marker}`;
+    },
+  },
+  {
+    name: "day two: web-01 (the primary) replaced for a user-data change keeps every row, replication runs again, the site's address is unchanged (requests fail while it boots: the replica's health needs its primary until the failover issue)",
+    async run(lab) {
+      const { primary, replicas } = roles(lab);
+      const url = `${siteUrl(lab)}api/messages`;
+      writeMessages(lab, url, 5, "before replacing the primary");
+      const before = sql(lab, primary.name, "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM foobar.messages");
+      const address = lab.stack.reservedIps[0]!.ip;
+      const oldPrivate = primary.privateIpv4;
+      const { result: report, total, failed, byStatus } = await underLoad(lab, url, async () => {
+        const applied = await lab.apply({ ...process.env, FOOBAR_REPLICA_MAX_LAG: "11" }, [primary.name]);
+        await waitFor(`${primary.name} UP in HAProxy after its replacement`, 180_000, () => (backendStates(lab)[primary.name] === "UP" ? true : undefined));
+        return applied;
+      });
+      if (report.replaced.join() !== primary.name) throw new Error(`apply replaced ${report.replaced.join(", ") || "nothing"}, not ${primary.name}: ${report.lines.join("; ")}`);
+      const after = sql(lab, primary.name, "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM foobar.messages");
+      if (after !== before) throw new Error(`the new ${primary.name} holds (count, max id, sum of ids) ${after}, before it was ${before}`);
+      const caughtUp = await Promise.all(replicas.map((r) => replicaCaughtUp(lab, primary.name, r.name)));
+      const now = lab.droplet(primary.name);
+      if (lab.stack.reservedIps[0]!.ip !== address) throw new Error(`the site's address changed from ${address} to ${lab.stack.reservedIps[0]!.ip}`);
+      const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: "after replacing the primary" })]);
+      if (posted.code !== "201") throw new Error(`a write after the replacement → ${posted.code}`);
+      return `${report.lines.join("; ")}; private address ${oldPrivate} → ${now.privateIpv4}; rows (count, max id, sum) ${after} before and after; ${caughtUp.join("; ")}; site still at ${address}, writes accepted; under load: ${total} requests, ${failed} failed${byStatus}`;
+    },
+  },
+  {
+    name: "day two: lb-01 replaced keeps the site's address and its certificate: the ACME CA takes no new order",
+    async run(lab) {
+      const { lb } = roles(lab);
+      const address = lab.stack.reservedIps[0]!.ip;
+      const serial = () => tlsHandshake(lab, "", "openssl x509 -noout -serial").stdout.trim();
+      const serialBefore = serial();
+      const ordersBefore = lab.acmeOrders();
+      const { result: report, total, failed, byStatus } = await underLoad(lab, siteUrl(lab), async () => {
+        const applied = await lab.apply(process.env, [lb.name]);
+        await waitFor("the site answering through the new load balancer", 120_000, () => (request(lab, siteUrl(lab)).code === "200" ? true : undefined));
+        return applied;
+      });
+      if (report.replaced.join() !== lb.name) throw new Error(`apply replaced ${report.replaced.join(", ") || "nothing"}, not ${lb.name}`);
+      if (lab.stack.reservedIps[0]!.ip !== address || lab.stack.reservedIps[0]!.assignedTo !== lb.name) throw new Error(`the site's address moved: ${JSON.stringify(lab.stack.reservedIps[0])}`);
+      const serialAfter = serial();
+      if (serialAfter !== serialBefore) throw new Error(`the new ${lb.name} serves certificate ${serialAfter}, before it was ${serialBefore}`);
+      const orders = lab.acmeOrders() - ordersBefore;
+      if (orders !== 0) throw new Error(`the ACME CA took ${orders} new order(s) for the new ${lb.name}`);
+      return `${report.lines.join("; ")}; ${lb.name} now ${lab.droplet(lb.name).publicIpv4}, the site still at ${address}; same certificate (${serialAfter}), 0 new ACME orders; under load: ${total} requests, ${failed} failed${byStatus} (the site is down while the new load balancer boots)`;
+    },
+  },
+  {
+    name: "day two: FOOBAR_WEB_SERVERS from 2 to 3 on a running lab replaces nothing; web-03 joins the rotation and replicates",
+    async run(lab) {
+      const { webs, primary } = roles(lab);
+      const next = `web-${String(webs.length + 1).padStart(2, "0")}`;
+      const report = await lab.apply({ ...process.env, FOOBAR_WEB_SERVERS: String(webs.length + 1) });
+      if (report.replaced.length > 0 || report.deleted.length > 0) throw new Error(`apply replaced ${report.replaced.join(", ")} and deleted ${report.deleted.join(", ")}`);
+      if (report.created.join() !== next) throw new Error(`apply created ${report.created.join(", ") || "nothing"}, not ${next}`);
+      const up = await waitFor(`${next} UP in HAProxy`, 180_000, () => (backendStates(lab)[next] === "UP" ? true : undefined));
+      const caughtUp = await replicaCaughtUp(lab, primary.name, next);
+      const served = new Set<string>();
+      for (let i = 0; i < 3 * (webs.length + 1); i++) served.add(request(lab, siteUrl(lab)).servedBy);
+      if (!served.has(next)) throw new Error(`no request was served by ${next}: ${[...served].join(", ")}`);
+      return `${report.lines.join("; ")}; ${next} UP in HAProxy ${(up.ms / 1000).toFixed(1)} s after its boot; ${caughtUp}; requests served by ${[...served].sort().join(", ")}`;
     },
   },
 ];
@@ -1019,6 +1146,19 @@ async function faultUnderLoad(lab: Lab, fault: FaultUnderLoad): Promise<string> 
       recovered,
       `UP ${(upAfter / 1000).toFixed(1)} s later`,
     ].join("; ");
+  } finally {
+    await client.stop();
+  }
+}
+
+/** Runs `action` while a continuous client requests `url` (a second before and after); returns its result and the client's counts. */
+async function underLoad<T>(lab: Lab, url: string, action: () => Promise<T>): Promise<{ result: T; total: number; failed: number; byStatus: string }> {
+  const client = continuousClient(lab, url);
+  try {
+    await sleep(1000);
+    const result = await action();
+    await sleep(1000);
+    return { result, ...(await client.stop()) };
   } finally {
     await client.stop();
   }

@@ -7,6 +7,9 @@
  *   test   up, run lab/checks.ts, always down; exit non-zero if a check failed
  *   check  run lab/checks.ts against a lab that is already up (no up/down)
  *   fault  <droplet> <kind> [unit|ms]: inject one fault into the lab that is up (see faults.ts)
+ *   apply  [--replace <droplet>]...: change the lab that is up to what the settings synthesize now, like
+ *          `terraform apply [-replace=…]` (see apply.ts)
+ *   rollout  take FOOBAR_APP_DIR / FOOBAR_APP_COMMAND to every web server in turn, like `npm run rollout`
  *
  * Environment: the stack's FOOBAR_* settings (the lab overrides only the ACME
  * directory, its CA file and the admin CIDRs), FOOBAR_LAB_CACHE,
@@ -14,13 +17,15 @@
  */
 import { checks, httpsOn, siteUrl } from "./checks";
 import { parseFault } from "./faults";
-import { Lab, attachRunning, down, up } from "./lab";
+import { Lab, attachRunning, down, leftovers, up } from "./lab";
 import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
 import { commandExists, log } from "./shell";
 
 const REQUIRED_COMMANDS = [
   "systemd-nspawn",
   "debootstrap",
+  "dnsmasq",
+  "losetup",
   "apt-cacher-ng",
   "nft",
   "ip",
@@ -33,16 +38,16 @@ const REQUIRED_COMMANDS = [
   "openssl",
   "ssh",
 ];
-const PACKAGES = "systemd-container debootstrap apt-cacher-ng nftables iproute2 util-linux curl pebble openssl openssh-client";
+const PACKAGES = "systemd-container debootstrap dnsmasq-base apt-cacher-ng nftables iproute2 util-linux curl pebble openssl openssh-client";
 
 let interrupted = false;
 
-const USAGE = "usage: ts-node lab/cli.ts [up|down|test|check|fault <droplet> <kind> [unit|ms]]";
+const USAGE = "usage: ts-node lab/cli.ts [up|down|test|check|fault <droplet> <kind> [unit|ms]|apply [--replace <droplet>]...|rollout]";
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "up";
-  const argsAllowed = command === "fault" ? argv.length >= 3 : argv.length <= 1;
-  if (!argsAllowed || !["up", "down", "test", "check", "fault"].includes(command)) {
+  const argsAllowed = command === "fault" ? argv.length >= 3 : command === "apply" ? true : argv.length <= 1;
+  if (!argsAllowed || !["up", "down", "test", "check", "fault", "apply", "rollout"].includes(command)) {
     console.error(USAGE);
     return 2;
   }
@@ -68,6 +73,17 @@ async function main(argv: string[]): Promise<number> {
     await lab.fault(fault.droplet, fault.kind, fault.delayMs ?? fault.unit);
     return 0;
   }
+  if (command === "apply") {
+    const replace = parseReplace(argv.slice(1));
+    const report = await attachRunning().apply(process.env, replace);
+    console.log(report.changes.length === 0 ? "apply: no changes" : `apply: done, ${report.lines.length} change(s): replaced ${report.replaced.join(", ") || "no droplet"}, created ${report.created.join(", ") || "none"}, deleted ${report.deleted.join(", ") || "none"}`);
+    return 0;
+  }
+  if (command === "rollout") {
+    const lines = await attachRunning().rollout(process.env, (line) => log(`rollout: ${line}`));
+    console.log(`rollout: done, ${lines.length} web server(s) on the new release`);
+    return 0;
+  }
   if (command === "check") {
     const result = await runChecks(attachRunning());
     console.log(`${result.passed} passed, ${result.failed} failed`);
@@ -91,8 +107,27 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await runDown();
   }
+  // The run proves it leaves the machine as it found it.
+  const left = leftovers();
+  if (left.length > 0) {
+    console.log(`FAIL lab:down leaves nothing of the lab behind — left: ${left.join("; ")}`);
+    result.failed += 1;
+  } else {
+    console.log("PASS lab:down leaves nothing of the lab behind — no lab namespace, cgroup, guard route, mount, loop device or process");
+    result.passed += 1;
+  }
   console.log(`${result.passed} passed, ${result.failed} failed`);
   return result.failed === 0 && !interrupted ? 0 : 1;
+}
+
+/** `--replace web-01 --replace lb-01` → the droplet names. */
+function parseReplace(args: readonly string[]): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < args.length; i += 2) {
+    if (args[i] !== "--replace" || !args[i + 1]) throw new Error("usage: apply [--replace <droplet>]...");
+    names.push(args[i + 1]!);
+  }
+  return names;
 }
 
 /** One line saying why the lab cannot run here, or undefined. */

@@ -14,6 +14,8 @@ import { removeTree, unmountAll } from "./mounts";
 import { childrenOf, processName, stopProcess } from "./processes";
 import { CommandResult, log, run, sleep, tail, tryRun } from "./shell";
 import { DropletState, LabState, dropletDir, saveState } from "./state";
+import { installAdminKey } from "./ssh";
+import { volumeBinds } from "./volumes";
 import type { LabDroplet } from "./terraform";
 
 /** Mounts the droplet's overlay and writes its NoCloud seed (a fresh instance-id). */
@@ -40,6 +42,7 @@ export function prepareDroplet(state: LabState, base: string, droplet: LabDrople
   fs.writeFileSync(path.join(seed, "meta-data"), `instance-id: ${instanceId}\nlocal-hostname: ${droplet.name}\n`);
   // Byte for byte what DigitalOcean would hand the droplet; it may hold secrets.
   fs.writeFileSync(path.join(seed, "user-data"), droplet.userData, { mode: 0o600 });
+  installAdminKey(state, merged);
   return record;
 }
 
@@ -49,6 +52,8 @@ export function prepareDroplet(state: LabState, base: string, droplet: LabDrople
  */
 export async function bootDroplet(state: LabState, name: string): Promise<number> {
   const droplet = dropletState(state, name);
+  // Attached volumes appear where DigitalOcean puts them (volumes.ts).
+  const volumes = volumeBinds(state, state.stack?.droplets.find((d) => d.name === name)?.volumes ?? []);
   const console = fs.openSync(path.join(droplet.dir, "console.log"), "a");
   const [shell, ...args] = inCgroups(
     droplet.cgroups.map((dir) => path.join(dir, "cgroup.procs")),
@@ -70,6 +75,7 @@ export async function bootDroplet(state: LabState, name: string): Promise<number
       // CAP_NET_ADMIN only with networking it sets up itself; here it applies
       // to the droplet's own namespace only, which the lab created for it.
       "--capability=CAP_NET_ADMIN",
+      ...volumes,
     ],
   );
   const child = spawn(shell!, args, {
@@ -99,7 +105,7 @@ export async function bootDroplet(state: LabState, name: string): Promise<number
 
 /** The PID (on the host) of the container's init, the child of its nspawn process. */
 export function containerInit(state: LabState, name: string): number | undefined {
-  const pid = dropletState(state, name).nspawnPid;
+  const pid = state.droplets[name]?.nspawnPid;
   if (pid === undefined || processName(pid) !== "systemd-nspawn") return undefined;
   return childrenOf(pid).find((child) => processName(child) === "systemd");
 }
@@ -300,20 +306,25 @@ export async function teardownDroplets(state: LabState): Promise<string[]> {
   names.forEach((name, i) => {
     if (stops[i]) removed.push(`container ${name}`);
   });
-  for (const name of names) {
-    const droplet = state.droplets[name]!;
-    // nspawn leaves its mount-propagation directory behind when /run is not a tmpfs.
-    const propagate = `/run/systemd/nspawn/propagate/${name}`;
-    if (fs.existsSync(propagate)) {
-      unmountAll(propagate);
-      removeTree(propagate);
-    }
-    const unmounted = unmountAll(droplet.dir);
-    if (unmounted.length > 0) removed.push(`overlay ${droplet.merged}`);
-    removeTree(droplet.dir);
-    delete state.droplets[name];
-    saveState(state);
+  for (const name of names) removed.push(...removeDisk(state, name));
+  return removed;
+}
+
+/** Unmounts and deletes a powered-off droplet's overlay (its disk) and forgets it; returns what it removed. */
+export function removeDisk(state: LabState, name: string): string[] {
+  const removed: string[] = [];
+  const droplet = dropletState(state, name);
+  // nspawn leaves its mount-propagation directory behind when /run is not a tmpfs.
+  const propagate = `/run/systemd/nspawn/propagate/${name}`;
+  if (fs.existsSync(propagate)) {
+    unmountAll(propagate);
+    removeTree(propagate);
   }
+  const unmounted = unmountAll(droplet.dir);
+  if (unmounted.length > 0) removed.push(`overlay ${droplet.merged}`);
+  removeTree(droplet.dir);
+  delete state.droplets[name];
+  saveState(state);
   return removed;
 }
 

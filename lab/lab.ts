@@ -3,7 +3,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { acmeDirectoryUrl, createAcmeCertificates, startAcme, stopAcme } from "./acme";
+import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./acme";
 import { startAptProxy, stopAptProxy } from "./apt-proxy";
 import {
   bootDroplet,
@@ -16,18 +16,27 @@ import {
   teardownDroplets,
   waitForCloudInit,
 } from "./droplets";
+import { ApplyReport, applyChanges } from "./apply";
 import { FaultKind, injectFault } from "./faults";
+import { createAdminKey, sshFromClient } from "./ssh";
+import { loadSettings } from "../settings";
+import { releaseFromSettings, rollout, RolloutTarget } from "../rollout";
 import { renderFirewall } from "./firewall";
+import { startDns, stopDns } from "./dns";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./metadata";
+import { createVolume, teardownVolumes } from "./volumes";
 import {
   addAcmeHost,
   addClient,
+  addDnsHost,
   addDropletNetwork,
+  assignReservedIp,
   addGuardRoutes,
   addMetadataHost,
   applyNftables,
   createSwitch,
   hasNftTable,
+  listNamespaces,
   teardownNetwork,
 } from "./network";
 import { ensureBase } from "./rootfs";
@@ -35,9 +44,13 @@ import {
   ACME_NS,
   APT_PROXY_PORT,
   CLIENT_NS,
+  DNS_NS,
+  DROPLET_NS_PREFIX,
+  GUARD_ROUTE_METRIC,
   FIREWALL_TABLE,
   FIRST_DROPLET_PRIVATE_HOST,
   FIRST_DROPLET_PUBLIC_HOST,
+  FIRST_RESERVED_IP_HOST,
   METADATA_NS,
   PUBLIC_RANGE,
   UPLINK_ADDRESS,
@@ -45,7 +58,7 @@ import {
   dropletNamespace,
   stateDir,
 } from "./settings";
-import { teardownCgroups } from "./cgroups";
+import { LAB_CGROUP, cgroupHierarchies, teardownCgroups } from "./cgroups";
 import { CommandResult, log, sleep, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
 import { randomPassword } from "./passwords";
@@ -76,6 +89,17 @@ export interface Lab {
   powerOff(name: string): Promise<void>;
   /** Boots a powered-off droplet from the same disk; resolves when systemd is up. */
   powerOn(name: string): Promise<void>;
+  /**
+   * Changes the running lab to what `env` synthesizes now, like `terraform
+   * apply` (see apply.ts); `replace` names droplets to replace regardless.
+   */
+  apply(env: NodeJS.ProcessEnv, replace?: readonly string[]): Promise<ApplyReport>;
+  /** How many certificate orders the lab's ACME CA has taken since `up`. */
+  acmeOrders(): number;
+  /** `npm run rollout` against the lab: the application `env` names, to every web server in turn, over SSH. */
+  rollout(env: NodeJS.ProcessEnv, progress?: (line: string) => void): Promise<string[]>;
+  /** Runs a bash script as root on a droplet over SSH from the client namespace (the admin's machine), `input` on its stdin. */
+  ssh(name: string, script: string, input?: string): CommandResult;
   /** Injects a fault into one droplet (see faults.ts), logged with a timestamp; returns what happened. */
   fault(droplet: string, kind: FaultKind, unitOrDelay?: string | number): Promise<string>;
 }
@@ -85,6 +109,7 @@ export function labComputedValues(): ComputedValues {
   return {
     publicRange: PUBLIC_RANGE,
     firstPublicHost: FIRST_DROPLET_PUBLIC_HOST,
+    firstReservedHost: FIRST_RESERVED_IP_HOST,
     firstPrivateHost: FIRST_DROPLET_PRIVATE_HOST,
     password: randomPassword,
   };
@@ -122,6 +147,7 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     // there; the lab switch keeps link-local traffic off the host's uplink.
     addGuardRoutes(state, [PUBLIC_RANGE, stack.vpc.ipRange, LINK_LOCAL_RANGE]);
     log(`host guard routes: unreachable ${PUBLIC_RANGE}, ${stack.vpc.ipRange}, ${LINK_LOCAL_RANGE}`);
+    createAdminKey(state);
     const base = ensureBase();
     state.base = base;
     saveState(state);
@@ -143,7 +169,13 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     });
     addMetadataHost(state, stack.droplets.length);
     await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
-    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, firewalls applied`);
+    addDnsHost(state);
+    await startDns(state, stack.records);
+    for (const reserved of stack.reservedIps) {
+      if (reserved.assignedTo) assignReservedIp(state, reserved.ip, reserved.assignedTo);
+    }
+    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, firewalls applied`);
+    for (const volume of stack.volumes) createVolume(state, volume);
     stopIf(interrupted);
 
     for (const droplet of stack.droplets) {
@@ -183,11 +215,15 @@ export async function down(): Promise<string[]> {
   removed.push(...(await teardownCgroups(state, () => sleep(500))));
   saveState(state);
   log("cgroups: removed");
+  removed.push(...teardownVolumes(state));
+  log("volumes: removed");
   // Before the network: a namespace lives on while a process is still in it.
   removed.push(...(await stopAcme(state)));
   log("acme: stopped");
   removed.push(...(await stopMetadata(state)));
   log("metadata service: stopped");
+  removed.push(...(await stopDns(state)));
+  log("dns: stopped");
   removed.push(...(await stopAptProxy(state)));
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
@@ -202,6 +238,41 @@ export async function down(): Promise<string[]> {
   return removed;
 }
 
+/**
+ * What of a lab is still on the host: namespaces, cgroups, guard routes,
+ * mounts, loop devices and processes that belong to the lab. Looks only;
+ * never removes or signals anything. Empty after a clean `down`.
+ */
+export function leftovers(): string[] {
+  const found: string[] = [];
+  const state = stateDir();
+  for (const ns of listNamespaces().filter((name) => name.startsWith(DROPLET_NS_PREFIX))) found.push(`namespace ${ns}`);
+  for (const hierarchy of cgroupHierarchies()) {
+    const dir = path.join(hierarchy.mountPoint, hierarchy.ownPath, LAB_CGROUP);
+    if (fs.existsSync(dir)) found.push(`cgroup ${dir}`);
+  }
+  for (const line of tryRun("ip", ["-4", "route", "show", "table", "all"]).stdout.split("\n")) {
+    if (line.includes(`metric ${GUARD_ROUTE_METRIC}`)) found.push(`route ${line.trim()}`);
+  }
+  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const mountPoint = line.split(" ")[4] ?? "";
+    if (mountPoint.startsWith(state) || mountPoint.startsWith("/run/systemd/nspawn/propagate/")) found.push(`mount ${mountPoint}`);
+  }
+  for (const line of tryRun("losetup", ["--list", "--noheadings", "--output", "NAME,BACK-FILE"]).stdout.split("\n")) {
+    if (line.includes(state)) found.push(`loop device ${line.trim()}`);
+  }
+  for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)) {
+    let cmdline = "";
+    try {
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
+    } catch {
+      continue; // Gone already.
+    }
+    if (cmdline.includes(state) && !cmdline.includes("lab/cli.ts")) found.push(`process ${entry}: ${cmdline.trim().slice(0, 100)}`);
+  }
+  return found;
+}
+
 /** A `Lab` for the lab that is up, from its state file. */
 export function attachRunning(): Lab {
   const state = readState();
@@ -210,18 +281,35 @@ export function attachRunning(): Lab {
 }
 
 function attach(state: LabState): Lab {
-  const stack = state.stack!;
   const acme = state.acme?.endpoints;
   if (!acme) throw new Error("the lab's ACME CA is not up: run `npm run lab:down`, then `npm run lab`");
   const lab: Lab = {
-    stack,
+    // A getter: `apply` changes the stack under a running lab.
+    get stack() {
+      return state.stack!;
+    },
     acme,
     baseRootfs: state.base ?? "",
     droplet(name) {
-      const found = stack.droplets.find((d) => d.name === name);
-      if (!found) throw new Error(`no droplet named ${name} (have: ${stack.droplets.map((d) => d.name).join(", ")})`);
+      const found = state.stack!.droplets.find((d) => d.name === name);
+      if (!found) throw new Error(`no droplet named ${name} (have: ${state.stack!.droplets.map((d) => d.name).join(", ")})`);
       return found;
     },
+    apply: (env, replace = []) => applyChanges(state, env, replace, () => false),
+    acmeOrders: () => ordersPlaced(state),
+    rollout: (env, progress) => {
+      const droplets = state.stack!.droplets;
+      const lb = droplets.find((d) => d.name.startsWith("lb-"));
+      if (!lb) throw new Error("the stack has no load balancer");
+      const target: RolloutTarget = {
+        loadBalancer: lb.name,
+        // HAProxy's server names are the web servers' labels (web-01, …), as in `npm run rollout`.
+        webServers: droplets.filter((d) => /web-\d+$/.test(d.name)).map((d) => ({ name: /web-\d+$/.exec(d.name)![0], host: d.name })),
+        run: (name, script, input) => lab.ssh(name, script, input),
+      };
+      return rollout(target, releaseFromSettings(loadSettings(env)), progress);
+    },
+    ssh: (name, script, input) => sshFromClient(state, lab.droplet(name).publicIpv4, script, input),
     initPid: (name) => containerInit(state, name),
     execIn: (name, cmd, timeoutMs, input) => execInDroplet(state, name, cmd, timeoutMs, input),
     client: (cmd, timeoutMs) => tryRun("ip", ["netns", "exec", CLIENT_NS, ...cmd], { timeoutMs: timeoutMs ?? 60_000 }),
@@ -231,7 +319,7 @@ function attach(state: LabState): Lab {
     powerOn: (name) => powerOnDroplet(state, name),
     fault: (droplet, kind, unitOrDelay) =>
       injectFault(
-        { dropletNames: stack.droplets.map((d) => d.name), execIn: lab.execIn, powerOff: lab.powerOff, powerOn: lab.powerOn },
+        { dropletNames: state.stack!.droplets.map((d) => d.name), execIn: lab.execIn, powerOff: lab.powerOff, powerOn: lab.powerOn },
         typeof unitOrDelay === "number" ? { droplet, kind, delayMs: unitOrDelay } : { droplet, kind, unit: unitOrDelay },
       ),
   };
@@ -254,7 +342,7 @@ function keepCloudFirewall(state: LabState, stack: LabStack): void {
     const expectsTable = ruleset.includes("{");
     if (expectsTable && !hasNftTable(ns, FIREWALL_TABLE)) {
       log(`WARNING ${droplet.name}: something inside the droplet removed the cloud firewall table; re-applied it`);
-      applyNftables(ns, ruleset);
+      applyNftables(ns, ruleset, containerInit(state, droplet.name));
     }
   }
 }

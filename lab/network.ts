@@ -18,6 +18,8 @@ import * as path from "node:path";
 import {
   ACME_ADDRESS,
   ACME_NS,
+  DNS_ADDRESS,
+  DNS_NS,
   CLIENT_ADDRESS,
   METADATA_NS,
   CLIENT_NS,
@@ -106,8 +108,28 @@ export function addDropletNetwork(state: LabState, droplet: LabDroplet, index: n
 export function addMetadataHost(state: LabState, dropletCount: number): void {
   addNamespace(state, METADATA_NS);
   plug(METADATA_NS, "eth0", "pub-meta", PUBLIC_BRIDGE, `${METADATA_ADDRESS}/16`);
+  applyMetadataSwitchRules(dropletCount);
+}
+
+/** (Re)writes the switch rules that keep each droplet's link-local traffic to its own address. */
+export function applyMetadataSwitchRules(dropletCount: number): void {
   const ports = Array.from({ length: dropletCount }, (_, index) => ({ port: switchPorts(index)[0], linkLocal: dropletLinkLocal(index) }));
-  run("ip", ["netns", "exec", SWITCH_NS, "nft", "-f", "-"], { input: renderMetadataSwitchRules(METADATA_SWITCH_TABLE, ports) });
+  // `table X` then `delete table X`: the delete succeeds whether or not X exists.
+  const reset = `table bridge ${METADATA_SWITCH_TABLE}\ndelete table bridge ${METADATA_SWITCH_TABLE}\n`;
+  run("ip", ["netns", "exec", SWITCH_NS, "nft", "-f", "-"], { input: reset + renderMetadataSwitchRules(METADATA_SWITCH_TABLE, ports) });
+}
+
+/** Deletes a droplet's namespace (its veths go with it); returns what it removed. */
+export function removeDropletNetwork(state: LabState, dropletName: string): string[] {
+  const ns = dropletNamespace(dropletName);
+  state.namespaces = state.namespaces.filter((name) => name !== ns);
+  saveState(state);
+  return listNamespaces().includes(ns) && tryRun("ip", ["netns", "del", ns]).status === 0 ? [`namespace ${ns}`] : [];
+}
+
+/** Rewrites the client's hosts file after the stack's records changed. */
+export function updateClientHosts(records: readonly LabRecord[]): void {
+  fs.writeFileSync(path.join(NETNS_ETC, CLIENT_NS, "hosts"), renderClientHosts(records));
 }
 
 /** The switch-side ends of a droplet's `eth0` and `eth1` (in `lab-sw`), by its index in the stack. */
@@ -136,6 +158,31 @@ export function addAcmeHost(state: LabState): void {
   writeNetnsEtc(state, ACME_NS, renderClientHosts([]));
 }
 
+/** Creates the namespace of the lab's DNS (DigitalOcean's resolver) on the public bridge. */
+export function addDnsHost(state: LabState): void {
+  addNamespace(state, DNS_NS);
+  plug(DNS_NS, "eth0", "pub-dns", PUBLIC_BRIDGE, `${DNS_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
+}
+
+/**
+ * Moves a reserved IP to a droplet: the address is taken off any other
+ * droplet and added to this one's public interface, and every lab namespace
+ * forgets where it was (DigitalOcean's network does the same behind the API,
+ * after a delay the caller adds). Unlike on DigitalOcean, where the droplet
+ * receives it through its anchor address, the droplet sees the address on
+ * its own `eth0`.
+ */
+export function assignReservedIp(state: LabState, ip: string, dropletName: string): void {
+  for (const ns of state.namespaces) {
+    if (ns === SWITCH_NS) continue;
+    const own = ns === dropletNamespace(dropletName);
+    const has = tryRun("ip", ["-n", ns, "-4", "-o", "addr", "show", "to", `${ip}/32`]).stdout.trim() !== "";
+    if (has && !own) run("ip", ["-n", ns, "addr", "del", `${ip}/32`, "dev", "eth0"]);
+    if (!has && own) run("ip", ["-n", ns, "addr", "add", `${ip}/32`, "dev", "eth0"]);
+    tryRun("ip", ["-n", ns, "neigh", "flush", "to", ip]);
+  }
+}
+
 /** The client's hosts file: one line per A record. */
 export function renderClientHosts(records: readonly LabRecord[]): string {
   const lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"];
@@ -145,9 +192,16 @@ export function renderClientHosts(records: readonly LabRecord[]): string {
   return lines.join("\n") + "\n";
 }
 
-/** Loads an nftables ruleset into a namespace (from the host, outside the container's view). */
-export function applyNftables(ns: string, ruleset: string): void {
-  run("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: ruleset });
+/**
+ * Loads an nftables ruleset into a namespace, from outside the container's
+ * view. Once a droplet runs (`init`, its init's host PID), its own nft does
+ * it, in the droplet's network and mount namespaces only: the host's nft
+ * (Debian 12's 1.0.6) segfaults reading a ruleset that the droplet's newer
+ * nft and ufw wrote there.
+ */
+export function applyNftables(ns: string, ruleset: string, init?: number): void {
+  if (init === undefined) run("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: ruleset });
+  else run("nsenter", ["-t", String(init), "-n", "-m", "--", "nft", "-f", "-"], { input: ruleset });
 }
 
 /** Whether the namespace still has the given inet table. */

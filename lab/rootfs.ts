@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { removeTree, mountsUnder, unmountAll } from "./mounts";
-import { APT_PROXY_PORT, DEBIAN_MIRROR, DEBIAN_SUITE, UPLINK_ADDRESS, cacheDir } from "./settings";
+import { APT_PROXY_PORT, DEBIAN_MIRROR, DEBIAN_SUITE, DNS_ADDRESS, UPLINK_ADDRESS, cacheDir } from "./settings";
 import { log, run } from "./shell";
 
 /**
@@ -32,6 +32,8 @@ export const BASE_PACKAGES: readonly string[] = [
   "nftables",
   "curl",
   "procps",
+  // mkfs.ext4 for block storage volumes, as on DigitalOcean's images.
+  "e2fsprogs",
   "netbase",
   "sudo",
 ];
@@ -62,8 +64,8 @@ export function labBaseFiles(): Record<string, string> {
     "etc/default/locale": "LANG=C.UTF-8\n",
     "etc/hostname": "localhost\n",
     "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
-    // No DNS server is reachable inside the lab; an empty resolv.conf keeps lookups on loopback.
-    "etc/resolv.conf": "# foobar lab: no DNS server inside the lab\n",
+    // DigitalOcean's resolvers answer for the stack's zone; in the lab, dns.ts does.
+    "etc/resolv.conf": `# foobar lab: DigitalOcean's resolver, emulated (lab/dns.ts)\nnameserver ${DNS_ADDRESS}\n`,
   };
 }
 

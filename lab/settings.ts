@@ -9,7 +9,8 @@
  *   documentation, never routed on the internet), laid out as
  *   .1 the host's end of the uplink (where the apt proxy listens),
  *   .2 the `lab-client` namespace, .3 the `lab-acme` namespace (the lab's ACME
- *   CA), .10 and up the droplets' `eth0`;
+ *   CA), .4 the `lab-dns` namespace (DigitalOcean's resolvers and DNS zone),
+ *   .10 and up the droplets' `eth0`, .200 and up the reserved IPs;
  * - link-local: the metadata service at 169.254.169.254 (namespace `lab-meta`),
  *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
  */
@@ -23,8 +24,12 @@ export const UPLINK_ADDRESS = "198.51.100.1";
 export const CLIENT_ADDRESS = "198.51.100.2";
 /** The ACME CA's namespace: pebble's directory listens here, on port 443. */
 export const ACME_ADDRESS = "198.51.100.3";
+/** DigitalOcean's resolver, emulated (dns.ts): what every droplet's resolv.conf names. */
+export const DNS_ADDRESS = "198.51.100.4";
 /** First public address handed to a droplet. */
 export const FIRST_DROPLET_PUBLIC_HOST = 10;
+/** First public address handed to a reserved IP. */
+export const FIRST_RESERVED_IP_HOST = 200;
 /** First host number inside the VPC range handed to a droplet (.0 network, .1 gateway). */
 export const FIRST_DROPLET_PRIVATE_HOST = 2;
 
@@ -34,6 +39,8 @@ export const APT_PROXY_PORT = 3142;
 export const SWITCH_NS = "lab-sw";
 export const CLIENT_NS = "lab-client";
 export const ACME_NS = "lab-acme";
+/** DigitalOcean's DNS, emulated (see dns.ts). */
+export const DNS_NS = "lab-dns";
 /** DigitalOcean's metadata service, emulated (see metadata.ts). */
 export const METADATA_NS = "lab-meta";
 export const DROPLET_NS_PREFIX = "lab-";

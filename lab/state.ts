@@ -24,6 +24,13 @@ export interface DropletState {
   nspawnPid?: number;
 }
 
+export interface VolumeState {
+  /** The sparse file holding the volume's blocks. */
+  readonly file: string;
+  /** The loop device over it, such as `/dev/loop3`, once attached. */
+  loop?: string;
+}
+
 export interface AcmeState {
   /** Directory holding the certificates, pebble's config and both logs. */
   readonly dir: string;
@@ -59,6 +66,12 @@ export interface LabState {
   /** Cgroup directories created for the droplets, one per droplet and hierarchy. */
   cgroups: string[];
   proxy?: { pid?: number; dir: string };
+  /** Private key of the lab's admin (ssh.ts), installed for root on every droplet. */
+  adminKey?: string;
+  /** The lab's DNS (dnsmasq): its directory (hosts file, log) and its PID once started. */
+  dns?: { pid?: number; dir: string };
+  /** Loop devices backing the stack's volumes, by volume name; they outlive replaced droplets. */
+  volumes?: Record<string, VolumeState>;
   /** The metadata service: its directory (config, request log) and its PID once started. */
   metadata?: { pid?: number; dir: string };
   /** The ACME CA: its files, its two processes, and what checks need to know about it. */

@@ -27,6 +27,24 @@ export interface LabDroplet {
   readonly privateIpv4: string;
   /** The resolved user-data, byte for byte what the droplet would receive. */
   readonly userData: string;
+  /** Names of the volumes attached at creation (`volume_ids`). */
+  readonly volumes: readonly string[];
+}
+
+/** A block storage volume. */
+export interface LabVolume {
+  readonly address: string;
+  readonly name: string;
+  readonly id: string;
+  readonly sizeGib: number;
+}
+
+/** A reserved IP and the droplet it is assigned to (if any). */
+export interface LabReservedIp {
+  readonly address: string;
+  readonly ip: string;
+  /** The droplet name of its `digitalocean_reserved_ip_assignment`. @default - unassigned */
+  readonly assignedTo?: string;
 }
 
 export type FirewallProtocol = "tcp" | "udp" | "icmp";
@@ -79,6 +97,10 @@ export interface LabStack {
   readonly droplets: readonly LabDroplet[];
   readonly firewalls: readonly LabFirewall[];
   readonly records: readonly LabRecord[];
+  readonly volumes: readonly LabVolume[];
+  readonly reservedIps: readonly LabReservedIp[];
+  /** Every computed attribute the lab made up, by Terraform address (what `apply` keeps). */
+  readonly computed: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 /** The settings of a `random_password` (the provider's defaults filled in). */
@@ -104,8 +126,23 @@ export interface ComputedValues {
   readonly firstPublicHost: number;
   /** Host number (offset in the VPC range) of the first droplet. */
   readonly firstPrivateHost: number;
+  /** Host number (offset in the public range) of the first reserved IP. */
+  readonly firstReservedHost: number;
   /** Makes a `random_password` result that meets the resource's settings. */
   readonly password: (spec: PasswordSpec) => string;
+  /**
+   * The running lab's values, for `apply`: every resource keeps its computed
+   * attributes unless its address is in `renew`. @default - a new lab
+   */
+  readonly previous?: PreviousValues;
+}
+
+/** What a running lab's resources were given, and which of them get new values. */
+export interface PreviousValues {
+  /** Computed attributes by Terraform address (`LabStack.computed`). */
+  readonly attrs: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** Addresses that are replaced: they get values nothing had before. */
+  readonly renew: ReadonlySet<string>;
 }
 
 /** Resource types whose `id` is their `name`. */
@@ -117,7 +154,8 @@ const ID_IS_NAME = ["digitalocean_domain", "digitalocean_tag"];
  * References `${type.name.attr}` resolve like `terraform apply`: to the
  * resource's own config value, or to a value the lab computes (droplet `id`,
  * `ipv4_address`, `ipv4_address_private`, `urn`; vpc `id`/`urn`; domain and tag
- * `id`; random_password `result`). `$${` and `%%{` are unescaped. Only the
+ * `id`; random_password `result`; volume `id`/`urn`; reserved IP
+ * `ip_address`/`id`/`urn`). `$${` and `%%{` are unescaped. Only the
  * fields the lab uses are resolved, so references inside ignored resources
  * (projects, alerts, outputs) never matter.
  *
@@ -140,39 +178,74 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
   }
 
   // Computed attributes, assigned in a stable order (the order of the JSON).
+  // A resource the running lab already has keeps its values (`previous`),
+  // unless it is replaced or new: then it gets values nothing had before,
+  // as DigitalOcean hands a new droplet a new id and new addresses.
   const computedAttrs = new Map<string, Record<string, string>>();
+  const previous = computed.previous;
+  const kept = (address: string) => (previous && !previous.renew.has(address) ? previous.attrs[address] : undefined);
+  const taken = new Set(Object.values(previous?.attrs ?? {}).flatMap((attrs) => Object.values(attrs)));
+  const fresh = (make: (n: number) => string, from: number): string => {
+    for (let n = from; ; n++) {
+      const value = make(n);
+      if (!taken.has(value)) {
+        taken.add(value);
+        return value;
+      }
+    }
+  };
+  const computeOnce = (address: string, make: () => Record<string, string>) => computedAttrs.set(address, { ...(kept(address) ?? make()) });
   const [vpcName, vpcConfig] = vpcs[0]!;
   const vpcRange = String(vpcConfig.ip_range ?? "");
   if (!parseCidr(vpcRange)) {
     throw new Error(`digitalocean_vpc.${vpcName}.ip_range must be an IPv4 CIDR, got "${vpcRange}"`);
   }
-  computedAttrs.set(`digitalocean_vpc.${vpcName}`, {
+  computeOnce(`digitalocean_vpc.${vpcName}`, () => ({
     id: fakeUuid(`vpc:${vpcName}`),
     urn: `do:vpc:${fakeUuid(`vpc:${vpcName}`)}`,
-  });
-  dropletEntries.forEach(([name], index) => {
-    const id = String(100000001 + index);
-    computedAttrs.set(`digitalocean_droplet.${name}`, {
+  }));
+  // Kept droplets first, so new ones cannot take their addresses.
+  for (const [name] of dropletEntries) {
+    const attrs = kept(`digitalocean_droplet.${name}`);
+    if (attrs) computedAttrs.set(`digitalocean_droplet.${name}`, { ...attrs });
+  }
+  dropletEntries.forEach(([name]) => {
+    const address = `digitalocean_droplet.${name}`;
+    if (computedAttrs.has(address)) return;
+    const id = fresh((n) => String(100000001 + n), 0);
+    computedAttrs.set(address, {
       id,
       urn: `do:droplet:${id}`,
-      ipv4_address: hostAddress(computed.publicRange, computed.firstPublicHost + index),
-      ipv4_address_private: hostAddress(vpcRange, computed.firstPrivateHost + index),
+      ipv4_address: fresh((n) => hostAddress(computed.publicRange, n), computed.firstPublicHost),
+      ipv4_address_private: fresh((n) => hostAddress(vpcRange, n), computed.firstPrivateHost),
+    });
+  });
+  ofType("digitalocean_volume").forEach(([name]) => {
+    const id = fakeUuid(`volume:${name}`);
+    computeOnce(`digitalocean_volume.${name}`, () => ({ id, urn: `do:volume:${id}` }));
+  });
+  ofType("digitalocean_reserved_ip").forEach(([name]) => {
+    computeOnce(`digitalocean_reserved_ip.${name}`, () => {
+      const ip = fresh((n) => hostAddress(computed.publicRange, n), computed.firstReservedHost);
+      return { ip_address: ip, id: ip, urn: `do:reservedip:${ip}` };
     });
   });
   for (const [name, config] of ofType("random_password")) {
-    const result = computed.password({
-      length: Number(config.length),
-      upper: config.upper !== false,
-      lower: config.lower !== false,
-      numeric: config.numeric !== false && config.number !== false,
-      special: config.special !== false,
-      overrideSpecial: typeof config.override_special === "string" ? config.override_special : undefined,
-      minUpper: Number(config.min_upper ?? 0),
-      minLower: Number(config.min_lower ?? 0),
-      minNumeric: Number(config.min_numeric ?? 0),
-      minSpecial: Number(config.min_special ?? 0),
-    });
-    computedAttrs.set(`random_password.${name}`, { result, id: "none" });
+    computeOnce(`random_password.${name}`, () => ({
+      id: "none",
+      result: computed.password({
+        length: Number(config.length),
+        upper: config.upper !== false,
+        lower: config.lower !== false,
+        numeric: config.numeric !== false && config.number !== false,
+        special: config.special !== false,
+        overrideSpecial: typeof config.override_special === "string" ? config.override_special : undefined,
+        minUpper: Number(config.min_upper ?? 0),
+        minLower: Number(config.min_lower ?? 0),
+        minNumeric: Number(config.min_numeric ?? 0),
+        minSpecial: Number(config.min_special ?? 0),
+      }),
+    }));
   }
   dropletEntries.forEach(([name]) => {
     const attrs = computedAttrs.get(`digitalocean_droplet.${name}`)!;
@@ -223,6 +296,15 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
     return value.flatMap((item, i) => list(item, `${where}[${i}]`));
   };
 
+  const volumes: LabVolume[] = ofType("digitalocean_volume").map(([name, config]) => {
+    const where = `digitalocean_volume.${name}`;
+    return {
+      address: where,
+      name: str(config.name, `${where}.name`),
+      id: computedAttrs.get(where)!.id!,
+      sizeGib: Number(config.size),
+    };
+  });
   const droplets: LabDroplet[] = dropletEntries.map(([name, config]) => {
     const where = `digitalocean_droplet.${name}`;
     const attrs = computedAttrs.get(where)!;
@@ -241,6 +323,11 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
       publicIpv4: attrs.ipv4_address!,
       privateIpv4: attrs.ipv4_address_private!,
       userData: optStr(config.user_data, `${where}.user_data`) ?? "",
+      volumes: list(config.volume_ids, `${where}.volume_ids`).map((id) => {
+        const volume = volumes.find((v) => v.id === id);
+        if (!volume) throw new Error(`${where}.volume_ids holds ${id}, which is not a volume of the stack`);
+        return volume.name;
+      }),
     };
   });
   const names = droplets.map((d) => d.name);
@@ -301,11 +388,29 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
     };
   });
 
+  const assignments = ofType("digitalocean_reserved_ip_assignment").map(([name, config]) => {
+    const where = `digitalocean_reserved_ip_assignment.${name}`;
+    const dropletId = str(config.droplet_id, `${where}.droplet_id`);
+    const droplet = droplets.find((d) => d.id === dropletId);
+    if (!droplet) throw new Error(`${where}.droplet_id ${dropletId} is not a droplet of the stack`);
+    return { ip: str(config.ip_address, `${where}.ip_address`), droplet: droplet.name };
+  });
+  const reservedIps: LabReservedIp[] = ofType("digitalocean_reserved_ip").map(([name]) => {
+    const where = `digitalocean_reserved_ip.${name}`;
+    const ip = computedAttrs.get(where)!.ip_address!;
+    const assigned = assignments.filter((a) => a.ip === ip);
+    if (assigned.length > 1) throw new Error(`${where} is assigned to ${assigned.length} droplets: a reserved IP has one`);
+    return { address: where, ip, assignedTo: assigned[0]?.droplet };
+  });
+
   return {
     vpc: { address: `digitalocean_vpc.${vpcName}`, name: str(vpcConfig.name, `digitalocean_vpc.${vpcName}.name`), ipRange: vpcRange },
     droplets,
     firewalls,
     records,
+    volumes,
+    reservedIps,
+    computed: Object.fromEntries(computedAttrs),
   };
 }
 

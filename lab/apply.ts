@@ -1,0 +1,139 @@
+/**
+ * `npm run lab -- apply [--replace <droplet>]...`: changes the running lab the
+ * way `terraform apply` would change the deployment, from the stack as the
+ * current settings synthesize it.
+ *
+ * The plan is the project's own (`changes.ts`, the provider's ForceNew
+ * rules): a droplet whose ForceNew arguments changed, or that is named with
+ * `--replace` (`terraform apply -replace`), is destroyed and then created
+ * again, with a new id, new addresses and a blank disk, as on DigitalOcean;
+ * its volumes are kept and attached to the new droplet. Resources are
+ * destroyed first, then created (Terraform's default order, all at once).
+ * DNS records and the reserved IP follow; every cloud firewall is
+ * recomputed, since tag rules expand to addresses. A change Terraform would
+ * refuse (deleting a protected volume) stops before anything is touched.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { planChanges, ResourceChange, StackJson, summarizeChanges } from "../changes";
+import { removeDropletCgroups } from "./cgroups";
+import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
+import { updateDns } from "./dns";
+import { renderFirewall } from "./firewall";
+import { labComputedValues } from "./lab";
+import { startMetadata, stopMetadata } from "./metadata";
+import {
+  addDropletNetwork,
+  applyMetadataSwitchRules,
+  applyNftables,
+  assignReservedIp,
+  removeDropletNetwork,
+  updateClientHosts,
+} from "./network";
+import { APT_PROXY_PORT, FIREWALL_TABLE, PUBLIC_RANGE, UPLINK_ADDRESS, bootTimeoutSeconds, dropletNamespace, stateDir } from "./settings";
+import { log, sleep } from "./shell";
+import { LabState, saveState } from "./state";
+import { STACK_NAME, labOverrides, synthesizeStack } from "./synth";
+import { LabStack, resolveStack } from "./terraform";
+import { createVolume } from "./volumes";
+
+/** What `apply` did, for people and checks. */
+export interface ApplyReport {
+  readonly changes: readonly ResourceChange[];
+  /** Droplets destroyed and created again, by name. */
+  readonly replaced: readonly string[];
+  readonly created: readonly string[];
+  readonly deleted: readonly string[];
+  /** One line per change: what, and why. */
+  readonly lines: readonly string[];
+}
+
+function synthFile(dir: string): string {
+  return path.join(dir, "stacks", STACK_NAME, "cdk.tf.json");
+}
+
+/**
+ * Plans and applies the change from the lab's stack to the one `env`
+ * synthesizes now.
+ *
+ * @param replace droplet names to replace whatever changed.
+ * @throws Error, before touching anything, when Terraform would refuse the plan.
+ */
+export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, replace: readonly string[], interrupted: () => boolean): Promise<ApplyReport> {
+  const old = state.stack;
+  if (!old || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
+  const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as StackJson;
+  const nextDir = path.join(stateDir(), "synth-next");
+  const after = synthesizeStack(nextDir, env, labOverrides(state.acme.endpoints.directoryUrl, state.acme.endpoints.serverCaFile)) as StackJson;
+  const forced = replace.map((name) => {
+    const droplet = old.droplets.find((d) => d.name === name);
+    if (!droplet) throw new Error(`--replace ${name}: no droplet of that name (have: ${old.droplets.map((d) => d.name).join(", ")})`);
+    return droplet.address;
+  });
+  const changes = planChanges(before, after, forced);
+  const summary = summarizeChanges(before, after, changes);
+  const refused = summary.costs.find((cost) => cost.includes("Terraform stops"));
+  if (refused) throw new Error(`apply refused, nothing changed: ${refused.replace(/\*\*/g, "")}`);
+
+  const renew = new Set(changes.filter((c) => c.action === "replace" || c.action === "create").map((c) => c.address));
+  const stack = resolveStack(after, { ...labComputedValues(), previous: { attrs: old.computed, renew } });
+  const byAddress = (s: LabStack, address: string) => s.droplets.find((d) => d.address === address);
+  const action = (address: string) => changes.find((c) => c.address === address)?.action;
+  const replaced = old.droplets.filter((d) => action(d.address) === "replace").map((d) => d.name);
+  const deleted = old.droplets.filter((d) => action(d.address) === "delete").map((d) => d.name);
+  const created = stack.droplets.filter((d) => action(d.address) === "create").map((d) => d.name);
+  // Switch ports and link-local addresses go by position: a kept droplet must keep its place.
+  stack.droplets.forEach((droplet, index) => {
+    const was = old.droplets.findIndex((d) => d.address === droplet.address);
+    if (was >= 0 && was !== index) throw new Error(`apply refused: ${droplet.name} would move from position ${was} to ${index} in the stack`);
+  });
+  const lines = changes.map((c) => {
+    const name = byAddress(stack, c.address)?.name ?? byAddress(old, c.address)?.name;
+    const why = c.arguments.length ? ` (${c.arguments.join(", ")})` : "";
+    return `${c.action} ${c.address}${name ? ` [${name}]` : ""}${why}`;
+  });
+  for (const line of lines) log(`apply: ${line}`);
+  if (changes.length === 0) log("apply: no changes");
+
+  // Destroy, then create: Terraform's default for a replacement.
+  // Each step tolerates what an interrupted apply already removed.
+  const destroy = [...replaced, ...deleted];
+  await Promise.all(destroy.filter((name) => state.droplets[name]).map((name) => powerOff(state, name)));
+  for (const name of destroy) {
+    if (state.droplets[name]) removeDisk(state, name);
+    await removeDropletCgroups(state, name, () => sleep(500));
+    removeDropletNetwork(state, name);
+    log(`apply: destroyed ${name}`);
+  }
+  state.stack = stack;
+  fs.rmSync(state.synthDir, { recursive: true, force: true });
+  fs.renameSync(nextDir, state.synthDir);
+  saveState(state);
+
+  const fresh = stack.droplets.filter((d) => replaced.includes(d.name) || created.includes(d.name));
+  for (const droplet of fresh) addDropletNetwork(state, droplet, stack.droplets.indexOf(droplet), stack.vpc.ipRange);
+  // Tag rules expand to addresses, which changed: every droplet's firewall is recomputed.
+  for (const droplet of stack.droplets) {
+    const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, { aptProxyAddress: UPLINK_ADDRESS, aptProxyPort: APT_PROXY_PORT });
+    applyNftables(dropletNamespace(droplet.name), ruleset, containerInit(state, droplet.name));
+  }
+  applyMetadataSwitchRules(stack.droplets.length);
+  await stopMetadata(state);
+  await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
+  for (const volume of stack.volumes) createVolume(state, volume);
+  updateDns(state, stack.records);
+  updateClientHosts(stack.records);
+  for (const reserved of stack.reservedIps) if (reserved.assignedTo) assignReservedIp(state, reserved.ip, reserved.assignedTo);
+
+  for (const droplet of fresh) {
+    prepareDroplet(state, state.base!, droplet, dropletNamespace(droplet.name));
+    await bootDroplet(state, droplet.name);
+    log(`apply: created ${droplet.name} (public ${droplet.publicIpv4}, private ${droplet.privateIpv4}${droplet.volumes.length ? `, volumes ${droplet.volumes.join(", ")}` : ""})`);
+  }
+  const failed = await waitForCloudInit(state, fresh.map((d) => d.name), bootTimeoutSeconds(), interrupted);
+  if (failed.length > 0) {
+    for (const { name, reason } of failed) process.stdout.write(`\n${name}: ${reason}\n${cloudInitReport(state, name)}\n`);
+    throw new Error(`apply: cloud-init did not finish cleanly on ${failed.map((f) => f.name).join(", ")}`);
+  }
+  return { changes, replaced, created, deleted, lines };
+}

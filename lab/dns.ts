@@ -1,0 +1,89 @@
+/**
+ * DigitalOcean's DNS, emulated: the stack's zone served to the lab.
+ *
+ * On DigitalOcean a droplet's resolver answers for every public zone,
+ * the stack's own included, so the droplets find each other's private
+ * addresses by their `internal` records. Here one dnsmasq in the `lab-dns`
+ * namespace plays that resolver: it answers the stack's A records from a
+ * hosts file the lab writes (and rewrites on `apply`, then SIGHUP), and
+ * NXDOMAIN for every other name, since the lab has no internet.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
+import { DNS_ADDRESS, DNS_NS, stateDir } from "./settings";
+import { log, run, tryRun } from "./shell";
+import { LabState, saveState } from "./state";
+import type { LabRecord } from "./terraform";
+
+/** TTL of every answer, in seconds: DigitalOcean's minimum, what the stack gives its internal records. */
+export const DNS_TTL_SECONDS = 30;
+
+/** The hosts file dnsmasq answers from: one `address name` line per A record. */
+export function renderZoneHosts(records: readonly LabRecord[]): string {
+  const lines = ["# foobar lab: the stack's DNS records (DigitalOcean DNS, emulated)"];
+  for (const record of records) if (record.type === "A") lines.push(`${record.value} ${record.fqdn}`);
+  return lines.join("\n") + "\n";
+}
+
+/** dnsmasq's command line: this hosts file only, on the lab's resolver address only, nothing forwarded. */
+export function dnsmasqArgs(hostsFile: string): string[] {
+  return [
+    "--keep-in-foreground",
+    "--conf-file=/dev/null",
+    "--pid-file=",
+    "--no-resolv",
+    "--no-hosts",
+    `--addn-hosts=${hostsFile}`,
+    `--listen-address=${DNS_ADDRESS}`,
+    "--bind-interfaces",
+    // Every name is local: what the hosts file does not hold does not exist.
+    "--local=/#/",
+    `--local-ttl=${DNS_TTL_SECONDS}`,
+    "--log-facility=-",
+    "--log-queries",
+  ];
+}
+
+/** Starts the resolver in `lab-dns` (its namespace must exist) and waits until it answers. */
+export async function startDns(state: LabState, records: readonly LabRecord[]): Promise<void> {
+  const dir = path.join(stateDir(), "dns");
+  state.dns = { dir };
+  saveState(state);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const hostsFile = path.join(dir, "hosts");
+  fs.writeFileSync(hostsFile, renderZoneHosts(records), { mode: 0o644 });
+  const logFile = path.join(dir, "dnsmasq.log");
+  fs.writeFileSync(logFile, "");
+  fs.chownSync(logFile, NOBODY_ID, NOBODY_ID);
+  // Only inside lab-dns: lets `nobody` bind port 53 there.
+  run("ip", ["netns", "exec", DNS_NS, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=53"]);
+  state.dns.pid = spawnUnprivileged(DNS_NS, "dnsmasq", dnsmasqArgs(hostsFile), {}, logFile);
+  saveState(state);
+  await waitUntilServing(DNS_NS, "the lab's DNS (dnsmasq)", state.dns.pid, "dnsmasq", logFile, () =>
+    tryRun("ip", ["netns", "exec", DNS_NS, "ss", "-Hlun", `src ${DNS_ADDRESS}:53`]).stdout.trim() !== "",
+  );
+  log(`dns: dnsmasq pid ${state.dns.pid} at ${DNS_ADDRESS} in ${DNS_NS}, ${records.filter((r) => r.type === "A").length} A record(s)`);
+}
+
+/** Serves `records` from now on (what a DigitalOcean record change does, minus the API's delay). */
+export function updateDns(state: LabState, records: readonly LabRecord[]): void {
+  if (!state.dns?.pid) throw new Error("the lab's DNS is not running");
+  const hostsFile = path.join(state.dns.dir, "hosts");
+  const next = `${hostsFile}.next`;
+  fs.writeFileSync(next, renderZoneHosts(records), { mode: 0o644 });
+  fs.renameSync(next, hostsFile);
+  process.kill(state.dns.pid, "SIGHUP");
+}
+
+/** Stops the resolver (by its recorded PID) and deletes its files; returns what it did. */
+export async function stopDns(state: LabState): Promise<string[]> {
+  const dns = state.dns;
+  if (!dns) return [];
+  const removed: string[] = [];
+  if (dns.pid !== undefined && (await stopProcess(dns.pid, "dnsmasq", 10_000))) removed.push(`dnsmasq pid ${dns.pid}`);
+  fs.rmSync(dns.dir, { recursive: true, force: true });
+  state.dns = undefined;
+  saveState(state);
+  return removed;
+}
