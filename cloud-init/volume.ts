@@ -21,15 +21,26 @@ export const VOLUME_SCRIPT_PATH = "/usr/local/sbin/foobar-mount-volume";
 /** Seconds the script waits for an attached volume's device to appear. */
 export const VOLUME_WAIT_SECONDS = 300;
 
+/** Where a volume itself is mounted: `/mnt/<label>`, DigitalOcean's convention. */
+export function volumeRoot(label: string): string {
+  return `/mnt/${label}`;
+}
+
 /**
  * `foobar-mount-volume DEVICE MOUNT_POINT LABEL`: waits for the device,
- * formats it ext4 only if it holds no filesystem, mounts it. Idempotent.
+ * formats it ext4 only if it holds no filesystem, mounts it on `/mnt/LABEL`
+ * and binds its `data` folder onto MOUNT_POINT. Idempotent.
+ *
+ * The data lives in a folder of the volume, not at its root, because a new
+ * ext4 filesystem holds `lost+found`, and `mysqld --initialize` refuses a
+ * data directory that is not empty.
  */
 export const VOLUME_SCRIPT = [
   "#!/bin/sh",
   "# Managed by cloud-init (foobar): mount a DigitalOcean volume, formatting it only when it is blank.",
   "set -eu",
   'device=$1 mount_point=$2 label=$3',
+  'root=/mnt/$label',
   'log() { echo "foobar-mount-volume: $*"; }',
   `waited=0`,
   'until [ -b "$device" ]; do',
@@ -37,20 +48,23 @@ export const VOLUME_SCRIPT = [
   "  sleep 1",
   "  waited=$((waited + 1))",
   "done",
-  'if mountpoint -q "$mount_point"; then log "$mount_point already mounted"; exit 0; fi',
-  "# blkid exits 2 when it finds no filesystem signature at all; anything else is left alone.",
-  'status=0; blkid -p "$device" >/dev/null 2>&1 || status=$?',
-  'if [ "$status" -eq 2 ]; then',
-  '  log "$device holds no filesystem: formatting it (ext4, label $label)"',
-  '  mkfs.ext4 -q -L "$label" "$device"',
-  'elif [ "$status" -ne 0 ]; then',
-  '  log "blkid could not read $device (exit $status): not formatting it"; exit 1',
-  "else",
-  '  log "$device holds a filesystem: mounting it as it is"',
+  'if ! mountpoint -q "$root"; then',
+  "  # blkid exits 2 when it finds no filesystem signature at all; anything else is left alone.",
+  '  status=0; blkid -p "$device" >/dev/null 2>&1 || status=$?',
+  '  if [ "$status" -eq 2 ]; then',
+  '    log "$device holds no filesystem: formatting it (ext4, label $label)"',
+  '    mkfs.ext4 -q -L "$label" "$device"',
+  '  elif [ "$status" -ne 0 ]; then',
+  '    log "blkid could not read $device (exit $status): not formatting it"; exit 1',
+  "  else",
+  '    log "$device holds a filesystem: mounting it as it is"',
+  "  fi",
+  '  mkdir -p "$root"',
+  '  mount -o defaults,noatime,discard "$device" "$root"',
   "fi",
-  'mkdir -p "$mount_point"',
-  'mount -o defaults,noatime,discard "$device" "$mount_point"',
-  'log "mounted $device on $mount_point"',
+  'mkdir -p "$root/data" "$mount_point"',
+  'if ! mountpoint -q "$mount_point"; then mount --bind "$root/data" "$mount_point"; fi',
+  'log "$device mounted on $root, its data on $mount_point"',
   "",
 ].join("\n");
 

@@ -1000,7 +1000,8 @@ export const checks: Check[] = [
       const { primary, replicas } = roles(lab);
       const url = `${siteUrl(lab)}api/messages`;
       writeMessages(lab, url, 5, "before replacing the primary");
-      const before = sql(lab, primary.name, "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM foobar.messages");
+      const rows = () => sql(lab, primary.name, "SELECT CONCAT_WS(', ', COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0)) FROM foobar.messages");
+      const before = rows();
       const address = lab.stack.reservedIps[0]!.ip;
       const oldPrivate = primary.privateIpv4;
       const { result: report, total, failed, byStatus } = await underLoad(lab, url, async () => {
@@ -1009,7 +1010,7 @@ export const checks: Check[] = [
         return applied;
       });
       if (report.replaced.join() !== primary.name) throw new Error(`apply replaced ${report.replaced.join(", ") || "nothing"}, not ${primary.name}: ${report.lines.join("; ")}`);
-      const after = sql(lab, primary.name, "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM foobar.messages");
+      const after = rows();
       if (after !== before) throw new Error(`the new ${primary.name} holds (count, max id, sum of ids) ${after}, before it was ${before}`);
       const caughtUp = await Promise.all(replicas.map((r) => replicaCaughtUp(lab, primary.name, r.name)));
       const now = lab.droplet(primary.name);
@@ -1054,7 +1055,7 @@ export const checks: Check[] = [
       const served = new Set<string>();
       for (let i = 0; i < 3 * (webs.length + 1); i++) served.add(request(lab, siteUrl(lab)).servedBy);
       if (!served.has(next)) throw new Error(`no request was served by ${next}: ${[...served].join(", ")}`);
-      return `${report.lines.join("; ")}; ${next} UP in HAProxy ${(up.ms / 1000).toFixed(1)} s after its boot; ${caughtUp}; requests served by ${[...served].sort().join(", ")}`;
+      return `${report.lines.join("; ")}; ${next} UP in HAProxy ${(up.ms / 1000).toFixed(1)} s after its cloud-init finished; ${caughtUp}; requests served by ${[...served].sort().join(", ")}`;
     },
   },
 ];

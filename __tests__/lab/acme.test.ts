@@ -60,6 +60,9 @@ describe("siteAddress", () => {
     vpc: { address: "digitalocean_vpc.net", name: "vpc", ipRange: "10.10.10.0/24" },
     droplets: [],
     firewalls: [],
+    volumes: [],
+    reservedIps: [],
+    computed: {},
     records,
   });
 

@@ -16,6 +16,7 @@ function droplet(name: string, id: string, n: number, tags: string[]): LabDrople
     publicIpv4: `198.51.100.${10 + n}`,
     privateIpv4: `10.10.10.${2 + n}`,
     userData: "",
+    volumes: [],
   };
 }
 
@@ -54,6 +55,9 @@ const stack: LabStack = {
   vpc: { address: "digitalocean_vpc.net", name: "vpc", ipRange: "10.10.10.0/24" },
   droplets: [lb, web, db],
   firewalls: [lbFirewall, webFirewall, sshFirewall],
+  volumes: [],
+  reservedIps: [],
+  computed: {},
   records: [],
 };
 

@@ -19,6 +19,7 @@ const web: LabDroplet = {
   publicIpv4: "198.51.100.11",
   privateIpv4: "10.10.10.3",
   userData: "#cloud-config\npackages: [nginx]\n",
+  volumes: [],
 };
 const stack = { vpc: { ipRange: "10.10.10.0/24" }, droplets: [web] } as unknown as LabStack;
 const metadata = dropletMetadata(stack, web, 24);

@@ -6,6 +6,7 @@ const computed: ComputedValues = {
   publicRange: "198.51.100.0/24",
   firstPublicHost: 10,
   firstPrivateHost: 2,
+  firstReservedHost: 200,
   password: (spec) => "p".repeat(spec.length),
 };
 
@@ -143,5 +144,38 @@ describe("randomPassword", () => {
 
   test("throws when the minimums exceed the length", () => {
     expect(() => randomPassword({ ...spec, length: 3 })).toThrow("cannot be met");
+  });
+});
+
+describe("resolveStack for apply (a running lab's values)", () => {
+  const first = resolveStack(tinyStack(), computed);
+  const withVolume = (): TerraformJson => {
+    const tf = tinyStack() as { resource: Record<string, Record<string, Record<string, unknown>>> };
+    tf.resource.digitalocean_volume = { data: { name: "web-01-mysql", region: "nyc3", size: 10 } };
+    tf.resource.digitalocean_droplet.web.volume_ids = ["${digitalocean_volume.data.id}"];
+    tf.resource.digitalocean_reserved_ip = { site: { region: "nyc3" } };
+    tf.resource.digitalocean_reserved_ip_assignment = { site: { ip_address: "${digitalocean_reserved_ip.site.ip_address}", droplet_id: "${digitalocean_droplet.lb.id}" } };
+    return tf;
+  };
+
+  test("a kept droplet keeps its id and addresses, and passwords stay what they were", () => {
+    const again = resolveStack(tinyStack(), { ...computed, password: () => "other", previous: { attrs: first.computed, renew: new Set() } });
+    expect(again.droplets).toEqual(first.droplets);
+  });
+
+  test("a replaced droplet gets a new id and addresses that no droplet had, the others keep theirs", () => {
+    const replaced = resolveStack(tinyStack(), { ...computed, previous: { attrs: first.computed, renew: new Set(["digitalocean_droplet.web"]) } });
+    const [lb, web] = [replaced.droplets[0]!, replaced.droplets[1]!];
+    expect(lb).toEqual(expect.objectContaining({ id: first.droplets[0]!.id, publicIpv4: first.droplets[0]!.publicIpv4 }));
+    expect([web.id, web.publicIpv4, web.privateIpv4]).toEqual(["100000003", "198.51.100.12", "10.10.10.4"]);
+    // lb-01's user-data follows web-01 to its new address, as Terraform would re-render it.
+    expect(lb.userData).toContain("backend: 10.10.10.4:80");
+  });
+
+  test("volumes, reserved IPs and their assignment resolve to the droplets they belong to", () => {
+    const stack = resolveStack(withVolume(), computed);
+    expect(stack.droplets.find((d) => d.name === "web-01")!.volumes).toEqual(["web-01-mysql"]);
+    expect(stack.volumes).toEqual([expect.objectContaining({ name: "web-01-mysql", sizeGib: 10 })]);
+    expect(stack.reservedIps).toEqual([{ address: "digitalocean_reserved_ip.site", ip: "198.51.100.200", assignedTo: "lb-01" }]);
   });
 });
