@@ -132,6 +132,18 @@ function describe(address: string, stacks: readonly StackJson[]): string {
   return label ? `${short} ${label}` : short;
 }
 
+/**
+ * The volumes a plan would delete or replace although `lifecycle.prevent_destroy`
+ * protects them: Terraform refuses such a plan before it changes anything.
+ */
+export function protectedVolumesAtRisk(before: StackJson, changes: readonly ResourceChange[]): string[] {
+  return changes
+    .filter((c) => c.type === "digitalocean_volume" && (c.action === "replace" || c.action === "delete"))
+    .map((c) => before.resource?.[c.type]?.[c.address.slice(c.type.length + 1)] as { name?: string; lifecycle?: { prevent_destroy?: boolean } } | undefined)
+    .filter((config) => config?.lifecycle?.prevent_destroy)
+    .map((config) => String(config!.name));
+}
+
 /** Summarizes `planChanges(before, after)` for the README and for `lab apply`. */
 export function summarizeChanges(before: StackJson, after: StackJson, changes = planChanges(before, after)): ChangeSummary {
   // "monitor alert" six times reads better as "6 monitor alerts".
@@ -145,13 +157,13 @@ export function summarizeChanges(before: StackJson, after: StackJson, changes = 
   const gone = changes.filter((c) => c.action === "replace" || c.action === "delete");
   const nameOf = (c: ResourceChange) => String((before.resource?.[c.type]?.[c.address.slice(c.type.length + 1)] ?? {}).name ?? "");
   const costs: string[] = [];
+  const protectedVolumes = protectedVolumesAtRisk(before, changes);
   for (const change of gone) {
     const name = nameOf(change);
     if (change.type === "digitalocean_volume") {
       const lost = name.endsWith("-mysql") ? `the MySQL data on ${name}` : `${name} (a new certificate is requested)`;
-      const config = before.resource?.[change.type]?.[change.address.slice(change.type.length + 1)] as { lifecycle?: { prevent_destroy?: boolean } };
       costs.push(
-        config?.lifecycle?.prevent_destroy
+        protectedVolumes.includes(name)
           ? `**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes ${lost})`
           : `**${lost} lost**`,
       );

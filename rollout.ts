@@ -52,6 +52,14 @@ const BACKEND = "web_servers";
 /** How long a server may take to become healthy again, in seconds. */
 export const HEALTHY_WITHIN_SECONDS = 90;
 
+/**
+ * A web server droplet's server name in HAProxy: its slot label, `web-01`
+ * also for `foobar-staging-web-01`; undefined for a droplet that is no web server.
+ */
+export function haproxyServerName(dropletName: string): string | undefined {
+  return /web-\d+$/.exec(dropletName)?.[0];
+}
+
 /** `'it'\''s'`: one argument for a POSIX shell, whatever it holds. */
 export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
@@ -195,8 +203,8 @@ async function main(args: readonly string[]): Promise<number> {
     const servers = JSON.parse(output.stdout) as Record<string, { role: string; public_ipv4: string }>;
     const lb = Object.values(servers).find((s) => s.role === "load-balancer");
     const webs = Object.entries(servers)
-      .filter(([, s]) => s.role.startsWith("web"))
-      .map(([name, s]) => ({ name: name.replace(/^.*(web-\d+)$/, "$1"), host: s.public_ipv4 }));
+      .filter(([name, s]) => s.role.startsWith("web") && haproxyServerName(name) !== undefined)
+      .map(([name, s]) => ({ name: haproxyServerName(name)!, host: s.public_ipv4 }));
     if (!lb || webs.length === 0) throw new SettingsError("rollout: the state has no load balancer or no web server");
     const lines = await rollout(sshTarget(lb.public_ipv4, webs), releaseFromSettings(stack.settings), (line) => console.log(`rollout: ${line}`));
     console.log(`rollout: done, ${lines.length} web server(s) on the new release`);

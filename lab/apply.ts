@@ -15,12 +15,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { planChanges, ResourceChange, StackJson, summarizeChanges } from "../changes";
+import { planChanges, protectedVolumesAtRisk, ResourceChange, StackJson } from "../changes";
 import { removeDropletCgroups } from "./cgroups";
 import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
 import { updateDns } from "./dns";
-import { renderFirewall } from "./firewall";
-import { labComputedValues } from "./lab";
+import { labComputedValues, labFirewall } from "./lab";
 import { startMetadata, stopMetadata } from "./metadata";
 import {
   addDropletNetwork,
@@ -30,7 +29,7 @@ import {
   removeDropletNetwork,
   updateClientHosts,
 } from "./network";
-import { APT_PROXY_PORT, FIREWALL_TABLE, PUBLIC_RANGE, UPLINK_ADDRESS, bootTimeoutSeconds, dropletNamespace, stateDir } from "./settings";
+import { PUBLIC_RANGE, bootTimeoutSeconds, dropletNamespace, stateDir } from "./settings";
 import { log, sleep } from "./shell";
 import { LabState, saveState } from "./state";
 import { STACK_NAME, labOverrides, synthesizeStack } from "./synth";
@@ -71,9 +70,10 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
     return droplet.address;
   });
   const changes = planChanges(before, after, forced);
-  const summary = summarizeChanges(before, after, changes);
-  const refused = summary.costs.find((cost) => cost.includes("Terraform stops"));
-  if (refused) throw new Error(`apply refused, nothing changed: ${refused.replace(/\*\*/g, "")}`);
+  const refused = protectedVolumesAtRisk(before, changes);
+  if (refused.length > 0) {
+    throw new Error(`apply refused, nothing changed: it would delete ${refused.join(", ")}, protected by prevent_destroy (FOOBAR_ALLOW_DATA_LOSS=true allows it)`);
+  }
 
   const renew = new Set(changes.filter((c) => c.action === "replace" || c.action === "create").map((c) => c.address));
   const stack = resolveStack(after, { ...labComputedValues(), previous: { attrs: old.computed, renew } });
@@ -114,8 +114,7 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   for (const droplet of fresh) addDropletNetwork(state, droplet, stack.droplets.indexOf(droplet), stack.vpc.ipRange);
   // Tag rules expand to addresses, which changed: every droplet's firewall is recomputed.
   for (const droplet of stack.droplets) {
-    const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, { aptProxyAddress: UPLINK_ADDRESS, aptProxyPort: APT_PROXY_PORT });
-    applyNftables(dropletNamespace(droplet.name), ruleset, containerInit(state, droplet.name));
+    applyNftables(dropletNamespace(droplet.name), labFirewall(stack, droplet), containerInit(state, droplet.name));
   }
   applyMetadataSwitchRules(stack.droplets.length);
   await stopMetadata(state);

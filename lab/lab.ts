@@ -20,7 +20,7 @@ import { ApplyReport, applyChanges } from "./apply";
 import { FaultKind, injectFault } from "./faults";
 import { createAdminKey, sshFromClient } from "./ssh";
 import { loadSettings } from "../settings";
-import { releaseFromSettings, rollout, RolloutTarget } from "../rollout";
+import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../rollout";
 import { renderFirewall } from "./firewall";
 import { startDns, stopDns } from "./dns";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./metadata";
@@ -161,11 +161,7 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     stopIf(interrupted);
     stack.droplets.forEach((droplet, i) => {
       const ns = addDropletNetwork(state, droplet, i, stack.vpc.ipRange);
-      const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, {
-        aptProxyAddress: UPLINK_ADDRESS,
-        aptProxyPort: APT_PROXY_PORT,
-      });
-      applyNftables(ns, ruleset);
+      applyNftables(ns, labFirewall(stack, droplet));
     });
     addMetadataHost(state, stack.droplets.length);
     await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
@@ -304,7 +300,7 @@ function attach(state: LabState): Lab {
       const target: RolloutTarget = {
         loadBalancer: lb.name,
         // HAProxy's server names are the web servers' labels (web-01, …), as in `npm run rollout`.
-        webServers: droplets.filter((d) => /web-\d+$/.test(d.name)).map((d) => ({ name: /web-\d+$/.exec(d.name)![0], host: d.name })),
+        webServers: droplets.filter((d) => haproxyServerName(d.name) !== undefined).map((d) => ({ name: haproxyServerName(d.name)!, host: d.name })),
         run: (name, script, input) => lab.ssh(name, script, input),
       };
       return rollout(target, releaseFromSettings(loadSettings(env)), progress);
@@ -326,6 +322,11 @@ function attach(state: LabState): Lab {
   return lab;
 }
 
+/** The droplet's cloud firewalls as the lab enforces them: the stack's rules, and the apt proxy. */
+export function labFirewall(stack: LabStack, droplet: LabDroplet): string {
+  return renderFirewall(stack, droplet, FIREWALL_TABLE, { aptProxyAddress: UPLINK_ADDRESS, aptProxyPort: APT_PROXY_PORT });
+}
+
 /**
  * A DigitalOcean cloud firewall cannot be removed from inside the droplet, but
  * ours lives in the droplet's namespace, where root (e.g. an `nft flush
@@ -335,10 +336,7 @@ function attach(state: LabState): Lab {
 function keepCloudFirewall(state: LabState, stack: LabStack): void {
   for (const droplet of stack.droplets) {
     const ns = state.droplets[droplet.name]!.namespace;
-    const ruleset = renderFirewall(stack, droplet, FIREWALL_TABLE, {
-      aptProxyAddress: UPLINK_ADDRESS,
-      aptProxyPort: APT_PROXY_PORT,
-    });
+    const ruleset = labFirewall(stack, droplet);
     const expectsTable = ruleset.includes("{");
     if (expectsTable && !hasNftTable(ns, FIREWALL_TABLE)) {
       log(`WARNING ${droplet.name}: something inside the droplet removed the cloud firewall table; re-applied it`);
