@@ -50,6 +50,15 @@ export const SUPPORTED_IMAGES = ["ubuntu-24-04-x64", "ubuntu-26-04-x64"] as cons
 
 export const MAX_WEB_SERVERS = 10;
 
+/** One load balancer, or a pair sharing the reserved IP. */
+export const MAX_LOAD_BALANCERS = 2;
+
+/** DigitalOcean's personal access tokens: `dop_v1_` and 64 hex digits. */
+export const FAILOVER_TOKEN_PATTERN = /^dop_v1_[0-9a-f]{64}$/;
+
+/** Where Terraform reads the `failover_token` variable from. */
+export const FAILOVER_TOKEN_TERRAFORM_VARIABLE = "TF_VAR_failover_token";
+
 /**
  * Spaces regions: where a state bucket can be.
  *
@@ -119,6 +128,13 @@ export interface Declaration<T> {
    * @default "stack"
    */
   readonly scope?: "app" | "stack";
+  /**
+   * A secret: messages never repeat its value (they give its length), and
+   * the stack hands it to Terraform as a sensitive variable, never as text.
+   *
+   * @default false
+   */
+  readonly secret?: boolean;
 }
 
 /** A value type from a zod schema: zod checks, the declaration words the message. */
@@ -312,6 +328,24 @@ export const SETTINGS = {
     ),
     default: "10.10.10.0/24",
     description: "the VPC's private range",
+  }),
+  loadBalancers: declare({
+    variable: "FOOBAR_LOAD_BALANCERS",
+    valueType: wholeNumber(1, MAX_LOAD_BALANCERS),
+    default: 1,
+    description:
+      "how many load balancers: 1 (lb-01), or 2 (lb-01 and lb-02, keepalived between them, the reserved IP on the " +
+      "master); 2 needs `FOOBAR_FAILOVER_TOKEN`",
+  }),
+  failoverToken: declare<string | undefined>({
+    variable: "FOOBAR_FAILOVER_TOKEN",
+    valueType: optional(text("a DigitalOcean API token: dop_v1_ and 64 lower-case hex digits", FAILOVER_TOKEN_PATTERN)),
+    default: undefined,
+    secret: true,
+    description:
+      "the API token the load balancers assign the reserved IP with: custom scope `reserved_ip:update` (and the read scopes DigitalOcean adds with it); " +
+      "needed with 2 load balancers only. Terraform takes it as the sensitive variable `failover_token` " +
+      "(`TF_VAR_failover_token`, which this setting falls back to)",
   }),
   webServers: declare({
     variable: "FOOBAR_WEB_SERVERS",
@@ -606,7 +640,9 @@ export function parseVariable<T>(declaration: Declaration<T>, raw: string | unde
   } catch (error) {
     if (!(error instanceof Rejected)) throw error;
     const detail = error.detail ? `: ${error.detail}` : "";
-    throw new SettingsError(`${variable} must be ${acceptedOf(declaration)}, got ${quoted(error.got ?? raw)}${detail}`);
+    // A secret is never repeated, not even in an error.
+    const got = declaration.secret ? `a value of ${raw.trim().length} characters` : quoted(error.got ?? raw);
+    throw new SettingsError(`${variable} must be ${acceptedOf(declaration)}, got ${got}${detail}`);
   }
 }
 
@@ -643,6 +679,22 @@ export function loadSettings(env: Environment = process.env): Settings {
         ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
         : [v.alertSlackChannel, v.alertSlackWebhookUrl];
     throw new SettingsError(`${missing} must be set as well when ${present} is set`);
+  }
+
+  // Terraform reads the token from TF_VAR_failover_token: either name will do, but not two different values.
+  const terraformToken = env[FAILOVER_TOKEN_TERRAFORM_VARIABLE];
+  if (terraformToken !== undefined) {
+    const fromTerraform = parseVariable({ ...SETTINGS.failoverToken, variable: FAILOVER_TOKEN_TERRAFORM_VARIABLE }, terraformToken);
+    if (parsed.failoverToken !== undefined && parsed.failoverToken !== fromTerraform) {
+      throw new SettingsError(`${v.failoverToken} and ${FAILOVER_TOKEN_TERRAFORM_VARIABLE} are both set, to different tokens: set one`);
+    }
+    parsed.failoverToken = fromTerraform;
+  }
+  if (parsed.loadBalancers > 1 && parsed.failoverToken === undefined) {
+    throw new SettingsError(
+      `${v.failoverToken} must be set when ${v.loadBalancers}=${parsed.loadBalancers}: the load balancers assign the reserved IP with it ` +
+        "(a DigitalOcean token with the custom scope reserved_ip:update)",
+    );
   }
 
   if (env[v.environmentsDir] !== undefined && parsed.environments.length === 0) {

@@ -52,8 +52,12 @@ describe("settings", () => {
       FOOBAR_STATE_BUCKET: "shop-terraform-state",
       FOOBAR_STATE_REGION: "fra1",
       FOOBAR_STATE_LOCKING: "false",
+      FOOBAR_LOAD_BALANCERS: "2",
+      FOOBAR_FAILOVER_TOKEN: "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     });
     expect(settings).toEqual({
+      loadBalancers: 2,
+      failoverToken: "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
       project: "shop",
       domain: "example.org",
       hostName: "shop",

@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
+import { FAILOVER_PATHS, VRRP_LINK } from "../cloud-init/keepalived";
 import { METADATA_GUARD } from "../cloud-init/metadata-guard";
 import { labComputedValues } from "../lab/lab";
 import { resolveStack } from "../lab/terraform";
@@ -37,6 +38,8 @@ const stacks: Record<string, StackJson> = {
   defaults: synthStack(),
   "three web servers, apex, trusted CA": synthStack({ webServers: 3, apexRecord: true, acmeCaFile: trustedCaFile }),
   "HTTPS off": synthStack({ https: false }),
+  "two load balancers": synthStack({ loadBalancers: 2, failoverToken: `dop_v1_${"0123456789abcdef".repeat(4)}` }),
+  "two load balancers, HTTPS off": synthStack({ loadBalancers: 2, failoverToken: `dop_v1_${"0123456789abcdef".repeat(4)}`, https: false }),
 };
 
 /** Every droplet's user-data as the droplet receives it, resolved as the lab (and Terraform) would. */
@@ -67,7 +70,7 @@ describe("cloud-init schema", () => {
 });
 
 describe("haproxy -c", () => {
-  const configs = userData.filter((u) => u.name === "lb-01");
+  const configs = userData.filter((u) => u.name.startsWith("lb-"));
   // What boot provides: the certificate (here a throwaway self-signed one)
   // and the variables of the haproxy.service drop-in.
   const certificate = path.join(workdir, "site.pem");
@@ -89,14 +92,16 @@ describe("haproxy -c", () => {
     const result = haproxyCheck(u, bootEnvironment);
     // Only the web servers' internal names may fail to resolve here (they exist
     // in the stack's DNS zone once deployed); any other warning fails.
-    const unresolved = /^\[WARNING\].*'server web_servers\/web-\d+' : could not resolve address 'web-\d+\.internal\.[a-z.]+', disabling server\.$/;
+    const unresolved =
+      /^\[WARNING\].*'server (web_servers\/web|acme_challenge\/lb)-\d+' : could not resolve address '(web|lb)-\d+\.internal\.[a-z.]+', disabling server\.$/;
     const warnings = result.output.split("\n").filter((line) => /\[WARNING\]|\[ALERT\]/.test(line) && !unresolved.test(line.replace(/\s+\(\d+\) : config : \[[^\]]+\] :/, "")));
     expect(warnings).toEqual([]);
     expect(result.status).toBe(0);
   });
 
-  test("checks the TLS configuration too", () => {
-    expect(configs.filter((u) => /bind :443 ssl crt/.test(u.text))).toHaveLength(2);
+  test("checks the TLS configuration too, and a pair's ACME routing", () => {
+    expect(configs.filter((u) => /bind :443 ssl crt/.test(u.text))).toHaveLength(4);
+    expect(configs.filter((u) => /frontend acme_from_peer/.test(u.text))).toHaveLength(2);
   });
 
   test("refuses the configuration when boot did not provide the stats address and password", () => {
@@ -108,6 +113,43 @@ describe("haproxy -c", () => {
   test("rejects a broken configuration (the check can fail)", () => {
     const file = writeTemp("broken-haproxy.cfg", "defaults\n    mode http\nbackend b\n    balance nosuchalgo\n");
     expect(run("haproxy", ["-c", "-f", file]).status).not.toBe(0);
+  });
+});
+
+describe("keepalived --config-test", () => {
+  const pairs = userData.filter((u) => parseCloudConfig(u.text).write_files.some((f) => f.path === FAILOVER_PATHS.configFile));
+  const script = writeTemp("ok.sh", "#!/bin/bash\nexit 0\n");
+  /**
+   * Tests a configuration in fresh network and mount namespaces: with the
+   * tunnel interface it names, and its scripts where it expects them (root's,
+   * not writable by others, as keepalived's script security requires).
+   */
+  function keepalivedCheck(config: string) {
+    const file = writeTemp(`keepalived-${Math.random().toString(36).slice(2)}.conf`, config);
+    const install = [FAILOVER_PATHS.healthScript, FAILOVER_PATHS.notifyScript].map((p) => `install -m 0755 ${script} ${p}`).join(" && ");
+    const result = run("unshare", [
+      "--mount", "--net", "sh", "-c",
+      `mount -t tmpfs none /usr/local/sbin && ${install} && ` +
+        `ip link add ${VRRP_LINK.name} type vxlan id ${VRRP_LINK.vni} dstport ${VRRP_LINK.udpPort} local 127.0.0.1 && ` +
+        `keepalived --config-test -f ${file} -l`,
+    ]);
+    // Intended: the API moves the reserved IP, keepalived holds no address.
+    return result.output.split("\n").filter((line) => line.trim() !== "" && !/No VIP specified/.test(line));
+  }
+  const password = (text: string) => text.replace(/auth_pass \S+/, "auth_pass abcd1234");
+
+  test("checks both load balancers of each pair", () => {
+    expect(pairs.map((u) => u.name).sort()).toEqual(["lb-01", "lb-01", "lb-02", "lb-02"]);
+  });
+
+  test.each(pairs.map((u) => [u.label, u]))("accepts the keepalived configuration of %s", (_label, u) => {
+    const config = parseCloudConfig(u.text).write_files.find((f) => f.path === FAILOVER_PATHS.configFile)!.content;
+    expect(keepalivedCheck(password(config))).toEqual([]);
+  });
+
+  test("rejects a broken configuration (the check can fail)", () => {
+    const config = parseCloudConfig(pairs[0]!.text).write_files.find((f) => f.path === FAILOVER_PATHS.configFile)!.content;
+    expect(keepalivedCheck(password(config).replace("auth_type PASS", "auth_type NOSUCH"))).not.toEqual([]);
   });
 });
 
@@ -237,7 +279,13 @@ describe("the sample application", () => {
   });
 
   test("every droplet is checked", () => {
-    expect(userData.map((u) => u.name).sort()).toEqual(["lb-01", "lb-01", "lb-01", "web-01", "web-01", "web-01", "web-02", "web-02", "web-02", "web-03"]);
+    expect(userData.map((u) => u.name).sort()).toEqual([
+      ...Array(5).fill("lb-01"),
+      ...Array(2).fill("lb-02"),
+      ...Array(5).fill("web-01"),
+      ...Array(5).fill("web-02"),
+      "web-03",
+    ]);
     expect(droplet(stacks.defaults, "web-01")).toBeDefined();
   });
 });

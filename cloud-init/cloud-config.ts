@@ -98,7 +98,9 @@ export function renderCloudConfig(config: CloudConfig): string {
     runcmd: ["set -e", ...config.runcmd.map((argv) => [...argv])],
   };
   // lineWidth 0: never fold long lines, so tokens and scripts stay intact.
-  return "#cloud-config\n" + YAML.stringify(document, { lineWidth: 0, minContentWidth: 0 });
+  // cloud-init reads YAML 1.1 (PyYAML), where a bare `on`, `yes` or `off` is a
+  // boolean: writing 1.1 quotes them, so `ufw allow in on vrrp0` stays text.
+  return "#cloud-config\n" + YAML.stringify(document, { lineWidth: 0, minContentWidth: 0, version: "1.1" });
 }
 
 /**

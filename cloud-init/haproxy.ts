@@ -41,8 +41,26 @@ export interface HaproxyTlsInput {
   readonly certificateFile: string;
   /** Loopback port certbot answers HTTP-01 challenges on while it runs. */
   readonly acmeChallengePort: number;
+  /**
+   * The other load balancer of a pair. Only the one holding the reserved IP
+   * receives the CA's HTTP-01 requests, so each passes a challenge its own
+   * certbot does not know (404, or nothing listening) on to the peer's, and
+   * serves the peer's challenges to it on the private address. Each load
+   * balancer thus obtains and renews its own certificate, whichever of the
+   * two holds the address. @default - a single load balancer
+   */
+  readonly peer?: HaproxyAcmePeer;
   /** `max-age` of the Strict-Transport-Security header, in seconds. */
   readonly hstsMaxAgeSeconds: number;
+}
+
+export interface HaproxyAcmePeer {
+  /** Server name in HAProxy's stats, such as "lb-02". */
+  readonly name: string;
+  /** DNS name of the peer's private address. */
+  readonly hostName: string;
+  /** Port on the private address where each load balancer serves its own certbot's challenges to the peer. */
+  readonly port: number;
 }
 
 export interface HaproxyStatsInput {
@@ -72,6 +90,9 @@ export const TLS_PROFILE = {
   ],
   ciphersuites: ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"],
 } as const;
+
+/** HAProxy answers 200 here itself (`monitor-uri`) on the public frontend, on HTTP and HTTPS: its own liveness, for keepalived and the peer. */
+export const LOAD_BALANCER_HEALTH_PATH = "/lb-health";
 
 /** Where ACME CAs fetch HTTP-01 challenge responses (RFC 8555, section 8.3). */
 export const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
@@ -144,18 +165,45 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
       (backend) =>
         `    server ${backend.name} ${backend.hostName}:${input.backendPort} resolvers ${RESOLVERS.name} resolve-prefer ipv4 init-addr libc,none`,
     ),
-    ...(input.tls
-      ? [
-          "",
-          "backend acme_challenge",
-          // certbot listens only while it asks for a certificate; otherwise this answers 503.
-          `    server certbot 127.0.0.1:${input.tls.acmeChallengePort}`,
-        ]
-      : []),
+    ...(input.tls ? acmeBackends(input.tls, input.stats.privateAddressVariable) : []),
     "",
     ...stats(input.stats),
   ];
   return lines.join("\n") + "\n";
+}
+
+function acmeBackends(tls: HaproxyTlsInput, privateAddressVariable: string): string[] {
+  const certbot = `server certbot 127.0.0.1:${tls.acmeChallengePort}`;
+  if (!tls.peer) {
+    return [
+      "",
+      "backend acme_challenge",
+      // certbot listens only while it asks for a certificate; otherwise this answers 503.
+      `    ${certbot}`,
+    ];
+  }
+  return [
+    "",
+    "backend acme_challenge",
+    // The challenge is this load balancer's or the peer's: whichever certbot
+    // does not know it answers 404 (or is not listening), and the retry goes
+    // to the other server.
+    "    balance roundrobin",
+    "    option redispatch 1",
+    "    retries 1",
+    "    retry-on conn-failure empty-response 404",
+    `    server self 127.0.0.1:${tls.acmeChallengePort}`,
+    `    server ${tls.peer.name} ${tls.peer.hostName}:${tls.peer.port} resolvers ${RESOLVERS.name} resolve-prefer ipv4 init-addr libc,none`,
+    "",
+    // The peer's HAProxy sends its challenges here; the firewalls let only the peer in.
+    "frontend acme_from_peer",
+    `    bind "\${${privateAddressVariable}}:${tls.peer.port}"`,
+    `    http-request deny unless { path_beg ${ACME_CHALLENGE_PATH} }`,
+    "    default_backend acme_local",
+    "",
+    "backend acme_local",
+    `    ${certbot}`,
+  ];
 }
 
 function tlsGlobals(): string[] {
@@ -170,6 +218,8 @@ function frontend(input: HaproxyInput): string[] {
   const common = [
     "frontend www",
     "    bind :80",
+    // Answered by HAProxy itself, before any rule: "this load balancer serves".
+    `    monitor-uri ${LOAD_BALANCER_HEALTH_PATH}`,
   ];
   const requestId = ["    unique-id-format %[uuid()]", "    unique-id-header X-Request-ID"];
   if (!input.tls) {

@@ -4,9 +4,14 @@
  */
 import { WriteFile } from "./cloud-config";
 
-/** One inbound TCP port a tier accepts, and from where. */
+/** One inbound port (or, on one interface, everything) a tier accepts, and from where. */
 export interface HostFirewallRule {
-  readonly port: number;
+  /** The port; none with `protocol: "any"`. */
+  readonly port?: number;
+  /** @default "tcp" */
+  readonly protocol?: "tcp" | "udp" | "any";
+  /** Only packets arriving on this interface. @default - any interface */
+  readonly interface?: string;
   /** CIDRs allowed; "any" for everywhere (IPv4 and IPv6). */
   readonly from: readonly string[] | "any";
   /** Shown by `ufw status`. */
@@ -20,13 +25,14 @@ export interface HostFirewallRule {
  * Outgoing traffic is left to the cloud firewall.
  */
 export function ufwCommands(rules: readonly HostFirewallRule[]): string[][] {
-  const allow = rules.flatMap((rule) =>
-    rule.from === "any"
-      ? [["ufw", "allow", "proto", "tcp", "to", "any", "port", String(rule.port), "comment", rule.comment]]
-      : rule.from.map((cidr) => [
-          "ufw", "allow", "proto", "tcp", "from", cidr, "to", "any", "port", String(rule.port), "comment", rule.comment,
-        ]),
-  );
+  const allow = rules.flatMap((rule) => {
+    const protocol = rule.protocol ?? "tcp";
+    const direction = rule.interface ? ["allow", "in", "on", rule.interface] : ["allow"];
+    const proto = protocol === "any" ? [] : ["proto", protocol];
+    const to = ["to", "any", ...(rule.port !== undefined ? ["port", String(rule.port)] : [])];
+    const sources = rule.from === "any" ? [[]] : rule.from.map((cidr) => ["from", cidr]);
+    return sources.map((from) => ["ufw", ...direction, ...proto, ...from, ...to, "comment", rule.comment]);
+  });
   return [
     ["ufw", "default", "deny", "incoming"],
     ["ufw", "default", "allow", "outgoing"],

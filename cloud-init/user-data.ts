@@ -8,7 +8,8 @@ import {
   renderPlaceholderScript,
 } from "./certificate";
 import { renderEnvironmentFile } from "./environment-file";
-import { HaproxyBackend, renderHaproxyConfig } from "./haproxy";
+import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
+import { FailoverInput, failoverFiles, failoverRuncmd } from "./keepalived";
 import {
   HARDENING_PACKAGES,
   HostFirewallRule,
@@ -109,6 +110,14 @@ export interface LoadBalancerUserDataInput {
   readonly hostFirewall: readonly HostFirewallRule[];
   /** HTTPS with a certificate from an ACME CA. @default - plain HTTP */
   readonly https?: HttpsInput;
+  /** One of a pair sharing the reserved IP (keepalived). @default - the only load balancer */
+  readonly pair?: LoadBalancerPairInput;
+}
+
+export interface LoadBalancerPairInput {
+  /** Where HAProxy passes ACME challenges this load balancer's certbot does not know. @default - none (plain HTTP) */
+  readonly acmePeer?: HaproxyAcmePeer;
+  readonly failover: FailoverInput;
 }
 
 /** The `#cloud-config` of the load balancer: HAProxy, its certificate and the host's hardening. */
@@ -125,6 +134,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       certificateFile: CERTIFICATE_PATHS.haproxyPem,
       acmeChallengePort: ACME_CHALLENGE_PORT,
       hstsMaxAgeSeconds: https.hstsMaxAgeSeconds,
+      peer: input.pair?.acmePeer,
     },
     stats: {
       port: HAPROXY_STATS.port,
@@ -148,7 +158,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
     : [];
   return {
     hostname: input.hostname,
-    packages: ["haproxy", ...(https ? ["certbot"] : []), ...host.packages],
+    packages: ["haproxy", ...(https ? ["certbot"] : []), ...(input.pair ? ["keepalived"] : []), ...host.packages],
     trustedCaCertificates: https?.trustedCa ? [https.trustedCa] : undefined,
     writeFiles: [
       DPKG_LOCK_WAIT,
@@ -177,6 +187,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
         ].join("\n"),
       },
       { path: "/etc/haproxy/haproxy.cfg", content: haproxyConfig, defer: true },
+      ...(input.pair ? failoverFiles(input.pair.failover) : []),
     ],
     bootcmd: [...host.bootcmd, ...volumes.bootcmd],
     runcmd: [
@@ -189,6 +200,8 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       // The unit checks the configuration before it starts HAProxy.
       ["systemctl", "restart", "haproxy.service"],
       ...host.runcmd,
+      // After ufw: the tunnel's rules are in place before keepalived speaks.
+      ...(input.pair ? failoverRuncmd() : []),
       // Issuance retries in the background until the DNS record points here.
       ...(https
         ? [

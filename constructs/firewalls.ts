@@ -5,6 +5,7 @@ import {
 } from "@cdktf/provider-digitalocean/lib/firewall";
 import { Construct } from "constructs";
 import { HostFirewallRule, sshRules } from "../cloud-init/hardening";
+import { VRRP_LINK } from "../cloud-init/keepalived";
 import { HAPROXY_STATS, WEB_PORT } from "../cloud-init/user-data";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
@@ -17,6 +18,12 @@ export interface FirewallsProps {
   readonly adminCidrs?: readonly string[];
   /** Open 443 on the load balancer. @default true */
   readonly https?: boolean;
+  /**
+   * The load balancers are a pair: allow their election's tunnel (and, with
+   * HTTPS, the ACME challenges they pass each other) between them only.
+   * @default false
+   */
+  readonly loadBalancerPair?: boolean;
 }
 
 /** Every address, IPv4 and IPv6. */
@@ -32,7 +39,12 @@ export interface HostFirewallOptions {
   readonly adminCidrs: readonly string[];
   /** Whether the tier serves HTTPS (load balancer only). @default false */
   readonly https?: boolean;
+  /** Whether the load balancers are a pair (load balancer only). @default false */
+  readonly pair?: boolean;
 }
+
+/** Port where each load balancer of a pair serves its certbot's HTTP-01 challenges to the peer. */
+export const ACME_PEER_PORT = 8403;
 
 /**
  * The load balancer's host firewall (ufw): the inbound rules of its cloud
@@ -43,6 +55,13 @@ export function loadBalancerHostFirewall(options: HostFirewallOptions): HostFire
     { port: 80, from: "any", comment: "http" },
     ...(options.https ? [{ port: 443, from: "any" as const, comment: "https" }] : []),
     { port: HAPROXY_STATS.port, from: [options.vpcIpRange], comment: "haproxy stats from the VPC" },
+    ...(options.pair
+      ? [
+          { port: VRRP_LINK.udpPort, protocol: "udp" as const, from: [options.vpcIpRange], comment: "vxlan for vrrp from the peer (VPC)" },
+          { protocol: "any" as const, interface: VRRP_LINK.name, from: [VRRP_LINK.network], comment: "vrrp inside the tunnel" },
+          ...(options.https ? [{ port: ACME_PEER_PORT, from: [options.vpcIpRange], comment: "acme challenges from the peer (VPC)" }] : []),
+        ]
+      : []),
     ...sshRules(options.adminCidrs),
   ];
 }
@@ -96,6 +115,13 @@ export class Firewalls extends Construct {
         ...((props.https ?? true) ? [{ protocol: "tcp", portRange: "443", sourceAddresses: ANYWHERE }] : []),
         // HAProxy's stats page answers on the private address (and loopback) only.
         { protocol: "tcp", portRange: String(HAPROXY_STATS.port), sourceAddresses: [props.network.ipRange] },
+        // The pair's election: VRRP (IP protocol 112) has no rule here, so it travels inside VXLAN (UDP).
+        ...(props.loadBalancerPair
+          ? [
+              { protocol: "udp", portRange: String(VRRP_LINK.udpPort), sourceTags: [props.tags.loadBalancer.name] },
+              ...((props.https ?? true) ? [{ protocol: "tcp", portRange: String(ACME_PEER_PORT), sourceTags: [props.tags.loadBalancer.name] }] : []),
+            ]
+          : []),
         ...sshInbound,
       ],
       outboundRule: egress,

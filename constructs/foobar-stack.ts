@@ -1,16 +1,17 @@
 import { Project } from "@cdktf/provider-digitalocean/lib/project";
 import { DigitaloceanProvider } from "@cdktf/provider-digitalocean/lib/provider";
 import { RandomProvider } from "@cdktf/provider-random/lib/provider";
-import { TerraformOutput, TerraformStack } from "cdktf";
+import { Password } from "@cdktf/provider-random/lib/password";
+import { TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
 import { HAPROXY_STATS } from "../cloud-init/user-data";
-import { MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
+import { FAILOVER_TOKEN_PATTERN, MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
-import { DatabasePasswords } from "./database-passwords";
+import { DatabasePasswords, PASSWORD_OPTIONS } from "./database-passwords";
 import { Dns, InternalHost, internalHostName, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
-import { DEFAULT_LOAD_BALANCER_NAME, LoadBalancer } from "./load-balancer";
+import { LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
@@ -27,6 +28,17 @@ export const DIGITALOCEAN_PROVIDER_VERSION = ">= 2.71.0, < 3.0.0";
 
 /** The internal name of the MySQL primary's private address: `mysql-primary.internal.<domain>`. */
 export const PRIMARY_DATABASE_LABEL = "mysql-primary";
+
+/** The internal name of the site's reserved IP, for the load balancers of a pair: `reserved-ip.internal.<domain>`. */
+export const RESERVED_IP_LABEL = "reserved-ip";
+
+/** The Terraform variable that holds the pair's API token (`TF_VAR_failover_token`). */
+export const FAILOVER_TOKEN_VARIABLE = "failover_token";
+
+/** "lb-01", "lb-02": construct ids and droplet names. */
+export function loadBalancerName(index: number): string {
+  return `lb-${String(index).padStart(2, "0")}`;
+}
 
 /** "web-01", "web-02", …: construct ids and droplet names. Renaming one replaces that droplet. */
 export function webServerName(index: number): string {
@@ -57,7 +69,10 @@ function projectEnvironment(environment: string | undefined): string {
 /** The whole site: VPC, lb-01, the web servers, firewalls, DNS and outputs. */
 export class FoobarStack extends TerraformStack {
   public readonly network: Network;
+  /** lb-01: the load balancer, or the preferred one of a pair. */
   public readonly loadBalancer: LoadBalancer;
+  /** lb-01, and lb-02 with `FOOBAR_LOAD_BALANCERS=2`. */
+  public readonly loadBalancers: readonly LoadBalancer[];
   public readonly webServers: readonly WebServer[];
   public readonly firewalls: Firewalls;
   public readonly dns: Dns;
@@ -133,29 +148,64 @@ export class FoobarStack extends TerraformStack {
     }
     this.webServers = webServers;
 
-    this.loadBalancer = new LoadBalancer(this, "lb-01", {
-      name: dropletName(DEFAULT_LOAD_BALANCER_NAME),
-      network: this.network,
-      droplet,
-      tags,
-      siteHostNames: hostNames,
-      // Every slot a web server can fill, whether or not it exists yet: adding
-      // one publishes its name and HAProxy takes it in, with no change here.
-      backends: Array.from({ length: MAX_WEB_SERVERS }, (_, i) => {
-        const label = webServerName(i + 1);
-        return { name: label, hostName: internalHostName(label, settings.domain) };
-      }),
-      allowDataLoss: settings.allowDataLoss,
-      adminCidrs: settings.adminCidrs,
-      https: settings.https
-        ? {
-            acmeDirectoryUrl: settings.acmeDirectoryUrl,
-            contactEmail: settings.acmeEmail,
-            hstsMaxAgeSeconds: settings.hstsMaxAgeSeconds,
-            trustedCa,
-          }
-        : undefined,
+    // With a pair, lb-01 and lb-02 find each other, and the reserved IP, by internal name.
+    const pair = settings.loadBalancers > 1;
+    const lbLabels = Array.from({ length: settings.loadBalancers }, (_, i) => loadBalancerName(i + 1));
+    const failoverToken = pair
+      ? new TerraformVariable(this, FAILOVER_TOKEN_VARIABLE, {
+          type: "string",
+          sensitive: true,
+          description: "DigitalOcean API token the load balancers assign the reserved IP with (custom scope reserved_ip:update)",
+          validation: [
+            {
+              condition: `\${can(regex("${FAILOVER_TOKEN_PATTERN.source}", var.${FAILOVER_TOKEN_VARIABLE}))}`,
+              errorMessage: "failover_token must be a DigitalOcean API token: dop_v1_ and 64 lower-case hex digits.",
+            },
+          ],
+        })
+      : undefined;
+    // VRRPv2's password is at most 8 characters; the cloud firewalls are what keep strangers off the tunnel.
+    const vrrpPassword = pair ? new Password(this, "vrrp-password", { ...PASSWORD_OPTIONS, length: 8 }) : undefined;
+    const https = settings.https
+      ? {
+          acmeDirectoryUrl: settings.acmeDirectoryUrl,
+          contactEmail: settings.acmeEmail,
+          hstsMaxAgeSeconds: settings.hstsMaxAgeSeconds,
+          trustedCa,
+        }
+      : undefined;
+    this.loadBalancers = lbLabels.map((label, i) => {
+      const index = (i + 1) as 1 | 2;
+      const peerLabel = lbLabels[1 - i];
+      return new LoadBalancer(this, label, {
+        name: dropletName(label),
+        network: this.network,
+        droplet,
+        tags,
+        siteHostNames: hostNames,
+        // Every slot a web server can fill, whether or not it exists yet: adding
+        // one publishes its name and HAProxy takes it in, with no change here.
+        backends: Array.from({ length: MAX_WEB_SERVERS }, (_, j) => {
+          const web = webServerName(j + 1);
+          return { name: web, hostName: internalHostName(web, settings.domain) };
+        }),
+        allowDataLoss: settings.allowDataLoss,
+        adminCidrs: settings.adminCidrs,
+        https,
+        pair:
+          peerLabel && failoverToken && vrrpPassword
+            ? {
+                index,
+                peerName: peerLabel,
+                peerHost: internalHostName(peerLabel, settings.domain),
+                reservedIpHost: internalHostName(RESERVED_IP_LABEL, settings.domain),
+                vrrpPassword: vrrpPassword.result,
+                apiToken: failoverToken.stringValue,
+              }
+            : undefined,
+      });
     });
+    this.loadBalancer = this.loadBalancers[0]!;
 
     this.firewalls = new Firewalls(this, "firewalls", {
       project,
@@ -163,17 +213,25 @@ export class FoobarStack extends TerraformStack {
       tags,
       adminCidrs: settings.adminCidrs,
       https: settings.https,
+      loadBalancerPair: pair,
     });
 
     this.siteAddress = new SiteAddress(this, "site-address", {
       region: settings.region,
       server: this.loadBalancer.server,
+      movedAtRunTime: pair,
     });
 
     // Labels are the construct ids (web-01, …), so they stay the same in every environment.
     const internalHosts: InternalHost[] = [
       ...webServers.map((web, i) => ({ label: webServerName(i + 1), address: web.server.privateIpv4 })),
       { label: PRIMARY_DATABASE_LABEL, address: webServers[0]!.server.privateIpv4 },
+      ...(pair
+        ? [
+            ...this.loadBalancers.map((lb, i) => ({ label: lbLabels[i]!, address: lb.server.privateIpv4 })),
+            { label: RESERVED_IP_LABEL, address: this.siteAddress.ipv4 },
+          ]
+        : []),
     ];
     this.dns = new Dns(this, "dns", {
       domain: settings.domain,
@@ -209,17 +267,18 @@ export class FoobarStack extends TerraformStack {
       });
     }
 
-    const servers = [this.loadBalancer.server, ...webServers.map((web) => web.server)];
+    const servers = [...this.loadBalancers.map((lb) => lb.server), ...webServers.map((web) => web.server)];
     new Project(this, "project", {
       name: project,
-      description: `www.${settings.domain}: HAProxy in front of ${settings.webServers} web server(s)`,
+      description: `www.${settings.domain}: ${pair ? "a pair of HAProxy load balancers" : "HAProxy"} in front of ${settings.webServers} web server(s)`,
       purpose: "Web Application",
       environment: projectEnvironment(settings.environment),
       resources: [
         ...servers.map((server) => server.droplet.urn),
-        ...[...webServers.map((web) => web.databaseVolume), ...(this.loadBalancer.certificateVolume ? [this.loadBalancer.certificateVolume] : [])].map(
-          (data) => data.volume.urn,
-        ),
+        ...[
+          ...webServers.map((web) => web.databaseVolume),
+          ...this.loadBalancers.flatMap((lb) => (lb.certificateVolume ? [lb.certificateVolume] : [])),
+        ].map((data) => data.volume.urn),
         this.siteAddress.reservedIp.urn,
         this.dns.domain.urn,
       ],
@@ -249,10 +308,10 @@ export class FoobarStack extends TerraformStack {
     new TerraformOutput(this, "servers", {
       description: "Every droplet: role, public and private IPv4",
       value: Object.fromEntries([
-        [
-          this.loadBalancer.server.name,
-          { role: "load-balancer", public_ipv4: this.loadBalancer.server.publicIpv4, private_ipv4: this.loadBalancer.server.privateIpv4 },
-        ],
+        ...this.loadBalancers.map((lb) => [
+          lb.server.name,
+          { role: "load-balancer", public_ipv4: lb.server.publicIpv4, private_ipv4: lb.server.privateIpv4 },
+        ]),
         ...webServers.map((web) => [
           web.server.name,
           { role: `web, mysql ${web.databaseRole}`, public_ipv4: web.server.publicIpv4, private_ipv4: web.server.privateIpv4 },

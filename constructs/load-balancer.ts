@@ -1,10 +1,10 @@
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Construct } from "constructs";
-import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
+import { CERTIFICATE_PATHS, certificateLineage } from "../cloud-init/certificate";
 import { HaproxyBackend } from "../cloud-init/haproxy";
 import { HttpsInput, loadBalancerCloudConfig, LoadBalancerUserDataInput } from "../cloud-init/user-data";
 import { PASSWORD_OPTIONS } from "./database-passwords";
-import { loadBalancerHostFirewall } from "./firewalls";
+import { ACME_PEER_PORT, loadBalancerHostFirewall } from "./firewalls";
 import { RoleTags } from "./role-tags";
 import { Network } from "./network";
 import { DropletOptions, Server } from "./server";
@@ -30,6 +30,24 @@ export interface LoadBalancerProps {
   readonly adminCidrs?: readonly string[];
   /** HTTPS with a certificate from an ACME CA. @default - plain HTTP on port 80 only */
   readonly https?: HttpsInput;
+  /** This load balancer is one of a pair sharing the reserved IP. @default - the only load balancer */
+  readonly pair?: LoadBalancerPairMember;
+}
+
+/** What one load balancer of a pair knows of its peer and of the pair's shared secrets. */
+export interface LoadBalancerPairMember {
+  /** 1 (preferred) or 2. */
+  readonly index: 1 | 2;
+  /** The peer's name in HAProxy's stats, such as "lb-02". */
+  readonly peerName: string;
+  /** DNS name of the peer's private address. */
+  readonly peerHost: string;
+  /** DNS name that resolves to the site's reserved IP. */
+  readonly reservedIpHost: string;
+  /** Terraform reference of the pair's VRRP password. */
+  readonly vrrpPassword: string;
+  /** Terraform reference of the sensitive API token variable. */
+  readonly apiToken: string;
 }
 
 export const DEFAULT_LOAD_BALANCER_NAME = "lb-01";
@@ -57,6 +75,7 @@ export class LoadBalancer extends Construct {
   constructor(scope: Construct, id: string, props: LoadBalancerProps) {
     super(scope, id);
     if (props.backends.length === 0) throw new Error("LoadBalancer needs at least one backend");
+    const pair = props.pair;
     const name = props.name ?? DEFAULT_LOAD_BALANCER_NAME;
     if (props.https) {
       this.certificateVolume = new DataVolume(this, "certificate-volume", {
@@ -84,8 +103,21 @@ export class LoadBalancer extends Construct {
         vpcIpRange: props.network.ipRange,
         adminCidrs: props.adminCidrs ?? [],
         https: props.https !== undefined,
+        pair: pair !== undefined,
       }),
       https: props.https,
+      pair: pair && {
+        acmePeer: props.https ? { name: pair.peerName, hostName: pair.peerHost, port: ACME_PEER_PORT } : undefined,
+        failover: {
+          index: pair.index,
+          hostname: name,
+          peerHost: pair.peerHost,
+          reservedIpHost: pair.reservedIpHost,
+          vrrpPassword: pair.vrrpPassword,
+          apiToken: pair.apiToken,
+          requiredCertificate: props.https ? `${certificateLineage(props.siteHostNames[0]!)}/fullchain.pem` : undefined,
+        },
+      },
     };
     this.server = new Server(this, "server", {
       name,

@@ -8,6 +8,12 @@ export interface SiteAddressProps {
   readonly region: string;
   /** The droplet the address is assigned to: the load balancer. */
   readonly server: Server;
+  /**
+   * The load balancers move the address themselves (a pair): it is assigned
+   * to `server` when created, and Terraform never moves it back afterwards.
+   * @default false
+   */
+  readonly movedAtRunTime?: boolean;
 }
 
 /**
@@ -17,14 +23,27 @@ export interface SiteAddressProps {
  */
 export class SiteAddress extends Construct {
   public readonly reservedIp: ReservedIp;
-  public readonly assignment: ReservedIpAssignment;
+  /** Absent when the load balancers move the address. */
+  public readonly assignment?: ReservedIpAssignment;
 
   constructor(scope: Construct, id: string, props: SiteAddressProps) {
     super(scope, id);
+    const dropletId = Token.asNumber(props.server.droplet.id);
+    if (props.movedAtRunTime) {
+      // An assignment resource would be re-created (the address moved back)
+      // by the first `cdktf deploy` after a failover: the provider drops an
+      // assignment whose droplet no longer holds the address from its state.
+      this.reservedIp = new ReservedIp(this, "reserved-ip", {
+        region: props.region,
+        dropletId,
+        lifecycle: { ignoreChanges: ["droplet_id"] },
+      });
+      return;
+    }
     this.reservedIp = new ReservedIp(this, "reserved-ip", { region: props.region });
     this.assignment = new ReservedIpAssignment(this, "assignment", {
       ipAddress: this.reservedIp.ipAddress,
-      dropletId: Token.asNumber(props.server.droplet.id),
+      dropletId,
     });
   }
 

@@ -5,8 +5,10 @@
  *
  * Two CAs are involved:
  * - the lab's "ACME server CA", made here with openssl for two days, signs
- *   pebble's own HTTPS certificate; the stack is synthesized with it as
- *   `FOOBAR_ACME_CA_FILE`, so the load balancer can talk to the directory;
+ *   pebble's own HTTPS certificate and the API emulator's (api.ts); the stack
+ *   is synthesized with it as `FOOBAR_ACME_CA_FILE`, so the load balancer can
+ *   talk to the directory, and every droplet's image trusts it
+ *   (`installLabCa`), as real images trust the CA of the real API;
  * - pebble's issuing root, which pebble makes anew on every start and issues
  *   the site's certificates under; fetched once pebble is up, for checks.
  *
@@ -18,6 +20,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
+import { API_HOST_NAME } from "./api";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, saveState } from "./state";
@@ -45,6 +48,9 @@ export interface AcmeFiles {
   /** pebble's HTTPS certificate, for `ACME_ADDRESS` and `ACME_HOST_NAME`. */
   readonly listenerCertFile: string;
   readonly listenerKeyFile: string;
+  /** The API emulator's HTTPS certificate, for api.digitalocean.com (its key is root's only). */
+  readonly apiCertFile: string;
+  readonly apiKeyFile: string;
 }
 
 /** The directory URL the stack is synthesized with. */
@@ -58,6 +64,8 @@ export function acmeFiles(dir: string): AcmeFiles {
     serverCaFile: path.join(dir, "server-ca.pem"),
     listenerCertFile: path.join(dir, "listener.pem"),
     listenerKeyFile: path.join(dir, "listener.key"),
+    apiCertFile: path.join(dir, "api.pem"),
+    apiKeyFile: path.join(dir, "api.key"),
   };
 }
 
@@ -122,6 +130,17 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
     "-addext", "keyUsage=critical,digitalSignature",
     "-addext", "extendedKeyUsage=serverAuth",
   ]);
+  // The lab's "internet" has one more HTTPS server the droplets call: DigitalOcean's API (api.ts).
+  run("openssl", [
+    "req", "-x509", "-new", ...newKey, "-keyout", files.apiKeyFile, "-out", files.apiCertFile, "-days", days,
+    "-CA", files.serverCaFile, "-CAkey", caKey,
+    "-subj", `/CN=${API_HOST_NAME}`,
+    "-addext", `subjectAltName=DNS:${API_HOST_NAME}`,
+    "-addext", "basicConstraints=critical,CA:FALSE",
+    "-addext", "keyUsage=critical,digitalSignature",
+    "-addext", "extendedKeyUsage=serverAuth",
+  ]);
+  fs.chmodSync(files.apiKeyFile, 0o400);
   // Nothing else is ever signed with it.
   fs.rmSync(caKey);
   fs.chmodSync(files.serverCaFile, 0o644);
@@ -220,4 +239,23 @@ export function ordersPlaced(state: LabState): number {
   const logFile = state.acme ? path.join(state.acme.dir, "pebble.log") : "";
   if (!logFile || !fs.existsSync(logFile)) return 0;
   return (fs.readFileSync(logFile, "utf8").match(/^Pebble .* Added order "[^"]+" to the db$/gm) ?? []).length;
+}
+
+/** Where a droplet's image keeps a local CA, and the bundle `update-ca-certificates` builds from it. */
+const LOCAL_CA_FILE = "usr/local/share/ca-certificates/foobar-lab-ca.crt";
+const SYSTEM_BUNDLE = "etc/ssl/certs/ca-certificates.crt";
+
+/**
+ * Adds the lab's CA to a droplet's disk before it boots: as a local CA (so a
+ * later `update-ca-certificates` keeps it) and in the system bundle now.
+ */
+export function installLabCa(state: LabState, merged: string): void {
+  const caFile = state.acme ? acmeFiles(state.acme.dir).serverCaFile : undefined;
+  if (!caFile || !fs.existsSync(caFile)) return;
+  const ca = fs.readFileSync(caFile, "utf8");
+  fs.mkdirSync(path.join(merged, path.dirname(LOCAL_CA_FILE)), { recursive: true });
+  fs.writeFileSync(path.join(merged, LOCAL_CA_FILE), ca, { mode: 0o644 });
+  const bundle = path.join(merged, SYSTEM_BUNDLE);
+  const current = fs.existsSync(bundle) ? fs.readFileSync(bundle, "utf8") : "";
+  if (!current.includes(ca.trim())) fs.writeFileSync(bundle, current + (current.endsWith("\n") || current === "" ? "" : "\n") + ca);
 }

@@ -63,7 +63,8 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   if (!old || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
   const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as StackJson;
   const nextDir = path.join(stateDir(), "synth-next");
-  const after = synthesizeStack(nextDir, env, labOverrides(state.acme.endpoints.directoryUrl, state.acme.endpoints.serverCaFile)) as StackJson;
+  const overrides = labOverrides(state.acme.endpoints.directoryUrl, state.acme.endpoints.serverCaFile, state.failoverToken ?? "");
+  const after = synthesizeStack(nextDir, env, overrides) as StackJson;
   const forced = replace.map((name) => {
     const droplet = old.droplets.find((d) => d.name === name);
     if (!droplet) throw new Error(`--replace ${name}: no droplet of that name (have: ${old.droplets.map((d) => d.name).join(", ")})`);
@@ -76,7 +77,7 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   }
 
   const renew = new Set(changes.filter((c) => c.action === "replace" || c.action === "create").map((c) => c.address));
-  const stack = resolveStack(after, { ...labComputedValues(), previous: { attrs: old.computed, renew } });
+  const stack = resolveStack(after, { ...labComputedValues(state), previous: { attrs: old.computed, renew } });
   const byAddress = (s: LabStack, address: string) => s.droplets.find((d) => d.address === address);
   const action = (address: string) => changes.find((c) => c.address === address)?.action;
   const replaced = old.droplets.filter((d) => action(d.address) === "replace").map((d) => d.name);
@@ -122,7 +123,13 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   for (const volume of stack.volumes) createVolume(state, volume);
   updateDns(state, stack.records);
   updateClientHosts(stack.records);
-  for (const reserved of stack.reservedIps) if (reserved.assignedTo) assignReservedIp(state, reserved.ip, reserved.assignedTo);
+  for (const reserved of stack.reservedIps) {
+    if (!reserved.assignedTo) continue;
+    // An address placed by its own `droplet_id` (a load balancer pair moves
+    // it at run time; Terraform ignores changes) is placed once, when created.
+    if (reserved.placedOnCreate && old.reservedIps.some((r) => r.address === reserved.address)) continue;
+    assignReservedIp(state, reserved.ip, reserved.assignedTo);
+  }
 
   for (const droplet of fresh) {
     prepareDroplet(state, state.base!, droplet, dropletNamespace(droplet.name));

@@ -11,7 +11,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
-import { DNS_ADDRESS, DNS_NS, stateDir } from "./settings";
+import { API_HOST_NAME } from "./api";
+import { API_ADDRESS, DNS_ADDRESS, DNS_NS, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 import type { LabRecord } from "./terraform";
@@ -23,6 +24,8 @@ export const DNS_TTL_SECONDS = 30;
 export function renderZoneHosts(records: readonly LabRecord[]): string {
   const lines = ["# foobar lab: the stack's DNS records (DigitalOcean DNS, emulated)"];
   for (const record of records) if (record.type === "A") lines.push(`${record.value} ${record.fqdn}`);
+  // The one name of the internet the droplets call besides the stack's: the API (emulated, api.ts).
+  lines.push(`${API_ADDRESS} ${API_HOST_NAME}`);
   return lines.join("\n") + "\n";
 }
 

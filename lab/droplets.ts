@@ -14,6 +14,7 @@ import { removeTree, unmountAll } from "./mounts";
 import { childrenOf, processName, stopProcess } from "./processes";
 import { CommandResult, log, run, sleep, tail, tryRun } from "./shell";
 import { DropletState, LabState, dropletDir, saveState } from "./state";
+import { installLabCa } from "./acme";
 import { installAdminKey } from "./ssh";
 import { volumeBinds } from "./volumes";
 import type { LabDroplet } from "./terraform";
@@ -43,6 +44,7 @@ export function prepareDroplet(state: LabState, base: string, droplet: LabDrople
   // Byte for byte what DigitalOcean would hand the droplet; it may hold secrets.
   fs.writeFileSync(path.join(seed, "user-data"), droplet.userData, { mode: 0o600 });
   installAdminKey(state, merged);
+  installLabCa(state, merged);
   return record;
 }
 

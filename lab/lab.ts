@@ -38,6 +38,8 @@ import {
   hasNftTable,
   listNamespaces,
   teardownNetwork,
+  addApiHost,
+  reservedIpHoldersFile,
 } from "./network";
 import { ensureBase } from "./rootfs";
 import {
@@ -57,12 +59,15 @@ import {
   bootTimeoutSeconds,
   dropletNamespace,
   stateDir,
+  API_NS,
 } from "./settings";
 import { LAB_CGROUP, cgroupHierarchies, teardownCgroups } from "./cgroups";
 import { CommandResult, log, sleep, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
 import { randomPassword } from "./passwords";
-import { labOverrides, synthesizeStack } from "./synth";
+import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./synth";
+import { apiDelayMs, startApi, stopApi } from "./api";
+import { FAILOVER_TOKEN_VARIABLE } from "../constructs/foobar-stack";
 import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./terraform";
 
 /** What checks get: the resolved stack and ways to act on the running lab. */
@@ -105,13 +110,15 @@ export interface Lab {
 }
 
 /** Stand-ins for values that only exist after `terraform apply`. */
-export function labComputedValues(): ComputedValues {
+export function labComputedValues(state?: LabState): ComputedValues {
   return {
     publicRange: PUBLIC_RANGE,
     firstPublicHost: FIRST_DROPLET_PUBLIC_HOST,
     firstReservedHost: FIRST_RESERVED_IP_HOST,
     firstPrivateHost: FIRST_DROPLET_PRIVATE_HOST,
     password: randomPassword,
+    // What `TF_VAR_failover_token` gives Terraform: the token the stack was synthesized with.
+    variables: { [FAILOVER_TOKEN_VARIABLE]: state?.failoverToken ?? makeLabToken() },
   };
 }
 
@@ -129,13 +136,13 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
   try {
     // The stack embeds the CA of pebble's HTTPS certificate: make it first.
     const acmeFiles = createAcmeCertificates(state);
-    const overrides = labOverrides(acmeDirectoryUrl(), acmeFiles.serverCaFile);
+    state.failoverToken = makeLabToken();
+    const overrides = labOverrides(acmeDirectoryUrl(), acmeFiles.serverCaFile, state.failoverToken);
     state.synthDir = path.join(stateDir(), "synth");
     saveState(state);
     const tf = synthesizeStack(state.synthDir, env, overrides);
-    const settingsText = Object.entries(overrides).map(([name, value]) => `${name}=${value}`).join(" ");
-    log(`synthesized the stack with lab settings: ${settingsText}`);
-    const stack = resolveStack(tf, labComputedValues());
+    log(`synthesized the stack with lab settings: ${describeOverrides(overrides)}`);
+    const stack = resolveStack(tf, labComputedValues(state));
     if (rangesOverlap(stack.vpc.ipRange, PUBLIC_RANGE)) {
       throw new Error(`the VPC range ${stack.vpc.ipRange} overlaps the lab's public range ${PUBLIC_RANGE}`);
     }
@@ -170,7 +177,15 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     for (const reserved of stack.reservedIps) {
       if (reserved.assignedTo) assignReservedIp(state, reserved.ip, reserved.assignedTo);
     }
-    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, firewalls applied`);
+    addApiHost(state);
+    await startApi(state, {
+      token: state.failoverToken,
+      delayMs: apiDelayMs(env),
+      region: stack.droplets[0]?.region ?? "",
+      certFile: acmeFiles.apiCertFile,
+      keyFile: acmeFiles.apiKeyFile,
+    });
+    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}, firewalls applied`);
     for (const volume of stack.volumes) createVolume(state, volume);
     stopIf(interrupted);
 
@@ -220,12 +235,15 @@ export async function down(): Promise<string[]> {
   log("metadata service: stopped");
   removed.push(...(await stopDns(state)));
   log("dns: stopped");
+  removed.push(...(await stopApi(state)));
+  log("api: stopped");
   removed.push(...(await stopAptProxy(state)));
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
   if (state.synthDir) fs.rmSync(state.synthDir, { recursive: true, force: true });
   // The faults were printed as they happened; the log is for the lab that is up.
   fs.rmSync(path.join(stateDir(), "faults.log"), { force: true });
+  fs.rmSync(reservedIpHoldersFile(), { force: true });
   removeStateFile();
   // Only empty directories: anything else left there is not ours to delete.
   for (const dir of [path.join(stateDir(), "droplets"), stateDir()]) {

@@ -7,13 +7,17 @@
  */
 import * as fs from "node:fs";
 import * as http from "node:http";
-import { MetadataServerConfig, metadataAnswer } from "./metadata";
+import { MetadataServerConfig, metadataAnswer, withReservedIp } from "./metadata";
+import { reservedIpHolders } from "./network";
 
 const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as MetadataServerConfig;
 
 const server = http.createServer((request, response) => {
   const from = (request.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
-  const metadata = config.byAddress[from];
+  const own = config.byAddress[from];
+  // Who holds a reserved IP changes at run time (the API emulator moves them).
+  const held = own && Object.entries(reservedIpHolders()).find(([, droplet]) => droplet === own.tree.hostname)?.[0];
+  const metadata = own && withReservedIp(own, held);
   const answer = metadata
     ? metadataAnswer(metadata, request.method ?? "GET", request.url ?? "/")
     : { status: 404, body: "not found\n", headers: { "Content-Type": "text/plain; charset=utf-8" } };

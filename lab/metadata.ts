@@ -52,8 +52,8 @@ function netmask(prefix: number): string {
 /**
  * What DigitalOcean's metadata service tells a droplet about itself, from the
  * resolved stack. The lab has no gateway and no SSH keys of its own, so those
- * fields are absent or empty; reserved IPs are inactive until the lab
- * emulates them.
+ * fields are absent or empty; reserved IPs are inactive here, and
+ * `withReservedIp` adds the one a droplet holds.
  */
 export function dropletMetadata(stack: LabStack, droplet: LabDroplet, publicPrefix: number): DropletMetadata {
   const vpcPrefix = Number(stack.vpc.ipRange.split("/")[1]);
@@ -97,6 +97,21 @@ export function dropletMetadata(stack: LabStack, droplet: LabDroplet, publicPref
     features: { dhcp_enabled: false },
   };
   return { tree, json };
+}
+
+/**
+ * A droplet's metadata with the reserved IP it holds right now (DigitalOcean
+ * reports `reserved_ip/ipv4/active` and, when active, `ip_address`; the
+ * older `floating_ip` says the same).
+ */
+export function withReservedIp(metadata: DropletMetadata, ip: string | undefined): DropletMetadata {
+  if (ip === undefined) return metadata;
+  const leaf = { ipv4: { active: "true", ip_address: ip } };
+  const json = { ipv4: { active: true, ip_address: ip } };
+  return {
+    tree: { ...metadata.tree, floating_ip: leaf, reserved_ip: leaf },
+    json: { ...metadata.json, floating_ip: json, reserved_ip: json },
+  };
 }
 
 /** An HTTP answer of the metadata service. */

@@ -18,6 +18,8 @@ import * as path from "node:path";
 import {
   ACME_ADDRESS,
   ACME_NS,
+  API_ADDRESS,
+  API_NS,
   DNS_ADDRESS,
   DNS_NS,
   CLIENT_ADDRESS,
@@ -32,6 +34,7 @@ import {
   UPLINK_PORT,
   VPC_BRIDGE,
   dropletNamespace,
+  stateDir,
 } from "./settings";
 import { METADATA_ADDRESS, METADATA_SWITCH_TABLE, dropletLinkLocal, renderMetadataSwitchRules } from "./metadata";
 import { run, tryRun } from "./shell";
@@ -158,29 +161,60 @@ export function addAcmeHost(state: LabState): void {
   writeNetnsEtc(state, ACME_NS, renderClientHosts([]));
 }
 
+/** Creates the namespace of DigitalOcean's API, emulated (api.ts), on the public bridge. */
+export function addApiHost(state: LabState): void {
+  addNamespace(state, API_NS);
+  plug(API_NS, "eth0", "pub-api", PUBLIC_BRIDGE, `${API_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
+}
+
 /** Creates the namespace of the lab's DNS (DigitalOcean's resolver) on the public bridge. */
 export function addDnsHost(state: LabState): void {
   addNamespace(state, DNS_NS);
   plug(DNS_NS, "eth0", "pub-dns", PUBLIC_BRIDGE, `${DNS_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
 }
 
+/** Which droplet holds each reserved IP right now (`ip` → droplet name): what DigitalOcean's network does, for the metadata service and the checks. */
+export function reservedIpHoldersFile(): string {
+  return path.join(stateDir(), "reserved-ips.json");
+}
+
+/** The holder of every reserved IP the lab has moved; an unassigned address is absent. */
+export function reservedIpHolders(): Record<string, string> {
+  try {
+    return JSON.parse(fs.readFileSync(reservedIpHoldersFile(), "utf8")) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
 /**
- * Moves a reserved IP to a droplet: the address is taken off any other
- * droplet and added to this one's public interface, and every lab namespace
- * forgets where it was (DigitalOcean's network does the same behind the API,
- * after a delay the caller adds). Unlike on DigitalOcean, where the droplet
- * receives it through its anchor address, the droplet sees the address on
- * its own `eth0`.
+ * Moves a reserved IP to a droplet (or nowhere): the address is taken off
+ * every other namespace and added to the droplet's public interface, every
+ * lab namespace forgets where it was, and the holders file says so
+ * (DigitalOcean's network does the same behind the API). Unlike on
+ * DigitalOcean, where the droplet receives it through its anchor address,
+ * the droplet sees the address on its own `eth0`.
  */
-export function assignReservedIp(state: LabState, ip: string, dropletName: string): void {
-  for (const ns of state.namespaces) {
+export function moveReservedIp(namespaces: readonly string[], ip: string, dropletName: string | undefined): void {
+  for (const ns of namespaces) {
     if (ns === SWITCH_NS) continue;
-    const own = ns === dropletNamespace(dropletName);
+    const own = dropletName !== undefined && ns === dropletNamespace(dropletName);
     const has = tryRun("ip", ["-n", ns, "-4", "-o", "addr", "show", "to", `${ip}/32`]).stdout.trim() !== "";
     if (has && !own) run("ip", ["-n", ns, "addr", "del", `${ip}/32`, "dev", "eth0"]);
     if (!has && own) run("ip", ["-n", ns, "addr", "add", `${ip}/32`, "dev", "eth0"]);
     tryRun("ip", ["-n", ns, "neigh", "flush", "to", ip]);
   }
+  const holders = reservedIpHolders();
+  if (dropletName === undefined) delete holders[ip];
+  else holders[ip] = dropletName;
+  const next = `${reservedIpHoldersFile()}.${process.pid}`;
+  fs.writeFileSync(next, JSON.stringify(holders) + "\n", { mode: 0o644 });
+  fs.renameSync(next, reservedIpHoldersFile());
+}
+
+/** Moves a reserved IP to a droplet of the running lab, at once (the API emulator adds the delay). */
+export function assignReservedIp(state: LabState, ip: string, dropletName: string): void {
+  moveReservedIp(state.namespaces, ip, dropletName);
 }
 
 /** The client's hosts file: one line per A record. */

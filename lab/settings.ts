@@ -10,6 +10,7 @@
  *   .1 the host's end of the uplink (where the apt proxy listens),
  *   .2 the `lab-client` namespace, .3 the `lab-acme` namespace (the lab's ACME
  *   CA), .4 the `lab-dns` namespace (DigitalOcean's resolvers and DNS zone),
+ *   .5 the `lab-api` namespace (DigitalOcean's API),
  *   .10 and up the droplets' `eth0`, .200 and up the reserved IPs;
  * - link-local: the metadata service at 169.254.169.254 (namespace `lab-meta`),
  *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
@@ -26,6 +27,8 @@ export const CLIENT_ADDRESS = "198.51.100.2";
 export const ACME_ADDRESS = "198.51.100.3";
 /** DigitalOcean's resolver, emulated (dns.ts): what every droplet's resolv.conf names. */
 export const DNS_ADDRESS = "198.51.100.4";
+/** DigitalOcean's API, emulated (api.ts): what api.digitalocean.com resolves to in the lab. */
+export const API_ADDRESS = "198.51.100.5";
 /** First public address handed to a droplet. */
 export const FIRST_DROPLET_PUBLIC_HOST = 10;
 /** First public address handed to a reserved IP. */
@@ -41,6 +44,8 @@ export const CLIENT_NS = "lab-client";
 export const ACME_NS = "lab-acme";
 /** DigitalOcean's DNS, emulated (see dns.ts). */
 export const DNS_NS = "lab-dns";
+/** DigitalOcean's API, emulated (see api.ts). */
+export const API_NS = "lab-api";
 /** DigitalOcean's metadata service, emulated (see metadata.ts). */
 export const METADATA_NS = "lab-meta";
 export const DROPLET_NS_PREFIX = "lab-";

@@ -72,6 +72,10 @@ export interface LabState {
   dns?: { pid?: number; dir: string };
   /** Loop devices backing the stack's volumes, by volume name; they outlive replaced droplets. */
   volumes?: Record<string, VolumeState>;
+  /** The DigitalOcean API emulator: its directory (config, request log) and its PID once started. */
+  api?: { pid?: number; dir: string };
+  /** The API token the stack was synthesized with (`FOOBAR_FAILOVER_TOKEN`), made per lab. */
+  failoverToken?: string;
   /** The metadata service: its directory (config, request log) and its PID once started. */
   metadata?: { pid?: number; dir: string };
   /** The ACME CA: its files, its two processes, and what checks need to know about it. */

@@ -9,7 +9,8 @@ import { App } from "cdktf";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FoobarStack } from "../constructs";
-import { loadSettings } from "../settings";
+import { randomBytes } from "node:crypto";
+import { loadSettings, SETTINGS } from "../settings";
 import { CLIENT_ADDRESS } from "./settings";
 import type { TerraformJson } from "./terraform";
 
@@ -25,13 +26,28 @@ type Environment = Readonly<Record<string, string | undefined>>;
  * @param acmeDirectoryUrl the lab pebble's directory.
  * @param acmeCaFile PEM of the CA that signed pebble's HTTPS certificate.
  */
-export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string): Record<string, string> {
+export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string, failoverToken: string): Record<string, string> {
   return {
     FOOBAR_ACME_DIRECTORY_URL: acmeDirectoryUrl,
     FOOBAR_ACME_CA_FILE: acmeCaFile,
     // SSH from the client namespace, the lab's stand-in for the admin's machine.
     FOOBAR_ADMIN_CIDRS: `${CLIENT_ADDRESS}/32`,
+    // The token the lab's API emulator accepts; used only with FOOBAR_LOAD_BALANCERS=2.
+    [SETTINGS.failoverToken.variable]: failoverToken,
   };
+}
+
+/** The overrides as a log line: secrets by name only. */
+export function describeOverrides(overrides: Record<string, string>): string {
+  const secret = new Set(Object.values(SETTINGS).filter((d) => d.secret).map((d) => d.variable));
+  return Object.entries(overrides)
+    .map(([name, value]) => (secret.has(name) ? `${name}=(a lab token)` : `${name}=${value}`))
+    .join(" ");
+}
+
+/** A token shaped like DigitalOcean's, made per lab: the API emulator accepts this one only. */
+export function makeLabToken(): string {
+  return `dop_v1_${randomBytes(32).toString("hex")}`;
 }
 
 /**

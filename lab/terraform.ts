@@ -43,6 +43,11 @@ export interface LabVolume {
 export interface LabReservedIp {
   readonly address: string;
   readonly ip: string;
+  /**
+   * Assigned by its own `droplet_id` when created, and moved at run time
+   * since (Terraform ignores later changes): a load balancer pair's address.
+   */
+  readonly placedOnCreate: boolean;
   /** The droplet name of its `digitalocean_reserved_ip_assignment`. @default - unassigned */
   readonly assignedTo?: string;
 }
@@ -135,6 +140,8 @@ export interface ComputedValues {
    * attributes unless its address is in `renew`. @default - a new lab
    */
   readonly previous?: PreviousValues;
+  /** Values of the stack's input variables (`var.NAME`), as `TF_VAR_NAME` gives them to Terraform. @default - none */
+  readonly variables?: Readonly<Record<string, string>>;
 }
 
 /** What a running lab's resources were given, and which of them get new values. */
@@ -257,6 +264,11 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
   const resolving = new Set<string>();
   const resolveRef = (ref: string): string => {
     const parts = ref.split(".");
+    if (parts.length === 2 && parts[0] === "var") {
+      const value = computed.variables?.[parts[1]!];
+      if (value === undefined) throw new Error(`the lab has no value for \${${ref}}`);
+      return value;
+    }
     if (parts.length !== 3) throw new Error(`the lab cannot resolve \${${ref}}: only \${type.name.attribute} references are supported`);
     const [type, name, attr] = parts as [string, string, string];
     const key = `${type}.${name}`;
@@ -395,12 +407,19 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
     if (!droplet) throw new Error(`${where}.droplet_id ${dropletId} is not a droplet of the stack`);
     return { ip: str(config.ip_address, `${where}.ip_address`), droplet: droplet.name };
   });
-  const reservedIps: LabReservedIp[] = ofType("digitalocean_reserved_ip").map(([name]) => {
+  const reservedIps: LabReservedIp[] = ofType("digitalocean_reserved_ip").map(([name, config]) => {
     const where = `digitalocean_reserved_ip.${name}`;
     const ip = computedAttrs.get(where)!.ip_address!;
+    // Assigned on the reserved IP itself (`droplet_id`), or by an assignment resource.
+    const ownDropletId = optStr(config.droplet_id, `${where}.droplet_id`);
+    if (ownDropletId !== undefined) {
+      const droplet = droplets.find((d) => d.id === ownDropletId);
+      if (!droplet) throw new Error(`${where}.droplet_id ${ownDropletId} is not a droplet of the stack`);
+      assignments.push({ ip, droplet: droplet.name });
+    }
     const assigned = assignments.filter((a) => a.ip === ip);
     if (assigned.length > 1) throw new Error(`${where} is assigned to ${assigned.length} droplets: a reserved IP has one`);
-    return { address: where, ip, assignedTo: assigned[0]?.droplet };
+    return { address: where, ip, assignedTo: assigned[0]?.droplet, placedOnCreate: ownDropletId !== undefined };
   });
 
   return {

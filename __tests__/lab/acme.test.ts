@@ -4,7 +4,8 @@ import * as os from "os";
 import * as path from "path";
 import { acmeDirectoryUrl, acmeFiles, challtestsrvArgs, renderPebbleConfig } from "../../lab/acme";
 import { siteAddress } from "../../lab/lab";
-import { labOverrides, synthesizeStack } from "../../lab/synth";
+import { FAILOVER_TOKEN_PATTERN } from "../../settings";
+import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "../../lab/synth";
 import type { LabRecord, LabStack } from "../../lab/terraform";
 
 describe("pebble's config", () => {
@@ -94,7 +95,7 @@ describe("in-process synthesis with the lab's settings", () => {
       FOOBAR_ADMIN_CIDRS: "203.0.113.7/32",
       FOOBAR_ACME_DIRECTORY_URL: "https://acme.example.com/dir",
     };
-    const tf = synthesizeStack(path.join(dir, "out"), operator, labOverrides("https://198.51.100.3/dir", caFile));
+    const tf = synthesizeStack(path.join(dir, "out"), operator, labOverrides("https://198.51.100.3/dir", caFile, makeLabToken()));
     expect(Object.keys(tf.resource?.digitalocean_droplet ?? {})).toHaveLength(4);
     const text = JSON.stringify(tf);
     expect(text).toContain("198.51.100.2/32");
@@ -102,11 +103,22 @@ describe("in-process synthesis with the lab's settings", () => {
     expect(text).not.toContain("acme.example.com");
   });
 
-  test("overrides only the ACME directory, its CA file and the admin CIDRs", () => {
-    expect(labOverrides("https://198.51.100.3/dir", "/ca.pem")).toEqual({
+  test("overrides only the ACME directory, its CA file, the admin CIDRs and the failover token", () => {
+    const token = makeLabToken();
+    expect(labOverrides("https://198.51.100.3/dir", "/ca.pem", token)).toEqual({
       FOOBAR_ACME_DIRECTORY_URL: "https://198.51.100.3/dir",
       FOOBAR_ACME_CA_FILE: "/ca.pem",
       FOOBAR_ADMIN_CIDRS: "198.51.100.2/32",
+      FOOBAR_FAILOVER_TOKEN: token,
     });
+  });
+
+  test("the lab's token has DigitalOcean's shape, is new every time, and its log line never shows it", () => {
+    const token = makeLabToken();
+    expect(token).toMatch(FAILOVER_TOKEN_PATTERN);
+    expect(makeLabToken()).not.toBe(token);
+    const line = describeOverrides(labOverrides("https://198.51.100.3/dir", "/ca.pem", token));
+    expect(line).not.toContain(token);
+    expect(line).toContain("FOOBAR_FAILOVER_TOKEN=(a lab token)");
   });
 });

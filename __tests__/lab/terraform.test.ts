@@ -176,6 +176,6 @@ describe("resolveStack for apply (a running lab's values)", () => {
     const stack = resolveStack(withVolume(), computed);
     expect(stack.droplets.find((d) => d.name === "web-01")!.volumes).toEqual(["web-01-mysql"]);
     expect(stack.volumes).toEqual([expect.objectContaining({ name: "web-01-mysql", sizeGib: 10 })]);
-    expect(stack.reservedIps).toEqual([{ address: "digitalocean_reserved_ip.site", ip: "198.51.100.200", assignedTo: "lb-01" }]);
+    expect(stack.reservedIps).toEqual([{ address: "digitalocean_reserved_ip.site", ip: "198.51.100.200", assignedTo: "lb-01", placedOnCreate: false }]);
   });
 });
