@@ -185,13 +185,15 @@ function acmeBackends(tls: HaproxyTlsInput, privateAddressVariable: string): str
   return [
     "",
     "backend acme_challenge",
-    // The challenge is this load balancer's or the peer's: whichever certbot
-    // does not know it answers 404 (or is not listening), and the retry goes
-    // to the other server.
+    // The challenge is this load balancer's or the peer's: a certbot that
+    // does not know it answers 404, one that is not running is refused (here)
+    // or answered 503 (by the peer's HAProxy), and every retry goes to the
+    // other server. A CA validates from several places at once; each request
+    // finds its way.
     "    balance roundrobin",
     "    option redispatch 1",
-    "    retries 1",
-    "    retry-on conn-failure empty-response 404",
+    "    retries 3",
+    "    retry-on conn-failure empty-response response-timeout 404 502 503",
     `    server self 127.0.0.1:${tls.acmeChallengePort}`,
     `    server ${tls.peer.name} ${tls.peer.hostName}:${tls.peer.port} resolvers ${RESOLVERS.name} resolve-prefer ipv4 init-addr libc,none`,
     "",
@@ -202,6 +204,8 @@ function acmeBackends(tls: HaproxyTlsInput, privateAddressVariable: string): str
     "    default_backend acme_local",
     "",
     "backend acme_local",
+    // No retries: when certbot is not running, the peer hears 503 at once and tries its own.
+    "    retries 0",
     `    ${certbot}`,
   ];
 }

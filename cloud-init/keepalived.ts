@@ -14,12 +14,12 @@
  *
  * Who takes the reserved IP, and when (the rule that keeps it on exactly one
  * healthy load balancer, including in a split brain where both are master):
- * - a load balancer that becomes master claims the address unless it is
- *   already on a load balancer that answers health checks through it;
- * - the preferred load balancer (lb-01, the higher priority) keeps checking
- *   that rule every few seconds while it is master; the other claims only
- *   once per transition. Cut apart, both may claim, but only one keeps
- *   claiming, so the address settles instead of bouncing between them;
+ * - while master, a load balancer makes sure the address is on itself or on
+ *   a load balancer that answers health checks through it, and claims it
+ *   otherwise (CLAIM_SCRIPT);
+ * - the second load balancer stops claiming once the address is taken from
+ *   it during its term: cut apart, both are master, but only the preferred
+ *   one (lb-01) keeps claiming, so the address settles instead of bouncing;
  * - both start as BACKUP with `nopreempt`: a load balancer that comes back
  *   never takes the master role (and the address) from a healthy peer.
  */
@@ -210,18 +210,28 @@ export const NOTIFY_SCRIPT = [
 ].join("\n") + "\n";
 
 /**
- * Claims the reserved IP through the API: `once` (per master transition) or
- * `hold` (keep checking while master). Every attempt is logged (never the
- * token); 429 and 5xx and network errors back off from 1 s to 30 s; any
- * other 4xx stops at once, since retrying cannot fix a bad token or address.
+ * Holds the reserved IP while this load balancer is master (keepalived's
+ * notify script starts it on MASTER and stops it on anything else). Every 2
+ * seconds: nothing to do if the address is active here, or on a load
+ * balancer that answers through it; else assign it here through the API.
+ *
+ * `yield` (the second load balancer): once the address has been taken from
+ * it while it is master, it stops claiming until its next election. Cut off
+ * from each other, both load balancers are master and neither hears the
+ * other's health checks, so without this they would take the address from
+ * each other forever; with it, the preferred one keeps it.
+ *
+ * Every API attempt is logged (never the token); 429, 5xx and network errors
+ * back off from 1 s to 30 s; any other 4xx stops the service at once, since
+ * retrying cannot fix a bad token or address.
  */
 export const CLAIM_SCRIPT = [
   "#!/bin/bash",
-  "# Managed by cloud-init (foobar): assign the site's reserved IP to this droplet.",
+  "# Managed by cloud-init (foobar): keep the site's reserved IP on this load balancer while it is master.",
   "set -uo pipefail",
   "# shellcheck source=/dev/null  # written by cloud-init",
   `. ${FAILOVER_PATHS.environment}`,
-  "mode=${1:-once}",
+  "mode=${1:-hold}",
   "log() { echo \"foobar-reserved-ip: $*\"; }",
   `metadata() { curl -fsS --max-time 2 "${METADATA_URL}/$1"; }`,
   "",
@@ -261,16 +271,24 @@ export const CLAIM_SCRIPT = [
   "  return 1",
   "}",
   "",
-  "claim() {",
-  "  if held_here; then return 0; fi",
-  "  if held_by_healthy_peer; then log \"$reserved_ip is held by a load balancer that answers: leaving it there\"; return 0; fi",
-  "  assign",
-  "}",
-  "",
   "mkdir -p /run/foobar",
-  "claim || exit 1",
-  "[ \"$mode\" = hold ] || exit 0",
-  "while sleep 2; do claim || exit 1; done",
+  "had=false",
+  "leaving=false",
+  "while true; do",
+  "  if held_here; then",
+  "    had=true; leaving=false",
+  "  elif [ \"$had\" = true ] && [ \"$mode\" = yield ]; then",
+  "    log \"$reserved_ip was moved away while this load balancer was master: yielding it until the next election\"",
+  "    exit 0",
+  "  elif held_by_healthy_peer; then",
+  "    [ \"$leaving\" = true ] || log \"$reserved_ip is held by a load balancer that answers: leaving it there\"",
+  "    leaving=true",
+  "  else",
+  "    assign || exit 1",
+  "    had=true; leaving=false",
+  "  fi",
+  "  sleep 2",
+  "done",
 ].join("\n") + "\n";
 
 export function renderFailoverEnvironment(input: FailoverInput): string {
@@ -283,8 +301,8 @@ export function renderFailoverEnvironment(input: FailoverInput): string {
 
 /** The files of one load balancer of a pair (write them after the keepalived package, `defer`). */
 export function failoverFiles(input: FailoverInput): WriteFile[] {
-  // lb-01 keeps claiming while master; lb-02 claims once per transition (see the module comment).
-  const mode = input.index === 1 ? "hold" : "once";
+  // lb-01 always holds the address while master; lb-02 yields it once it is taken away (see CLAIM_SCRIPT).
+  const mode = input.index === 1 ? "hold" : "yield";
   return [
     { path: FAILOVER_PATHS.environment, content: renderFailoverEnvironment(input) },
     { path: FAILOVER_PATHS.tokenFile, permissions: "0600", content: `${input.apiToken}\n` },

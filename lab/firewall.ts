@@ -6,7 +6,10 @@
  *   packet that no rule allows; a droplet with none allows everything;
  * - several firewalls on one droplet: the union of their rules;
  * - firewalls are stateful: return traffic of an allowed connection passes;
- * - rules apply to the public and the private interface alike;
+ * - rules apply to the public and the private interface alike, and to
+ *   nothing else: DigitalOcean's firewall sits outside the droplet and sees
+ *   only what crosses its NICs (a tunnel's inner packets, on an interface the
+ *   droplet makes, are the droplet's own business, for its host firewall);
  * - a tag or droplet id as source/destination means those droplets' public
  *   and private addresses;
  * - loopback is never filtered.
@@ -16,6 +19,9 @@
  * droplet.
  */
 import type { LabDroplet, LabFirewall, LabFirewallRule, LabStack } from "./terraform";
+
+/** A droplet's NICs in the lab (network.ts): the public `eth0` and the VPC's `eth1`. */
+export const DROPLET_NICS = ["eth0", "eth1"] as const;
 
 /** Where the droplets' only lab-only destination, the apt proxy, listens. */
 export interface LabOnlyAllowance {
@@ -55,7 +61,7 @@ export function renderFirewall(
     `table inet ${table} {`,
     "  chain inbound {",
     "    type filter hook input priority filter; policy drop;",
-    '    iif "lo" accept',
+    `    iifname != { ${DROPLET_NICS.map((nic) => `"${nic}"`).join(", ")} } accept`,
     "    ct state established,related accept",
   );
   for (const fw of firewalls) {
@@ -65,7 +71,7 @@ export function renderFirewall(
     "  }",
     "  chain outbound {",
     "    type filter hook output priority filter; policy drop;",
-    '    oif "lo" accept',
+    `    oifname != { ${DROPLET_NICS.map((nic) => `"${nic}"`).join(", ")} } accept`,
     "    ct state established,related accept",
     // Lab only: droplets get their packages from the lab's apt-cacher-ng instead
     // of the internet, whatever the firewall says. Nothing else is exempt.

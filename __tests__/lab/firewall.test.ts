@@ -62,12 +62,12 @@ const stack: LabStack = {
 };
 
 describe("renderFirewall", () => {
-  test("a droplet with a firewall drops inbound and outbound by default, keeping loopback and return traffic", () => {
+  test("a droplet with a firewall drops inbound and outbound on its NICs by default, keeping return traffic; loopback and tunnels inside the droplet are not its business", () => {
     const rules = renderFirewall(stack, lb, "do_cloud_firewall", proxy);
     expect(rules).toContain("type filter hook input priority filter; policy drop;");
     expect(rules).toContain("type filter hook output priority filter; policy drop;");
-    expect(rules).toContain('iif "lo" accept');
-    expect(rules).toContain('oif "lo" accept');
+    expect(rules).toContain('iifname != { "eth0", "eth1" } accept');
+    expect(rules).toContain('oifname != { "eth0", "eth1" } accept');
     expect(rules.match(/ct state established,related accept/g)).toHaveLength(2);
   });
 
