@@ -147,7 +147,7 @@ function backendStates(lab: Lab): Record<string, string> {
   return states;
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<{ value: T; ms: number }> {
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<{ value: T; ms: number }> {
   const start = Date.now();
   let last: unknown;
   while (Date.now() - start < timeoutMs) {

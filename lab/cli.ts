@@ -4,18 +4,22 @@
  *   up     synthesize the stack with the lab's settings, boot it as local droplets, leave them running
  *          (the default: `npm run lab`)
  *   down   tear down whatever the state file records (idempotent, crash-safe)
- *   test   up, run lab/checks.ts, always down; exit non-zero if a check failed
- *   check  run lab/checks.ts against a lab that is already up (no up/down)
- *   fault  <droplet> <kind> [unit|ms]: inject one fault into the lab that is up (see faults.ts)
+ *   test   [default|pair]: for each configuration (both unless one is named): up, its checks
+ *          (lab/checks.ts; with FOOBAR_LOAD_BALANCERS=2, lab/checks-pair.ts), always down;
+ *          exit non-zero if a check failed
+ *   check  run the checks that fit the lab that is already up (no up/down)
+ *   fault  <droplet> <kind> [unit|ms|droplet]: inject one fault into the lab that is up (see faults.ts)
  *   apply  [--replace <droplet>]...: change the lab that is up to what the settings synthesize now, like
  *          `terraform apply [-replace=…]` (see apply.ts)
  *   rollout  take FOOBAR_APP_DIR / FOOBAR_APP_COMMAND to every web server in turn, like `npm run rollout`
  *
  * Environment: the stack's FOOBAR_* settings (the lab overrides only the ACME
- * directory, its CA file and the admin CIDRs), FOOBAR_LAB_CACHE,
- * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds).
+ * directory, its CA file, the admin CIDRs and the failover token), FOOBAR_LAB_CACHE,
+ * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds), FOOBAR_LAB_API_DELAY_MS (how
+ * long the emulated API takes to move a reserved IP; default 1000).
  */
-import { checks, httpsOn, siteUrl } from "./checks";
+import { Check, checks, httpsOn, siteUrl } from "./checks";
+import { pairChecks } from "./checks-pair";
 import { parseFault } from "./faults";
 import { Lab, attachRunning, down, leftovers, up } from "./lab";
 import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
@@ -42,7 +46,7 @@ const PACKAGES = "systemd-container debootstrap dnsmasq-base apt-cacher-ng nftab
 
 let interrupted = false;
 
-const USAGE = "usage: ts-node lab/cli.ts [up|down|test|check|fault <droplet> <kind> [unit|ms]|apply [--replace <droplet>]...|rollout]";
+const USAGE = "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout]";
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "up";
@@ -70,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "fault") {
     const lab = attachRunning();
     const fault = parseFault(argv.slice(1), lab.stack.droplets.map((d) => d.name));
-    await lab.fault(fault.droplet, fault.kind, fault.delayMs ?? fault.unit);
+    await lab.fault(fault.droplet, fault.kind, fault.delayMs ?? fault.unit ?? fault.from);
     return 0;
   }
   if (command === "apply") {
@@ -85,7 +89,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "check") {
-    const result = await runChecks(attachRunning());
+    const lab = attachRunning();
+    const result = await runChecks(lab, checksFor(lab));
     console.log(`${result.passed} passed, ${result.failed} failed`);
     return result.failed === 0 ? 0 : 1;
   }
@@ -95,29 +100,53 @@ async function main(argv: string[]): Promise<number> {
     printSummary(lab);
     return 0;
   }
-  // test: up, checks, always down; the count is the last line, after the teardown.
-  let result = { passed: 0, failed: checks.length };
-  try {
-    const lab = await up(process.env, () => interrupted);
-    printSummary(lab);
-    result = await runChecks(lab);
-  } catch (error) {
-    console.error(`lab: ${(error as Error).message}`);
-    for (const check of checks) console.log(`FAIL ${check.name} — not run: the lab did not come up`);
-  } finally {
-    await runDown();
+  // test: for each configuration, up, its checks, always down, and a look for
+  // leftovers; the count is the last line, after the teardowns.
+  const wanted = argv[1];
+  if (wanted !== undefined && !CONFIGURATIONS.some((c) => c.name === wanted)) {
+    throw new Error(`usage: test [${CONFIGURATIONS.map((c) => c.name).join("|")}] (default: all)`);
   }
-  // The run proves it leaves the machine as it found it.
-  const left = leftovers();
-  if (left.length > 0) {
-    console.log(`FAIL lab:down leaves nothing of the lab behind — left: ${left.join("; ")}`);
-    result.failed += 1;
-  } else {
-    console.log("PASS lab:down leaves nothing of the lab behind — no lab namespace, cgroup, guard route, mount, loop device or process");
-    result.passed += 1;
+  const total = { passed: 0, failed: 0 };
+  for (const configuration of CONFIGURATIONS.filter((c) => wanted === undefined || c.name === wanted)) {
+    if (interrupted) break;
+    log(`test: the ${configuration.name} configuration (${configuration.what})`);
+    let result = { passed: 0, failed: configuration.checks.length };
+    try {
+      const lab = await up({ ...process.env, ...configuration.env }, () => interrupted);
+      printSummary(lab);
+      result = await runChecks(lab, configuration.checks);
+    } catch (error) {
+      console.error(`lab: ${(error as Error).message}`);
+      for (const check of configuration.checks) console.log(`FAIL ${check.name} — not run: the lab did not come up`);
+    } finally {
+      await runDown();
+    }
+    // The run proves it leaves the machine as it found it.
+    const left = leftovers();
+    if (left.length > 0) {
+      console.log(`FAIL lab:down leaves nothing of the lab behind — left: ${left.join("; ")}`);
+      result.failed += 1;
+    } else {
+      console.log("PASS lab:down leaves nothing of the lab behind — no lab namespace, cgroup, guard route, mount, loop device or process");
+      result.passed += 1;
+    }
+    console.log(`${configuration.name}: ${result.passed} passed, ${result.failed} failed`);
+    total.passed += result.passed;
+    total.failed += result.failed;
   }
-  console.log(`${result.passed} passed, ${result.failed} failed`);
-  return result.failed === 0 && !interrupted ? 0 : 1;
+  console.log(`${total.passed} passed, ${total.failed} failed`);
+  return total.failed === 0 && !interrupted ? 0 : 1;
+}
+
+/** What `test` boots, in order: the operator's settings, then the same with a load balancer pair. */
+const CONFIGURATIONS: readonly { name: string; what: string; env: Record<string, string>; checks: readonly Check[] }[] = [
+  { name: "default", what: "the settings as they are", env: {}, checks },
+  { name: "pair", what: "FOOBAR_LOAD_BALANCERS=2", env: { FOOBAR_LOAD_BALANCERS: "2" }, checks: pairChecks },
+];
+
+/** The checks that fit a running lab: the pair's when it has two load balancers. */
+function checksFor(lab: Lab): readonly Check[] {
+  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1 ? pairChecks : checks;
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */
@@ -142,10 +171,10 @@ function preflight(): string | undefined {
 }
 
 /** Runs every check, printing PASS/FAIL lines; a check skipped by an interrupt counts as failed. */
-async function runChecks(lab: Lab): Promise<{ passed: number; failed: number }> {
+async function runChecks(lab: Lab, list: readonly Check[]): Promise<{ passed: number; failed: number }> {
   let passed = 0;
   let failed = 0;
-  for (const check of checks) {
+  for (const check of list) {
     if (interrupted) {
       console.log(`FAIL ${check.name} — not run: interrupted`);
       failed += 1;

@@ -10,6 +10,7 @@
  * - `poweroff` / `poweron`: a clean shutdown / a boot from the same disk;
  * - `partition`: every frame to or from the droplet's two NICs dropped in the
  *   lab switch (outside the droplet, so nothing inside can undo it), links up;
+ *   `partition <other droplet>`: only the frames between the two droplets;
  * - `slow [ms]`: `tc netem` delay on the switch ports towards the droplet,
  *   which adds that much to every round trip;
  * - `heal`: undoes `partition` and `slow`.
@@ -36,6 +37,8 @@ export interface Fault {
   readonly unit?: string;
   /** Added latency for `slow`, in milliseconds. @default DEFAULT_SLOW_MS */
   readonly delayMs?: number;
+  /** For `partition`: cut the droplet off from this one only. @default - from everything */
+  readonly from?: string;
 }
 
 /** What a fault needs from the lab: its droplets, and ways to act on them. */
@@ -53,7 +56,7 @@ export interface FaultTarget {
  * @throws Error with one line saying what is accepted.
  */
 export function parseFault(args: readonly string[], dropletNames: readonly string[]): Fault {
-  const usage = `usage: fault <droplet> <${FAULT_KINDS.join("|")}> [unit | ms]`;
+  const usage = `usage: fault <droplet> <${FAULT_KINDS.join("|")}> [unit | ms | other droplet]`;
   const [droplet, kind, extra, ...rest] = args;
   if (!droplet || !kind || rest.length > 0) throw new Error(usage);
   if (!dropletNames.includes(droplet)) {
@@ -75,6 +78,12 @@ export function parseFault(args: readonly string[], dropletNames: readonly strin
     }
     return { droplet, kind: faultKind, delayMs };
   }
+  if (faultKind === "partition" && extra !== undefined) {
+    if (!dropletNames.includes(extra) || extra === droplet) {
+      throw new Error(`fault: partition takes another droplet to cut ${droplet} off from, got "${extra}" (have: ${dropletNames.join(", ")})`);
+    }
+    return { droplet, kind: faultKind, from: extra };
+  }
   if (extra !== undefined) throw new Error(`fault: ${kind} takes no argument, got "${extra}"`);
   return { droplet, kind: faultKind };
 }
@@ -89,13 +98,20 @@ export function partitionTable(droplet: string): string {
   return `lab_partition_${droplet.replace(/[^A-Za-z0-9]/g, "_")}`;
 }
 
-/** The ruleset that drops every frame to or from the given switch ports. */
-export function renderPartition(droplet: string, ports: readonly string[]): string {
+/**
+ * The ruleset that drops every frame to or from the given switch ports, or
+ * with `otherPorts`, only the frames between those and the given ports.
+ */
+export function renderPartition(droplet: string, ports: readonly string[], otherPorts?: readonly string[]): string {
+  const set = (names: readonly string[]) => `{ ${names.map((name) => `"${name}"`).join(", ")} }`;
+  const rules = otherPorts
+    ? [`    iifname ${set(ports)} oifname ${set(otherPorts)} drop`, `    iifname ${set(otherPorts)} oifname ${set(ports)} drop`]
+    : ports.flatMap((port) => [`    iifname "${port}" drop`, `    oifname "${port}" drop`]);
   return [
     `table bridge ${partitionTable(droplet)} {`,
     "  chain forward {",
     "    type filter hook forward priority -200; policy accept;",
-    ...ports.flatMap((port) => [`    iifname "${port}" drop`, `    oifname "${port}" drop`]),
+    ...rules,
     "  }",
     "}",
     "",
@@ -110,11 +126,12 @@ export function renderPartition(droplet: string, ports: readonly string[]): stri
 export async function injectFault(target: FaultTarget, fault: Fault): Promise<string> {
   const index = target.dropletNames.indexOf(fault.droplet);
   if (index < 0) throw new Error(`fault: no droplet named "${fault.droplet}"`);
-  const what = [fault.droplet, fault.kind, fault.unit ?? (fault.kind === "slow" ? `${fault.delayMs ?? DEFAULT_SLOW_MS}ms` : "")]
+  const what = [fault.droplet, fault.kind, fault.unit ?? fault.from ?? (fault.kind === "slow" ? `${fault.delayMs ?? DEFAULT_SLOW_MS}ms` : "")]
     .filter(Boolean)
     .join(" ");
   try {
-    const outcome = await apply(target, fault, switchPorts(index));
+    const other = fault.from === undefined ? undefined : switchPorts(target.dropletNames.indexOf(fault.from));
+    const outcome = await apply(target, fault, switchPorts(index), other);
     record(`${what}: ${outcome}`);
     return outcome;
   } catch (error) {
@@ -123,7 +140,7 @@ export async function injectFault(target: FaultTarget, fault: Fault): Promise<st
   }
 }
 
-async function apply(target: FaultTarget, fault: Fault, ports: readonly string[]): Promise<string> {
+async function apply(target: FaultTarget, fault: Fault, ports: readonly string[], otherPorts?: readonly string[]): Promise<string> {
   const inside = (cmd: string[]): string => {
     const result = target.execIn(fault.droplet, cmd, 120_000);
     if (result.status !== 0) throw new Error(`${cmd.join(" ")} on ${fault.droplet}: ${(result.stderr || result.stdout).trim()}`);
@@ -149,8 +166,10 @@ async function apply(target: FaultTarget, fault: Fault, ports: readonly string[]
       return "powered on, booted";
     case "partition":
       removePartition(fault.droplet);
-      run("ip", ["netns", "exec", SWITCH_NS, "nft", "-f", "-"], { input: renderPartition(fault.droplet, ports) });
-      return `all traffic to and from ${ports.join(", ")} dropped in the lab switch`;
+      run("ip", ["netns", "exec", SWITCH_NS, "nft", "-f", "-"], { input: renderPartition(fault.droplet, ports, otherPorts) });
+      return otherPorts
+        ? `all traffic between ${ports.join(", ")} and ${fault.from}'s ${otherPorts.join(", ")} dropped in the lab switch`
+        : `all traffic to and from ${ports.join(", ")} dropped in the lab switch`;
     case "slow": {
       const delayMs = fault.delayMs ?? DEFAULT_SLOW_MS;
       for (const port of ports) {

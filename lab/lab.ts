@@ -39,6 +39,7 @@ import {
   listNamespaces,
   teardownNetwork,
   addApiHost,
+  reservedIpHolders,
   reservedIpHoldersFile,
 } from "./network";
 import { ensureBase } from "./rootfs";
@@ -66,7 +67,7 @@ import { CommandResult, log, sleep, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
 import { randomPassword } from "./passwords";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./synth";
-import { apiDelayMs, startApi, stopApi } from "./api";
+import { apiDelayMs, apiLogFile, startApi, stopApi } from "./api";
 import { FAILOVER_TOKEN_VARIABLE } from "../constructs/foobar-stack";
 import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./terraform";
 
@@ -107,6 +108,10 @@ export interface Lab {
   ssh(name: string, script: string, input?: string): CommandResult;
   /** Injects a fault into one droplet (see faults.ts), logged with a timestamp; returns what happened. */
   fault(droplet: string, kind: FaultKind, unitOrDelay?: string | number): Promise<string>;
+  /** Which droplet holds each reserved IP now (the API emulator moves them). */
+  reservedIpHolder(ip: string): string | undefined;
+  /** The API emulator's request log (host path). */
+  apiLog(): string | undefined;
 }
 
 /** Stand-ins for values that only exist after `terraform apply`. */
@@ -331,10 +336,16 @@ function attach(state: LabState): Lab {
       await powerOffDroplet(state, name);
     },
     powerOn: (name) => powerOnDroplet(state, name),
+    reservedIpHolder: (ip) => reservedIpHolders()[ip],
+    apiLog: () => apiLogFile(state),
     fault: (droplet, kind, unitOrDelay) =>
       injectFault(
         { dropletNames: state.stack!.droplets.map((d) => d.name), execIn: lab.execIn, powerOff: lab.powerOff, powerOn: lab.powerOn },
-        typeof unitOrDelay === "number" ? { droplet, kind, delayMs: unitOrDelay } : { droplet, kind, unit: unitOrDelay },
+        typeof unitOrDelay === "number"
+          ? { droplet, kind, delayMs: unitOrDelay }
+          : kind === "partition"
+            ? { droplet, kind, from: unitOrDelay }
+            : { droplet, kind, unit: unitOrDelay },
       ),
   };
   return lab;
