@@ -9,6 +9,7 @@ describe("the lab's fault command", () => {
     [["web-01", "stop", "nginx.service"], { droplet: "web-01", kind: "stop", unit: "nginx.service" }],
     [["web-02", "poweroff"], { droplet: "web-02", kind: "poweroff" }],
     [["web-02", "partition"], { droplet: "web-02", kind: "partition" }],
+    [["web-02", "partition", "lb-01"], { droplet: "web-02", kind: "partition", from: "lb-01" }],
     [["lb-01", "slow", "150"], { droplet: "lb-01", kind: "slow", delayMs: 150 }],
     [["lb-01", "slow"], { droplet: "lb-01", kind: "slow" }],
     [["lb-01", "heal"], { droplet: "lb-01", kind: "heal" }],
@@ -22,7 +23,8 @@ describe("the lab's fault command", () => {
     [["web-02", "crash"], "crash needs a unit"],
     [["web-02", "crash", "mysql; reboot"], "is not a systemd unit name"],
     [["web-02", "slow", "0"], "whole milliseconds from 1 to 10000"],
-    [["web-02", "partition", "now"], 'partition takes no argument, got "now"'],
+    [["web-02", "partition", "now"], 'partition takes another droplet to cut web-02 off from, got "now"'],
+    [["web-02", "partition", "web-02"], 'partition takes another droplet to cut web-02 off from, got "web-02"'],
     [["web-02"], "usage: fault <droplet>"],
   ])("refuses %j in one line", (args, message) => {
     expect(() => parseFault(args, droplets)).toThrow(message);
@@ -50,9 +52,19 @@ describe("the lab's fault command", () => {
     expect(partitionTable("web-02")).toBe("lab_partition_web_02");
   });
 
+  test("a partition from one other droplet drops only the frames between the two, both ways", () => {
+    const rules = renderPartition("lb-01", ["pub0", "vpc0"], ["pub1", "vpc1"]);
+    expect(rules.match(/drop/g)).toHaveLength(2);
+    expect(rules).toContain('iifname { "pub0", "vpc0" } oifname { "pub1", "vpc1" } drop');
+    expect(rules).toContain('iifname { "pub1", "vpc1" } oifname { "pub0", "vpc0" } drop');
+  });
+
   // nft comes with the lab's packages (.ci/run installs them).
-  test("nft accepts the partition ruleset (checked without loading it)", () => {
-    const result = spawnSync("nft", ["--check", "-f", "-"], { input: renderPartition("web-02", ["pub2", "vpc2"]), encoding: "utf8" });
+  test.each([
+    ["from everything", renderPartition("web-02", ["pub2", "vpc2"])],
+    ["from one droplet", renderPartition("lb-01", ["pub0", "vpc0"], ["pub1", "vpc1"])],
+  ])("nft accepts the partition ruleset %s (checked without loading it)", (_label, ruleset) => {
+    const result = spawnSync("nft", ["--check", "-f", "-"], { input: ruleset, encoding: "utf8" });
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
   });
