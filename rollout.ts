@@ -33,8 +33,8 @@ export interface RemoteResult {
 
 /** How the rollout reaches the droplets. */
 export interface RolloutTarget {
-  /** The load balancer's address as the transport reaches it. */
-  readonly loadBalancer: string;
+  /** The load balancers' addresses as the transport reaches them: one, or both of a pair (each drains and readmits). */
+  readonly loadBalancers: readonly string[];
   /** Web servers in order: their HAProxy server name (`web-01`) and address. */
   readonly webServers: readonly { readonly name: string; readonly host: string }[];
   /** Runs a bash script as root on `host`, `input` on its stdin. */
@@ -118,10 +118,10 @@ export function installScript(): string {
   ].join("\n");
 }
 
-/** HAProxy's view of one server: `UP`, `DOWN`, `MAINT`, …, and its current sessions. */
-function serverState(target: RolloutTarget, name: string): { status: string; sessions: number } {
-  const result = target.run(target.loadBalancer, haproxyCommand("show stat"));
-  if (result.status !== 0) throw new Error(`rollout: cannot read HAProxy's state on the load balancer: ${(result.stderr || result.stdout).trim()}`);
+/** One load balancer's HAProxy view of one server: `UP`, `DOWN`, `MAINT`, …, and its current sessions. */
+function serverState(target: RolloutTarget, loadBalancer: string, name: string): { status: string; sessions: number } {
+  const result = target.run(loadBalancer, haproxyCommand("show stat"));
+  if (result.status !== 0) throw new Error(`rollout: cannot read HAProxy's state on the load balancer (${loadBalancer}): ${(result.stderr || result.stdout).trim()}`);
   const row = result.stdout.split("\n").map((line) => line.split(",")).find((fields) => fields[0] === BACKEND && fields[1] === name);
   if (!row) throw new Error(`rollout: HAProxy has no server ${BACKEND}/${name}`);
   return { status: row[17] ?? "", sessions: Number(row[4] ?? 0) };
@@ -143,25 +143,32 @@ async function until<T>(what: string, seconds: number, probe: () => T | undefine
  */
 export async function rollout(target: RolloutTarget, release: Release, progress: (line: string) => void = () => {}): Promise<string[]> {
   const packed = packRelease(release);
-  const reach = target.run(target.loadBalancer, "true");
-  if (reach.status !== 0) {
-    throw new Error(`rollout: cannot reach the load balancer (${target.loadBalancer}) over SSH as root: ${(reach.stderr || reach.stdout).trim().split("\n").pop()}`);
+  for (const lb of target.loadBalancers) {
+    const reach = target.run(lb, "true");
+    if (reach.status !== 0) {
+      throw new Error(`rollout: cannot reach the load balancer (${lb}) over SSH as root: ${(reach.stderr || reach.stdout).trim().split("\n").pop()}`);
+    }
   }
+  const onEvery = (what: (lb: string) => boolean) => target.loadBalancers.every(what);
   const done: string[] = [];
   for (const web of target.webServers) {
     const started = Date.now();
-    const drain = target.run(target.loadBalancer, haproxyCommand(`set server ${BACKEND}/${web.name} state drain`));
-    if (drain.status !== 0 || drain.stdout.trim() !== "") throw new Error(`rollout: HAProxy did not drain ${web.name}: ${(drain.stdout + drain.stderr).trim()}`);
+    for (const lb of target.loadBalancers) {
+      const drain = target.run(lb, haproxyCommand(`set server ${BACKEND}/${web.name} state drain`));
+      if (drain.status !== 0 || drain.stdout.trim() !== "") throw new Error(`rollout: HAProxy on ${lb} did not drain ${web.name}: ${(drain.stdout + drain.stderr).trim()}`);
+    }
     progress(`${web.name}: drained`);
-    await until(`${web.name}'s requests in flight finishing`, 30, () => (serverState(target, web.name).sessions === 0 ? true : undefined));
+    await until(`${web.name}'s requests in flight finishing`, 30, () => (onEvery((lb) => serverState(target, lb, web.name).sessions === 0) ? true : undefined));
     const install = target.run(web.host, installScript(), packed);
     if (install.status !== 0) {
       throw new Error(`rollout stopped at ${web.name} (left drained, the others untouched): ${(install.stderr || install.stdout).trim().split("\n").pop()}`);
     }
     progress(`${web.name}: installed, the application answers`);
-    const ready = target.run(target.loadBalancer, haproxyCommand(`set server ${BACKEND}/${web.name} state ready`));
-    if (ready.status !== 0) throw new Error(`rollout: HAProxy did not take ${web.name} back: ${(ready.stdout + ready.stderr).trim()}`);
-    await until(`${web.name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () => (serverState(target, web.name).status === "UP" ? true : undefined));
+    for (const lb of target.loadBalancers) {
+      const ready = target.run(lb, haproxyCommand(`set server ${BACKEND}/${web.name} state ready`));
+      if (ready.status !== 0) throw new Error(`rollout: HAProxy on ${lb} did not take ${web.name} back: ${(ready.stdout + ready.stderr).trim()}`);
+    }
+    await until(`${web.name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () => (onEvery((lb) => serverState(target, lb, web.name).status === "UP") ? true : undefined));
     const line = `${web.name}: new release serving, back in rotation after ${((Date.now() - started) / 1000).toFixed(1)} s`;
     progress(line);
     done.push(line);
@@ -175,9 +182,9 @@ export function releaseFromSettings(settings: { readonly appDir?: string; readon
 }
 
 /** Over SSH from this machine: `ssh root@<address> bash -c '<script>'`. */
-function sshTarget(loadBalancer: string, webServers: RolloutTarget["webServers"]): RolloutTarget {
+function sshTarget(loadBalancers: readonly string[], webServers: RolloutTarget["webServers"]): RolloutTarget {
   return {
-    loadBalancer,
+    loadBalancers,
     webServers,
     run: (host, script, input) => {
       const result = spawnSync("ssh", ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", `root@${host}`, `bash -c ${shellQuote(script)}`], {
@@ -201,12 +208,12 @@ async function main(args: readonly string[]): Promise<number> {
       throw new SettingsError(`rollout reads the servers from Terraform's state: \`terraform -chdir=${dir} output -json servers\` failed (deploy first, with the same settings): ${(output.stderr || "").trim().split("\n").pop()}`);
     }
     const servers = JSON.parse(output.stdout) as Record<string, { role: string; public_ipv4: string }>;
-    const lb = Object.values(servers).find((s) => s.role === "load-balancer");
+    const lbs = Object.values(servers).filter((s) => s.role === "load-balancer").map((s) => s.public_ipv4);
     const webs = Object.entries(servers)
       .filter(([name, s]) => s.role.startsWith("web") && haproxyServerName(name) !== undefined)
       .map(([name, s]) => ({ name: haproxyServerName(name)!, host: s.public_ipv4 }));
-    if (!lb || webs.length === 0) throw new SettingsError("rollout: the state has no load balancer or no web server");
-    const lines = await rollout(sshTarget(lb.public_ipv4, webs), releaseFromSettings(stack.settings), (line) => console.log(`rollout: ${line}`));
+    if (lbs.length === 0 || webs.length === 0) throw new SettingsError("rollout: the state has no load balancer or no web server");
+    const lines = await rollout(sshTarget(lbs, webs), releaseFromSettings(stack.settings), (line) => console.log(`rollout: ${line}`));
     console.log(`rollout: done, ${lines.length} web server(s) on the new release`);
     return 0;
   } catch (error) {

@@ -34,7 +34,7 @@ describe("npm run rollout", () => {
     const calls: string[] = [];
     const state: Record<string, string> = { "web-01": "UP", "web-02": "UP" };
     const target: RolloutTarget = {
-      loadBalancer: "lb",
+      loadBalancers: ["lb"],
       webServers: [
         { name: "web-01", host: "w1" },
         { name: "web-02", host: "w2" },
@@ -73,7 +73,7 @@ describe("npm run rollout", () => {
   });
 
   test("refuses with one line when it cannot reach the load balancer", async () => {
-    const target: RolloutTarget = { loadBalancer: "203.0.113.10", webServers: [], run: () => ({ status: 255, stdout: "", stderr: "ssh: connect to host 203.0.113.10 port 22: Connection timed out\n" }) };
+    const target: RolloutTarget = { loadBalancers: ["203.0.113.10"], webServers: [], run: () => ({ status: 255, stdout: "", stderr: "ssh: connect to host 203.0.113.10 port 22: Connection timed out\n" }) };
     await expect(rollout(target, release)).rejects.toThrow(/^rollout: cannot reach the load balancer \(203\.0\.113\.10\) over SSH as root: ssh: connect to host 203\.0\.113\.10 port 22: Connection timed out$/);
   });
 });

@@ -134,8 +134,15 @@ function tokenOn(lab: Lab, name: string): string {
   return lab.execIn(name, ["cat", FAILOVER_PATHS.tokenFile]).stdout.trim();
 }
 
+/** A check of the default suite that holds for a pair as it is. */
+function shared(prefix: string): Check {
+  const found = checks.find((check) => check.name.startsWith(prefix));
+  if (!found) throw new Error(`no check named "${prefix}…" in checks.ts`);
+  return found;
+}
+
 export const pairChecks: Check[] = [
-  checks[0]!,
+  shared("every droplet's cloud-init finished"),
   {
     name: "pair: both load balancers run HAProxy and keepalived and serve a certificate from the lab's ACME CA; exactly one is master, and it holds the reserved IP",
     async run(lab) {
@@ -210,6 +217,8 @@ export const pairChecks: Check[] = [
       return `${master.name} → ${backup.name}'s ${backup.privateIpv4}: 6 sent, 0 arrived (${sender.stdout.trim()} refused by the emulated cloud firewall at the sender); ${tunnelled} adverts through the tunnel in 4 s`;
     },
   },
+  // The rollout drains and readmits each web server on both load balancers.
+  shared("day two: a new application version rolls out one server at a time"),
   {
     name: "pair failover: the master powered off under a continuous HTTPS client; the backup takes the reserved IP through the API and the site answers again",
     async run(lab) {

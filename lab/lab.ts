@@ -318,10 +318,10 @@ function attach(state: LabState): Lab {
     acmeOrders: () => ordersPlaced(state),
     rollout: (env, progress) => {
       const droplets = state.stack!.droplets;
-      const lb = droplets.find((d) => d.name.startsWith("lb-"));
-      if (!lb) throw new Error("the stack has no load balancer");
+      const lbs = droplets.filter((d) => d.name.startsWith("lb-"));
+      if (lbs.length === 0) throw new Error("the stack has no load balancer");
       const target: RolloutTarget = {
-        loadBalancer: lb.name,
+        loadBalancers: lbs.map((lb) => lb.name),
         // HAProxy's server names are the web servers' labels (web-01, …), as in `npm run rollout`.
         webServers: droplets.filter((d) => haproxyServerName(d.name) !== undefined).map((d) => ({ name: haproxyServerName(d.name)!, host: d.name })),
         run: (name, script, input) => lab.ssh(name, script, input),
