@@ -19,7 +19,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { stopProcess, waitUntilServing } from "./processes";
+import { stopServer, waitUntilServing } from "./processes";
 import { API_ADDRESS, API_NS, stateDir } from "./settings";
 import { log, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
@@ -225,11 +225,7 @@ export async function startApi(
 
 /** Stops the API emulator (by its recorded PID) and deletes its files; returns what it did. */
 export async function stopApi(state: LabState): Promise<string[]> {
-  const api = state.api;
-  if (!api) return [];
-  const removed: string[] = [];
-  if (api.pid !== undefined && (await stopProcess(api.pid, "node", 10_000))) removed.push(`API emulator pid ${api.pid}`);
-  fs.rmSync(api.dir, { recursive: true, force: true });
+  const removed = await stopServer(state.api, "node", "API emulator");
   state.api = undefined;
   saveState(state);
   return removed;

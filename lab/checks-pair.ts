@@ -3,12 +3,10 @@
  * booted with `FOOBAR_LOAD_BALANCERS=2` (see cli.ts). They run in order and
  * each starts from where the one before left the pair.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { FAILOVER_PATHS } from "../cloud-init/keepalived";
-import { Check, checks, siteUrl, waitFor } from "./checks";
+import { Check, backgroundClient, checks, siteUrl, waitFor } from "./checks";
 import type { Lab } from "./lab";
-import { CLIENT_NS } from "./settings";
 import { sleep, tryRun } from "./shell";
 import type { LabDroplet } from "./terraform";
 
@@ -71,16 +69,12 @@ function assignCalls(lab: Lab, since: number): string[] {
  * and records when each request started and what it got, until stopped.
  */
 function timedClient(lab: Lab) {
-  const script = `while :; do s=$(date +%s%3N); c=$(curl -s -o /dev/null --max-time 2 --cacert '${lab.acme.issuingRootFile}' -w '%{http_code}' '${siteUrl(lab)}'); echo "$s $c"; sleep 0.1; done`;
-  const child = spawn("ip", ["netns", "exec", CLIENT_NS, "bash", "-c", script], { stdio: ["ignore", "pipe", "ignore"] });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const client = backgroundClient(
+    `while :; do s=$(date +%s%3N); c=$(curl -s -o /dev/null --max-time 2 --cacert '${lab.acme.issuingRootFile}' -w '%{http_code}' '${siteUrl(lab)}'); echo "$s $c"; sleep 0.1; done`,
+  );
   return {
     async stop() {
-      child.kill("SIGTERM");
-      await exited;
-      return output
+      return (await client.stop())
         .trim()
         .split("\n")
         .filter((line) => /^\d+ \d+$/.test(line))

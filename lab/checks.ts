@@ -162,21 +162,33 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => T
   throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (last error: ${(last as Error).message})` : ""}`);
 }
 
+/** Runs a bash loop in the client namespace until stopped; `stop` resolves with everything it printed. */
+export function backgroundClient(script: string) {
+  const child = spawn("ip", ["netns", "exec", CLIENT_NS, "bash", "-c", script], { stdio: ["ignore", "pipe", "ignore"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  return {
+    /** Stops the loop (again: a no-op) and returns its output. */
+    async stop(): Promise<string> {
+      child.kill("SIGTERM");
+      await exited;
+      return output;
+    },
+  };
+}
+
 /**
  * Sends requests to the site from the client namespace, one after another,
  * until stopped; counts answers by status and by server.
  */
 function continuousClient(lab: Lab, url: string) {
   const script = `while :; do curl -s -o /dev/null --max-time 3 --cacert '${lab.acme.issuingRootFile}' -D - -w 'code=%{http_code}\\n' '${url}' | tr -d '\\r' | grep -iE '^(x-served-by|code=)'; sleep 0.05; done`;
-  const child = spawn("ip", ["netns", "exec", CLIENT_NS, "bash", "-c", script], { stdio: ["ignore", "pipe", "ignore"] });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const client = backgroundClient(script);
   return {
     /** Stops the client (again: a no-op) and counts its answers. */
     async stop() {
-      child.kill("SIGTERM");
-      await exited;
+      const output = await client.stop();
       const codes = [...output.matchAll(/^code=(\d+)$/gm)].map((m) => m[1]!);
       const failedCodes = codes.filter((code) => code !== "200");
       const byStatus = new Map<string, number>();

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
+import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
 import { API_HOST_NAME } from "./api";
 import { API_ADDRESS, DNS_ADDRESS, DNS_NS, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
@@ -81,11 +81,7 @@ export function updateDns(state: LabState, records: readonly LabRecord[]): void 
 
 /** Stops the resolver (by its recorded PID) and deletes its files; returns what it did. */
 export async function stopDns(state: LabState): Promise<string[]> {
-  const dns = state.dns;
-  if (!dns) return [];
-  const removed: string[] = [];
-  if (dns.pid !== undefined && (await stopProcess(dns.pid, "dnsmasq", 10_000))) removed.push(`dnsmasq pid ${dns.pid}`);
-  fs.rmSync(dns.dir, { recursive: true, force: true });
+  const removed = await stopServer(state.dns, "dnsmasq", "dnsmasq");
   state.dns = undefined;
   saveState(state);
   return removed;

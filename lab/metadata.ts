@@ -15,7 +15,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { METADATA_ADDRESS } from "../cloud-init/metadata-guard";
-import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
+import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
 import { METADATA_NS, UPLINK_PORT, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
@@ -220,11 +220,7 @@ export async function startMetadata(state: LabState, stack: LabStack, publicPref
 
 /** Stops the metadata server (by its recorded PID) and deletes its files; returns what it did. */
 export async function stopMetadata(state: LabState): Promise<string[]> {
-  const metadata = state.metadata;
-  if (!metadata) return [];
-  const removed: string[] = [];
-  if (metadata.pid !== undefined && (await stopProcess(metadata.pid, "node", 10_000))) removed.push(`metadata service pid ${metadata.pid}`);
-  fs.rmSync(metadata.dir, { recursive: true, force: true });
+  const removed = await stopServer(state.metadata, "node", "metadata service");
   state.metadata = undefined;
   saveState(state);
   return removed;

@@ -118,3 +118,21 @@ export async function waitUntilServing(
   const why = exited ? "exited" : `did not answer within ${READY_TIMEOUT_MS / 1000}s`;
   throw new Error(`${what} (pid ${pid}) ${why} in ${ns}; ${logFile}:\n${output}`);
 }
+
+/** A lab server as the state records it: its directory and, once started, its PID. */
+export interface ServerRecord {
+  readonly dir: string;
+  readonly pid?: number;
+}
+
+/**
+ * Stops a lab server by its recorded PID (only if it still runs `comm`) and
+ * deletes its directory; returns what it did. The caller forgets the record.
+ */
+export async function stopServer(record: ServerRecord | undefined, comm: string, label: string): Promise<string[]> {
+  if (!record) return [];
+  const removed: string[] = [];
+  if (record.pid !== undefined && (await stopProcess(record.pid, comm, 10_000))) removed.push(`${label} pid ${record.pid}`);
+  fs.rmSync(record.dir, { recursive: true, force: true });
+  return removed;
+}
