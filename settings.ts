@@ -406,7 +406,9 @@ export const SETTINGS = {
     variable: "FOOBAR_REPLICA_MAX_LAG",
     valueType: wholeNumber(1, 3600),
     default: 10,
-    description: "seconds of replica lag before reads go to the primary and the replica leaves rotation",
+    description:
+      "seconds of data age (the primary's heartbeat) beyond which a replica's reads go to the primary and, while the " +
+      "primary answers, the replica leaves rotation; with no primary it keeps serving and says how old its data is",
   }),
   appDir: declare({
     variable: "FOOBAR_APP_DIR",

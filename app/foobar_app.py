@@ -1,17 +1,16 @@
-"""The foobar sample application: a guestbook of short messages.
+"""The foobar sample application: a guestbook of short messages (WSGI, python3-pymysql).
 
-A WSGI application for Gunicorn, using only the distribution's packages
-(python3-pymysql). Writes go to the MySQL primary. Reads come from this
-server's own MySQL (a replica on every server but the first) and fall back
-to the primary when the local database is down or lags more than
-FOOBAR_REPLICA_MAX_LAG seconds, so a reader never sees staler data than that.
+Writes go to the MySQL primary. Reads come from this server's MySQL, or from
+the primary when the local data is older than FOOBAR_REPLICA_MAX_LAG seconds
+or a local query fails; with no primary, a replica serves what it has. A
+server's data is as old as its newest heartbeat (a row the primary rewrites
+every second, see cloud-init/mysql.ts), known also when replication stopped.
 
-Endpoints:
-  GET  /health              this server, its database role and replication state;
-                            503 when this server should leave the load balancer
-  GET  /api/messages        the 20 newest messages and the total count
-  GET  /api/messages/<id>   one message
-  POST /api/messages        {"body": "..."} stores a message on the primary
+  GET  /health             503 when this server should leave the load balancer
+  GET  /api/messages       the 20 newest messages and the count
+  GET  /api/messages/<id>  one message
+  POST /api/messages       {"body": "..."}; 503 at once when there is no primary
+Reads say how old their data is: data_age_seconds, and the X-Data-Age header.
 """
 
 import json
@@ -29,6 +28,12 @@ DB_USER = os.environ.get("FOOBAR_DB_USER", "foobar_app")
 DB_PASSWORD = os.environ.get("FOOBAR_DB_PASSWORD", "")
 MAX_LAG_SECONDS = int(os.environ.get("FOOBAR_REPLICA_MAX_LAG", "10"))
 MAX_BODY_BYTES = 4096
+# A write without a primary fails well before a client gives up.
+PRIMARY_CONNECT_TIMEOUT_SECONDS = 2
+
+
+class NoPrimary(Exception):
+    pass
 
 
 def connect_local():
@@ -45,9 +50,33 @@ def connect_primary():
     # The primary requires TLS for every connection over the network.
     return pymysql.connect(
         host=PRIMARY_HOST, port=3306, user=DB_USER, password=DB_PASSWORD, database=DB_NAME,
-        connect_timeout=2, read_timeout=5, write_timeout=5, autocommit=True,
+        connect_timeout=PRIMARY_CONNECT_TIMEOUT_SECONDS, read_timeout=5, write_timeout=5, autocommit=True,
         cursorclass=pymysql.cursors.DictCursor, ssl={"check_hostname": False},
     )
+
+
+def data_age_seconds(connection):
+    """Seconds since this database's newest heartbeat; None before the first."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT TIMESTAMPDIFF(MICROSECOND, beat, NOW(3)) / 1000000 AS age FROM heartbeat WHERE id = 1")
+        row = cursor.fetchone()
+    return None if row is None or row["age"] is None else max(0.0, float(row["age"]))
+
+
+def is_fresh(age):
+    return age is not None and age <= MAX_LAG_SECONDS
+
+
+def age_via(connect):
+    """The data age of the database `connect` reaches, or None when it does not answer."""
+    try:
+        connection = connect()
+        try:
+            return data_age_seconds(connection)
+        finally:
+            connection.close()
+    except pymysql.MySQLError:
+        return None
 
 
 def replication_state(connection):
@@ -67,52 +96,69 @@ def replication_state(connection):
     }
 
 
-def replica_is_fresh(state):
-    return (
-        state is not None
-        and state["io_running"] == "Yes"
-        and state["sql_running"] == "Yes"
-        and state["lag_seconds"] is not None
-        and state["lag_seconds"] <= MAX_LAG_SECONDS
-    )
-
-
 def local_status():
-    """(reachable, replication state, reason this server is unfit to serve, or '')."""
+    """(reachable, replication, data age, why unfit to serve or '').
+
+    Unfit: its MySQL is unreachable, or its data is stale while the primary
+    has fresher data. A replica whose primary is gone keeps serving.
+    """
     try:
         connection = connect_local()
     except pymysql.MySQLError as error:
-        return False, None, f"local MySQL unreachable: {error.args[-1]}"
+        return False, None, None, f"local MySQL unreachable: {error.args[-1]}"
     try:
         state = replication_state(connection) if DB_ROLE == "replica" else None
+        age = data_age_seconds(connection)
+    except pymysql.MySQLError as error:
+        return True, None, None, f"local MySQL query failed: {error.args[-1]}"
     finally:
         connection.close()
-    if DB_ROLE == "replica" and not replica_is_fresh(state):
-        return True, state, f"replica not running or lagging more than {MAX_LAG_SECONDS} s"
-    return True, state, ""
+    if DB_ROLE == "replica" and not is_fresh(age) and is_fresh(age_via(connect_primary)):
+        return True, state, age, f"data is {describe_age(age)} old, more than {MAX_LAG_SECONDS} s, and the primary has fresher data"
+    return True, state, age, ""
 
 
-def open_for_reads():
-    """A connection for reads and where it goes: this server's MySQL when fresh, else the primary."""
-    if DB_ROLE == "primary":
-        return connect_local(), "local"
-    try:
-        connection = connect_local()
-        if replica_is_fresh(replication_state(connection)):
-            return connection, "local-replica"
-        connection.close()
-    except pymysql.MySQLError:
-        pass
-    return connect_primary(), "primary"
+def describe_age(age):
+    return "of unknown age" if age is None else f"{age:.1f} s"
+
+
+def read(query):
+    """(query(cursor), where, data age) from this server's MySQL when fresh,
+    else the primary; on a failed connection or query, the other one."""
+    candidates = ["local"] if DB_ROLE == "primary" else ["local-replica", "primary"]
+    if DB_ROLE == "replica" and not is_fresh(age_via(connect_local)):
+        candidates.reverse()
+    last_error = None
+    for where in candidates:
+        try:
+            connection = connect_primary() if where == "primary" else connect_local()
+        except pymysql.MySQLError as error:
+            last_error = error
+            continue
+        try:
+            with connection.cursor() as cursor:
+                result = query(cursor)
+            age = data_age_seconds(connection)
+            return result, where, age
+        except pymysql.MySQLError as error:
+            last_error = error
+        finally:
+            connection.close()
+    raise last_error
 
 
 def health(_environ):
-    reachable, state, problem = local_status()
+    reachable, state, age, problem = local_status()
     body = {
         "server": SERVER_NAME,
         "role": DB_ROLE,
         "status": "ok" if not problem else "unhealthy",
-        "database": {"reachable": reachable, "replication": state, "max_lag_seconds": MAX_LAG_SECONDS},
+        "database": {
+            "reachable": reachable,
+            "replication": state,
+            "data_age_seconds": age,
+            "max_lag_seconds": MAX_LAG_SECONDS,
+        },
     }
     if problem:
         body["problem"] = problem
@@ -120,29 +166,25 @@ def health(_environ):
 
 
 def list_messages(_environ):
-    connection, read_from = open_for_reads()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT COUNT(*) AS count FROM messages")
-            count = cursor.fetchone()["count"]
-            cursor.execute("SELECT id, body, written_by, created_at FROM messages ORDER BY id DESC LIMIT 20")
-            rows = cursor.fetchall()
-    finally:
-        connection.close()
-    return "200 OK", {"served_by": SERVER_NAME, "read_from": read_from, "count": count, "messages": rows}
+    def query(cursor):
+        cursor.execute("SELECT COUNT(*) AS count FROM messages")
+        count = cursor.fetchone()["count"]
+        cursor.execute("SELECT id, body, written_by, created_at FROM messages ORDER BY id DESC LIMIT 20")
+        return count, cursor.fetchall()
+
+    (count, rows), read_from, age = read(query)
+    return "200 OK", {"served_by": SERVER_NAME, "read_from": read_from, "data_age_seconds": age, "count": count, "messages": rows}
 
 
 def get_message(_environ, message_id):
-    connection, read_from = open_for_reads()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT id, body, written_by, created_at FROM messages WHERE id = %s", (message_id,))
-            row = cursor.fetchone()
-    finally:
-        connection.close()
+    def query(cursor):
+        cursor.execute("SELECT id, body, written_by, created_at FROM messages WHERE id = %s", (message_id,))
+        return cursor.fetchone()
+
+    row, read_from, age = read(query)
     if row is None:
-        return "404 Not Found", {"served_by": SERVER_NAME, "read_from": read_from, "error": "no such message"}
-    return "200 OK", {"served_by": SERVER_NAME, "read_from": read_from, "message": row}
+        return "404 Not Found", {"served_by": SERVER_NAME, "read_from": read_from, "data_age_seconds": age, "error": "no such message"}
+    return "200 OK", {"served_by": SERVER_NAME, "read_from": read_from, "data_age_seconds": age, "message": row}
 
 
 def post_message(environ):
@@ -158,7 +200,10 @@ def post_message(environ):
         return "400 Bad Request", {"error": 'send {"body": "..."}'}
     if not isinstance(text, str) or not 1 <= len(text) <= 280:
         return "400 Bad Request", {"error": "body must be a string of 1 to 280 characters"}
-    connection = connect_primary()
+    try:
+        connection = connect_primary()
+    except pymysql.MySQLError as error:
+        raise NoPrimary(f"the primary ({PRIMARY_HOST}) does not answer: {error.args[-1]}") from error
     try:
         with connection.cursor() as cursor:
             cursor.execute("INSERT INTO messages (body, written_by) VALUES (%s, %s)", (text, SERVER_NAME))
@@ -185,8 +230,14 @@ def route(environ):
 def application(environ, start_response):
     try:
         status, body = route(environ)
+    except NoPrimary as error:
+        status, body = "503 Service Unavailable", {"served_by": SERVER_NAME, "error": "no writable primary", "reason": str(error)}
     except pymysql.MySQLError as error:
         status, body = "503 Service Unavailable", {"served_by": SERVER_NAME, "error": f"database: {error.args[-1]}"}
     payload = json.dumps(body, default=str).encode("utf-8")
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    if "data_age_seconds" in body:
+        age = body["data_age_seconds"]
+        headers.append(("X-Data-Age", "unknown" if age is None else f"{age:.1f}"))
+    start_response(status, headers)
     return [payload]

@@ -42,6 +42,8 @@ export function renderMysqlServerConfig(input: MysqlServerInput): string {
     "binlog_expire_logs_seconds = 604800",
     // Connections over the network must use TLS; the local socket need not.
     "require_secure_transport = ON",
+    // Runs the primary's heartbeat (HEARTBEAT below); replicated events stay disabled on replicas.
+    "event_scheduler = ON",
   ];
   if (input.role === "replica") {
     lines.push(
@@ -85,6 +87,29 @@ export function renderMysqlSetupEnvironment(input: MysqlSetupInput): string {
     APP_PASSWORD: input.appPassword,
     DATABASE_NAME: input.databaseName,
   });
+}
+
+/**
+ * The heartbeat: a row the primary rewrites every second with its server id
+ * and the time, replicated like any other. A server's data is as old as its
+ * newest heartbeat, also when replication has stopped (when
+ * `Seconds_Behind_Source` is NULL). The event is replicated disabled
+ * (`REPLICA_SIDE_DISABLED`), so only the primary beats.
+ */
+export const HEARTBEAT = {
+  table: "heartbeat",
+  event: "foobar_heartbeat",
+  intervalSeconds: 1,
+} as const;
+
+/** The statements that create the heartbeat (idempotent), for the database `database`. */
+export function heartbeatSql(database: string): string[] {
+  const table = `\`${database}\`.${HEARTBEAT.table}`;
+  return [
+    `CREATE TABLE IF NOT EXISTS ${table} (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, source_server_id INT UNSIGNED NOT NULL, beat TIMESTAMP(3) NOT NULL);`,
+    `CREATE EVENT IF NOT EXISTS \`${database}\`.${HEARTBEAT.event} ON SCHEDULE EVERY ${HEARTBEAT.intervalSeconds} SECOND ` +
+      `DO REPLACE INTO ${table} (id, source_server_id, beat) VALUES (1, @@GLOBAL.server_id, NOW(3));`,
+  ];
 }
 
 /** How long a replica waits for its primary on first boot, in seconds. */
@@ -155,7 +180,16 @@ export const MYSQL_SETUP_SCRIPT = [
   `    mysql --batch \"$DATABASE_NAME\" < ${MYSQL_PATHS.appSchema}`,
   "    log 'applied the application schema'",
   "  fi",
+  "  ensure_heartbeat",
   "  log 'primary ready'",
+  "}",
+  "",
+  "# Idempotent: also on a primary whose volume predates the heartbeat.",
+  "ensure_heartbeat() {",
+  "  mysql --batch <<SQL",
+  ...heartbeatSql("$DATABASE_NAME").map((statement) => statement.replace(/`/g, "\\`")),
+  "SQL",
+  "  log 'heartbeat: every second, replicated'",
   "}",
   "",
   "# Runs one query on the primary as the replication user, over TLS.",
@@ -221,6 +255,7 @@ export const MYSQL_SETUP_SCRIPT = [
   "    exit 1",
   "  fi",
   "  log \"the volume holds the database $DATABASE_NAME already: this droplet replaced an earlier one, nothing to set up\"",
+  "  if [ \"$MYSQL_ROLE\" = primary ]; then ensure_heartbeat; fi",
   "  exit 0",
   "fi",
   "case \"$MYSQL_ROLE\" in",

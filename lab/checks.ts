@@ -872,6 +872,72 @@ export const checks: Check[] = [
     },
   },
   {
+    name: "no primary: the primary's MySQL stopped under load; static files and reads keep being served (the replica serves what it has, saying how old), writes fail fast with a clear 503; started again, replication resumes with nothing lost",
+    async run(lab) {
+      const { primary, replicas } = roles(lab);
+      if (replicas.length === 0) return "no replica in this stack";
+      const site = siteUrl(lab);
+      const trust = `--cacert '${lab.acme.issuingRootFile}'`;
+      // One static read, one database read and one write per round, each line: ms kind code seconds [body].
+      const script = [
+        "while :; do",
+        `  echo "$(date +%s%3N) static $(curl -s -o /dev/null --max-time 5 ${trust} -w '%{http_code} %{time_total}' '${site}')"`,
+        `  echo "$(date +%s%3N) read $(curl -s -o /dev/null --max-time 5 ${trust} -w '%{http_code} %{time_total}' '${site}api/messages')"`,
+        `  echo "$(date +%s%3N) write $(curl -s --max-time 10 ${trust} -H 'Content-Type: application/json' --data '{"body":"no primary"}' -w ' %{http_code} %{time_total}' '${site}api/messages' | tr -d '\\n')"`,
+        "  sleep 0.2",
+        "done",
+      ].join("\n");
+      const countBefore = sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages");
+      const client = backgroundClient(script);
+      let stoppedAt = 0;
+      let down = { ms: 0 };
+      let age = "";
+      try {
+        await sleep(2000);
+        stoppedAt = Date.now();
+        await lab.fault(primary.name, "stop", "mysql");
+        down = await waitFor(`HAProxy marking ${primary.name} down`, 60_000, () => (backendStates(lab)[primary.name]?.startsWith("DOWN") ? true : undefined));
+        await sleep(15_000);
+        age = request(lab, `${site}api/messages`).body;
+      } finally {
+        await lab.fault(primary.name, "start", "mysql");
+      }
+      await sleep(2000);
+      const lines = (await client.stop()).split("\n").filter(Boolean);
+      const rows = lines.map((line) => {
+        const [at, kind, ...rest] = line.split(" ");
+        const seconds = Number(rest.pop());
+        const code = rest.pop() ?? "";
+        return { at: Number(at), kind: kind!, code, seconds, body: rest.join(" ") };
+      });
+      const detected = stoppedAt + down.ms;
+      const during = rows.filter((r) => r.at > detected && r.at < detected + 15_000);
+      const failedAfter = (kind: string) => during.filter((r) => r.kind === kind && r.code !== "200");
+      const writes = during.filter((r) => r.kind === "write");
+      const badWrites = writes.filter((r) => r.code !== "503" || !/"error": "no writable primary"/.test(r.body) || r.seconds > 3);
+      const problems = [
+        ...failedAfter("static").map((r) => `static ${r.code}`),
+        ...failedAfter("read").map((r) => `read ${r.code}`),
+        ...badWrites.slice(0, 3).map((r) => `write ${r.code} in ${r.seconds} s: ${r.body.slice(0, 120)}`),
+      ];
+      if (writes.length === 0) problems.push("no write was tried while the primary was down");
+      const ageField = /"data_age_seconds": ([0-9.]+|null)/.exec(age)?.[1];
+      if (!ageField || ageField === "null" || Number(ageField) < 10) problems.push(`reads do not say their data is old: ${age.slice(0, 160)}`);
+      if (problems.length > 0) throw new Error(`after HAProxy's detection (${(down.ms / 1000).toFixed(1)} s): ${problems.slice(0, 6).join("; ")}`);
+      const caughtUp = await replicaCaughtUp(lab, primary.name, replicas[0]!.name);
+      const countAfter = sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages");
+      if (Number(countAfter) < Number(countBefore)) throw new Error(`the primary lost rows: ${countBefore} before, ${countAfter} after`);
+      const failedBefore = rows.filter((r) => r.at >= stoppedAt && r.at <= detected && r.kind !== "write" && r.code !== "200").length;
+      const slowest = Math.max(...writes.map((r) => r.seconds));
+      return (
+        `${primary.name} DOWN in HAProxy ${(down.ms / 1000).toFixed(1)} s after the stop (${failedBefore} static/read requests failed in that window); ` +
+        `then 15 s: ${during.filter((r) => r.kind === "static").length} static and ${during.filter((r) => r.kind === "read").length} reads, 0 failed, ` +
+        `reads saying data_age_seconds ${ageField}; ${writes.length} writes, all 503 "no writable primary" within ${slowest.toFixed(2)} s; ` +
+        `restarted: ${caughtUp}`
+      );
+    },
+  },
+  {
     name: "crash: a replica's mysqld SIGKILLed under load; systemd restarts it, replication resumes, row counts match, the primary's MySQL is untouched (reads in flight on the dead connections are expected to fail until the failover issue)",
     async run(lab) {
       const { primary, replicas } = roles(lab);

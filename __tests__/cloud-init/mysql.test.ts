@@ -1,4 +1,6 @@
 import {
+  HEARTBEAT,
+  heartbeatSql,
   MYSQL_SETUP_SCRIPT,
   mysqlHostPattern,
   renderMysqlServerConfig,
@@ -28,6 +30,12 @@ describe("renderMysqlServerConfig", () => {
       }),
     );
     expect(options(config).read_only).toBeUndefined();
+  });
+
+  test("every server runs the event scheduler: the primary's heartbeat beats, replicated events stay disabled", () => {
+    for (const role of ["primary", "replica"] as const) {
+      expect(options(renderMysqlServerConfig({ role, serverId: role === "primary" ? 1 : 2 })).event_scheduler).toBe("ON");
+    }
   });
 
   test("a replica is read_only and super_read_only", () => {
@@ -108,5 +116,24 @@ describe("renderMysqlSetupEnvironment", () => {
     ["192.168.4.0/28", "192.168.4.0/255.255.255.240"],
   ])("MySQL host pattern of %s is %s", (cidr, pattern) => {
     expect(mysqlHostPattern(cidr)).toBe(pattern);
+  });
+});
+
+describe("the heartbeat that measures how old a server's data is", () => {
+  test("a row rewritten every second by an event on the primary, with its server id and the time to the millisecond", () => {
+    const [table, event] = heartbeatSql("foobar");
+    expect(table).toBe(
+      "CREATE TABLE IF NOT EXISTS `foobar`.heartbeat (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, source_server_id INT UNSIGNED NOT NULL, beat TIMESTAMP(3) NOT NULL);",
+    );
+    expect(event).toMatch(/^CREATE EVENT IF NOT EXISTS `foobar`\.foobar_heartbeat ON SCHEDULE EVERY 1 SECOND DO REPLACE INTO `foobar`\.heartbeat .* VALUES \(1, @@GLOBAL\.server_id, NOW\(3\)\);$/);
+    expect(HEARTBEAT.intervalSeconds).toBe(1);
+  });
+
+  test("the primary creates it on first boot, and on a volume that predates it; replicas only receive it", () => {
+    const setupPrimary = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"), MYSQL_SETUP_SCRIPT.indexOf("ensure_heartbeat() {"));
+    expect(setupPrimary).toContain("  ensure_heartbeat\n");
+    expect(MYSQL_SETUP_SCRIPT).toContain('if [ "$MYSQL_ROLE" = primary ]; then ensure_heartbeat; fi');
+    const setupReplica = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
+    expect(setupReplica.slice(0, setupReplica.indexOf("\n}\n"))).not.toContain("heartbeat");
   });
 });
