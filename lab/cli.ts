@@ -50,7 +50,7 @@ const USAGE = "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check|faul
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "up";
-  const argsAllowed = command === "fault" ? argv.length >= 3 : command === "apply" ? true : argv.length <= 1;
+  const argsAllowed = command === "fault" ? argv.length >= 3 : command === "apply" ? true : command === "test" ? argv.length <= 2 : argv.length <= 1;
   if (!argsAllowed || !["up", "down", "test", "check", "fault", "apply", "rollout"].includes(command)) {
     console.error(USAGE);
     return 2;
