@@ -353,6 +353,22 @@ export const SETTINGS = {
     default: 2,
     description: "how many web servers; the first holds the MySQL primary",
   }),
+  databasePrimary: declare({
+    variable: "FOOBAR_DB_PRIMARY",
+    valueType: text("a web server's name such as web-01", /^web-\d{2}$/),
+    default: "web-01",
+    description:
+      "the web server whose MySQL is the primary. Changing it promotes another: `cdktf deploy` moves the " +
+      "`mysql-primary.internal` record, and each server's database agent converges (see the README's promotion runbook)",
+  }),
+  semiSyncTimeoutMs: declare({
+    variable: "FOOBAR_DB_SEMI_SYNC_TIMEOUT",
+    valueType: wholeNumber(100, 60000),
+    default: 2000,
+    description:
+      "milliseconds a commit on the primary waits for a replica to acknowledge it (semi-synchronous replication) " +
+      "before it is acknowledged anyway, asynchronously",
+  }),
   image: declare<string>({
     variable: "FOOBAR_IMAGE",
     valueType: oneOf(SUPPORTED_IMAGES),
@@ -681,6 +697,14 @@ export function loadSettings(env: Environment = process.env): Settings {
         ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
         : [v.alertSlackChannel, v.alertSlackWebhookUrl];
     throw new SettingsError(`${missing} must be set as well when ${present} is set`);
+  }
+
+  const primaryIndex = Number(parsed.databasePrimary.slice("web-".length));
+  if (primaryIndex < 1 || primaryIndex > parsed.webServers) {
+    throw new SettingsError(
+      `${v.databasePrimary} must name one of the ${parsed.webServers} web servers (web-01 to web-${String(parsed.webServers).padStart(2, "0")}), ` +
+        `got ${quoted(parsed.databasePrimary)}`,
+    );
   }
 
   // Terraform reads the token from TF_VAR_failover_token: either name will do, but not two different values.

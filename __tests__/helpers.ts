@@ -3,6 +3,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { gunzipSync } from "zlib";
 import * as YAML from "yaml";
 import { FoobarStack } from "../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
@@ -50,9 +51,16 @@ export interface ParsedCloudConfig {
   [key: string]: unknown;
 }
 
+/** The parsed document, with gzipped files (`gz+b64`) unpacked to their text, as cloud-init writes them. */
 export function parseCloudConfig(userData: string): ParsedCloudConfig {
   expect(userData.startsWith("#cloud-config\n")).toBe(true);
-  return YAML.parse(userData) as ParsedCloudConfig;
+  const config = YAML.parse(userData) as ParsedCloudConfig;
+  for (const file of config.write_files ?? []) {
+    if (file.encoding !== "gz+b64") continue;
+    file.content = gunzipSync(Buffer.from(file.content, "base64")).toString("utf8");
+    delete file.encoding;
+  }
+  return config;
 }
 
 /** The content of the file written at `path`; fails the test if there is none. */

@@ -53,10 +53,14 @@ describe("settings", () => {
       FOOBAR_STATE_REGION: "fra1",
       FOOBAR_STATE_LOCKING: "false",
       FOOBAR_LOAD_BALANCERS: "2",
+      FOOBAR_DB_PRIMARY: "web-02",
+      FOOBAR_DB_SEMI_SYNC_TIMEOUT: "5000",
       FOOBAR_FAILOVER_TOKEN: "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     });
     expect(settings).toEqual({
       loadBalancers: 2,
+      databasePrimary: "web-02",
+      semiSyncTimeoutMs: 5000,
       failoverToken: "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
       project: "shop",
       domain: "example.org",

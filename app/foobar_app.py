@@ -20,7 +20,6 @@ import pymysql
 import pymysql.cursors
 
 SERVER_NAME = os.environ.get("FOOBAR_SERVER_NAME", "unknown")
-DB_ROLE = os.environ.get("FOOBAR_DB_ROLE", "primary")
 PRIMARY_HOST = os.environ.get("FOOBAR_DB_PRIMARY_HOST", "127.0.0.1")
 LOCAL_SOCKET = os.environ.get("FOOBAR_DB_LOCAL_SOCKET", "/run/mysqld/mysqld.sock")
 DB_NAME = os.environ.get("FOOBAR_DB_NAME", "foobar")
@@ -45,9 +44,7 @@ def connect_local():
 
 
 def connect_primary():
-    if DB_ROLE == "primary":
-        return connect_local()
-    # The primary requires TLS for every connection over the network.
+    # By name, on every server: a promotion moves the name. TLS is required over the network.
     return pymysql.connect(
         host=PRIMARY_HOST, port=3306, user=DB_USER, password=DB_PASSWORD, database=DB_NAME,
         connect_timeout=PRIMARY_CONNECT_TIMEOUT_SECONDS, read_timeout=5, write_timeout=5, autocommit=True,
@@ -61,6 +58,13 @@ def data_age_seconds(connection):
         cursor.execute("SELECT TIMESTAMPDIFF(MICROSECOND, beat, NOW(3)) / 1000000 AS age FROM heartbeat WHERE id = 1")
         row = cursor.fetchone()
     return None if row is None or row["age"] is None else max(0.0, float(row["age"]))
+
+
+def is_writable(connection):
+    """The role is what MySQL says now (the database agent changes it), not what the server was set up as."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.super_read_only AS ro")
+        return cursor.fetchone()["ro"] == 0
 
 
 def is_fresh(age):
@@ -97,7 +101,7 @@ def replication_state(connection):
 
 
 def local_status():
-    """(reachable, replication, data age, why unfit to serve or '').
+    """(role now, replication, data age, why unfit to serve or ''); role None: unreachable.
 
     Unfit: its MySQL is unreachable, or its data is stale while the primary
     has fresher data. A replica whose primary is gone keeps serving.
@@ -105,17 +109,19 @@ def local_status():
     try:
         connection = connect_local()
     except pymysql.MySQLError as error:
-        return False, None, None, f"local MySQL unreachable: {error.args[-1]}"
+        return None, None, None, f"local MySQL unreachable: {error.args[-1]}"
     try:
-        state = replication_state(connection) if DB_ROLE == "replica" else None
+        primary = is_writable(connection)
+        state = None if primary else replication_state(connection)
         age = data_age_seconds(connection)
     except pymysql.MySQLError as error:
-        return True, None, None, f"local MySQL query failed: {error.args[-1]}"
+        return None, None, None, f"local MySQL query failed: {error.args[-1]}"
     finally:
         connection.close()
-    if DB_ROLE == "replica" and not is_fresh(age) and is_fresh(age_via(connect_primary)):
-        return True, state, age, f"data is {describe_age(age)} old, more than {MAX_LAG_SECONDS} s, and the primary has fresher data"
-    return True, state, age, ""
+    role = "primary" if primary else "replica"
+    if not primary and not is_fresh(age) and is_fresh(age_via(connect_primary)):
+        return role, state, age, f"data is {describe_age(age)} old, more than {MAX_LAG_SECONDS} s, and the primary has fresher data"
+    return role, state, age, ""
 
 
 def describe_age(age):
@@ -125,8 +131,17 @@ def describe_age(age):
 def read(query):
     """(query(cursor), where, data age) from this server's MySQL when fresh,
     else the primary; on a failed connection or query, the other one."""
-    candidates = ["local"] if DB_ROLE == "primary" else ["local-replica", "primary"]
-    if DB_ROLE == "replica" and not is_fresh(age_via(connect_local)):
+    candidates = ["local-replica", "primary"]
+    try:
+        connection = connect_local()
+        try:
+            if is_writable(connection):
+                candidates = ["local", "primary"]
+            elif not is_fresh(data_age_seconds(connection)):
+                candidates.reverse()
+        finally:
+            connection.close()
+    except pymysql.MySQLError:
         candidates.reverse()
     last_error = None
     for where in candidates:
@@ -148,13 +163,13 @@ def read(query):
 
 
 def health(_environ):
-    reachable, state, age, problem = local_status()
+    role, state, age, problem = local_status()
     body = {
         "server": SERVER_NAME,
-        "role": DB_ROLE,
+        "role": role,
         "status": "ok" if not problem else "unhealthy",
         "database": {
-            "reachable": reachable,
+            "reachable": role is not None,
             "replication": state,
             "data_age_seconds": age,
             "max_lag_seconds": MAX_LAG_SECONDS,
@@ -208,6 +223,11 @@ def post_message(environ):
         with connection.cursor() as cursor:
             cursor.execute("INSERT INTO messages (body, written_by) VALUES (%s, %s)", (text, SERVER_NAME))
             message_id = cursor.lastrowid
+    except pymysql.MySQLError as error:
+        # 1290/1836: read-only, as a fenced primary or one not yet promoted is.
+        if error.args[0] in (1290, 1836):
+            raise NoPrimary(f"{PRIMARY_HOST} is read-only: a promotion is under way") from error
+        raise
     finally:
         connection.close()
     return "201 Created", {"id": message_id, "written_by": SERVER_NAME, "written_to": "primary"}

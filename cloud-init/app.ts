@@ -1,4 +1,3 @@
-import { DatabaseRole } from "./mysql";
 import { renderEnvironmentFile } from "./environment-file";
 
 /** Where the application lives on a web server, and who runs it. */
@@ -18,14 +17,13 @@ export const DEFAULT_APP_COMMAND = `/usr/bin/gunicorn --bind 127.0.0.1:${APP.por
 
 export interface AppEnvironmentInput {
   readonly serverName: string;
-  readonly databaseRole: DatabaseRole;
   /** DNS name of the MySQL primary's private address; writes go there. */
   readonly primaryHost: string;
   readonly databaseName: string;
   readonly databaseUser: string;
   /** May be a Terraform token. */
   readonly databasePassword: string;
-  /** Seconds of replica lag beyond which reads go to the primary and health fails. */
+  /** Seconds of data age beyond which reads go to the primary and, while it answers, health fails. */
   readonly replicaMaxLagSeconds: number;
 }
 
@@ -36,7 +34,6 @@ export interface AppEnvironmentInput {
 export function renderAppEnvironment(input: AppEnvironmentInput): string {
   return renderEnvironmentFile({
     FOOBAR_SERVER_NAME: input.serverName,
-    FOOBAR_DB_ROLE: input.databaseRole,
     FOOBAR_DB_PRIMARY_HOST: input.primaryHost,
     FOOBAR_DB_LOCAL_SOCKET: "/run/mysqld/mysqld.sock",
     FOOBAR_DB_NAME: input.databaseName,

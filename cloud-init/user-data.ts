@@ -1,5 +1,5 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
-import { CloudConfig, WriteFile } from "./cloud-config";
+import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
 import {
   ACME_CHALLENGE_PORT,
   CERTIFICATE_PATHS,
@@ -19,7 +19,12 @@ import {
   ufwCommands,
 } from "./hardening";
 import {
+  DATABASE_AGENT,
+  DATABASE_AGENT_SCRIPT,
+  DATABASE_AGENT_UNIT,
+  DatabaseAgentInput,
   DatabaseRole,
+  renderDatabaseAgentEnvironment,
   MYSQL_PATHS,
   MYSQL_SETUP_SCRIPT,
   MYSQL_USERS,
@@ -233,18 +238,26 @@ export interface WebServerUserDataInput {
   readonly appCommand: string;
   /** Inbound TCP the host firewall allows. */
   readonly hostFirewall: readonly HostFirewallRule[];
+  /** Milliseconds a commit waits for a replica's acknowledgement. */
+  readonly semiSyncTimeoutMs: number;
+  /** What the database agent needs: every server that may be writable, the records' TTL. */
+  readonly databaseAgent: DatabaseAgentInput;
 }
 
 /** The `#cloud-config` of a web server: Nginx, the application, MySQL and the host's hardening. */
 export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig {
   const host = hardening(input.hostFirewall);
   const volumes = volumeParts([input.databaseVolume]);
-  const appFiles: WriteFile[] = input.appFiles.map((file) => ({
-    path: `${APP.directory}/${file.relativePath}`,
-    content: file.content,
-    ...(file.encoding ? { encoding: file.encoding } : {}),
-    ...(file.executable ? { permissions: "0755" } : {}),
-  }));
+  // Text files gzipped: the application is the largest part of a web server's user-data.
+  const appFiles: WriteFile[] = input.appFiles.map((file) => {
+    const written: WriteFile = {
+      path: `${APP.directory}/${file.relativePath}`,
+      content: file.content,
+      ...(file.encoding ? { encoding: file.encoding } : {}),
+      ...(file.executable ? { permissions: "0755" } : {}),
+    };
+    return file.encoding ? written : gzipped(written);
+  });
   return {
     hostname: input.hostname,
     packages: ["nginx", "mysql-server", "gunicorn", "python3-pymysql", ...host.packages],
@@ -274,9 +287,13 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
           replicationPassword: input.replicationPassword,
           appPassword: input.appDatabasePassword,
           databaseName: DATABASE_NAME,
+          semiSyncTimeoutMs: input.semiSyncTimeoutMs,
         }),
       },
-      { path: MYSQL_PATHS.setupScript, permissions: "0700", content: MYSQL_SETUP_SCRIPT },
+      gzipped({ path: MYSQL_PATHS.setupScript, permissions: "0700", content: MYSQL_SETUP_SCRIPT }),
+      { path: DATABASE_AGENT.environment, content: renderDatabaseAgentEnvironment(input.databaseAgent) },
+      gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: DATABASE_AGENT_SCRIPT }),
+      { path: DATABASE_AGENT.unitPath, content: DATABASE_AGENT_UNIT },
       ...appFiles,
       {
         path: APP.environmentFile,
@@ -285,7 +302,6 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         defer: true,
         content: renderAppEnvironment({
           serverName: input.hostname,
-          databaseRole: input.databaseRole,
           primaryHost: input.primaryHost,
           databaseName: DATABASE_NAME,
           databaseUser: MYSQL_USERS.app,
@@ -320,6 +336,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       // which a reload cannot release before binding the private address.
       ["systemctl", "restart", "nginx.service"],
       ["systemctl", "daemon-reload"],
+      // After the first-boot setup: from now on the agent keeps MySQL primary or replica.
+      ["systemctl", "enable", "--now", DATABASE_AGENT.unitName],
       ["systemctl", "enable", "--now", APP.unitName],
       ...host.runcmd,
     ],

@@ -135,6 +135,9 @@ export class FoobarStack extends TerraformStack {
           droplet,
           tags,
           passwords,
+          databasePrimary: id === settings.databasePrimary,
+          semiSyncTimeoutMs: settings.semiSyncTimeoutMs,
+          peerHosts: Array.from({ length: MAX_WEB_SERVERS }, (_, j) => internalHostName(webServerName(j + 1), settings.domain)),
           primaryHost: internalHostName(PRIMARY_DATABASE_LABEL, settings.domain),
           siteHostNames: hostNames,
           replicaMaxLagSeconds: settings.replicaMaxLagSeconds,
@@ -225,7 +228,8 @@ export class FoobarStack extends TerraformStack {
     // Labels are the construct ids (web-01, …), so they stay the same in every environment.
     const internalHosts: InternalHost[] = [
       ...webServers.map((web, i) => ({ label: webServerName(i + 1), address: web.server.privateIpv4 })),
-      { label: PRIMARY_DATABASE_LABEL, address: webServers[0]!.server.privateIpv4 },
+      // The one record a promotion changes (FOOBAR_DB_PRIMARY): the database agents follow it.
+      { label: PRIMARY_DATABASE_LABEL, address: webServers[Number(settings.databasePrimary.slice("web-".length)) - 1]!.server.privateIpv4 },
       ...(pair
         ? [
             ...this.loadBalancers.map((lb, i) => ({ label: lbLabels[i]!, address: lb.server.privateIpv4 })),

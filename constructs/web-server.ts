@@ -2,6 +2,7 @@ import { Construct } from "constructs";
 import { DatabaseRole } from "../cloud-init/mysql";
 import { AppFile, webServerCloudConfig, WebServerUserDataInput } from "../cloud-init/user-data";
 import { DataVolume } from "./data-volume";
+import { INTERNAL_TTL } from "./dns";
 import { DatabasePasswords } from "./database-passwords";
 import { webServerHostFirewall } from "./firewalls";
 import { Network } from "./network";
@@ -11,8 +12,14 @@ import { DropletOptions, Server } from "./server";
 export interface WebServerProps {
   /** Droplet name, such as "web-01". */
   readonly name: string;
-  /** Position among the web servers, from 1; also the MySQL `server_id`. The first holds the primary. */
+  /** Position among the web servers, from 1; also the MySQL `server_id`. */
   readonly index: number;
+  /** Set up as the MySQL primary on its first boot (`FOOBAR_DB_PRIMARY` names it). @default - the first */
+  readonly databasePrimary?: boolean;
+  /** Milliseconds a commit waits for a replica's acknowledgement. @default 2000 */
+  readonly semiSyncTimeoutMs?: number;
+  /** DNS names of every web server slot, for the database agent. @default - this one only */
+  readonly peerHosts?: readonly string[];
   readonly network: Network;
   readonly droplet: DropletOptions;
   readonly tags: RoleTags;
@@ -36,6 +43,9 @@ export interface WebServerProps {
   readonly allowDataLoss?: boolean;
 }
 
+/** MySQL's own default is 10 s; a commit should not stall that long when a replica is away. */
+export const DEFAULT_SEMI_SYNC_TIMEOUT_MS = 2000;
+
 /** The MySQL data volume's name: `<droplet name>-mysql`. */
 export function databaseVolumeName(dropletName: string): string {
   return `${dropletName}-mysql`;
@@ -52,7 +62,7 @@ export class WebServer extends Construct {
 
   constructor(scope: Construct, id: string, props: WebServerProps) {
     super(scope, id);
-    this.databaseRole = props.index === 1 ? "primary" : "replica";
+    this.databaseRole = (props.databasePrimary ?? props.index === 1) ? "primary" : "replica";
     const roleTag = this.databaseRole === "primary" ? props.tags.databasePrimary : props.tags.databaseReplica;
     this.databaseVolume = new DataVolume(this, "mysql-volume", {
       name: databaseVolumeName(props.name),
@@ -82,6 +92,8 @@ export class WebServer extends Construct {
         vpcIpRange: props.network.ipRange,
         adminCidrs: props.adminCidrs ?? [],
       }),
+      semiSyncTimeoutMs: props.semiSyncTimeoutMs ?? DEFAULT_SEMI_SYNC_TIMEOUT_MS,
+      databaseAgent: { peerHosts: props.peerHosts ?? [], recordTtlSeconds: INTERNAL_TTL },
     };
     this.server = new Server(this, "server", {
       name: props.name,

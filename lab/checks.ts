@@ -40,7 +40,7 @@ export function httpsOn(lab: Lab): boolean {
 }
 
 /** The site's host name: `www.<domain>` if the stack has a www record, else the first A record's name. */
-function siteHost(lab: Lab): string {
+export function siteHost(lab: Lab): string {
   const records = lab.stack.records.filter((r) => r.type === "A");
   const www = records.find((r) => r.name === "www") ?? records[0];
   if (!www) throw new Error("the stack has no A record to reach the site by");
@@ -74,7 +74,7 @@ interface HttpAnswer {
 }
 
 /** One request from the client namespace, by name. */
-function request(lab: Lab, url: string, extra: string[] = []): HttpAnswer {
+export function request(lab: Lab, url: string, extra: string[] = []): HttpAnswer {
   // The status and the served-by header come last, on a line of their own.
   const result = lab.client(
     ["curl", "-sS", "--max-time", "5", ...trustLabCa(lab), "-w", "\\n%{http_code} %header{x-served-by}", ...extra, url],
@@ -86,14 +86,14 @@ function request(lab: Lab, url: string, extra: string[] = []): HttpAnswer {
 }
 
 /** Runs SQL as root inside a droplet (over its socket) and returns the output. */
-function sql(lab: Lab, droplet: string, statement: string, options: string[] = ["--batch", "--skip-column-names"]): string {
+export function sql(lab: Lab, droplet: string, statement: string, options: string[] = ["--batch", "--skip-column-names"]): string {
   const result = lab.execIn(droplet, ["mysql", ...options, "--execute", statement], 30_000);
   if (result.status !== 0) throw new Error(`${droplet}: mysql failed: ${result.stderr.trim()}`);
   return result.stdout.trim();
 }
 
 /** SHOW REPLICA STATUS of a replica, as name → value. */
-function replicaStatus(lab: Lab, droplet: string): Record<string, string> {
+export function replicaStatus(lab: Lab, droplet: string): Record<string, string> {
   const text = sql(lab, droplet, "SHOW REPLICA STATUS", ["--vertical"]);
   return Object.fromEntries(
     text
@@ -123,7 +123,7 @@ function tcpFrom(lab: Lab, from: Origin, address: string, port: number): string 
 }
 
 /** HAProxy's view of each backend server ("UP", "DOWN", …), read from its admin socket. */
-function backendStates(lab: Lab): Record<string, string> {
+export function backendStates(lab: Lab): Record<string, string> {
   const { lb } = roles(lab);
   const script = [
     "import socket",
@@ -882,7 +882,7 @@ export const checks: Check[] = [
       const script = [
         "while :; do",
         `  echo "$(date +%s%3N) static $(curl -s -o /dev/null --max-time 5 ${trust} -w '%{http_code} %{time_total}' '${site}')"`,
-        `  echo "$(date +%s%3N) read $(curl -s -o /dev/null --max-time 5 ${trust} -w '%{http_code} %{time_total}' '${site}api/messages')"`,
+        `  echo "$(date +%s%3N) read $(curl -s --max-time 5 ${trust} -w ' %{http_code} %{time_total}' '${site}api/messages' | tail -c 300 | tr -d '\\n')"`,
         `  echo "$(date +%s%3N) write $(curl -s --max-time 10 ${trust} -H 'Content-Type: application/json' --data '{"body":"no primary"}' -w ' %{http_code} %{time_total}' '${site}api/messages' | tr -d '\\n')"`,
         "  sleep 0.2",
         "done",
@@ -896,7 +896,9 @@ export const checks: Check[] = [
         await sleep(2000);
         stoppedAt = Date.now();
         await lab.fault(primary.name, "stop", "mysql");
-        down = await waitFor(`HAProxy marking ${primary.name} down`, 60_000, () => (backendStates(lab)[primary.name]?.startsWith("DOWN") ? true : undefined));
+        await waitFor(`HAProxy marking ${primary.name} down`, 60_000, () => (backendStates(lab)[primary.name]?.startsWith("DOWN") ? true : undefined));
+        // Measured from the stop: systemctl stop itself takes a few seconds.
+        down = { ms: Date.now() - stoppedAt };
         await sleep(15_000);
         age = request(lab, `${site}api/messages`).body;
       } finally {
@@ -1259,7 +1261,7 @@ function writeMessages(lab: Lab, url: string, count: number, label: string): num
 }
 
 /** Waits until the replica replicates again and holds as many messages as the primary. */
-async function replicaCaughtUp(lab: Lab, primary: string, replica: string): Promise<string> {
+export async function replicaCaughtUp(lab: Lab, primary: string, replica: string): Promise<string> {
   const running = await waitFor(`replication running again on ${replica}`, 120_000, () => {
     const status = replicaStatus(lab, replica);
     return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;

@@ -19,6 +19,7 @@
  * long the emulated API takes to move a reserved IP; default 1000).
  */
 import { Check, checks, httpsOn, siteUrl } from "./checks";
+import { databaseChecks } from "./checks-database";
 import { pairChecks } from "./checks-pair";
 import { parseFault } from "./faults";
 import { Lab, attachRunning, down, leftovers, up } from "./lab";
@@ -140,13 +141,13 @@ async function main(argv: string[]): Promise<number> {
 
 /** What `test` boots, in order: the operator's settings, then the same with a load balancer pair. */
 const CONFIGURATIONS: readonly { name: string; what: string; env: Record<string, string>; checks: readonly Check[] }[] = [
-  { name: "default", what: "the settings as they are", env: {}, checks },
+  { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks] },
   { name: "pair", what: "FOOBAR_LOAD_BALANCERS=2", env: { FOOBAR_LOAD_BALANCERS: "2" }, checks: pairChecks },
 ];
 
 /** The checks that fit a running lab: the pair's when it has two load balancers. */
 function checksFor(lab: Lab): readonly Check[] {
-  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1 ? pairChecks : checks;
+  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1 ? pairChecks : [...checks, ...databaseChecks];
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */

@@ -1,4 +1,5 @@
 import {
+  DATABASE_AGENT_SCRIPT,
   HEARTBEAT,
   heartbeatSql,
   MYSQL_SETUP_SCRIPT,
@@ -29,7 +30,12 @@ describe("renderMysqlServerConfig", () => {
         mysqlx: "OFF",
       }),
     );
-    expect(options(config).read_only).toBeUndefined();
+  });
+
+  test("every server starts read-only, the primary too: only its database agent makes it writable", () => {
+    for (const role of ["primary", "replica"] as const) {
+      expect(options(renderMysqlServerConfig({ role, serverId: 1 }))).toEqual(expect.objectContaining({ read_only: "ON", super_read_only: "ON" }));
+    }
   });
 
   test("every server runs the event scheduler: the primary's heartbeat beats, replicated events stay disabled", () => {
@@ -97,6 +103,7 @@ describe("renderMysqlSetupEnvironment", () => {
       primaryHost: "mysql-primary.internal.foobar.com",
       vpcIpRange: "10.10.10.0/24",
       replicationPassword: "r3pl",
+      semiSyncTimeoutMs: 2000,
       appPassword: "app",
       databaseName: "foobar",
     });
@@ -129,10 +136,10 @@ describe("the heartbeat that measures how old a server's data is", () => {
     expect(HEARTBEAT.intervalSeconds).toBe(1);
   });
 
-  test("the primary creates it on first boot, and on a volume that predates it; replicas only receive it", () => {
+  test("the primary creates it on first boot, the agent on every promotion (a volume may predate it); replicas only receive it", () => {
     const setupPrimary = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"), MYSQL_SETUP_SCRIPT.indexOf("ensure_heartbeat() {"));
     expect(setupPrimary).toContain("  ensure_heartbeat\n");
-    expect(MYSQL_SETUP_SCRIPT).toContain('if [ "$MYSQL_ROLE" = primary ]; then ensure_heartbeat; fi');
+    expect(DATABASE_AGENT_SCRIPT).toContain(heartbeatSql("$DATABASE_NAME")[1]!.replace(/`/g, "\\`"));
     const setupReplica = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
     expect(setupReplica.slice(0, setupReplica.indexOf("\n}\n"))).not.toContain("heartbeat");
   });

@@ -1,0 +1,211 @@
+/**
+ * The database tier's failover checks: promotion in one step, no
+ * acknowledged write lost, an old primary that comes back read-only and
+ * rejoins, a third server that follows, and no two writable primaries even
+ * when the old one is cut off. They run last in the default configuration,
+ * after the stack has grown to three web servers, and each starts from where
+ * the one before left it.
+ */
+import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor } from "./checks";
+import type { Lab } from "./lab";
+import { sleep } from "./shell";
+
+/** The web servers, by name. */
+function webs(lab: Lab): string[] {
+  return lab.stack.droplets.map((d) => d.name).filter((name) => name.startsWith("web-")).sort();
+}
+
+/** `@@super_read_only` of every powered-on web server: name → "0" (writable) or "1". */
+function readOnly(lab: Lab): Record<string, string> {
+  const states: Record<string, string> = {};
+  for (const name of webs(lab)) {
+    if (lab.initPid(name) === undefined) continue;
+    const result = lab.execIn(name, ["mysql", "--batch", "--skip-column-names", "--execute", "SELECT @@GLOBAL.super_read_only"], 10_000);
+    if (result.status === 0) states[name] = result.stdout.trim();
+  }
+  return states;
+}
+
+function writable(lab: Lab): string[] {
+  return Object.entries(readOnly(lab))
+    .filter(([, value]) => value === "0")
+    .map(([name]) => name);
+}
+
+/** Samples every server's read-only flag until stopped; records any moment with two writable. */
+function sampleWritable(lab: Lab) {
+  let running = true;
+  const overlaps: string[] = [];
+  let samples = 0;
+  const loop = (async () => {
+    while (running) {
+      const now = writable(lab);
+      samples += 1;
+      if (now.length > 1) overlaps.push(`${new Date().toISOString()} ${now.join("+")}`);
+      await sleep(300);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { samples, overlaps };
+    },
+  };
+}
+
+/** A writer posting a message every 200 ms; records the ids acknowledged with 201, and when. */
+function writer(lab: Lab, label: string) {
+  const url = `${siteUrl(lab)}api/messages`;
+  const client = backgroundClient(
+    `i=0; while :; do i=$((i + 1)); echo "$(date +%s%3N) $(curl -s --max-time 5 --cacert '${lab.acme.issuingRootFile}' -H 'Content-Type: application/json' --data "{\\"body\\":\\"${label} $i\\"}" -w ' %{http_code}' '${url}' | tr -d '\\n')"; sleep 0.2; done`,
+  );
+  return {
+    async stop() {
+      return (await client.stop())
+        .trim()
+        .split("\n")
+        .map((line) => {
+          const at = Number(line.split(" ")[0]);
+          const code = line.slice(line.lastIndexOf(" ") + 1);
+          const id = /"id": (\d+)/.exec(line)?.[1];
+          return { at, code, id: id === undefined ? undefined : Number(id) };
+        })
+        .filter((w) => Number.isFinite(w.at));
+    },
+  };
+}
+
+const ids = (lab: Lab, server: string, acknowledged: number[]): number[] => {
+  if (acknowledged.length === 0) return [];
+  const found = sql(lab, server, `SELECT id FROM foobar.messages WHERE id IN (${acknowledged.join(",")})`);
+  return found.split("\n").filter(Boolean).map(Number);
+};
+
+/** The settings the promotion checks apply: three web servers (the stack grew to three), and the primary named. */
+function promote(lab: Lab, primary: string) {
+  return lab.apply({ ...process.env, FOOBAR_WEB_SERVERS: String(webs(lab).length), FOOBAR_DB_PRIMARY: primary });
+}
+
+export const databaseChecks: Check[] = [
+  {
+    name: "promotion: web-01 powered off under a writer; FOOBAR_DB_PRIMARY=web-02 and one apply promote web-02 (only the record and tags change, no droplet replaced); writes succeed again; every write acknowledged with 201 is on the new primary",
+    async run(lab) {
+      const names = webs(lab);
+      if (names.length < 3) throw new Error(`this check runs on three web servers, the stack has ${names.length}`);
+      const w = writer(lab, "promotion");
+      const sampler = sampleWritable(lab);
+      let report: Awaited<ReturnType<Lab["apply"]>>;
+      let offAt = 0;
+      let promotedAfter = 0;
+      let writes: Awaited<ReturnType<ReturnType<typeof writer>["stop"]>> = [];
+      let sampled = { samples: 0, overlaps: [] as string[] };
+      try {
+        await sleep(3000);
+        offAt = Date.now();
+        await lab.fault("web-01", "poweroff");
+        report = await promote(lab, "web-02");
+        await waitFor("web-02 writable", 120_000, () => (readOnly(lab)["web-02"] === "0" ? true : undefined));
+        promotedAfter = Date.now() - offAt;
+        await sleep(8000);
+      } finally {
+        writes = await w.stop();
+        sampled = await sampler.stop();
+      }
+      const { samples, overlaps } = sampled;
+      if (overlaps.length > 0) throw new Error(`two writable primaries: ${overlaps.slice(0, 3).join(", ")}`);
+      const changed = report!.lines.map((line) => line.split(" ").slice(0, 2).join(" "));
+      if (report!.replaced.length > 0 || report!.created.length > 0 || report!.deleted.length > 0) {
+        throw new Error(`the promotion replaced, created or deleted droplets: ${report!.lines.join("; ")}`);
+      }
+      const acknowledged = writes.filter((x) => x.code === "201" && x.id !== undefined).map((x) => x.id!);
+      const before = writes.filter((x) => x.at < offAt && x.code === "201").length;
+      const after = writes.filter((x) => x.at > offAt + promotedAfter && x.code === "201");
+      if (after.length === 0) throw new Error(`no write was accepted after web-02's promotion (${writes.length} tried)`);
+      const present = new Set(ids(lab, "web-02", acknowledged));
+      const lost = acknowledged.filter((id) => !present.has(id));
+      if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on web-02: ids ${lost.slice(0, 10).join(", ")}`);
+      const firstAfter = Math.min(...after.map((x) => x.at));
+      const refused = writes.filter((x) => x.at > offAt && x.at < firstAfter && x.code !== "201");
+      const codes = [...new Set(refused.map((x) => x.code))].join("/");
+      return (
+        `${changed.join(", ")}; web-02 writable ${(promotedAfter / 1000).toFixed(1)} s after web-01 went off; no writes for ` +
+        `${((firstAfter - offAt) / 1000).toFixed(1)} s (${refused.length} refused, ${codes || "none"}); ${acknowledged.length} writes acknowledged ` +
+        `(${before} before the poweroff), 0 lost; ${samples} samples of every server's super_read_only, never two writable`
+      );
+    },
+  },
+  {
+    name: "promotion: web-03 follows the new primary by itself, by GTID auto-position",
+    async run(lab) {
+      const status = await waitFor("web-03 replicating from web-02", 90_000, () => {
+        const state = replicaStatus(lab, "web-03");
+        const sourceUuid = sql(lab, "web-03", "SELECT SOURCE_UUID FROM performance_schema.replication_connection_status");
+        const primaryUuid = sql(lab, "web-02", "SELECT @@GLOBAL.server_uuid");
+        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" && sourceUuid === primaryUuid ? state : undefined;
+      });
+      const count = sql(lab, "web-02", "SELECT COUNT(*) FROM foobar.messages");
+      await waitFor(`web-03 at ${count} rows`, 60_000, () => (sql(lab, "web-03", "SELECT COUNT(*) FROM foobar.messages") === count ? true : undefined));
+      return `web-03: IO=Yes SQL=Yes from web-02 (server_uuid matches), Auto_Position=${status.value.Auto_Position}, ${count} rows as on web-02`;
+    },
+  },
+  {
+    name: "promotion: web-01 comes back read-only and takes no write; its database agent finds no errant transaction and makes it a replica of web-02; row counts equal everywhere",
+    async run(lab) {
+      await lab.fault("web-01", "poweron");
+      await waitFor("web-01's MySQL up", 120_000, () => (readOnly(lab)["web-01"] !== undefined ? true : undefined));
+      const states: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        states.push(readOnly(lab)["web-01"] ?? "?");
+        await sleep(500);
+      }
+      if (states.some((value) => value !== "1")) throw new Error(`web-01's super_read_only after the boot: ${states.join(", ")}`);
+      const write = lab.execIn("web-01", ["mysql", "--execute", "INSERT INTO foobar.messages (body, written_by) VALUES ('must fail', 'web-01')"]);
+      if (write.status === 0) throw new Error("web-01 took a write as root after coming back");
+      await waitFor("web-01 replicating from web-02", 90_000, () => {
+        const state = replicaStatus(lab, "web-01");
+        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
+      });
+      const count = sql(lab, "web-02", "SELECT COUNT(*) FROM foobar.messages");
+      await waitFor("equal row counts", 60_000, () =>
+        webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
+      );
+      const joined = lab.execIn("web-01", ["journalctl", "-u", "foobar-db-agent", "-o", "cat", "--no-pager"]).stdout.split("\n").filter((l) => /joined|diverged/.test(l)).pop();
+      return `web-01 super_read_only=1 from its first query on, root's INSERT refused (${write.stderr.trim().split("\n").pop()?.slice(0, 90)}); "${joined?.trim()}"; ${count} rows on ${webs(lab).join(", ")}`;
+    },
+  },
+  {
+    name: "promotion with the primary cut off (partitioned, not crashed): the cut-off primary fences itself, web-03 is promoted only after that, and at no sample are two servers writable",
+    async run(lab) {
+      const sampler = sampleWritable(lab);
+      let fencedAfter = 0;
+      let promotedAfter = 0;
+      const cutAt = Date.now();
+      try {
+        await lab.fault("web-02", "partition");
+        await promote(lab, "web-03");
+        await waitFor("web-02 fenced", 60_000, () => (readOnly(lab)["web-02"] === "1" ? true : undefined));
+        fencedAfter = Date.now() - cutAt;
+        await waitFor("web-03 writable", 120_000, () => (readOnly(lab)["web-03"] === "0" ? true : undefined));
+        promotedAfter = Date.now() - cutAt;
+        await sleep(2000);
+      } finally {
+        await lab.fault("web-02", "heal");
+      }
+      await waitFor("web-02 replicating from web-03", 90_000, () => {
+        const state = replicaStatus(lab, "web-02");
+        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
+      });
+      const { samples, overlaps } = await sampler.stop();
+      if (overlaps.length > 0) throw new Error(`two writable primaries: ${overlaps.slice(0, 3).join(", ")}`);
+      const count = sql(lab, "web-03", "SELECT COUNT(*) FROM foobar.messages");
+      await waitFor("equal row counts", 60_000, () =>
+        webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
+      );
+      return (
+        `web-02 read-only ${(fencedAfter / 1000).toFixed(1)} s after the cut (it could not resolve its record), web-03 writable ` +
+        `${(promotedAfter / 1000).toFixed(1)} s after; ${samples} samples, never two writable; healed, web-02 replicates from web-03, ${count} rows everywhere`
+      );
+    },
+  },
+];
