@@ -5,6 +5,7 @@ import { changesTable, planChanges, StackJson, summarizeChanges } from "../chang
 import { FoobarStack } from "../constructs";
 import { FORCE_NEW_ARGUMENTS } from "../force-new";
 import { loadSettings } from "../settings";
+import { resourcesOf, synthStack } from "./helpers";
 
 /** Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would. */
 function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
@@ -95,5 +96,22 @@ describe("the README's table of changes", () => {
     const block = /<!-- changes:start -->\n([\s\S]*?)\n<!-- changes:end -->/.exec(readme);
     expect(block).not.toBeNull();
     expect(block![1]).toBe(changesTable(synth));
+  });
+});
+
+describe("promoting a replica", () => {
+  test("FOOBAR_DB_PRIMARY=web-02 changes the primary's record and the role tags, and replaces nothing", () => {
+    const before = synthStack();
+    const after = synthStack({ databasePrimary: "web-02" });
+    const changes = planChanges(before, after, []);
+    expect(changes.filter((c) => c.action !== "update")).toEqual([]);
+    const updated = changes.map((c) => c.address);
+    expect(updated).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_record\.dns_internal-mysql-primary_/)]));
+    for (const change of changes) {
+      if (change.type === "digitalocean_droplet") expect(change.arguments).toEqual(["tags"]);
+      else expect(["digitalocean_record"]).toContain(change.type);
+    }
+    const record = resourcesOf(after, "digitalocean_record").find((r) => r.name === "mysql-primary.internal")!;
+    expect(record.value).toMatch(/digitalocean_droplet\.web-02_server_droplet_\w+\.ipv4_address_private/);
   });
 });

@@ -261,3 +261,11 @@ describe("the README's settings table", () => {
     expect(table).toBe(settingsTable());
   });
 });
+
+describe("FOOBAR_DB_PRIMARY", () => {
+  test("names one of the web servers; any other is one line naming the range", () => {
+    expect(loadSettings({ FOOBAR_DB_PRIMARY: "web-02" }).databasePrimary).toBe("web-02");
+    expect(() => loadSettings({ FOOBAR_DB_PRIMARY: "web-03" })).toThrow(/^FOOBAR_DB_PRIMARY must name one of the 2 web servers \(web-01 to web-02\), got "web-03"$/);
+    expect(() => loadSettings({ FOOBAR_DB_PRIMARY: "db-1" })).toThrow(/^FOOBAR_DB_PRIMARY must be a web server's name such as web-01, got "db-1"$/);
+  });
+});

@@ -1,5 +1,8 @@
 import {
   DATABASE_AGENT_SCRIPT,
+  FENCE_AFTER_SECONDS,
+  promoteAfterSeconds,
+  renderDatabaseAgentEnvironment,
   HEARTBEAT,
   heartbeatSql,
   MYSQL_SETUP_SCRIPT,
@@ -142,5 +145,48 @@ describe("the heartbeat that measures how old a server's data is", () => {
     expect(DATABASE_AGENT_SCRIPT).toContain(heartbeatSql("$DATABASE_NAME")[1]!.replace(/`/g, "\\`"));
     const setupReplica = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
     expect(setupReplica.slice(0, setupReplica.indexOf("\n}\n"))).not.toContain("heartbeat");
+  });
+});
+
+describe("the database agent", () => {
+  test("only the named primary turns writable, and only when no other server is writable or has been silent long enough", () => {
+    const promote = DATABASE_AGENT_SCRIPT.slice(DATABASE_AGENT_SCRIPT.indexOf("promote() {"), DATABASE_AGENT_SCRIPT.indexOf("# Whether the transactions"));
+    expect(promote).toContain("SELECT @@GLOBAL.super_read_only");
+    expect(promote).toMatch(/if \[ -n "\$blocked" \]; then .*return; fi/);
+    expect(promote).toMatch(/if \[ -n "\$waiting" \]; then .*return; fi/);
+    expect(promote.indexOf("WAIT_FOR_EXECUTED_GTID_SET")).toBeLessThan(promote.indexOf("SET GLOBAL super_read_only = OFF"));
+    expect(DATABASE_AGENT_SCRIPT.match(/super_read_only = OFF/g)).toHaveLength(1);
+  });
+
+  test("a server not named, or a primary that cannot resolve its record for FENCE_AFTER seconds, fences itself at once", () => {
+    expect(DATABASE_AGENT_SCRIPT).toContain("fence() { local_sql 'SET GLOBAL super_read_only = ON; SET GLOBAL event_scheduler = OFF'");
+    expect(DATABASE_AGENT_SCRIPT).toContain('if [ "$writable" = 1 ] && (( SECONDS - lost_since >= FENCE_AFTER )); then');
+    expect(DATABASE_AGENT_SCRIPT).toContain('if [ "$writable" = 1 ]; then fence "$PRIMARY_HOST is $primary now, not this server"; fi');
+  });
+
+  test("waits long enough for a silent server to have fenced itself even behind a resolver that cached the old record", () => {
+    expect(FENCE_AFTER_SECONDS).toBe(5);
+    expect(promoteAfterSeconds(30)).toBe(40);
+    expect(renderDatabaseAgentEnvironment({ peerHosts: ["web-01.internal.foobar.com", "web-02.internal.foobar.com"], recordTtlSeconds: 30 })).toBe(
+      "PEER_HOSTS=web-01.internal.foobar.com,web-02.internal.foobar.com\nFENCE_AFTER=5\nPROMOTE_AFTER=40\n",
+    );
+  });
+
+  test("a former primary rejoins only without errant transactions, other than its own heartbeats; otherwise it says so and stays read-only", () => {
+    expect(DATABASE_AGENT_SCRIPT).toContain("GTID_SUBTRACT(REPLACE(@@GLOBAL.gtid_executed, '\\n', ''), '$theirs')");
+    expect(DATABASE_AGENT_SCRIPT).toContain("diverged from the primary: transactions $errant exist only here");
+    expect(DATABASE_AGENT_SCRIPT).toContain("Table_map: \\`$DATABASE_NAME\\`.\\`heartbeat\\`");
+  });
+
+  test("semi-synchronous replication, AFTER_SYNC, with the plugin and variable names of MySQL 8.0.26+, 8.4 and 9.x", () => {
+    for (const text of [
+      "INSTALL PLUGIN rpl_semi_sync_source SONAME 'semisync_source.so';",
+      "INSTALL PLUGIN rpl_semi_sync_replica SONAME 'semisync_replica.so';",
+      "SET PERSIST rpl_semi_sync_source_wait_point = AFTER_SYNC;",
+      "SET PERSIST rpl_semi_sync_source_timeout = $SEMI_SYNC_TIMEOUT_MS;",
+    ]) {
+      expect(MYSQL_SETUP_SCRIPT).toContain(text);
+    }
+    expect(MYSQL_SETUP_SCRIPT).not.toMatch(/semisync_(master|slave)|rpl_semi_sync_(master|slave)/);
   });
 });
