@@ -115,7 +115,7 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   for (const droplet of fresh) addDropletNetwork(state, droplet, stack.droplets.indexOf(droplet), stack.vpc.ipRange);
   // Tag rules expand to addresses, which changed: every droplet's firewall is recomputed.
   for (const droplet of stack.droplets) {
-    applyNftables(dropletNamespace(droplet.name), labFirewall(stack, droplet), containerInit(state, droplet.name));
+    applyNftables(dropletNamespace(droplet.name), labFirewall(stack, droplet), containerInit(state, droplet.name), state.droplets[droplet.name]?.merged);
   }
   applyMetadataSwitchRules(stack.droplets.length);
   await stopMetadata(state);

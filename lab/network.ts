@@ -229,13 +229,16 @@ export function renderClientHosts(records: readonly LabRecord[]): string {
 /**
  * Loads an nftables ruleset into a namespace, from outside the container's
  * view. Once a droplet runs (`init`, its init's host PID), its own nft does
- * it, in the droplet's network and mount namespaces only: the host's nft
- * (Debian 12's 1.0.6) segfaults reading a ruleset that the droplet's newer
- * nft and ufw wrote there.
+ * it, in the droplet's network and mount namespaces only; while it is powered
+ * off, its own nft from its disk (`rootfs`) does, in its network namespace:
+ * the host's nft (Debian 12's 1.0.6) segfaults reading a ruleset that the
+ * droplet's newer nft and ufw wrote there.
  */
-export function applyNftables(ns: string, ruleset: string, init?: number): void {
-  if (init === undefined) run("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: ruleset });
-  else run("nsenter", ["-t", String(init), "-n", "-m", "--", "nft", "-f", "-"], { input: ruleset });
+export function applyNftables(ns: string, ruleset: string, init?: number, rootfs?: string): void {
+  if (init !== undefined) run("nsenter", ["-t", String(init), "-n", "-m", "--", "nft", "-f", "-"], { input: ruleset });
+  else if (rootfs !== undefined && fs.existsSync(path.join(rootfs, "usr/sbin/nft"))) {
+    run("ip", ["netns", "exec", ns, "chroot", rootfs, "nft", "-f", "-"], { input: ruleset });
+  } else run("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: ruleset });
 }
 
 /** Whether the namespace still has the given inet table. */
