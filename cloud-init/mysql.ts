@@ -114,6 +114,38 @@ export function heartbeatSql(database: string): string[] {
   ];
 }
 
+export const MYSQL_INSTALL_SCRIPT_PATH = "/usr/local/sbin/foobar-mysql-install";
+
+/**
+ * Installs mysql-server from runcmd (after the volume is mounted on
+ * /var/lib/mysql), not from cloud-init's package list, so that a failed first
+ * initialization can be retried: MySQL 9.7's package sometimes aborts it with
+ * "System views initialization failed" when its init file's SHUTDOWN arrives
+ * early (seen in the lab under load). The server says the data directory is
+ * then unusable until its files are removed; they are removed only while the
+ * site's database was never created on this volume, so no data is ever lost.
+ */
+export const MYSQL_INSTALL_SCRIPT = [
+  "#!/bin/bash",
+  "# Managed by cloud-init (foobar): install MySQL, retrying a failed first initialization.",
+  "set -uo pipefail",
+  "# shellcheck source=/dev/null  # written by cloud-init",
+  `. ${MYSQL_PATHS.setupEnvironment}`,
+  "export DEBIAN_FRONTEND=noninteractive",
+  "for attempt in 1 2 3; do",
+  "  if [ \"$attempt\" = 1 ]; then apt-get install -y -q mysql-server && exit 0; else dpkg --configure -a && exit 0; fi",
+  "  echo \"foobar-mysql-install: attempt $attempt failed; MySQL's log says:\" >&2",
+  "  tail -n 5 /var/log/mysql/error.log >&2 || true",
+  "  if [ -d \"/var/lib/mysql/$DATABASE_NAME\" ]; then",
+  "    echo \"foobar-mysql-install: /var/lib/mysql holds the database $DATABASE_NAME: not touching it\" >&2",
+  "    exit 1",
+  "  fi",
+  "  systemctl stop mysql.service 2>/dev/null || true",
+  "  find /var/lib/mysql -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +",
+  "done",
+  "exit 1",
+].join("\n") + "\n";
+
 /** How long a replica waits for its primary on first boot, in seconds. */
 export const PRIMARY_WAIT_SECONDS = 1800;
 
@@ -449,11 +481,7 @@ export const DATABASE_AGENT_SCRIPT = [
   "        say \"diverged from the primary: transactions $errant exist only here; rebuild this server (README: promotion runbook)\"; return",
   "      fi",
   "    fi",
-  "    # What the primary purged and this server lacks (its package transactions): nothing to fetch.",
-  "    local purged missing",
-  "    purged=$(remote_sql \"$primary\" \"SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')\") || return",
-  "    missing=$(local_sql \"SELECT GTID_SUBTRACT('$purged', REPLACE(@@GLOBAL.gtid_executed, '\\n', ''))\")",
-  "    if [ -n \"$missing\" ]; then local_sql \"SET GLOBAL gtid_purged = '+$missing'\" || { say \"could not skip the primary's purged transactions $missing\"; return; }; fi",
+  "    skip_purged \"$primary\" || return",
   "    mysql --batch <<SQL",
   "SET SESSION sql_log_bin = 0;",
   "CHANGE REPLICATION SOURCE TO SOURCE_HOST = '$PRIMARY_HOST', SOURCE_PORT = 3306, SOURCE_USER = '$REPLICATION_USER',",
@@ -463,14 +491,31 @@ export const DATABASE_AGENT_SCRIPT = [
   "    log \"joined the primary at $primary as a replica (no errant transactions)\"; said=''",
   "    return",
   "  fi",
+  "  local state source_uuid error primary_uuid",
+  "  IFS=$'\\t' read -r state source_uuid error < <(local_sql 'SELECT SERVICE_STATE, SOURCE_UUID, LAST_ERROR_NUMBER FROM performance_schema.replication_connection_status')",
+  "  if [ \"$error\" = 1236 ] && [ \"$state\" = OFF ]; then",
+  "    # The primary purged transactions this server lacks: after a promotion, its package transactions.",
+  "    local_sql 'STOP REPLICA'",
+  "    skip_purged \"$primary\" && log 'skipped what the primary purged and this server never needed'",
+  "    local_sql 'START REPLICA'",
+  "    return",
+  "  fi",
+  "  [ \"$state\" = ON ] || return",
   "  # Connected to another server than the named primary (it moved): reconnect, by name.",
-  "  local source_uuid primary_uuid",
-  "  source_uuid=$(local_sql 'SELECT SOURCE_UUID FROM performance_schema.replication_connection_status WHERE SERVICE_STATE = \"ON\"')",
   "  primary_uuid=$(remote_sql \"$primary\" 'SELECT @@GLOBAL.server_uuid') || return",
   "  if [ \"$source_uuid\" != \"$primary_uuid\" ]; then",
   "    local_sql 'STOP REPLICA IO_THREAD; START REPLICA IO_THREAD'",
   "    log \"replication source is not the primary at $primary: reconnected\"",
   "  fi",
+  "}",
+  "",
+  "# What the primary purged and this server lacks: the primary's own package",
+  "# transactions (every server purges them at setup), nothing to fetch.",
+  "skip_purged() {",
+  "  local purged missing",
+  "  purged=$(remote_sql \"$1\" \"SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')\") || return 1",
+  "  missing=$(local_sql \"SELECT GTID_SUBTRACT('$purged', REPLACE(@@GLOBAL.gtid_executed, '\\n', ''))\")",
+  "  [ -z \"$missing\" ] || local_sql \"SET GLOBAL gtid_purged = '+$missing'\" || { say \"could not skip the primary's purged transactions $missing\"; return 1; }",
   "}",
   "",
   "while sleep 1; do",

@@ -22,6 +22,8 @@ import {
   DATABASE_AGENT,
   DATABASE_AGENT_SCRIPT,
   DATABASE_AGENT_UNIT,
+  MYSQL_INSTALL_SCRIPT,
+  MYSQL_INSTALL_SCRIPT_PATH,
   DatabaseAgentInput,
   DatabaseRole,
   renderDatabaseAgentEnvironment,
@@ -260,7 +262,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
   });
   return {
     hostname: input.hostname,
-    packages: ["nginx", "mysql-server", "gunicorn", "python3-pymysql", ...host.packages],
+    // mysql-server comes from runcmd (MYSQL_INSTALL_SCRIPT), where a failed initialization can be retried.
+    packages: ["nginx", "gunicorn", "python3-pymysql", ...host.packages],
     systemUsers: [{ name: APP.user, homedir: APP.directory }],
     writeFiles: [
       DPKG_LOCK_WAIT,
@@ -291,6 +294,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         }),
       },
       gzipped({ path: MYSQL_PATHS.setupScript, permissions: "0700", content: MYSQL_SETUP_SCRIPT }),
+      gzipped({ path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: MYSQL_INSTALL_SCRIPT }),
       { path: DATABASE_AGENT.environment, content: renderDatabaseAgentEnvironment(input.databaseAgent) },
       gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: DATABASE_AGENT_SCRIPT }),
       { path: DATABASE_AGENT.unitPath, content: DATABASE_AGENT_UNIT },
@@ -327,6 +331,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
     runcmd: [
       ...host.firstRuncmd,
       ...volumes.runcmd,
+      [MYSQL_INSTALL_SCRIPT_PATH],
       [MYSQL_PATHS.setupScript],
       [PRIVATE_ADDRESS_PATHS.script],
       ["rm", "-f", "/etc/nginx/sites-enabled/default"],
