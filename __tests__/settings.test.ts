@@ -3,6 +3,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { synthCli } from "./helpers";
+
+/** A made-up token of the right shape (not a secret). */
+const FAKE_TOKEN = `dop_v1_${"0123456789abcdef".repeat(4)}`;
 import { DEFAULT_SETTINGS, loadSettings, SETTINGS, settingsTable, SettingsError } from "../settings";
 
 const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-")), "ca.pem");
@@ -55,13 +58,13 @@ describe("settings", () => {
       FOOBAR_LOAD_BALANCERS: "2",
       FOOBAR_DB_PRIMARY: "web-02",
       FOOBAR_DB_SEMI_SYNC_TIMEOUT: "5000",
-      FOOBAR_FAILOVER_TOKEN: "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+      FOOBAR_FAILOVER_TOKEN: FAKE_TOKEN,
     });
     expect(settings).toEqual({
       loadBalancers: 2,
       databasePrimary: "web-02",
       semiSyncTimeoutMs: 5000,
-      failoverToken: "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+      failoverToken: FAKE_TOKEN,
       project: "shop",
       domain: "example.org",
       hostName: "shop",

@@ -17,6 +17,7 @@
  * real API); the lab's DNS answers api.digitalocean.com with its address.
  * Nothing here ever reaches the real API: the lab has no route out.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { stopServer, waitUntilServing } from "./processes";
@@ -205,7 +206,6 @@ export async function startApi(
   fs.writeFileSync(configFile, JSON.stringify(config), { mode: 0o600 });
   const logFile = apiLogFile(state)!;
   const out = fs.openSync(logFile, "a");
-  const { spawn } = await import("node:child_process");
   const server = path.join(__dirname, "api-server.ts");
   const tsNode = require.resolve("ts-node/register/transpile-only");
   const child = spawn("ip", ["netns", "exec", API_NS, process.execPath, "-r", tsNode, server, configFile], {
