@@ -14,9 +14,11 @@
  *
  * Who takes the reserved IP, and when (the rule that keeps it on exactly one
  * healthy load balancer, including in a split brain where both are master):
- * - while master, a load balancer makes sure the address is on itself or on
- *   a load balancer that answers health checks through it, and claims it
- *   otherwise (CLAIM_SCRIPT);
+ * - while master, a load balancer makes sure the address is on itself, and
+ *   claims it otherwise (CLAIM_SCRIPT): the master holds the address, as
+ *   with any keepalived virtual address, even when the backup won the
+ *   address first (Terraform places it on lb-01, and lb-02 may win the first
+ *   election while lb-01 still waits for its certificate);
  * - the second load balancer stops claiming once the address is taken from
  *   it during its term: cut apart, both are master, but only the preferred
  *   one (lb-01) keeps claiming, so the address settles instead of bouncing;
@@ -212,8 +214,8 @@ export const NOTIFY_SCRIPT = [
 /**
  * Holds the reserved IP while this load balancer is master (keepalived's
  * notify script starts it on MASTER and stops it on anything else). Every 2
- * seconds: nothing to do if the address is active here, or on a load
- * balancer that answers through it; else assign it here through the API.
+ * seconds: nothing to do if the address is active here; else assign it here
+ * through the API.
  *
  * `yield` (the second load balancer): once the address has been taken from
  * it while it is master, it stops claiming until its next election. Cut off
@@ -243,8 +245,6 @@ export const CLAIM_SCRIPT = [
   "done",
   "",
   "held_here() { [ \"$(metadata reserved_ip/ipv4/active 2>/dev/null)\" = true ]; }",
-  "# A load balancer that answers through the address: leave it where it is.",
-  `held_by_healthy_peer() { curl -fsS -o /dev/null --max-time 1 "http://$reserved_ip${LOAD_BALANCER_HEALTH_PATH}"; }`,
   "",
   "assign() {",
   "  local attempt=1 delay=1 status",
@@ -273,19 +273,15 @@ export const CLAIM_SCRIPT = [
   "",
   "mkdir -p /run/foobar",
   "had=false",
-  "leaving=false",
   "while true; do",
   "  if held_here; then",
-  "    had=true; leaving=false",
+  "    had=true",
   "  elif [ \"$had\" = true ] && [ \"$mode\" = yield ]; then",
   "    log \"$reserved_ip was moved away while this load balancer was master: yielding it until the next election\"",
   "    exit 0",
-  "  elif held_by_healthy_peer; then",
-  "    [ \"$leaving\" = true ] || log \"$reserved_ip is held by a load balancer that answers: leaving it there\"",
-  "    leaving=true",
   "  else",
   "    assign || exit 1",
-  "    had=true; leaving=false",
+  "    had=true",
   "  fi",
   "  sleep 2",
   "done",
