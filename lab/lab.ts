@@ -42,7 +42,8 @@ import {
   reservedIpHolders,
   reservedIpHoldersFile,
 } from "./network";
-import { ensureBase } from "./rootfs";
+import { baseCached, ensureBase } from "./rootfs";
+import { recordTiming } from "./timings";
 import {
   ACME_NS,
   APT_PROXY_PORT,
@@ -138,6 +139,8 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
   if (readState()) throw new Error(`a lab is already up (state in ${stateDir()}): run \`npm run lab:down\` first`);
   const state = newState();
   saveState(state);
+  const startedAt = Date.now();
+  const cold = !baseCached();
   try {
     // The stack embeds the CA of pebble's HTTPS certificate: make it first.
     const acmeFiles = createAcmeCertificates(state);
@@ -209,6 +212,7 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       throw new Error(`cloud-init did not finish cleanly on ${failed.map((f) => `${f.name} (${f.reason})`).join(", ")}`);
     }
     keepCloudFirewall(state, stack);
+    recordTiming(cold ? "cold up" : "warm up", (Date.now() - startedAt) / 1000);
     return attach(state);
   } catch (error) {
     log("up failed: tearing the lab down");

@@ -81,11 +81,20 @@ export function baseKey(): string {
   return createHash("sha256").update(recipe).digest("hex").slice(0, 16);
 }
 
+function basePath(): string {
+  return path.join(cacheDir(), `base-${DEBIAN_SUITE}-${baseKey()}`);
+}
+
+/** Whether the base rootfs is already built (a warm `up`), or `up` will build it (a cold one). */
+export function baseCached(): boolean {
+  return fs.existsSync(basePath());
+}
+
 /** Returns the cached base rootfs directory, building it first if needed. */
 export function ensureBase(): string {
   const root = cacheDir();
   const key = baseKey();
-  const base = path.join(root, `base-${DEBIAN_SUITE}-${key}`);
+  const base = basePath();
   if (fs.existsSync(base)) {
     log(`base rootfs: cached ${base}`);
     return base;
