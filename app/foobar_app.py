@@ -11,10 +11,16 @@ every second, see cloud-init/mysql.ts), known also when replication stopped.
   GET  /api/messages/<id>  one message
   POST /api/messages       {"body": "..."}; 503 at once when there is no primary
 Reads say how old their data is: data_age_seconds, and the X-Data-Age header.
+
+Each thread keeps its connections (to this server's MySQL and to the
+primary) open across requests, and reads this server's role and data age at
+most once a second; a connection that fails is dropped and opened again.
 """
 
 import json
 import os
+import threading
+import time
 
 import pymysql
 import pymysql.cursors
@@ -29,6 +35,18 @@ MAX_LAG_SECONDS = int(os.environ.get("FOOBAR_REPLICA_MAX_LAG", "10"))
 MAX_BODY_BYTES = 4096
 # A write without a primary fails well before a client gives up.
 PRIMARY_CONNECT_TIMEOUT_SECONDS = 2
+# How long a thread trusts what it last read of a database's role and data age.
+STATE_TTL_SECONDS = 1.0
+# A connection idle longer than this is pinged before a write goes on it, so that
+# a write is never sent on a connection the server already closed (a restart, a
+# promotion): the ping reconnects, and asks the primary's name again.
+IDLE_PING_SECONDS = 1.0
+
+
+# COUNT(*) with no WHERE makes InnoDB scan with parallel threads (4 by default):
+# on a table this size, starting them costs ten times the count itself, and
+# under load the threads pile up. One thread per statement, for this app only.
+SESSION_SETUP = "SET SESSION innodb_parallel_read_threads = 1"
 
 
 class NoPrimary(Exception):
@@ -39,7 +57,7 @@ def connect_local():
     return pymysql.connect(
         unix_socket=LOCAL_SOCKET, user=DB_USER, password=DB_PASSWORD, database=DB_NAME,
         connect_timeout=2, read_timeout=5, write_timeout=5, autocommit=True,
-        cursorclass=pymysql.cursors.DictCursor,
+        cursorclass=pymysql.cursors.DictCursor, init_command=SESSION_SETUP,
     )
 
 
@@ -48,8 +66,56 @@ def connect_primary():
     return pymysql.connect(
         host=PRIMARY_HOST, port=3306, user=DB_USER, password=DB_PASSWORD, database=DB_NAME,
         connect_timeout=PRIMARY_CONNECT_TIMEOUT_SECONDS, read_timeout=5, write_timeout=5, autocommit=True,
-        cursorclass=pymysql.cursors.DictCursor, ssl={"check_hostname": False},
+        cursorclass=pymysql.cursors.DictCursor, ssl={"check_hostname": False}, init_command=SESSION_SETUP,
     )
+
+
+_thread = threading.local()
+
+
+def connection_to(name):
+    """This thread's open connection to "local" or "primary", opened if it has none."""
+    opened = getattr(_thread, name, None)
+    if opened is None:
+        opened = [connect_local() if name == "local" else connect_primary(), time.monotonic()]
+        setattr(_thread, name, opened)
+    elif name == "primary" and time.monotonic() - opened[1] > IDLE_PING_SECONDS:
+        opened[0].ping(reconnect=True)
+    opened[1] = time.monotonic()
+    return opened[0]
+
+
+def drop_connection(name):
+    """Closes this thread's connection `name` after a failure; the next use opens a new one."""
+    opened = getattr(_thread, name, None)
+    setattr(_thread, name, None)
+    setattr(_thread, f"{name}_state", None)
+    if opened is not None:
+        try:
+            opened[0].close()
+        except Exception:  # Already broken: nothing to close cleanly.
+            pass
+
+
+def on_connection(name, work):
+    """work(connection) on this thread's connection `name`; a MySQL error drops the connection and is raised."""
+    connection = connection_to(name)
+    try:
+        return work(connection)
+    except pymysql.MySQLError:
+        drop_connection(name)
+        raise
+
+
+def state_of(name):
+    """(writable, data age) of the database `name`, read at most once a second per thread."""
+    cached = getattr(_thread, f"{name}_state", None)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > STATE_TTL_SECONDS:
+        writable, age = on_connection(name, lambda connection: (is_writable(connection), data_age_seconds(connection)))
+        cached = (now, writable, age)
+        setattr(_thread, f"{name}_state", cached)
+    return cached[1], cached[2]
 
 
 def data_age_seconds(connection):
@@ -133,32 +199,26 @@ def read(query):
     else the primary; on a failed connection or query, the other one."""
     candidates = ["local-replica", "primary"]
     try:
-        connection = connect_local()
-        try:
-            if is_writable(connection):
-                candidates = ["local", "primary"]
-            elif not is_fresh(data_age_seconds(connection)):
-                candidates.reverse()
-        finally:
-            connection.close()
+        writable, age = state_of("local")
+        if writable:
+            candidates = ["local", "primary"]
+        elif not is_fresh(age):
+            candidates.reverse()
     except pymysql.MySQLError:
         candidates.reverse()
     last_error = None
     for where in candidates:
-        try:
-            connection = connect_primary() if where == "primary" else connect_local()
-        except pymysql.MySQLError as error:
-            last_error = error
-            continue
-        try:
+        name = "primary" if where == "primary" else "local"
+
+        def run(connection):
             with connection.cursor() as cursor:
-                result = query(cursor)
-            age = data_age_seconds(connection)
-            return result, where, age
+                return query(cursor)
+
+        try:
+            result = on_connection(name, run)
+            return result, where, state_of(name)[1]
         except pymysql.MySQLError as error:
             last_error = error
-        finally:
-            connection.close()
     raise last_error
 
 
@@ -215,22 +275,29 @@ def post_message(environ):
         return "400 Bad Request", {"error": 'send {"body": "..."}'}
     if not isinstance(text, str) or not 1 <= len(text) <= 280:
         return "400 Bad Request", {"error": "body must be a string of 1 to 280 characters"}
-    try:
-        connection = connect_primary()
-    except pymysql.MySQLError as error:
-        raise NoPrimary(f"the primary ({PRIMARY_HOST}) does not answer: {error.args[-1]}") from error
-    try:
+    def insert(connection):
         with connection.cursor() as cursor:
             cursor.execute("INSERT INTO messages (body, written_by) VALUES (%s, %s)", (text, SERVER_NAME))
-            message_id = cursor.lastrowid
-    except pymysql.MySQLError as error:
-        # 1290/1836: read-only, as a fenced primary or one not yet promoted is.
-        if error.args[0] in (1290, 1836):
-            raise NoPrimary(f"{PRIMARY_HOST} is read-only: a promotion is under way") from error
-        raise
-    finally:
-        connection.close()
-    return "201 Created", {"id": message_id, "written_by": SERVER_NAME, "written_to": "primary"}
+            return cursor.lastrowid
+
+    # Twice at most, and only after a read-only refusal, which wrote nothing: a
+    # connection opened before a promotion reaches the old primary, and a new
+    # one asks the primary's name again.
+    for attempt in (1, 2):
+        try:
+            connection_to("primary")
+        except pymysql.MySQLError as error:
+            drop_connection("primary")
+            raise NoPrimary(f"the primary ({PRIMARY_HOST}) does not answer: {error.args[-1]}") from error
+        try:
+            message_id = on_connection("primary", insert)
+            return "201 Created", {"id": message_id, "written_by": SERVER_NAME, "written_to": "primary"}
+        except pymysql.MySQLError as error:
+            # 1290/1836: read-only, as a fenced primary or one not yet promoted is.
+            if error.args[0] not in (1290, 1836):
+                raise
+            if attempt == 2:
+                raise NoPrimary(f"{PRIMARY_HOST} is read-only: a promotion is under way") from error
 
 
 def route(environ):

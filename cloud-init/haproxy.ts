@@ -98,7 +98,19 @@ export const LOAD_BALANCER_HEALTH_PATH = "/lb-health";
 export const ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/";
 
 /** Health checks: every 2 s; down after 3 failures, up after 2 successes. */
-export const HEALTH_CHECK = { interMs: 2000, fastInterMs: 1000, downInterMs: 5000, fall: 3, rise: 2 } as const;
+export const HEALTH_CHECK = { interMs: 2000, fastInterMs: 1000, downInterMs: 2000, fall: 3, rise: 2 } as const;
+
+/**
+ * Real traffic as a signal, besides the health checks: this many consecutive
+ * failed connections to a server (refused, timed out) mark it DOWN at once,
+ * without waiting for `fall` failed checks. Layer 4 only: the application
+ * answers 503 on purpose (a write while there is no primary), and counting
+ * answers would take every server out when the primary is gone.
+ */
+export const TRAFFIC_ERROR_LIMIT = 3;
+
+/** A new connection to a web server on the VPC takes well under a millisecond; one that takes longer is retried elsewhere. */
+export const BACKEND_CONNECT_TIMEOUT = "1s";
 
 /**
  * Renders `/etc/haproxy/haproxy.cfg` for lb-01: HTTPS on 443 with HTTP on 80
@@ -120,6 +132,7 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    user haproxy",
     "    group haproxy",
     "    daemon",
+    // Threads: HAProxy starts one per CPU the droplet has (nbthread's default).
     "    maxconn 4096",
     ...(input.tls ? tlsGlobals() : []),
     "",
@@ -127,14 +140,18 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    mode http",
     "    log global",
     "    option httplog",
+    // Only what went wrong is logged (errors, retries, redispatches), not every request.
+    "    option dontlog-normal",
     "    option dontlognull",
-    "    option http-server-close",
+    // No `option http-server-close`: keep-alive on both sides, and idle
+    // connections to the web servers are reused (`http-reuse safe`, the
+    // default), instead of a new connection to Nginx for every request.
     "    option forwardfor",
     // A request whose connection to a dying server fails is sent to another.
     "    option redispatch 1",
     "    retries 3",
     "    retry-on conn-failure empty-response",
-    "    timeout connect 3s",
+    `    timeout connect ${BACKEND_CONNECT_TIMEOUT}`,
     "    timeout client 30s",
     "    timeout server 30s",
     "    timeout http-request 10s",
@@ -159,7 +176,11 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     "    option httpchk",
     `    http-check send meth GET uri ${input.healthPath} ver HTTP/1.1 hdr Host ${input.siteHostNames[0]}`,
     "    http-check expect status 200",
-    `    default-server check inter ${check.interMs} fastinter ${check.fastInterMs} downinter ${check.downInterMs} fall ${check.fall} rise ${check.rise}`,
+    // A request that reached a server which closed without answering is sent again
+    // only if it is safe to repeat (GET, HEAD): a POST may have been written.
+    // A failed connection is always retried, since nothing was sent.
+    "    http-request disable-l7-retry unless METH_GET",
+    `    default-server check inter ${check.interMs} fastinter ${check.fastInterMs} downinter ${check.downInterMs} fall ${check.fall} rise ${check.rise} observe layer4 error-limit ${TRAFFIC_ERROR_LIMIT} on-error mark-down`,
     // init-addr: resolve through libc at start, else start without an address (MAINT until DNS answers).
     ...input.backends.map(
       (backend) =>

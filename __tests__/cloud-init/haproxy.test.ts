@@ -1,4 +1,4 @@
-import { ACME_CHALLENGE_PATH, HaproxyInput, HEALTH_CHECK, renderHaproxyConfig, RESOLVERS, TLS_PROFILE } from "../../cloud-init/haproxy";
+import { ACME_CHALLENGE_PATH, HaproxyInput, HEALTH_CHECK, renderHaproxyConfig, RESOLVERS, TLS_PROFILE, TRAFFIC_ERROR_LIMIT } from "../../cloud-init/haproxy";
 
 const plainInput: HaproxyInput = {
   siteHostNames: ["www.foobar.com"],
@@ -52,9 +52,29 @@ describe("renderHaproxyConfig", () => {
     expect(backend).toContain("option httpchk");
     expect(backend).toContain("http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.foobar.com");
     expect(backend).toContain("http-check expect status 200");
-    expect(backend).toContain(
-      `default-server check inter ${HEALTH_CHECK.interMs} fastinter ${HEALTH_CHECK.fastInterMs} downinter ${HEALTH_CHECK.downInterMs} fall ${HEALTH_CHECK.fall} rise ${HEALTH_CHECK.rise}`,
+    expect(backend.find((l) => l.startsWith("default-server "))).toMatch(
+      new RegExp(`^default-server check inter ${HEALTH_CHECK.interMs} fastinter ${HEALTH_CHECK.fastInterMs} downinter ${HEALTH_CHECK.downInterMs} fall ${HEALTH_CHECK.fall} rise ${HEALTH_CHECK.rise}( |$)`),
     );
+  });
+
+  test("real traffic takes a dead server out: a few failed connections mark it DOWN before the health checks would", () => {
+    const defaults = section("backend web_servers").find((l) => l.startsWith("default-server "));
+    expect(defaults).toMatch(new RegExp(` observe layer4 error-limit ${TRAFFIC_ERROR_LIMIT} on-error mark-down$`));
+    // Not layer 7: the app's deliberate 503 (a write with no primary) must not take every server out.
+    expect(config).not.toMatch(/observe layer7/);
+  });
+
+  test("a request that reached a server is sent again only when it is safe to repeat (GET and HEAD), never a POST", () => {
+    expect(section("backend web_servers")).toContain("http-request disable-l7-retry unless METH_GET");
+  });
+
+  test("keeps connections to the web servers open and reuses them (no connection per request)", () => {
+    expect(config).not.toMatch(/http-server-close|httpclose/);
+    expect(config).not.toMatch(/http-reuse never/);
+  });
+
+  test("logs what went wrong, not every request", () => {
+    expect(section("defaults")).toEqual(expect.arrayContaining(["option httplog", "option dontlog-normal"]));
   });
 
   test("retries and redispatches so a dying backend costs users little", () => {

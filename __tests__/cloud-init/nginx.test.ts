@@ -1,4 +1,4 @@
-import { renderNginxSite, SERVED_BY_HEADER } from "../../cloud-init/nginx";
+import { GZIP_TYPES, renderNginxSite, SERVED_BY_HEADER, STATIC_MAX_AGE_SECONDS } from "../../cloud-init/nginx";
 
 const site = renderNginxSite({
   serverName: "web-02",
@@ -36,6 +36,31 @@ describe("renderNginxSite", () => {
         "proxy_set_header Host $host;",
       ]),
     );
+  });
+
+  test("sends files with sendfile and keeps connections open, to the load balancer and to the app", () => {
+    expect(lines).toEqual(expect.arrayContaining(["sendfile on;", "keepalive_requests 10000;", "keepalive 16;", 'proxy_set_header Connection "";', "proxy_http_version 1.1;"]));
+  });
+
+  test("gzips text, JSON included", () => {
+    expect(lines).toEqual(expect.arrayContaining(["gzip on;", "gzip_vary on;", `gzip_types ${GZIP_TYPES.join(" ")};`]));
+    expect(GZIP_TYPES).toContain("application/json");
+  });
+
+  test("static files carry an ETag and Cache-Control: HTML is revalidated every time, other files kept an hour, the app's answers left alone", () => {
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        "etag on;",
+        "expires $foobar_expires;",
+        "default    off;",
+        "~^text/html epoch;",
+        `~^(text/css|text/javascript|application/javascript|image/|font/) ${STATIC_MAX_AGE_SECONDS}s;`,
+      ]),
+    );
+  });
+
+  test("writes its access log in batches, not once per request", () => {
+    expect(lines).toContain("access_log /var/log/nginx/access.log combined buffer=64k flush=5s;");
   });
 
   test("does not announce its version", () => {
