@@ -42,3 +42,35 @@ describe("the quiet CLI (npm run -s synth, npm run -s cdktf -- <command>)", () =
     expect(quietEnvironment({ ...spaces, AWS_ACCESS_KEY_ID: "mine" }, "/tmp/empty").AWS_ACCESS_KEY_ID).toBe("mine");
   });
 });
+
+describe("plain `npx cdktf synth`", () => {
+  /** cdktf's own progress display: a spinner frame ("⠋  Synthesizing"), redrawn in place on a terminal. */
+  const progress = /^[\u2800-\u28ff]\s+(Starting|Synthesizing)/;
+  // eslint-disable-next-line no-control-regex
+  const withoutEscapes = (text: string) => text.replace(/\u001b\[[0-9;]*[A-Za-z]/g, "");
+
+  test("a bad setting is its one line and one line of context from cdktf, exit 1, and no stack left to deploy", async () => {
+    const outdir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-cdktf-")), "cdktf.out");
+    const baseEnv = Object.fromEntries(
+      Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_") && name !== "TF_CLI_CONFIG_FILE" && name !== "CI"),
+    );
+    const run = await new Promise<{ status: number; output: string }>((resolve) => {
+      execFile(
+        path.join(ROOT, "node_modules", ".bin", "cdktf"),
+        ["synth", "--output", outdir],
+        { cwd: ROOT, env: { ...baseEnv, CHECKPOINT_DISABLE: "1", FOOBAR_WEB_SERVERS: "0" }, encoding: "utf8" },
+        (error, stdout, stderr) => resolve({ status: error ? (error.code as number) : 0, output: stdout + stderr }),
+      );
+    });
+    expect(run.status).toBe(1);
+    const shown = withoutEscapes(run.output)
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => line !== "" && !progress.test(line));
+    expect(shown).toEqual([
+      'ERROR [settings]: FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "0"',
+      "Error: While synthesizing one or more error annotations have been encountered. Please check the log output above.",
+    ]);
+    expect(fs.readdirSync(path.join(outdir, "stacks"))).toEqual(["settings"]);
+  }, 120_000);
+});
