@@ -196,14 +196,17 @@ export function reservedIpHolders(): Record<string, string> {
  * the droplet sees the address on its own `eth0`.
  */
 export function moveReservedIp(namespaces: readonly string[], ip: string, dropletName: string | undefined): void {
-  for (const ns of namespaces) {
-    if (ns === SWITCH_NS) continue;
-    const own = dropletName !== undefined && ns === dropletNamespace(dropletName);
-    const has = tryRun("ip", ["-n", ns, "-4", "-o", "addr", "show", "to", `${ip}/32`]).stdout.trim() !== "";
-    if (has && !own) run("ip", ["-n", ns, "addr", "del", `${ip}/32`, "dev", "eth0"]);
-    if (!has && own) run("ip", ["-n", ns, "addr", "add", `${ip}/32`, "dev", "eth0"]);
-    tryRun("ip", ["-n", ns, "neigh", "flush", "to", ip]);
-  }
+  const hosts = namespaces.filter((ns) => ns !== SWITCH_NS);
+  const owner = dropletName === undefined ? undefined : dropletNamespace(dropletName);
+  const holds = (ns: string) => tryRun("ip", ["-n", ns, "-4", "-o", "addr", "show", "to", `${ip}/32`]).stdout.trim() !== "";
+  // In this order: off the old holder, onto the new one, and only then every
+  // neighbour cache flushed. Flushing a client's cache while the old holder
+  // still has the address lets the client learn the old holder's MAC again,
+  // and it then sends to a droplet that no longer has the address until that
+  // entry expires (seen after a split brain: the site timed out for tens of seconds).
+  for (const ns of hosts) if (ns !== owner && holds(ns)) run("ip", ["-n", ns, "addr", "del", `${ip}/32`, "dev", "eth0"]);
+  if (owner !== undefined && hosts.includes(owner) && !holds(owner)) run("ip", ["-n", owner, "addr", "add", `${ip}/32`, "dev", "eth0"]);
+  for (const ns of hosts) tryRun("ip", ["-n", ns, "neigh", "flush", "to", ip]);
   const holders = reservedIpHolders();
   if (dropletName === undefined) delete holders[ip];
   else holders[ip] = dropletName;
