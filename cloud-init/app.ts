@@ -20,6 +20,16 @@ export const APP = {
 export const APP_THREADS_PER_WORKER = 4;
 
 /**
+ * Seconds Gunicorn keeps an idle connection from Nginx open. Longer than
+ * Nginx keeps it (`APP_KEEPALIVE_SECONDS - 1`, see nginx.ts), so that Nginx
+ * always closes first and never sends on a connection Gunicorn is closing;
+ * short, because a stopping Gunicorn waits for its open connections (up to
+ * its 30 s graceful timeout): a restart takes about as long as Nginx holds an
+ * idle one.
+ */
+export const APP_KEEPALIVE_SECONDS = 3;
+
+/**
  * Starts the sample application: Gunicorn from the distribution's packages,
  * one threaded worker per CPU of the droplet (counted when it starts, so a
  * resize needs no change), no access log (Nginx keeps one).
@@ -27,7 +37,7 @@ export const APP_THREADS_PER_WORKER = 4;
  */
 export const DEFAULT_APP_COMMAND =
   `/bin/sh -c 'exec /usr/bin/gunicorn --bind 127.0.0.1:${APP.port} --worker-class gthread ` +
-  `--workers "$$(nproc)" --threads ${APP_THREADS_PER_WORKER} --keep-alive 75 foobar_app:application'`;
+  `--workers "$$(nproc)" --threads ${APP_THREADS_PER_WORKER} --keep-alive ${APP_KEEPALIVE_SECONDS} foobar_app:application'`;
 
 export interface AppEnvironmentInput {
   readonly serverName: string;

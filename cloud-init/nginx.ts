@@ -1,3 +1,5 @@
+import { APP_KEEPALIVE_SECONDS } from "./app";
+
 export interface NginxInput {
   /** Droplet name, sent back in the `X-Served-By` header. */
   readonly serverName: string;
@@ -52,7 +54,8 @@ export function renderNginxSite(input: NginxInput): string {
     "upstream foobar_app {",
     `    server 127.0.0.1:${input.appPort};`,
     "    keepalive 16;",
-    "    keepalive_timeout 60s;",
+    // Shorter than Gunicorn's keep-alive (app.ts): Nginx closes idle connections first.
+    `    keepalive_timeout ${APP_KEEPALIVE_SECONDS - 1}s;`,
     "}",
     "",
     "server {",
