@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { backendStates, request, siteUrl, waitFor } from "./checks";
+import { backendStates, request, roles, siteUrl, sql, waitFor } from "./checks";
 import { Lab, attachRunning, down, up } from "./lab";
 import {
   BenchReport,
@@ -115,12 +115,11 @@ function background(cmd: string, args: readonly string[]): { done: Promise<Comma
   return { done: new Promise((resolve) => child.once("close", (status) => resolve({ status: status ?? 128, stdout, stderr }))) };
 }
 
-/** The lab's roles: the load balancer, the primary's server and the web servers. */
-function roles(lab: Lab) {
-  const lb = lab.stack.droplets.find((d) => d.name === "lb-01");
-  const webs = lab.stack.droplets.filter((d) => d.name.startsWith("web-")).sort((a, b) => a.name.localeCompare(b.name));
-  if (!lb || webs.length < 2) throw new Error("the bench needs lb-01 and at least two web servers (FOOBAR_WEB_SERVERS ≥ 2)");
-  return { lb, primary: webs[0]!, webs };
+/** The lab's roles (checks.ts), with the two web servers the bench compares and fails over between. */
+function benchRoles(lab: Lab) {
+  const found = roles(lab);
+  if (found.webs.length < 2) throw new Error("the bench needs at least two web servers (FOOBAR_WEB_SERVERS ≥ 2)");
+  return found;
 }
 
 /** wrk from the client namespace, through the load balancer by name. */
@@ -131,17 +130,11 @@ function throughLoadBalancer(lab: Lab, options: Options, pathName: string, extra
 
 /** wrk from lb-01's network namespace straight to web-01's Nginx (HTTP on its private address). */
 function straightToWebServer(lab: Lab, options: Options, pathName: string, extra: readonly string[] = []): WrkResult {
-  const { lb, primary } = roles(lab);
+  const { lb, primary } = benchRoles(lab);
   const pid = lab.initPid(lb.name);
   if (pid === undefined) throw new Error(`${lb.name} is not running`);
   const url = `http://${primary.privateIpv4}${pathName}`;
   return wrkResult(`wrk ${url}`, tryRun("nsenter", ["-t", String(pid), "-n", ...wrkArgs(options, url, extra)], { timeoutMs: (options.seconds + 30) * 1000 }));
-}
-
-function sqlOn(lab: Lab, droplet: string, statement: string): string {
-  const result = lab.execIn(droplet, ["mysql", "--batch", "--skip-column-names", "--execute", statement], 60_000);
-  if (result.status !== 0) throw new Error(`${droplet}: mysql: ${result.stderr.trim()}`);
-  return result.stdout.trim();
 }
 
 function throughputRow(measure: string, result: WrkResult, note: string, goal?: BenchRow["goal"]): BenchRow {
@@ -155,11 +148,11 @@ function throughputRow(measure: string, result: WrkResult, note: string, goal?: 
 }
 
 async function throughput(lab: Lab, options: Options): Promise<BenchSection[]> {
-  const { primary } = roles(lab);
+  const { primary } = benchRoles(lab);
   const post = postScript();
   try {
     // Reads return the 20 newest of at least 100 messages, as on a site in use.
-    const count = Number(sqlOn(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages"));
+    const count = Number(sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages"));
     const messages = new URL("/api/messages", siteUrl(lab)).toString();
     for (let i = count; i < 100; i++) request(lab, messages, ["-X", "POST", "-H", "Content-Type: application/json", "--data", '{"body":"seed"}']);
 
@@ -175,12 +168,12 @@ async function throughput(lab: Lab, options: Options): Promise<BenchSection[]> {
     const writeLb = throughLoadBalancer(lab, options, "/api/messages", ["-s", post]);
     const writeDirect = straightToWebServer(lab, options, "/api/messages", ["-s", post]);
     log("bench: writes with semi-synchronous replication off on the primary");
-    sqlOn(lab, primary.name, "SET GLOBAL rpl_semi_sync_source_enabled = OFF");
+    sql(lab, primary.name, "SET GLOBAL rpl_semi_sync_source_enabled = OFF");
     let writeAsync: WrkResult;
     try {
       writeAsync = throughLoadBalancer(lab, options, "/api/messages", ["-s", post]);
     } finally {
-      sqlOn(lab, primary.name, "SET GLOBAL rpl_semi_sync_source_enabled = ON");
+      sql(lab, primary.name, "SET GLOBAL rpl_semi_sync_source_enabled = ON");
     }
 
     const staticRatio = staticLb.requestsPerSecond / staticDirect.requestsPerSecond;
@@ -229,14 +222,14 @@ async function throughput(lab: Lab, options: Options): Promise<BenchSection[]> {
  * it (the lab's droplets share one clock). Not Seconds_Behind_Source.
  */
 async function replicationLag(lab: Lab, options: Options): Promise<BenchSection> {
-  const { primary, webs } = roles(lab);
+  const { primary, webs } = benchRoles(lab);
   const replicas = webs.slice(1);
   const seconds = Math.max(options.seconds, 10);
-  sqlOn(lab, primary.name, "CREATE TABLE IF NOT EXISTS foobar.bench_heartbeat (id INT PRIMARY KEY, beat DATETIME(6) NOT NULL)");
-  sqlOn(lab, primary.name, "REPLACE INTO foobar.bench_heartbeat VALUES (1, NOW(6))");
+  sql(lab, primary.name, "CREATE TABLE IF NOT EXISTS foobar.bench_heartbeat (id INT PRIMARY KEY, beat DATETIME(6) NOT NULL)");
+  sql(lab, primary.name, "REPLACE INTO foobar.bench_heartbeat VALUES (1, NOW(6))");
   for (const replica of replicas) {
     await waitFor(`the bench's heartbeat table on ${replica.name}`, 60_000, () =>
-      sqlOn(lab, replica.name, "SELECT COUNT(*) FROM foobar.bench_heartbeat") === "1" ? true : undefined,
+      sql(lab, replica.name, "SELECT COUNT(*) FROM foobar.bench_heartbeat") === "1" ? true : undefined,
     );
   }
   const post = postScript();
@@ -279,7 +272,7 @@ async function replicationLag(lab: Lab, options: Options): Promise<BenchSection>
     return { title: "Replication lag under sustained writes (semi-sync on)", rows };
   } finally {
     fs.rmSync(post, { force: true });
-    sqlOn(lab, primary.name, "DROP TABLE IF EXISTS foobar.bench_heartbeat");
+    sql(lab, primary.name, "DROP TABLE IF EXISTS foobar.bench_heartbeat");
   }
 }
 
@@ -327,7 +320,7 @@ async function failover(lab: Lab, options: Options, server: string, inject: () =
 }
 
 async function failovers(lab: Lab, options: Options): Promise<BenchSection> {
-  const { primary, webs } = roles(lab);
+  const { primary, webs } = benchRoles(lab);
   const last = webs[webs.length - 1]!;
   log(`bench: ${primary.name}'s Nginx crashed under load`);
   const crash = await failover(

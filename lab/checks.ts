@@ -27,7 +27,7 @@ export interface Check {
 }
 
 /** The load balancer and the web servers, by the names the stack gives them. */
-function roles(lab: Lab): { lb: LabDroplet; webs: LabDroplet[]; primary: LabDroplet; replicas: LabDroplet[] } {
+export function roles(lab: Lab): { lb: LabDroplet; webs: LabDroplet[]; primary: LabDroplet; replicas: LabDroplet[] } {
   const lb = lab.stack.droplets.find((d) => d.name.startsWith("lb-"));
   const webs = lab.stack.droplets.filter((d) => d.name.startsWith("web-")).sort((a, b) => a.name.localeCompare(b.name));
   if (!lb || webs.length === 0) throw new Error("the stack has no lb-NN or no web-NN droplet");
