@@ -97,13 +97,23 @@ def drop_connection(name):
             pass
 
 
-def on_connection(name, work):
-    """work(connection) on this thread's connection `name`; a MySQL error drops the connection and is raised."""
+def on_connection(name, work, safe_to_repeat=False):
+    """work(connection) on this thread's connection `name`; a MySQL error drops the connection and is raised.
+
+    With `safe_to_repeat` (reads on this server's own MySQL), work that failed
+    on a kept connection is tried once more on a new one: a kept connection may
+    have died since its last use (a restart of that MySQL), which says nothing
+    about the server now. Not over the network, where a failure can be a
+    timeout that a second try would only double.
+    """
+    kept = getattr(_thread, name, None) is not None
     connection = connection_to(name)
     try:
         return work(connection)
     except pymysql.MySQLError:
         drop_connection(name)
+        if safe_to_repeat and kept:
+            return on_connection(name, work)
         raise
 
 
@@ -112,7 +122,7 @@ def state_of(name):
     cached = getattr(_thread, f"{name}_state", None)
     now = time.monotonic()
     if cached is None or now - cached[0] > STATE_TTL_SECONDS:
-        writable, age = on_connection(name, lambda connection: (is_writable(connection), data_age_seconds(connection)))
+        writable, age = on_connection(name, lambda connection: (is_writable(connection), data_age_seconds(connection)), safe_to_repeat=name == "local")
         cached = (now, writable, age)
         setattr(_thread, f"{name}_state", cached)
     return cached[1], cached[2]
@@ -215,7 +225,7 @@ def read(query):
                 return query(cursor)
 
         try:
-            result = on_connection(name, run)
+            result = on_connection(name, run, safe_to_repeat=name == "local")
             return result, where, state_of(name)[1]
         except pymysql.MySQLError as error:
             last_error = error

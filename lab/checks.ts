@@ -919,7 +919,7 @@ export const checks: Check[] = [
       const badWrites = writes.filter((r) => r.code !== "503" || !/"error": "no writable primary"/.test(r.body) || r.seconds > 3);
       const problems = [
         ...failedAfter("static").map((r) => `static ${r.code}`),
-        ...failedAfter("read").map((r) => `read ${r.code}`),
+        ...failedAfter("read").map((r) => `read ${r.code}${r.body ? `: ${r.body.slice(0, 160)}` : ""}`),
         ...badWrites.slice(0, 3).map((r) => `write ${r.code} in ${r.seconds} s: ${r.body.slice(0, 120)}`),
       ];
       if (writes.length === 0) problems.push("no write was tried while the primary was down");
