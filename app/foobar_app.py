@@ -37,9 +37,9 @@ MAX_BODY_BYTES = 4096
 PRIMARY_CONNECT_TIMEOUT_SECONDS = 2
 # How long a thread trusts what it last read of a database's role and data age.
 STATE_TTL_SECONDS = 1.0
-# A connection idle longer than this is pinged before a write goes on it, so that
-# a write is never sent on a connection the server already closed (a restart, a
-# promotion): the ping reconnects, and asks the primary's name again.
+# A connection to the primary idle longer than this is pinged before it is used,
+# so that a write is never sent on a connection the server already closed (a
+# restart, a promotion): the ping reconnects, and asks the primary's name again.
 IDLE_PING_SECONDS = 1.0
 
 
