@@ -34,6 +34,7 @@ import {
   renderMarkdown,
   renderText,
 } from "./bench-report";
+import { insideArgs } from "./droplets";
 import { preflight } from "./preflight";
 import { baseCached } from "./rootfs";
 import { CLIENT_NS } from "./settings";
@@ -237,7 +238,7 @@ async function replicationLag(lab: Lab, options: Options): Promise<BenchSection>
     const inDroplet = (name: string, script: string) => {
       const pid = lab.initPid(name);
       if (pid === undefined) throw new Error(`${name} is not running`);
-      return background("nsenter", ["-t", String(pid), "-a", "--", "/usr/bin/env", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "bash", "-c", script]);
+      return background("nsenter", insideArgs(pid, ["bash", "-c", script]));
     };
     const beats = seconds * 10;
     const writer = inDroplet(

@@ -119,23 +119,24 @@ export function containerInit(state: LabState, name: string): number | undefined
 export function execIn(state: LabState, name: string, cmd: readonly string[], timeoutMs = 60_000, input?: string): CommandResult {
   const init = containerInit(state, name);
   if (init === undefined) return { status: 255, stdout: "", stderr: `${name} is not running` };
-  return tryRun(
-    "nsenter",
-    [
-      "-t",
-      String(init),
-      "-a",
-      "--",
-      "/usr/bin/env",
-      "-i",
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      "LANG=C.UTF-8",
-      "HOME=/root",
-      "TERM=dumb",
-      ...cmd,
-    ],
-    { timeoutMs, input },
-  );
+  return tryRun("nsenter", insideArgs(init, cmd), { timeoutMs, input });
+}
+
+/** `nsenter` arguments that run `cmd` as root in all of a droplet's namespaces (init: its init's host PID), with a clean environment. */
+export function insideArgs(init: number, cmd: readonly string[]): string[] {
+  return [
+    "-t",
+    String(init),
+    "-a",
+    "--",
+    "/usr/bin/env",
+    "-i",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG=C.UTF-8",
+    "HOME=/root",
+    "TERM=dumb",
+    ...cmd,
+  ];
 }
 
 /** What the host can see of a droplet's cloud-init run. */
