@@ -6,7 +6,7 @@
  * The README's table of changes, the tests that keep it true, and the lab's
  * `apply` all use this one planner.
  */
-import { FORCE_NEW_ARGUMENTS } from "./force-new";
+import { FORCE_NEW_ARGUMENTS, OPTIONAL_COMPUTED_ARGUMENTS } from "./force-new";
 
 /** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
 export interface StackJson {
@@ -14,7 +14,12 @@ export interface StackJson {
   readonly [key: string]: unknown;
 }
 
-export type ChangeAction = "create" | "delete" | "replace" | "update";
+/**
+ * What Terraform does to one resource. `forget`: the resource's block left the
+ * configuration and a `removed` block with `lifecycle { destroy = false }`
+ * names it, so Terraform drops it from its state and leaves it in the account.
+ */
+export type ChangeAction = "create" | "delete" | "forget" | "replace" | "update";
 
 export interface ResourceChange {
   /** `type.name`, as Terraform addresses it. */
@@ -23,6 +28,18 @@ export interface ResourceChange {
   readonly action: ChangeAction;
   /** The top-level arguments that differ (for a replacement: those that force it). */
   readonly arguments: readonly string[];
+}
+
+/** One top-level `removed` block of Terraform JSON (Terraform 1.7 and later). */
+export interface RemovedBlock {
+  readonly from: string;
+  readonly lifecycle?: { readonly destroy?: boolean };
+}
+
+/** The addresses the stack's `removed` blocks tell Terraform to forget rather than destroy. */
+export function forgottenAddresses(stack: StackJson): Set<string> {
+  const blocks = (stack.removed ?? []) as readonly RemovedBlock[];
+  return new Set(blocks.filter((block) => block.lifecycle?.destroy === false).map((block) => block.from));
 }
 
 /** Arguments that are Terraform's, not the resource's. */
@@ -66,13 +83,17 @@ export function planChanges(before: StackJson, after: StackJson, forceReplace: r
     const a = old.get(address)!.config;
     const b = next.get(address)!.config;
     const ignored = ignoredChanges(b);
+    const keptWhenUnset = OPTIONAL_COMPUTED_ARGUMENTS[next.get(address)!.type] ?? [];
     return [...new Set([...Object.keys(a), ...Object.keys(b)])]
       .filter((key) => !META_ARGUMENTS.has(key) && !ignored.has(key))
+      .filter((key) => key in b || !keptWhenUnset.includes(key))
       .filter((key) => JSON.stringify(a[key]) !== JSON.stringify(b[key]))
       .sort();
   };
+  const forgotten = forgottenAddresses(after);
   for (const address of old.keys()) {
-    if (!next.has(address)) decided.set(address, { address, type: old.get(address)!.type, action: "delete", arguments: [] });
+    if (next.has(address)) continue;
+    decided.set(address, { address, type: old.get(address)!.type, action: forgotten.has(address) ? "forget" : "delete", arguments: [] });
   }
   for (const [address, { type }] of next) {
     if (!old.has(address)) {
@@ -88,22 +109,29 @@ export function planChanges(before: StackJson, after: StackJson, forceReplace: r
     if (forcing.length > 0) decided.set(address, { address, type, action: "replace", arguments: forcing });
     else if (changed.length > 0) decided.set(address, { address, type, action: "update", arguments: changed });
   }
-  // Replacements spread through references until nothing more changes.
+  // Replacements spread through references until nothing more changes. A
+  // resource replaced already gains the arguments that force it again (a
+  // droplet in a new region is replaced for `region` and for the new VPC's
+  // `vpc_uuid`, as Terraform's replace_paths say).
+  const merged = (a: readonly string[], b: readonly string[]) => [...new Set([...a, ...b])].sort();
   for (let spreading = true; spreading; ) {
     spreading = false;
     for (const [address, { type, config }] of next) {
       const current = decided.get(address);
-      if (!old.has(address) || current?.action === "replace") continue;
+      if (!old.has(address)) continue;
       const ignored = ignoredChanges(config);
       const affected = Object.keys(config)
         .filter((key) => !META_ARGUMENTS.has(key) && !ignored.has(key))
         .filter((key) => [...referencedResources(config[key])].some((ref) => ["replace", "create"].includes(decided.get(ref)?.action ?? "")));
       if (affected.length === 0) continue;
       const forcing = affected.filter((key) => (FORCE_NEW_ARGUMENTS[type] ?? []).includes(key));
+      if (current?.action === "replace" && forcing.length === 0) continue;
       const change: ResourceChange =
-        forcing.length > 0
-          ? { address, type, action: "replace", arguments: forcing }
-          : { address, type, action: "update", arguments: [...new Set([...(current?.arguments ?? []), ...affected])].sort() };
+        current?.action === "replace"
+          ? { address, type, action: "replace", arguments: merged(current.arguments, forcing) }
+          : forcing.length > 0
+            ? { address, type, action: "replace", arguments: forcing }
+            : { address, type, action: "update", arguments: merged(current?.arguments ?? [], affected) };
       if (JSON.stringify(change) !== JSON.stringify(current)) {
         decided.set(address, change);
         spreading = true;
@@ -133,15 +161,21 @@ function describe(address: string, stacks: readonly StackJson[]): string {
 }
 
 /**
- * The volumes a plan would delete or replace although `lifecycle.prevent_destroy`
+ * The volumes a plan would replace although `lifecycle.prevent_destroy`
  * protects them: Terraform refuses such a plan before it changes anything.
+ * A volume whose block left the configuration is not among them: Terraform
+ * deletes it (or, with a `removed` block, forgets it) without looking at the flag.
  */
 export function protectedVolumesAtRisk(before: StackJson, changes: readonly ResourceChange[]): string[] {
   return changes
-    .filter((c) => c.type === "digitalocean_volume" && (c.action === "replace" || c.action === "delete"))
-    .map((c) => before.resource?.[c.type]?.[c.address.slice(c.type.length + 1)] as { name?: string; lifecycle?: { prevent_destroy?: boolean } } | undefined)
-    .filter((config) => config?.lifecycle?.prevent_destroy)
-    .map((config) => String(config!.name));
+    .filter((c) => c.type === "digitalocean_volume" && c.action === "replace")
+    .map((c) => configOf(before, c))
+    .filter((config) => (config.lifecycle as { prevent_destroy?: boolean } | undefined)?.prevent_destroy)
+    .map((config) => String(config.name));
+}
+
+function configOf(stack: StackJson, change: ResourceChange): Record<string, unknown> {
+  return stack.resource?.[change.type]?.[change.address.slice(change.type.length + 1)] ?? {};
 }
 
 /** Summarizes `planChanges(before, after)` for the README and for `lab apply`. */
@@ -154,22 +188,25 @@ export function summarizeChanges(before: StackJson, after: StackJson, changes = 
       return n > 1 ? `${n} ${name}s` : name;
     });
   };
-  const gone = changes.filter((c) => c.action === "replace" || c.action === "delete");
-  const nameOf = (c: ResourceChange) => String((before.resource?.[c.type]?.[c.address.slice(c.type.length + 1)] ?? {}).name ?? "");
+  const nameOf = (c: ResourceChange) => String(configOf(before, c).name ?? "");
   const costs: string[] = [];
   const protectedVolumes = protectedVolumesAtRisk(before, changes);
-  for (const change of gone) {
+  for (const change of changes) {
     const name = nameOf(change);
     if (change.type === "digitalocean_volume") {
       const lost = name.endsWith("-mysql") ? `the MySQL data on ${name}` : `${name} (a new certificate is requested)`;
-      costs.push(
-        protectedVolumes.includes(name)
-          ? `**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes ${lost})`
-          : `**${lost} lost**`,
-      );
-    } else if (change.type === "digitalocean_reserved_ip") {
+      if (change.action === "forget") {
+        costs.push(`${name} kept: Terraform forgets it, and the volume stays in the account with its data (billed) until you delete it; before a change that declares it again, import it or delete it (runbook)`);
+      } else if (change.action === "replace" && protectedVolumes.includes(name)) {
+        costs.push(`**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes ${lost})`);
+      } else if (change.action === "replace" || change.action === "delete") {
+        costs.push(`**${lost} lost**`);
+      }
+    } else if (change.type === "digitalocean_reserved_ip" && change.action === "replace") {
       costs.push("**the site's address changes** (clients follow the DNS TTL)");
-    } else if (change.type === "digitalocean_domain") {
+    } else if (change.type === "digitalocean_reserved_ip_assignment" && change.action === "delete") {
+      costs.push("**the site's address is unassigned** until something assigns it again");
+    } else if (change.type === "digitalocean_domain" && change.action === "replace") {
       costs.push("the DNS zone is recreated");
     } else if (change.type === "digitalocean_droplet" && change.action === "replace") {
       costs.push(/lb-\d+$/.test(name) ? `site down while ${name} boots (address and certificate kept)` : `${name} out of rotation while it boots${/web-01$/.test(name) ? "; writes fail meanwhile" : ""}`);
@@ -182,7 +219,7 @@ export function summarizeChanges(before: StackJson, after: StackJson, changes = 
     replaced: named("replace"),
     updated: named("update"),
     created: named("create"),
-    deleted: named("delete"),
+    deleted: [...named("delete"), ...named("forget").map((name) => `${name} (forgotten, kept)`)],
     costs,
   };
 }
@@ -192,6 +229,8 @@ const USER_DATA_ONLY = "user-data only: new droplets get it; an existing one onl
 
 /** One row of the README's table: a setting changed from its default. */
 export interface SampleChange {
+  /** The settings deployed before the change. @default - the defaults */
+  readonly from?: Readonly<Record<string, string>>;
   /** The variables set (one, or a pair that only works together). */
   readonly variables: Readonly<Record<string, string>>;
   /** Said in the last column, for what no resource shows. @default - none */
@@ -200,8 +239,8 @@ export interface SampleChange {
 
 /**
  * Every stack setting changed once from its default, as the README's table
- * shows it. `FOOBAR_APP_DIR` points at the test fixture of an operator's own
- * application.
+ * shows it, and the removals that start from a bigger stack.
+ * `FOOBAR_APP_DIR` points at the test fixture of an operator's own application.
  */
 export const SAMPLE_CHANGES: readonly SampleChange[] = [
   { variables: { FOOBAR_PROJECT: "shop" } },
@@ -213,6 +252,10 @@ export const SAMPLE_CHANGES: readonly SampleChange[] = [
   { variables: { FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" } },
   { variables: { FOOBAR_WEB_SERVERS: "3" } },
   { variables: { FOOBAR_WEB_SERVERS: "1" } },
+  { from: { FOOBAR_WEB_SERVERS: "3" }, variables: { FOOBAR_WEB_SERVERS: "2" } },
+  { variables: { FOOBAR_LOAD_BALANCERS: "2" }, note: "the address stays on lb-01; lb-02 can become master once it has its certificate, which it gets through lb-01 once lb-01 runs the pair's configuration (replace lb-01 afterwards, see the runbook)" },
+  { from: { FOOBAR_LOAD_BALANCERS: "2" }, variables: { FOOBAR_LOAD_BALANCERS: "1" }, note: "the address is assigned to lb-01 (where the pair's master already holds it)" },
+  { variables: { FOOBAR_DB_PRIMARY: "web-02" }, note: "a promotion: see the runbook" },
   { variables: { FOOBAR_IMAGE: "ubuntu-26-04-x64" } },
   { variables: { FOOBAR_SIZE: "s-2vcpu-4gb" }, note: "every droplet is powered off, resized and powered on, all at once: the site is down meanwhile" },
   { variables: { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" }, note: "the cloud firewalls change at once; ufw on existing droplets keeps its old rules (new droplets get the new ones)" },
@@ -230,13 +273,28 @@ export const SAMPLE_CHANGES: readonly SampleChange[] = [
   { variables: { FOOBAR_STATE_BUCKET: "foobar-state" }, note: "no resource changes: the state moves (`terraform init -migrate-state`)" },
 ];
 
-/** The README's table of changes, from two syntheses per row: the defaults and the row's settings. */
+/**
+ * A pair of load balancers is synthesized only with its API token set; the
+ * token is not in the synthesized configuration (Terraform takes it as a
+ * variable), so any well-formed one plans the same.
+ */
+const SYNTHESIS_ONLY_TOKEN = `dop_v1_${"0".repeat(64)}`;
+
+/** The variables a row's synthesis needs: its settings, and a token where it has a pair. */
+export function synthesisVariables(variables: Readonly<Record<string, string>>): Record<string, string> {
+  return Number(variables.FOOBAR_LOAD_BALANCERS ?? 1) > 1 ? { FOOBAR_FAILOVER_TOKEN: SYNTHESIS_ONLY_TOKEN, ...variables } : { ...variables };
+}
+
+/** The README's table of changes, from two syntheses per row: the settings before (the defaults, or the row's `from`) and after. */
 export function changesTable(synth: (variables: Readonly<Record<string, string>>) => StackJson): string {
-  const base = synth({});
+  const defaults = synth({});
   const cell = (items: readonly string[]) => (items.length > 0 ? items.join(", ") : "—");
+  const settings = (variables: Readonly<Record<string, string>>) =>
+    Object.entries(variables).map(([name, value]) => `\`${name}=${value}\``).join(" + ");
   const rows = SAMPLE_CHANGES.map((sample) => {
-    const summary = summarizeChanges(base, synth(sample.variables));
-    const setting = Object.entries(sample.variables).map(([name, value]) => `\`${name}=${value}\``).join(" + ");
+    const before = sample.from ? synth(synthesisVariables(sample.from)) : defaults;
+    const summary = summarizeChanges(before, synth(synthesisVariables({ ...sample.from, ...sample.variables })));
+    const setting = sample.from ? `${settings(sample.from)} → ${settings(sample.variables)}` : settings(sample.variables);
     const touched = summary.replaced.length + summary.updated.length + summary.created.length + summary.deleted.length > 0;
     const costs = [...summary.costs, ...(sample.note ? [sample.note] : [])];
     if (costs.length === 0 && touched) costs.push("nothing: no data, address or certificate at stake, no downtime");

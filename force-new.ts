@@ -29,3 +29,20 @@ export const FORCE_NEW_ARGUMENTS: Readonly<Record<string, readonly string[]>> = 
   digitalocean_uptime_alert: [],
   random_password: ["length", "special", "upper", "lower", "number", "numeric", "min_numeric", "min_upper", "min_lower", "min_special", "keepers", "override_special"],
 };
+
+/**
+ * The arguments that are Optional and Computed in the provider's schema, for
+ * the resource types this stack uses: when such an argument leaves the
+ * configuration, Terraform keeps the value in the state and plans no update
+ * (dropping a droplet's `volume_ids` detaches nothing). Read from the same
+ * sources as above (v2.71.0); `digitalocean_reserved_ip.droplet_id` is
+ * Optional only, so dropping it unassigns the address.
+ */
+export const OPTIONAL_COMPUTED_ARGUMENTS: Readonly<Record<string, readonly string[]>> = {
+  digitalocean_droplet: ["region", "private_networking", "volume_ids", "vpc_uuid"],
+  digitalocean_volume: ["filesystem_type"],
+  digitalocean_reserved_ip: ["ip_address"],
+  digitalocean_record: ["ttl"],
+  digitalocean_vpc: ["ip_range"],
+  digitalocean_project: ["resources"],
+};

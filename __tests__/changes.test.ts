@@ -1,7 +1,7 @@
 import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
-import { changesTable, planChanges, StackJson, summarizeChanges } from "../changes";
+import { changesTable, planChanges, protectedVolumesAtRisk, StackJson, summarizeChanges, synthesisVariables } from "../changes";
 import { FoobarStack } from "../constructs";
 import { FORCE_NEW_ARGUMENTS } from "../force-new";
 import { loadSettings } from "../settings";
@@ -9,8 +9,11 @@ import { resourcesOf, synthStack } from "./helpers";
 
 /** Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would. */
 function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
-  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(variables)))) as StackJson;
+  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as StackJson;
 }
+
+/** `[address, action]` of every change of a type, in address order. */
+const actionsOn = (changes: ReturnType<typeof planChanges>, type: string) => changes.filter((c) => c.type === type).map((c) => [c.address, c.action]);
 
 const base = synth();
 const replacedBy = (variables: Record<string, string>) =>
@@ -56,9 +59,69 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
     expect(summarizeChanges(base, synth({ FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" })).costs.join(" ")).not.toMatch(/data|address changes|new certificate/);
   });
 
-  test("removing a web server is refused by Terraform, not silently a loss of data", () => {
-    const costs = summarizeChanges(base, synth({ FOOBAR_WEB_SERVERS: "1" })).costs;
-    expect(costs).toEqual([expect.stringContaining("Terraform stops: web-02-mysql is protected")]);
+  test("removing a web server forgets its MySQL volume (kept in the account), never deletes it", () => {
+    const after = synth({ FOOBAR_WEB_SERVERS: "1" });
+    const changes = planChanges(base, after);
+    expect(actionsOn(changes, "digitalocean_volume")).toEqual([[expect.stringMatching(/^digitalocean_volume\.web-02_mysql-volume_/), "forget"]]);
+    expect(actionsOn(changes, "digitalocean_droplet")).toEqual([[expect.stringMatching(/^digitalocean_droplet\.web-02_/), "delete"]]);
+    expect(summarizeChanges(base, after).costs).toEqual([expect.stringMatching(/^web-02-mysql kept: Terraform forgets it/)]);
+  });
+
+  test("with FOOBAR_ALLOW_DATA_LOSS=true, removing a web server deletes its volume, and the table says the data is lost", () => {
+    const before = synth({ FOOBAR_ALLOW_DATA_LOSS: "true" });
+    const after = synth({ FOOBAR_ALLOW_DATA_LOSS: "true", FOOBAR_WEB_SERVERS: "1" });
+    expect(actionsOn(planChanges(before, after), "digitalocean_volume")).toEqual([[expect.stringMatching(/web-02_mysql-volume/), "delete"]]);
+    expect(summarizeChanges(before, after).costs).toEqual(["**the MySQL data on web-02-mysql lost**"]);
+  });
+
+  test("a block that leaves the configuration is deleted although prevent_destroy was set: Terraform checks the flag only on blocks still there", () => {
+    const before: StackJson = { resource: { digitalocean_volume: { v: { name: "data", size: 10, lifecycle: { prevent_destroy: true } } } } };
+    const changes = planChanges(before, { resource: {} });
+    expect(changes.map((c) => [c.address, c.action])).toEqual([["digitalocean_volume.v", "delete"]]);
+    expect(protectedVolumesAtRisk(before, changes)).toEqual([]);
+    // Replacing it is what the flag stops.
+    const renamed: StackJson = { resource: { digitalocean_volume: { v: { name: "other", size: 10, lifecycle: { prevent_destroy: true } } } } };
+    expect(protectedVolumesAtRisk(before, planChanges(before, renamed))).toEqual(["data"]);
+  });
+
+  test("a removed block with destroy = false makes Terraform forget the resource instead", () => {
+    const before: StackJson = { resource: { digitalocean_volume: { v: { name: "data", size: 10 } } } };
+    const after: StackJson = { resource: {}, removed: [{ from: "digitalocean_volume.v", lifecycle: { destroy: false } }] };
+    expect(planChanges(before, after).map((c) => [c.address, c.action])).toEqual([["digitalocean_volume.v", "forget"]]);
+  });
+
+  test("an Optional+Computed argument that leaves the configuration keeps its value; an Optional-only one is planned to null", () => {
+    const before: StackJson = {
+      resource: {
+        digitalocean_droplet: { d: { image: "x", volume_ids: ["${digitalocean_volume.v.id}"] } },
+        digitalocean_reserved_ip: { ip: { region: "nyc3", droplet_id: "${digitalocean_droplet.d.id}" } },
+      },
+    };
+    const after: StackJson = { resource: { digitalocean_droplet: { d: { image: "x" } }, digitalocean_reserved_ip: { ip: { region: "nyc3" } } } };
+    expect(planChanges(before, after).map((c) => [c.address, c.action, c.arguments])).toEqual([["digitalocean_reserved_ip.ip", "update", ["droplet_id"]]]);
+  });
+
+  test("HTTPS off forgets lb-01's certificate volume, and plans no detach on lb-01 (volume_ids is Optional+Computed)", () => {
+    const changes = planChanges(base, synth({ FOOBAR_HTTPS: "false" }));
+    expect(actionsOn(changes, "digitalocean_volume")).toEqual([[expect.stringMatching(/lb-01_certificate-volume/), "forget"]]);
+    expect(changes.filter((c) => c.action === "delete" || c.action === "replace")).toEqual([]);
+    expect(actionsOn(changes, "digitalocean_droplet")).toEqual([]);
+  });
+
+  test("one load balancer to two forgets the address assignment instead of deleting it (a delete unassigns the site's address)", () => {
+    const changes = planChanges(base, synth({ FOOBAR_LOAD_BALANCERS: "2" }));
+    expect(actionsOn(changes, "digitalocean_reserved_ip_assignment")).toEqual([[expect.stringMatching(/site-address_assignment/), "forget"]]);
+    expect(actionsOn(changes, "digitalocean_reserved_ip")).toEqual([]);
+    expect(changes.filter((c) => c.action === "delete" || c.action === "replace")).toEqual([]);
+  });
+
+  test("two load balancers to one keeps lb-02's certificate volume and never plans the address unassigned", () => {
+    const pair = synth({ FOOBAR_LOAD_BALANCERS: "2" });
+    const changes = planChanges(pair, synth({ FOOBAR_LOAD_BALANCERS: "1" }));
+    expect(actionsOn(changes, "digitalocean_volume")).toEqual([[expect.stringMatching(/lb-02_certificate-volume/), "forget"]]);
+    expect(actionsOn(changes, "digitalocean_reserved_ip")).toEqual([]);
+    expect(actionsOn(changes, "digitalocean_reserved_ip_assignment")).toEqual([[expect.stringMatching(/site-address_assignment/), "create"]]);
+    expect(summarizeChanges(pair, synth({ FOOBAR_LOAD_BALANCERS: "1" })).costs.join(" ")).not.toMatch(/lost|unassigned|address changes/);
   });
 
   test("the planner follows the provider: a ForceNew argument replaces, ignore_changes is honoured, references to replaced resources spread", () => {
@@ -82,6 +145,12 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
     const resized = JSON.parse(JSON.stringify(before));
     resized.resource.digitalocean_droplet.a.size = "m";
     expect(planChanges(before, resized).map((c) => [c.address, c.action])).toEqual([["digitalocean_droplet.a", "update"]]);
+  });
+
+  test("a resource replaced for an argument of its own also names the references that force it: a new region replaces each droplet for region and vpc_uuid", () => {
+    const droplets = planChanges(base, synth({ FOOBAR_REGION: "ams3" })).filter((c) => c.type === "digitalocean_droplet");
+    expect(droplets).toHaveLength(3);
+    for (const droplet of droplets) expect([droplet.action, droplet.arguments]).toEqual(["replace", ["region", "vpc_uuid"]]);
   });
 
   test("every resource type the stack can create has its ForceNew arguments on record", () => {

@@ -25,12 +25,17 @@ export interface DataVolumeProps {
   /**
    * Let Terraform delete the volume (`cdktf destroy`, or a change that
    * replaces it). Without it Terraform stops with an error before it deletes
-   * anything (`lifecycle.prevent_destroy`).
+   * anything (`lifecycle.prevent_destroy`). A volume whose block leaves the
+   * configuration is not guarded by this flag: the stack's `removed` blocks
+   * keep it (see `forgetWhenRemoved`).
    *
    * @default false
    */
   readonly allowDeletion?: boolean;
 }
+
+/** The construct id of the volume resource inside a `DataVolume`: part of its Terraform address. */
+export const DATA_VOLUME_RESOURCE_ID = "volume";
 
 /** The largest volume DigitalOcean creates, in GiB. */
 export const MAX_VOLUME_SIZE_GIB = 16 * 1024;
@@ -48,7 +53,7 @@ export class DataVolume extends Construct {
   constructor(scope: Construct, id: string, props: DataVolumeProps) {
     super(scope, id);
     if (props.label.length > 16) throw new Error(`DataVolume label "${props.label}" is longer than ext4's 16 characters`);
-    this.volume = new Volume(this, "volume", {
+    this.volume = new Volume(this, DATA_VOLUME_RESOURCE_ID, {
       name: props.name,
       region: props.region,
       size: props.sizeGib,

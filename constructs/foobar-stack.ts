@@ -6,19 +6,21 @@ import { TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
 import { Construct } from "constructs";
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
 import { HAPROXY_STATS } from "../cloud-init/user-data";
-import { FAILOVER_TOKEN_PATTERN, MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
+import { FAILOVER_TOKEN_PATTERN, MAX_LOAD_BALANCERS, MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
 import { DatabasePasswords, PASSWORD_OPTIONS } from "./database-passwords";
 import { Dns, InternalHost, internalHostName, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
-import { LoadBalancer } from "./load-balancer";
+import { DATA_VOLUME_RESOURCE_ID } from "./data-volume";
+import { CERTIFICATE_VOLUME_ID, LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
-import { SiteAddress } from "./site-address";
+import { AbsentResource, forgetWhenRemoved } from "./removed-blocks";
+import { SITE_ADDRESS_ASSIGNMENT_ID, SiteAddress } from "./site-address";
 import { DropletOptions } from "./server";
 import { SpacesBackend, TERRAFORM_VERSION_FOR_SPACES } from "./spaces-backend";
-import { WebServer } from "./web-server";
+import { DATABASE_VOLUME_ID, WebServer } from "./web-server";
 
 /**
  * The DigitalOcean provider versions this stack was checked against: the
@@ -31,6 +33,12 @@ export const PRIMARY_DATABASE_LABEL = "mysql-primary";
 
 /** The internal name of the site's reserved IP, for the load balancers of a pair: `reserved-ip.internal.<domain>`. */
 export const RESERVED_IP_LABEL = "reserved-ip";
+
+/** The construct id of the site's address; part of the Terraform addresses of its resources. */
+export const SITE_ADDRESS_ID = "site-address";
+
+/** `removed` blocks (the stack forgets rather than destroys what leaves it) need Terraform 1.7. */
+export const TERRAFORM_VERSION_FOR_REMOVED_BLOCKS = ">= 1.7.0";
 
 /** The Terraform variable that holds the pair's API token (`TF_VAR_failover_token`). */
 export const FAILOVER_TOKEN_VARIABLE = "failover_token";
@@ -57,6 +65,21 @@ export function namePrefix(settings: Settings): string {
 /** The object key of a stack's state in the Spaces bucket. */
 export function stateKey(stackName: string): string {
   return `${stackName}/terraform.tfstate`;
+}
+
+/**
+ * The volumes a bigger configuration declares and this one does not: the
+ * MySQL volumes of web server slots above `FOOBAR_WEB_SERVERS`, and the
+ * certificate volumes of load balancers above `FOOBAR_LOAD_BALANCERS` (or of
+ * every load balancer without HTTPS).
+ */
+function absentVolumes(settings: Settings): AbsentResource[] {
+  const volume = (droplet: string, id: string): AbsentResource => ({ type: "digitalocean_volume", path: [droplet, id, DATA_VOLUME_RESOURCE_ID] });
+  const slots = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+  return [
+    ...slots(settings.webServers + 1, MAX_WEB_SERVERS).map((i) => volume(webServerName(i), DATABASE_VOLUME_ID)),
+    ...slots(settings.https ? settings.loadBalancers + 1 : 1, MAX_LOAD_BALANCERS).map((i) => volume(loadBalancerName(i), CERTIFICATE_VOLUME_ID)),
+  ];
 }
 
 /** DigitalOcean's project `environment` for an environment's name. */
@@ -107,8 +130,8 @@ export class FoobarStack extends TerraformStack {
         key: stateKey(id),
         locking: settings.stateLocking,
       });
-      this.addOverride("terraform.required_version", TERRAFORM_VERSION_FOR_SPACES);
     }
+    this.addOverride("terraform.required_version", settings.stateBucket !== undefined ? TERRAFORM_VERSION_FOR_SPACES : TERRAFORM_VERSION_FOR_REMOVED_BLOCKS);
 
     this.network = new Network(this, "network", {
       project,
@@ -219,11 +242,21 @@ export class FoobarStack extends TerraformStack {
       loadBalancerPair: pair,
     });
 
-    this.siteAddress = new SiteAddress(this, "site-address", {
+    this.siteAddress = new SiteAddress(this, SITE_ADDRESS_ID, {
       region: settings.region,
       server: this.loadBalancer.server,
       movedAtRunTime: pair,
     });
+
+    // What leaves the configuration is forgotten, not destroyed: every volume
+    // a bigger configuration would have (unless FOOBAR_ALLOW_DATA_LOSS=true),
+    // and with a pair the one load balancer's address assignment, whose
+    // deletion would unassign the site's address.
+    const absent: AbsentResource[] = [
+      ...(settings.allowDataLoss ? [] : absentVolumes(settings)),
+      ...(pair ? [{ type: "digitalocean_reserved_ip_assignment", path: [SITE_ADDRESS_ID, SITE_ADDRESS_ASSIGNMENT_ID] }] : []),
+    ];
+    if (absent.length > 0) this.addOverride("removed", forgetWhenRemoved(this, absent));
 
     // Labels are the construct ids (web-01, …), so they stay the same in every environment.
     const internalHosts: InternalHost[] = [

@@ -7,6 +7,7 @@ export * from "./foobar-stack";
 export * from "./load-balancer";
 export * from "./monitoring";
 export * from "./network";
+export * from "./removed-blocks";
 export * from "./role-tags";
 export * from "./server";
 export * from "./site-address";

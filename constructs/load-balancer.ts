@@ -52,6 +52,9 @@ export interface LoadBalancerPairMember {
 
 export const DEFAULT_LOAD_BALANCER_NAME = "lb-01";
 
+/** The construct id of a load balancer's certificate volume: part of its Terraform address. */
+export const CERTIFICATE_VOLUME_ID = "certificate-volume";
+
 /** The certificate volume's name: `<droplet name>-certificates`. */
 export function certificateVolumeName(dropletName: string): string {
   return `${dropletName}-certificates`;
@@ -78,7 +81,7 @@ export class LoadBalancer extends Construct {
     const pair = props.pair;
     const name = props.name ?? DEFAULT_LOAD_BALANCER_NAME;
     if (props.https) {
-      this.certificateVolume = new DataVolume(this, "certificate-volume", {
+      this.certificateVolume = new DataVolume(this, CERTIFICATE_VOLUME_ID, {
         name: certificateVolumeName(name),
         region: props.droplet.region,
         sizeGib: CERTIFICATE_VOLUME_GIB,

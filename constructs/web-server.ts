@@ -46,6 +46,9 @@ export interface WebServerProps {
 /** MySQL's own default is 10 s; a commit should not stall that long when a replica is away. */
 export const DEFAULT_SEMI_SYNC_TIMEOUT_MS = 2000;
 
+/** The construct id of a web server's MySQL volume: part of its Terraform address. */
+export const DATABASE_VOLUME_ID = "mysql-volume";
+
 /** The MySQL data volume's name: `<droplet name>-mysql`. */
 export function databaseVolumeName(dropletName: string): string {
   return `${dropletName}-mysql`;
@@ -64,7 +67,7 @@ export class WebServer extends Construct {
     super(scope, id);
     this.databaseRole = (props.databasePrimary ?? props.index === 1) ? "primary" : "replica";
     const roleTag = this.databaseRole === "primary" ? props.tags.databasePrimary : props.tags.databaseReplica;
-    this.databaseVolume = new DataVolume(this, "mysql-volume", {
+    this.databaseVolume = new DataVolume(this, DATABASE_VOLUME_ID, {
       name: databaseVolumeName(props.name),
       region: props.droplet.region,
       sizeGib: props.databaseVolumeGib,
