@@ -10,8 +10,12 @@
  * its volumes are kept and attached to the new droplet. Resources are
  * destroyed first, then created (Terraform's default order, all at once).
  * DNS records and the reserved IP follow; every cloud firewall is
- * recomputed, since tag rules expand to addresses. A change Terraform would
- * refuse (deleting a protected volume) stops before anything is touched.
+ * recomputed, since tag rules expand to addresses. A volume Terraform
+ * forgets (its server left the configuration) keeps its loop device and its
+ * data, as the volume stays in a DigitalOcean account. A change Terraform
+ * would refuse (replacing a protected volume), or DigitalOcean would
+ * (creating a volume whose name a kept one holds), stops before anything is
+ * touched.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -26,6 +30,7 @@ import {
   applyMetadataSwitchRules,
   applyNftables,
   assignReservedIp,
+  moveReservedIp,
   removeDropletNetwork,
   updateClientHosts,
 } from "./network";
@@ -73,7 +78,15 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   const changes = planChanges(before, after, forced);
   const refused = protectedVolumesAtRisk(before, changes);
   if (refused.length > 0) {
-    throw new Error(`apply refused, nothing changed: it would delete ${refused.join(", ")}, protected by prevent_destroy (FOOBAR_ALLOW_DATA_LOSS=true allows it)`);
+    throw new Error(`apply refused, nothing changed: it would replace ${refused.join(", ")}, protected by prevent_destroy (FOOBAR_ALLOW_DATA_LOSS=true allows it)`);
+  }
+  const volumeName = (address: string) => String(after.resource?.digitalocean_volume?.[address.slice("digitalocean_volume.".length)]?.name);
+  const taken = changes.filter((c) => c.type === "digitalocean_volume" && c.action === "create").map((c) => volumeName(c.address)).filter((name) => state.volumes?.[name]);
+  if (taken.length > 0) {
+    throw new Error(
+      `apply refused, nothing changed: DigitalOcean refuses a second volume named ${taken.join(", ")} (409 already exists): ` +
+        "it was kept when its server left the configuration; import it or delete it first (the runbook says how)",
+    );
   }
 
   const renew = new Set(changes.filter((c) => c.action === "replace" || c.action === "create").map((c) => c.address));
@@ -83,11 +96,6 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   const replaced = old.droplets.filter((d) => action(d.address) === "replace").map((d) => d.name);
   const deleted = old.droplets.filter((d) => action(d.address) === "delete").map((d) => d.name);
   const created = stack.droplets.filter((d) => action(d.address) === "create").map((d) => d.name);
-  // Switch ports and link-local addresses go by position: a kept droplet must keep its place.
-  stack.droplets.forEach((droplet, index) => {
-    const was = old.droplets.findIndex((d) => d.address === droplet.address);
-    if (was >= 0 && was !== index) throw new Error(`apply refused: ${droplet.name} would move from position ${was} to ${index} in the stack`);
-  });
   const lines = changes.map((c) => {
     const name = byAddress(stack, c.address)?.name ?? byAddress(old, c.address)?.name;
     const why = c.arguments.length ? ` (${c.arguments.join(", ")})` : "";
@@ -95,6 +103,14 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   });
   for (const line of lines) log(`apply: ${line}`);
   if (changes.length === 0) log("apply: no changes");
+
+  // A deleted assignment unassigns the address (the provider's Delete); a forgotten one leaves it where it is.
+  if (changes.some((c) => c.type === "digitalocean_reserved_ip_assignment" && c.action === "delete")) {
+    for (const reserved of old.reservedIps.filter((r) => !r.placedOnCreate && r.assignedTo)) {
+      moveReservedIp(state.namespaces, reserved.ip, undefined);
+      log(`apply: unassigned ${reserved.ip}`);
+    }
+  }
 
   // Destroy, then create: Terraform's default for a replacement.
   // Each step tolerates what an interrupted apply already removed.
@@ -112,12 +128,12 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   saveState(state);
 
   const fresh = stack.droplets.filter((d) => replaced.includes(d.name) || created.includes(d.name));
-  for (const droplet of fresh) addDropletNetwork(state, droplet, stack.droplets.indexOf(droplet), stack.vpc.ipRange);
+  for (const droplet of fresh) addDropletNetwork(state, droplet, stack.vpc.ipRange);
   // Tag rules expand to addresses, which changed: every droplet's firewall is recomputed.
   for (const droplet of stack.droplets) {
     applyNftables(dropletNamespace(droplet.name), labFirewall(stack, droplet), containerInit(state, droplet.name), state.droplets[droplet.name]?.merged);
   }
-  applyMetadataSwitchRules(stack.droplets.length);
+  applyMetadataSwitchRules(stack.droplets.map((d) => d.name));
   await stopMetadata(state);
   await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
   for (const volume of stack.volumes) createVolume(state, volume);

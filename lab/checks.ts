@@ -1238,7 +1238,7 @@ async function faultUnderLoad(lab: Lab, fault: FaultUnderLoad): Promise<string> 
 }
 
 /** Runs `action` while a continuous client requests `url` (a second before and after); returns its result and the client's counts. */
-async function underLoad<T>(lab: Lab, url: string, action: () => Promise<T>): Promise<{ result: T; total: number; failed: number; byStatus: string }> {
+export async function underLoad<T>(lab: Lab, url: string, action: () => Promise<T>): Promise<{ result: T; total: number; failed: number; byStatus: string }> {
   const client = continuousClient(lab, url);
   try {
     await sleep(1000);

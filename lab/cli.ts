@@ -7,7 +7,8 @@
  *   test   [default|pair]: for each configuration (both unless one is named): up, its checks
  *          (lab/checks.ts; with FOOBAR_LOAD_BALANCERS=2, lab/checks-pair.ts), always down;
  *          exit non-zero if a check failed
- *   check  run the checks that fit the lab that is already up (no up/down)
+ *   check  [group]: run the checks that fit the lab that is already up (no up/down), or one group of them
+ *          (base, database, scaling, pair, pair-scaling)
  *   fault  <droplet> <kind> [unit|ms|droplet]: inject one fault into the lab that is up (see faults.ts)
  *   apply  [--replace <droplet>]...: change the lab that is up to what the settings synthesize now, like
  *          `terraform apply [-replace=…]` (see apply.ts)
@@ -20,6 +21,7 @@
  */
 import { Check, checks, httpsOn, siteUrl } from "./checks";
 import { databaseChecks } from "./checks-database";
+import { pairScalingChecks, scalingChecks } from "./checks-scaling";
 import { pairChecks } from "./checks-pair";
 import { parseFault } from "./faults";
 import { Lab, attachRunning, down, leftovers, up } from "./lab";
@@ -31,11 +33,11 @@ import { recordTiming } from "./timings";
 
 let interrupted = false;
 
-const USAGE = "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout]";
+const USAGE = "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check [group]|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout]";
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "up";
-  const argsAllowed = command === "fault" ? argv.length >= 3 : command === "apply" ? true : command === "test" ? argv.length <= 2 : argv.length <= 1;
+  const argsAllowed = command === "fault" ? argv.length >= 3 : command === "apply" ? true : command === "test" || command === "check" ? argv.length <= 2 : argv.length <= 1;
   if (!argsAllowed || !["up", "down", "test", "check", "fault", "apply", "rollout"].includes(command)) {
     console.error(USAGE);
     return 2;
@@ -75,7 +77,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "check") {
     const lab = attachRunning();
-    const result = await runChecks(lab, checksFor(lab));
+    const group = argv[1];
+    if (group !== undefined && !(group in CHECK_GROUPS)) throw new Error(`usage: check [${Object.keys(CHECK_GROUPS).join("|")}]`);
+    const result = await runChecks(lab, group === undefined ? checksFor(lab) : CHECK_GROUPS[group]!);
     console.log(`${result.passed} passed, ${result.failed} failed`);
     return result.failed === 0 ? 0 : 1;
   }
@@ -129,13 +133,22 @@ async function main(argv: string[]): Promise<number> {
 
 /** What `test` boots, in order: the operator's settings, then the same with a load balancer pair. */
 const CONFIGURATIONS: readonly { name: string; what: string; env: Record<string, string>; checks: readonly Check[] }[] = [
-  { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks] },
-  { name: "pair", what: "FOOBAR_LOAD_BALANCERS=2", env: { FOOBAR_LOAD_BALANCERS: "2" }, checks: pairChecks },
+  { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks, ...scalingChecks] },
+  { name: "pair", what: "FOOBAR_LOAD_BALANCERS=2", env: { FOOBAR_LOAD_BALANCERS: "2" }, checks: [...pairChecks, ...pairScalingChecks] },
 ];
+
+/** The checks by group, for `check <group>` against a lab that is up (each group expects the state the ones before it leave). */
+const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
+  base: checks,
+  database: databaseChecks,
+  scaling: scalingChecks,
+  pair: pairChecks,
+  "pair-scaling": pairScalingChecks,
+};
 
 /** The checks that fit a running lab: the pair's when it has two load balancers. */
 function checksFor(lab: Lab): readonly Check[] {
-  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1 ? pairChecks : [...checks, ...databaseChecks];
+  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1 ? [...pairChecks, ...pairScalingChecks] : [...checks, ...databaseChecks, ...scalingChecks];
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */

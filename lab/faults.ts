@@ -18,7 +18,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { switchPorts } from "./network";
-import { SWITCH_NS, stateDir } from "./settings";
+import { SWITCH_NS, dropletSlot, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 
 export const FAULT_KINDS = ["stop", "start", "crash", "poweroff", "poweron", "partition", "slow", "heal"] as const;
@@ -43,7 +43,7 @@ export interface Fault {
 
 /** What a fault needs from the lab: its droplets, and ways to act on them. */
 export interface FaultTarget {
-  /** Droplet names in stack order (the order their switch ports were numbered in). */
+  /** The droplets' names. */
   readonly dropletNames: readonly string[];
   execIn(name: string, cmd: readonly string[], timeoutMs?: number): { status: number; stdout: string; stderr: string };
   powerOff(name: string): Promise<void>;
@@ -124,14 +124,13 @@ export function renderPartition(droplet: string, ports: readonly string[], other
  * @throws Error when the fault could not be applied (the log says so too).
  */
 export async function injectFault(target: FaultTarget, fault: Fault): Promise<string> {
-  const index = target.dropletNames.indexOf(fault.droplet);
-  if (index < 0) throw new Error(`fault: no droplet named "${fault.droplet}"`);
+  if (!target.dropletNames.includes(fault.droplet)) throw new Error(`fault: no droplet named "${fault.droplet}"`);
   const what = [fault.droplet, fault.kind, fault.unit ?? fault.from ?? (fault.kind === "slow" ? `${fault.delayMs ?? DEFAULT_SLOW_MS}ms` : "")]
     .filter(Boolean)
     .join(" ");
   try {
-    const other = fault.from === undefined ? undefined : switchPorts(target.dropletNames.indexOf(fault.from));
-    const outcome = await apply(target, fault, switchPorts(index), other);
+    const other = fault.from === undefined ? undefined : switchPorts(dropletSlot(fault.from));
+    const outcome = await apply(target, fault, switchPorts(dropletSlot(fault.droplet)), other);
     record(`${what}: ${outcome}`);
     return outcome;
   } catch (error) {

@@ -103,6 +103,8 @@ export interface Lab {
   apply(env: NodeJS.ProcessEnv, replace?: readonly string[]): Promise<ApplyReport>;
   /** How many certificate orders the lab's ACME CA has taken since `up`. */
   acmeOrders(): number;
+  /** The loop device of a volume the lab created (kept or forgotten by Terraform alike), undefined if none. */
+  volumeDevice(name: string): string | undefined;
   /** `npm run rollout` against the lab: the application `env` names, to every web server in turn, over SSH. */
   rollout(env: NodeJS.ProcessEnv, progress?: (line: string) => void): Promise<string[]>;
   /** Runs a bash script as root on a droplet over SSH from the client namespace (the admin's machine), `input` on its stdin. */
@@ -174,11 +176,11 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     addAcmeHost(state);
     await startAcme(state, siteAddress(stack));
     stopIf(interrupted);
-    stack.droplets.forEach((droplet, i) => {
-      const ns = addDropletNetwork(state, droplet, i, stack.vpc.ipRange);
+    stack.droplets.forEach((droplet) => {
+      const ns = addDropletNetwork(state, droplet, stack.vpc.ipRange);
       applyNftables(ns, labFirewall(stack, droplet));
     });
-    addMetadataHost(state, stack.droplets.length);
+    addMetadataHost(state, stack.droplets.map((d) => d.name));
     await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
     addDnsHost(state);
     await startDns(state, stack.records);
@@ -320,6 +322,7 @@ function attach(state: LabState): Lab {
     },
     apply: (env, replace = []) => applyChanges(state, env, replace, () => false),
     acmeOrders: () => ordersPlaced(state),
+    volumeDevice: (name) => state.volumes?.[name]?.loop,
     rollout: (env, progress) => {
       const droplets = state.stack!.droplets;
       const lbs = droplets.filter((d) => d.name.startsWith("lb-"));

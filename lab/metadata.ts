@@ -16,7 +16,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { METADATA_ADDRESS } from "../cloud-init/metadata-guard";
 import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
-import { METADATA_NS, UPLINK_PORT, stateDir } from "./settings";
+import { METADATA_NS, UPLINK_PORT, dropletSlot, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 import type { LabDroplet, LabStack } from "./terraform";
@@ -27,7 +27,7 @@ export const METADATA_PORT = 80;
 /** The droplets' link-local addresses on eth0 come from here (the metadata address is outside it). */
 export const LINK_LOCAL_RANGE = "169.254.0.0/24";
 
-/** A droplet's link-local address on eth0, by its index in the stack. */
+/** A droplet's link-local address on eth0, by its slot (`dropletSlot`). */
 export function dropletLinkLocal(index: number): string {
   return `169.254.0.${10 + index}`;
 }
@@ -199,7 +199,7 @@ export async function startMetadata(state: LabState, stack: LabStack, publicPref
     address: METADATA_ADDRESS,
     port: METADATA_PORT,
     byAddress: Object.fromEntries(
-      stack.droplets.map((droplet, index) => [dropletLinkLocal(index), dropletMetadata(stack, droplet, publicPrefix)]),
+      stack.droplets.map((droplet) => [dropletLinkLocal(dropletSlot(droplet.name)), dropletMetadata(stack, droplet, publicPrefix)]),
     ),
   };
   const configFile = path.join(dir, "config.json");

@@ -34,6 +34,7 @@ import {
   UPLINK_PORT,
   VPC_BRIDGE,
   dropletNamespace,
+  dropletSlot,
   stateDir,
 } from "./settings";
 import { METADATA_ADDRESS, METADATA_SWITCH_TABLE, dropletLinkLocal, renderMetadataSwitchRules } from "./metadata";
@@ -92,14 +93,15 @@ export function createSwitch(state: LabState): void {
 }
 
 /** Creates a droplet's namespace with `eth0` (public) and `eth1` (VPC), addresses set from the host. */
-export function addDropletNetwork(state: LabState, droplet: LabDroplet, index: number, vpcRange: string): string {
+export function addDropletNetwork(state: LabState, droplet: LabDroplet, vpcRange: string): string {
   const ns = dropletNamespace(droplet.name);
+  const slot = dropletSlot(droplet.name);
   addNamespace(state, ns);
-  const [publicPort, vpcPort] = switchPorts(index);
+  const [publicPort, vpcPort] = switchPorts(slot);
   plug(ns, "eth0", publicPort, PUBLIC_BRIDGE, `${droplet.publicIpv4}/${prefixOf(PUBLIC_RANGE)}`);
   plug(ns, "eth1", vpcPort, VPC_BRIDGE, `${droplet.privateIpv4}/${prefixOf(vpcRange)}`);
   // DigitalOcean's metadata service is on-link from eth0.
-  run("ip", ["-n", ns, "addr", "add", `${dropletLinkLocal(index)}/16`, "dev", "eth0"]);
+  run("ip", ["-n", ns, "addr", "add", `${dropletLinkLocal(slot)}/16`, "dev", "eth0"]);
   return ns;
 }
 
@@ -108,15 +110,15 @@ export function addDropletNetwork(state: LabState, droplet: LabDroplet, index: n
  * switch rules that keep link-local traffic between each droplet (from its
  * own address) and the service.
  */
-export function addMetadataHost(state: LabState, dropletCount: number): void {
+export function addMetadataHost(state: LabState, dropletNames: readonly string[]): void {
   addNamespace(state, METADATA_NS);
   plug(METADATA_NS, "eth0", "pub-meta", PUBLIC_BRIDGE, `${METADATA_ADDRESS}/16`);
-  applyMetadataSwitchRules(dropletCount);
+  applyMetadataSwitchRules(dropletNames);
 }
 
 /** (Re)writes the switch rules that keep each droplet's link-local traffic to its own address. */
-export function applyMetadataSwitchRules(dropletCount: number): void {
-  const ports = Array.from({ length: dropletCount }, (_, index) => ({ port: switchPorts(index)[0], linkLocal: dropletLinkLocal(index) }));
+export function applyMetadataSwitchRules(dropletNames: readonly string[]): void {
+  const ports = dropletNames.map(dropletSlot).map((slot) => ({ port: switchPorts(slot)[0], linkLocal: dropletLinkLocal(slot) }));
   // `table X` then `delete table X`: the delete succeeds whether or not X exists.
   const reset = `table bridge ${METADATA_SWITCH_TABLE}\ndelete table bridge ${METADATA_SWITCH_TABLE}\n`;
   run("ip", ["netns", "exec", SWITCH_NS, "nft", "-f", "-"], { input: reset + renderMetadataSwitchRules(METADATA_SWITCH_TABLE, ports) });
@@ -135,7 +137,7 @@ export function updateClientHosts(records: readonly LabRecord[]): void {
   fs.writeFileSync(path.join(NETNS_ETC, CLIENT_NS, "hosts"), renderClientHosts(records));
 }
 
-/** The switch-side ends of a droplet's `eth0` and `eth1` (in `lab-sw`), by its index in the stack. */
+/** The switch-side ends of a droplet's `eth0` and `eth1` (in `lab-sw`), by its slot ({@link dropletSlot}). */
 export function switchPorts(index: number): [string, string] {
   return [`pub${index}`, `vpc${index}`];
 }

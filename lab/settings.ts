@@ -16,6 +16,7 @@
  *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
  */
 import * as path from "node:path";
+import { MAX_LOAD_BALANCERS, MAX_WEB_SERVERS } from "../settings";
 
 /** The fake public range, standing in for DigitalOcean's public IPv4 space. */
 export const PUBLIC_RANGE = "198.51.100.0/24";
@@ -96,6 +97,22 @@ export function bootTimeoutSeconds(): number {
 }
 
 /** The namespace of a droplet. */
+/**
+ * A droplet's slot on the lab's switch (its ports and its link-local
+ * address), from its name: lb-01, lb-02, then web-01 to web-10. A droplet
+ * keeps its slot whatever else joins or leaves the stack, so adding lb-02
+ * never moves web-01's wiring.
+ *
+ * @throws Error for a name that is no load balancer or web server slot.
+ */
+export function dropletSlot(dropletName: string): number {
+  const match = /(lb|web)-(\d+)$/.exec(dropletName);
+  const n = Number(match?.[2]);
+  if (match?.[1] === "lb" && n >= 1 && n <= MAX_LOAD_BALANCERS) return n - 1;
+  if (match?.[1] === "web" && n >= 1 && n <= MAX_WEB_SERVERS) return MAX_LOAD_BALANCERS + n - 1;
+  throw new Error(`the lab has no switch slot for droplet "${dropletName}": it boots lb-01 to lb-${String(MAX_LOAD_BALANCERS).padStart(2, "0")} and web-01 to web-${MAX_WEB_SERVERS}`);
+}
+
 export function dropletNamespace(dropletName: string): string {
   return DROPLET_NS_PREFIX + dropletName;
 }
