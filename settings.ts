@@ -415,8 +415,9 @@ export const SETTINGS = {
     valueType: flag,
     default: false,
     description:
-      "`true` lets Terraform delete the volumes (MySQL data, certificates) on `cdktf destroy`; otherwise it refuses " +
-      "(`prevent_destroy`) and deletes nothing",
+      "`true` lets Terraform delete the volumes (MySQL data, certificates) on `cdktf destroy`, on a replacement and when " +
+      "their server leaves the configuration; otherwise it refuses the first two (`prevent_destroy`) and forgets, not " +
+      "deletes, a volume whose server left (`removed` blocks): nothing is deleted",
   }),
   replicaMaxLagSeconds: declare({
     variable: "FOOBAR_REPLICA_MAX_LAG",
