@@ -1,4 +1,5 @@
 import { renderEnvironmentFile } from "./environment-file";
+import { dropletFile } from "./files";
 
 export type DatabaseRole = "primary" | "replica";
 
@@ -20,6 +21,14 @@ export interface MysqlServerInput {
   /** Unique per server. */
   readonly serverId: number;
 }
+
+/** The settings that make an acknowledged commit durable; a test fails if one is weakened. */
+export const DURABILITY_SETTINGS: readonly (readonly [string, string])[] = [
+  ["sync_binlog", "1"],
+  ["innodb_flush_log_at_trx_commit", "1"],
+  ["sync_relay_log", "1"],
+  ["sync_source_info", "1"],
+];
 
 /**
  * Renders the MySQL server settings, written before the package is installed
@@ -50,6 +59,17 @@ export function renderMysqlServerConfig(input: MysqlServerInput): string {
     "read_only = ON",
     "super_read_only = ON",
     "relay_log_recovery = ON",
+    // Durability, pinned rather than left to each version's defaults: a
+    // commit is on disk in the binary log and InnoDB's redo log before it is
+    // acknowledged, and a replica's acknowledgement (semi-sync, AFTER_SYNC)
+    // means the transaction is on its disk too, not only in its memory.
+    ...DURABILITY_SETTINGS.map(([name, value]) => `${name} = ${value}`),
+    // Parallel apply that keeps the primary's commit order (so a replica
+    // never shows a later transaction without an earlier one).
+    "replica_parallel_workers = 4",
+    "replica_preserve_commit_order = ON",
+    // MySQL's CLONE: a replica that lacks what the primary purged rebuilds itself from a donor.
+    "plugin_load_add = mysql_clone.so",
   ];
   return lines.join("\n") + "\n";
 }
@@ -161,15 +181,16 @@ export const PRIMARY_WAIT_SECONDS = 1800;
  *
  * The package's own install writes a few transactions on every server (such
  * as the `debian-sys-maint` account). They must not replicate: the replica
- * already ran its own copy and would stop on the duplicate. So the primary
- * first purges the binary logs that hold them (they move to its
- * `gtid_purged`), then creates the database, the users and the application's
- * schema. A replica waits until the primary accepts the replication user over
- * TLS (the primary's cloud-init may still be running), adds the primary's
- * `gtid_purged` to its own (nothing to fetch there), and starts GTID
- * replication with auto-positioning. Nothing of this setup is written to a
- * replica's binary log. Every statement is one that MySQL 8.0, 8.4 and 9.x
- * all accept.
+ * already ran its own copy and would stop on the duplicate. So every server
+ * first empties its GTID history (`RESET BINARY LOGS AND GTIDS`, `RESET
+ * MASTER` on 8.0): no server ever needs another's package transactions, and a
+ * replica that hears the primary purged what it lacks (1236) really lacks
+ * data (the agent rebuilds it with CLONE, never skips). Then the primary
+ * creates the database, the users and the application's schema. A replica
+ * waits until the primary accepts the replication user over TLS (the
+ * primary's cloud-init may still be running) and starts GTID replication with
+ * auto-positioning. Nothing of this setup is written to a replica's binary
+ * log. Every statement is one that MySQL 8.0, 8.4 and 9.x all accept.
  */
 export const MYSQL_SETUP_SCRIPT = [
   "#!/bin/bash",
@@ -190,22 +211,29 @@ export const MYSQL_SETUP_SCRIPT = [
   "  return 1",
   "}",
   "",
-  "forget_package_transactions() {",
-  "  local current",
-  "  mysql --batch --execute='FLUSH BINARY LOGS'",
-  "  current=$(mysql --batch --skip-column-names --execute='SHOW BINARY LOGS' | tail -n 1 | cut -f 1)",
-  "  mysql --batch --execute=\"PURGE BINARY LOGS TO '$current'\"",
+  "# The package's own transactions (such as its debian-sys-maint account) are",
+  "# forgotten: the GTID history starts empty, so no server ever needs another's",
+  "# package transactions, and a replica told that the primary purged what it",
+  "# lacks (1236) really lacks data (the agent then rebuilds it with CLONE).",
+  "reset_gtid_history() {",
+  "  mysql --batch --execute='SET GLOBAL super_read_only = OFF'",
+  "  mysql --batch --execute='RESET BINARY LOGS AND GTIDS' 2>/dev/null || mysql --batch --execute='RESET MASTER'",
+  "  mysql --batch --execute=\"SET GLOBAL super_read_only = $1\"",
   "}",
   "",
   "setup_primary() {",
   "  # Named primary on its first boot: nothing else can be writable yet.",
-  "  mysql --batch --execute='SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF'",
-  "  forget_package_transactions",
+  "  reset_gtid_history OFF",
+  "  mysql --batch --execute='SET GLOBAL read_only = OFF'",
   "  local hosts=(\"'localhost'\" \"'$VPC_HOST_PATTERN'\")",
   "  {",
   "    echo \"CREATE DATABASE IF NOT EXISTS \\`$DATABASE_NAME\\`;\"",
   "    echo \"CREATE USER IF NOT EXISTS '$REPLICATION_USER'@'$VPC_HOST_PATTERN' IDENTIFIED BY '$REPLICATION_PASSWORD' REQUIRE SSL;\"",
-  "    echo \"GRANT REPLICATION SLAVE ON *.* TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';\"",
+  "    # BACKUP_ADMIN: every server can be a CLONE donor to another, as this user.",
+  "    echo \"GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';\"",
+  "    # The database agents read each other's replication state (performance_schema) as this user.",
+  "    echo \"GRANT SELECT ON performance_schema.replication_connection_status TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';\"",
+  "    echo \"GRANT SELECT ON performance_schema.replication_applier_status TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';\"",
   "    for host in \"${hosts[@]}\"; do",
   "      echo \"CREATE USER IF NOT EXISTS '$APP_USER'@$host IDENTIFIED BY '$APP_PASSWORD';\"",
   "      echo \"GRANT SELECT, INSERT, UPDATE, DELETE ON \\`$DATABASE_NAME\\`.* TO '$APP_USER'@$host;\"",
@@ -272,22 +300,13 @@ export const MYSQL_SETUP_SCRIPT = [
   "}",
   "",
   "setup_replica() {",
-  "  # Its own package transactions too: were it promoted one day, they must not replicate.",
-  "  forget_package_transactions",
+  "  reset_gtid_history ON",
   "  credentials=$(mktemp)",
   "  trap 'rm -f \"$credentials\"' EXIT",
   "  printf '[client]\\nuser=%s\\npassword=%s\\n' \"$REPLICATION_USER\" \"$REPLICATION_PASSWORD\" > \"$credentials\"",
   "  wait_for_primary",
-  "  local primary_purged",
-  "  primary_purged=$(primary_query \"SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')\")",
-  "  local skip_package_transactions=''",
-  "  if [ -n \"$primary_purged\" ]; then",
-  "    log \"skipping the primary's package transactions $primary_purged\"",
-  "    skip_package_transactions=\"SET GLOBAL super_read_only = OFF; SET GLOBAL gtid_purged = '+$primary_purged'; SET GLOBAL super_read_only = ON;\"",
-  "  fi",
   "  mysql --batch <<SQL",
   "SET SESSION sql_log_bin = 0;",
-  "$skip_package_transactions",
   "CHANGE REPLICATION SOURCE TO",
   "  SOURCE_HOST = '$PRIMARY_HOST',",
   "  SOURCE_PORT = 3306,",
@@ -367,200 +386,23 @@ export function renderDatabaseAgentEnvironment(input: DatabaseAgentInput): strin
 }
 
 /**
- * The database agent: every second it makes this server's MySQL what
- * `mysql-primary.internal` says it is. Promotion is declarative: change
- * `FOOBAR_DB_PRIMARY`, deploy, and the record moves; nothing else changes.
- *
- * - Every MySQL starts `super_read_only` (server config).
- * - Named primary, read-only: it turns writable only when no other server
- *   answers as writable, and servers that do not answer have not answered
- *   for `PROMOTE_AFTER` seconds (so they have fenced themselves); it first
- *   applies every transaction it received, then stops replicating and
- *   enables the heartbeat.
- * - Not named, writable: it turns `super_read_only` at once (fencing). A
- *   primary that cannot resolve the record for `FENCE_AFTER` seconds does the
- *   same: cut off, it cannot know it is still the primary.
- * - Not named: it replicates from the named primary by GTID auto-position,
- *   reconnecting when its source is another server. With no replication set
- *   up (a former primary), it joins only if its transactions are a subset of
- *   the primary's; otherwise it reports the errant ones and stays read-only
- *   until it is rebuilt, never silently.
+ * The database agent (`cloud-init/files/usr/local/sbin/foobar-db-agent`, Python):
+ * every second it makes this server's MySQL what `mysql-primary.internal`
+ * says it is. Promotion is declarative: change `FOOBAR_DB_PRIMARY`, deploy,
+ * and the record moves; nothing else changes. Its rules are in the file's
+ * docstring, and its decision function is tested rule by rule
+ * (`__tests__/cloud-init/python/test_db_agent.py`).
  */
-export const DATABASE_AGENT_SCRIPT = [
-  "#!/bin/bash",
-  "# Managed by cloud-init (foobar): converge this MySQL to what mysql-primary.internal says.",
-  "set -uo pipefail",
-  "# shellcheck source=/dev/null  # written by cloud-init",
-  `. ${MYSQL_PATHS.setupEnvironment}`,
-  "# shellcheck source=/dev/null  # written by cloud-init",
-  `. ${DATABASE_AGENT.environment}`,
-  "# shellcheck source=/dev/null  # written by foobar-bind-addresses",
-  ". /etc/foobar/private-address.env",
-  "log() { echo \"foobar-db-agent: $*\"; }",
-  "local_sql() { mysql --batch --skip-column-names --execute=\"$1\"; }",
-  "credentials=$(mktemp)",
-  "trap 'rm -f \"$credentials\"' EXIT",
-  "printf '[client]\\nuser=%s\\npassword=%s\\n' \"$REPLICATION_USER\" \"$REPLICATION_PASSWORD\" > \"$credentials\"",
-  "remote_sql() {",
-  "  mysql --defaults-extra-file=\"$credentials\" --host=\"$1\" --ssl-mode=REQUIRED --connect-timeout=1 \\",
-  "    --batch --skip-column-names --execute=\"$2\" 2>/dev/null",
-  "}",
-  "# One quick try: a cut-off server must not hang here.",
-  "resolve() { RES_OPTIONS='timeout:1 attempts:1' timeout 2 getent ahostsv4 \"$1\" | awk 'NR == 1 { print $1 }'; }",
-  "",
-  "# Read-only at once; the heartbeat stops (it could not write anyway).",
-  "fence() { local_sql 'SET GLOBAL super_read_only = ON; SET GLOBAL event_scheduler = OFF'; log \"fenced: $1\"; said=''; }",
-  "",
-  "# The source's \"purged required binary logs\" (1236), as 8.0 numbers it and as 8.4+ wrap it (13114).",
-  "purged_error=\"IF(LAST_ERROR_MESSAGE LIKE '%fatal error 1236%', 1236, LAST_ERROR_NUMBER)\"",
-  "",
-  "lost_since=''",
-  "declare -A silent_since",
-  "said=''",
-  "say() { if [ \"$said\" != \"$1\" ]; then log \"$1\"; said=$1; fi; }",
-  "",
-  "promote() {",
-  "  local peer address answer since blocked='' waiting=''",
-  "  for peer in ${PEER_HOSTS//,/ }; do",
-  "    address=$(resolve \"$peer\") || continue",
-  "    if [ -z \"$address\" ] || [ \"$address\" = \"$PRIVATE_ADDRESS\" ]; then continue; fi",
-  "    if answer=$(remote_sql \"$address\" 'SELECT @@GLOBAL.super_read_only'); then",
-  "      unset \"silent_since[$peer]\"",
-  "      [ \"$answer\" = 0 ] && blocked=\"$blocked $peer\"",
-  "    else",
-  "      silent_since[$peer]=${silent_since[$peer]:-$SECONDS}",
-  "      since=${silent_since[$peer]}",
-  "      (( SECONDS - since >= PROMOTE_AFTER )) || waiting=\"$waiting $peer\"",
-  "    fi",
-  "  done",
-  "  if [ -n \"$blocked\" ]; then say \"named primary, but still writable:$blocked; waiting for it to fence itself\"; return; fi",
-  "  if [ -n \"$waiting\" ]; then say \"named primary; not answering:$waiting; waiting ${PROMOTE_AFTER}s in all for it to have fenced itself\"; return; fi",
-  "  if [ \"$(local_sql \"SELECT COUNT(*) FROM performance_schema.replication_connection_status WHERE $purged_error = 1236\")\" -gt 0 ]; then",
-  "    say 'named primary, but its replication stopped on transactions it could not fetch (1236): not promoting a server that may lack writes'; return",
-  "  fi",
-  "  if [ \"$(local_sql 'SELECT COUNT(*) FROM performance_schema.replication_connection_configuration')\" -gt 0 ]; then",
-  "    local received",
-  "    local_sql 'STOP REPLICA IO_THREAD'",
-  "    received=$(local_sql \"SELECT REPLACE(GROUP_CONCAT(RECEIVED_TRANSACTION_SET), '\\n', '') FROM performance_schema.replication_connection_status\")",
-  "    if [ -n \"$received\" ] && [ \"$(local_sql \"SELECT WAIT_FOR_EXECUTED_GTID_SET('$received', 60)\")\" != 0 ]; then",
-  "      log \"could not apply every received transaction within 60 s: not promoting\"; local_sql 'START REPLICA IO_THREAD'; return",
-  "    fi",
-  "    local_sql 'STOP REPLICA; RESET REPLICA ALL'",
-  "  fi",
-  "  local_sql 'SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF'",
-  "  # The heartbeat: created if this data predates it (replicated), enabled here only.",
-  "  mysql --batch <<SQL",
-  ...heartbeatSql("$DATABASE_NAME").map((statement) => statement.replace(/`/g, "\\`")),
-  "SET SESSION sql_log_bin = 0;",
-  "ALTER EVENT \\`$DATABASE_NAME\\`.foobar_heartbeat ENABLE;",
-  "SET GLOBAL event_scheduler = ON;",
-  "SQL",
-  "  log \"promoted: this server is the writable primary\"; said=''",
-  "}",
-  "",
-  "# Whether the transactions (a GTID set) touched nothing but the heartbeat table.",
-  "only_heartbeats() {",
-  "  local files tables",
-  "  files=$(local_sql 'SHOW BINARY LOGS' | cut -f 1 | sed 's|^|/var/lib/mysql/|')",
-  "  # shellcheck disable=SC2086,SC2016  # one argument per binary log; the backticks are literal",
-  "  tables=$(mysqlbinlog --include-gtids=\"$1\" --base64-output=DECODE-ROWS $files 2>/dev/null | grep -o 'Table_map: `[^`]*`\\.`[^`]*`' | sort -u)",
-  `  [ "$tables" = "Table_map: \\\`$DATABASE_NAME\\\`.\\\`${HEARTBEAT.table}\\\`" ]`,
-  "}",
-  "",
-  "follow() {",
-  "  local primary=$1 configured",
-  "  configured=$(local_sql 'SELECT COUNT(*) FROM performance_schema.replication_connection_configuration')",
-  "  if [ \"$configured\" -eq 0 ]; then",
-  "    local theirs errant",
-  "    theirs=$(remote_sql \"$primary\" \"SELECT REPLACE(@@GLOBAL.gtid_executed, '\\n', '')\") || { say \"the primary at $primary does not answer yet\"; return; }",
-  "    errant=$(local_sql \"SELECT GTID_SUBTRACT(REPLACE(@@GLOBAL.gtid_executed, '\\n', ''), '$theirs')\")",
-  "    if [ -n \"$errant\" ]; then",
-  "      if only_heartbeats \"$errant\"; then",
-  "        # Its own heartbeats, written while it was cut off and before it fenced itself: the",
-  "        # new primary's overwrite them. Forget them, keep every other transaction's record.",
-  "        local keep",
-  "        keep=$(local_sql \"SELECT GTID_SUBTRACT(REPLACE(@@GLOBAL.gtid_executed, '\\n', ''), '$errant')\")",
-  "        local_sql 'RESET BINARY LOGS AND GTIDS' 2>/dev/null || local_sql 'RESET MASTER'",
-  "        local_sql \"SET GLOBAL gtid_purged = '$keep'\"",
-  "        log \"forgot transactions $errant: only this server's own heartbeats, from before it fenced itself\"",
-  "      else",
-  "        say \"diverged from the primary: transactions $errant exist only here; rebuild this server (README: promotion runbook)\"; return",
-  "      fi",
-  "    fi",
-  "    skip_purged \"$primary\" || return",
-  "    mysql --batch <<SQL",
-  "SET SESSION sql_log_bin = 0;",
-  "CHANGE REPLICATION SOURCE TO SOURCE_HOST = '$PRIMARY_HOST', SOURCE_PORT = 3306, SOURCE_USER = '$REPLICATION_USER',",
-  "  SOURCE_PASSWORD = '$REPLICATION_PASSWORD', SOURCE_AUTO_POSITION = 1, SOURCE_SSL = 1, SOURCE_CONNECT_RETRY = 10, SOURCE_RETRY_COUNT = 86400;",
-  "START REPLICA;",
-  "SQL",
-  "    log \"joined the primary at $primary as a replica (no errant transactions)\"; said=''",
-  "    return",
-  "  fi",
-  "  local state source_uuid error primary_uuid",
-  "  # One field separator that is not whitespace: an empty SOURCE_UUID must not shift the others.",
-  "  IFS='|' read -r state source_uuid error < <(local_sql \"SELECT CONCAT_WS('|', SERVICE_STATE, SOURCE_UUID, $purged_error) FROM performance_schema.replication_connection_status\")",
-  "  if [ \"$error\" = 1236 ] && [ \"$state\" = OFF ]; then",
-  "    # The primary purged transactions this server lacks: after a promotion, its package transactions.",
-  "    local_sql 'STOP REPLICA'",
-  "    skip_purged \"$primary\" && log 'skipped what the primary purged and this server never needed'",
-  "    local_sql 'START REPLICA'",
-  "    return",
-  "  fi",
-  "  [ \"$state\" = ON ] || return",
-  "  # Connected to another server than the named primary (it moved): reconnect, by name.",
-  "  primary_uuid=$(remote_sql \"$primary\" 'SELECT @@GLOBAL.server_uuid') || return",
-  "  if [ \"$source_uuid\" != \"$primary_uuid\" ]; then",
-  "    local_sql 'STOP REPLICA IO_THREAD; START REPLICA IO_THREAD'",
-  "    log \"replication source is not the primary at $primary: reconnected\"",
-  "  fi",
-  "}",
-  "",
-  "# What the primary purged and this server lacks: the primary's own package",
-  "# transactions (every server purges them at setup), nothing to fetch.",
-  "skip_purged() {",
-  "  local purged missing",
-  "  purged=$(remote_sql \"$1\" \"SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')\") || return 1",
-  "  missing=$(local_sql \"SELECT GTID_SUBTRACT('$purged', REPLACE(@@GLOBAL.gtid_executed, '\\n', ''))\")",
-  "  [ -z \"$missing\" ] || local_sql \"SET GLOBAL gtid_purged = '+$missing'\" || { say \"could not skip the primary's purged transactions $missing\"; return 1; }",
-  "}",
-  "",
-  "while sleep 1; do",
-  "  mysqladmin --silent ping >/dev/null 2>&1 || continue",
-  "  writable=$(local_sql 'SELECT 1 - @@GLOBAL.super_read_only') || continue",
-  "  if ! primary=$(resolve \"$PRIMARY_HOST\") || [ -z \"$primary\" ]; then",
-  "    lost_since=${lost_since:-$SECONDS}",
-  "    if [ \"$writable\" = 1 ] && (( SECONDS - lost_since >= FENCE_AFTER )); then",
-  "      fence \"$PRIMARY_HOST has not resolved for ${FENCE_AFTER}s: this server cannot know it is still the primary\"",
-  "    fi",
-  "    continue",
-  "  fi",
-  "  lost_since=''",
-  "  if [ \"$primary\" = \"$PRIVATE_ADDRESS\" ]; then",
-  "    [ \"$writable\" = 1 ] || promote",
-  "  else",
-  "    if [ \"$writable\" = 1 ]; then fence \"$PRIMARY_HOST is $primary now, not this server\"; fi",
-  "    # Only the primary beats; a server that was primary must not try to.",
-  "    [ \"$(local_sql 'SELECT @@GLOBAL.event_scheduler')\" = OFF ] || local_sql 'SET GLOBAL event_scheduler = OFF'",
-  "    follow \"$primary\"",
-  "  fi",
-  "done",
-].join("\n") + "\n";
+export function databaseAgentScript(paths: { readonly addressEnvironment: string }): string {
+  return dropletFile(DATABASE_AGENT.script, {
+    SETUP_ENVIRONMENT: MYSQL_PATHS.setupEnvironment,
+    AGENT_ENVIRONMENT: DATABASE_AGENT.environment,
+    ADDRESS_ENVIRONMENT: paths.addressEnvironment,
+    HEARTBEAT_SQL: heartbeatSql("{database}").join(" "),
+  });
+}
 
-/** The agent's unit: after the first-boot setup (runcmd starts it), restarted if it ever stops. */
-export const DATABASE_AGENT_UNIT = [
-  "# Managed by cloud-init (foobar).",
-  "[Unit]",
-  "Description=Keep this MySQL what mysql-primary.internal says: primary, or replica of it",
-  "After=mysql.service",
-  "",
-  "[Service]",
-  "Type=simple",
-  `ExecStart=${DATABASE_AGENT.script}`,
-  "Restart=always",
-  "RestartSec=2s",
-  "",
-  "[Install]",
-  "WantedBy=multi-user.target",
-  "",
-].join("\n");
+/** The agent's unit: a watchdog, restarted forever (runcmd starts it after the first-boot setup). */
+export function databaseAgentUnit(): string {
+  return dropletFile(DATABASE_AGENT.unitPath);
+}

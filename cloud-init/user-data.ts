@@ -20,8 +20,8 @@ import {
 } from "./hardening";
 import {
   DATABASE_AGENT,
-  DATABASE_AGENT_SCRIPT,
-  DATABASE_AGENT_UNIT,
+  databaseAgentScript,
+  databaseAgentUnit,
   MYSQL_INSTALL_SCRIPT,
   MYSQL_INSTALL_SCRIPT_PATH,
   DatabaseAgentInput,
@@ -296,8 +296,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       gzipped({ path: MYSQL_PATHS.setupScript, permissions: "0700", content: MYSQL_SETUP_SCRIPT }),
       gzipped({ path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: MYSQL_INSTALL_SCRIPT }),
       { path: DATABASE_AGENT.environment, content: renderDatabaseAgentEnvironment(input.databaseAgent) },
-      gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: DATABASE_AGENT_SCRIPT }),
-      { path: DATABASE_AGENT.unitPath, content: DATABASE_AGENT_UNIT },
+      gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: databaseAgentScript(PRIVATE_ADDRESS_PATHS) }),
+      { path: DATABASE_AGENT.unitPath, content: databaseAgentUnit() },
       ...appFiles,
       {
         path: APP.environmentFile,

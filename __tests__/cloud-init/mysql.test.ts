@@ -1,5 +1,11 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import {
-  DATABASE_AGENT_SCRIPT,
+  databaseAgentScript,
+  databaseAgentUnit,
+  DURABILITY_SETTINGS,
   FENCE_AFTER_SECONDS,
   promoteAfterSeconds,
   renderDatabaseAgentEnvironment,
@@ -47,6 +53,15 @@ describe("renderMysqlServerConfig", () => {
     }
   });
 
+  test("durability is pinned on every server: an acknowledged commit is on disk on the primary, and on the replica that acknowledged it", () => {
+    // The values are written out here on purpose: weakening DURABILITY_SETTINGS must fail this test.
+    const pinned = { sync_binlog: "1", innodb_flush_log_at_trx_commit: "1", sync_relay_log: "1", sync_source_info: "1" };
+    expect(Object.fromEntries(DURABILITY_SETTINGS)).toEqual(pinned);
+    for (const role of ["primary", "replica"] as const) {
+      expect(options(renderMysqlServerConfig({ role, serverId: 1 }))).toEqual(expect.objectContaining({ ...pinned, replica_preserve_commit_order: "ON" }));
+    }
+  });
+
   test("a replica is read_only and super_read_only", () => {
     const config = options(renderMysqlServerConfig({ role: "replica", serverId: 2 }));
     expect(config).toEqual(expect.objectContaining({ server_id: "2", read_only: "ON", super_read_only: "ON" }));
@@ -81,11 +96,18 @@ describe("the MySQL setup script", () => {
     expect(MYSQL_SETUP_SCRIPT).toMatch(/wait_for_primary\(\) \{[\s\S]*until primary_query 'SELECT 1'[\s\S]*sleep 5/);
   });
 
-  test("the package's own install transactions never replicate: the primary purges them, replicas skip them", () => {
+  test("the GTID history starts empty on every server: the package's own transactions never become replicated history, and nothing is skipped", () => {
     const primaryPart = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"));
-    expect(primaryPart.indexOf("forget_package_transactions")).toBeLessThan(primaryPart.indexOf("CREATE USER"));
-    expect(MYSQL_SETUP_SCRIPT).toContain("PURGE BINARY LOGS TO '$current'");
-    expect(MYSQL_SETUP_SCRIPT).toContain("SET GLOBAL gtid_purged = '+$primary_purged'");
+    expect(primaryPart.indexOf("reset_gtid_history OFF")).toBeLessThan(primaryPart.indexOf("CREATE USER"));
+    const replicaPart = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
+    expect(replicaPart.indexOf("reset_gtid_history ON")).toBeLessThan(replicaPart.indexOf("CHANGE REPLICATION SOURCE"));
+    expect(MYSQL_SETUP_SCRIPT).toContain("--execute='RESET BINARY LOGS AND GTIDS' 2>/dev/null || mysql --batch --execute='RESET MASTER'");
+    expect(MYSQL_SETUP_SCRIPT).not.toMatch(/gtid_purged|PURGE BINARY LOGS/);
+  });
+
+  test("the replication user can be a CLONE donor (BACKUP_ADMIN), and every server loads the clone plugin", () => {
+    expect(MYSQL_SETUP_SCRIPT).toContain("GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';");
+    expect(options(renderMysqlServerConfig({ role: "replica", serverId: 2 })).plugin_load_add).toBe("mysql_clone.so");
   });
 
   test("replication and app users are limited to the VPC; root is never given a remote account", () => {
@@ -142,26 +164,42 @@ describe("the heartbeat that measures how old a server's data is", () => {
   test("the primary creates it on first boot, the agent on every promotion (a volume may predate it); replicas only receive it", () => {
     const setupPrimary = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"), MYSQL_SETUP_SCRIPT.indexOf("ensure_heartbeat() {"));
     expect(setupPrimary).toContain("  ensure_heartbeat\n");
-    expect(DATABASE_AGENT_SCRIPT).toContain(heartbeatSql("$DATABASE_NAME")[1]!.replace(/`/g, "\\`"));
+    expect(databaseAgentScript({ addressEnvironment: "/etc/foobar/private-address.env" })).toContain(`HEARTBEAT_SQL = "${heartbeatSql("{database}").join(" ")}"`);
     const setupReplica = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
     expect(setupReplica.slice(0, setupReplica.indexOf("\n}\n"))).not.toContain("heartbeat");
   });
 });
 
 describe("the database agent", () => {
-  test("only the named primary turns writable, and only when no other server is writable or has been silent long enough", () => {
-    const promote = DATABASE_AGENT_SCRIPT.slice(DATABASE_AGENT_SCRIPT.indexOf("promote() {"), DATABASE_AGENT_SCRIPT.indexOf("# Whether the transactions"));
-    expect(promote).toContain("SELECT @@GLOBAL.super_read_only");
-    expect(promote).toMatch(/if \[ -n "\$blocked" \]; then .*return; fi/);
-    expect(promote).toMatch(/if \[ -n "\$waiting" \]; then .*return; fi/);
-    expect(promote.indexOf("WAIT_FOR_EXECUTED_GTID_SET")).toBeLessThan(promote.indexOf("SET GLOBAL super_read_only = OFF"));
-    expect(DATABASE_AGENT_SCRIPT.match(/super_read_only = OFF/g)).toHaveLength(1);
+  const script = databaseAgentScript({ addressEnvironment: "/etc/foobar/private-address.env" });
+
+  test("is a Python program whose decisions are tested rule by rule (python3 -m unittest)", () => {
+    const tests = path.join(__dirname, "python", "test_db_agent.py");
+    const run = spawnSync("python3", ["-m", "unittest", tests], { encoding: "utf8" });
+    if (run.error) throw new Error(`python3 is needed for the agent's tests: ${run.error.message}`);
+    expect(`${run.stderr}`).toMatch(/\nOK\n?$/);
+    expect(run.status).toBe(0);
   });
 
-  test("a server not named, or a primary that cannot resolve its record for FENCE_AFTER seconds, fences itself at once", () => {
-    expect(DATABASE_AGENT_SCRIPT).toContain("fence() { local_sql 'SET GLOBAL super_read_only = ON; SET GLOBAL event_scheduler = OFF'");
-    expect(DATABASE_AGENT_SCRIPT).toContain('if [ "$writable" = 1 ] && (( SECONDS - lost_since >= FENCE_AFTER )); then');
-    expect(DATABASE_AGENT_SCRIPT).toContain('if [ "$writable" = 1 ]; then fence "$PRIMARY_HOST is $primary now, not this server"; fi');
+  test("as written to the droplet, it compiles, and every placeholder is filled", () => {
+    expect(script).not.toMatch(/@@[A-Z_]+@@/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "db-agent-"));
+    try {
+      fs.writeFileSync(path.join(dir, "agent.py"), script);
+      const compiled = spawnSync("python3", ["-m", "py_compile", path.join(dir, "agent.py")], { encoding: "utf8" });
+      expect(compiled.stderr).toBe("");
+      expect(compiled.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(script).toContain('SETUP_ENVIRONMENT = "/etc/foobar/mysql-setup.env"');
+  });
+
+  test("runs under a watchdog and is restarted forever: a stuck or dead agent cannot leave a cut-off primary writable", () => {
+    const unit = databaseAgentUnit();
+    for (const line of ["Type=notify", "Restart=always", "StartLimitIntervalSec=0", "WatchdogSec=15s", "ExecStart=/usr/local/sbin/foobar-db-agent"]) {
+      expect(unit.split("\n")).toContain(line);
+    }
   });
 
   test("waits long enough for a silent server to have fenced itself even behind a resolver that cached the old record", () => {
@@ -170,12 +208,6 @@ describe("the database agent", () => {
     expect(renderDatabaseAgentEnvironment({ peerHosts: ["web-01.internal.foobar.com", "web-02.internal.foobar.com"], recordTtlSeconds: 30 })).toBe(
       "PEER_HOSTS=web-01.internal.foobar.com,web-02.internal.foobar.com\nFENCE_AFTER=5\nPROMOTE_AFTER=40\n",
     );
-  });
-
-  test("a former primary rejoins only without errant transactions, other than its own heartbeats; otherwise it says so and stays read-only", () => {
-    expect(DATABASE_AGENT_SCRIPT).toContain("GTID_SUBTRACT(REPLACE(@@GLOBAL.gtid_executed, '\\n', ''), '$theirs')");
-    expect(DATABASE_AGENT_SCRIPT).toContain("diverged from the primary: transactions $errant exist only here");
-    expect(DATABASE_AGENT_SCRIPT).toContain("Table_map: \\`$DATABASE_NAME\\`.\\`heartbeat\\`");
   });
 
   test("semi-synchronous replication, AFTER_SYNC, with the plugin and variable names of MySQL 8.0.26+, 8.4 and 9.x", () => {
