@@ -173,6 +173,25 @@ def replication_state(connection):
         "lag_seconds": row.get("Seconds_Behind_Source"),
         "auto_position": bool(row.get("Auto_Position")),
         "last_error": row.get("Last_Error") or row.get("Last_IO_Error") or "",
+        "received_gtid_set": (row.get("Retrieved_Gtid_Set") or "").replace("\n", ""),
+        "executed_gtid_set": (row.get("Executed_Gtid_Set") or "").replace("\n", ""),
+    }
+
+
+def semi_sync_state(connection):
+    """On the primary: whether commits wait for a replica's acknowledgement now, and how many replicas give one.
+
+    Off means a 201 is on this server only until a replica catches up (the
+    primary stopped waiting after FOOBAR_DB_SEMI_SYNC_TIMEOUT without an
+    acknowledgement)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_source_status', 'Rpl_semi_sync_source_clients')"
+        )
+        status = {row["Variable_name"]: row["Value"] for row in cursor.fetchall()}
+    return {
+        "acknowledging": status.get("Rpl_semi_sync_source_status") == "ON",
+        "replicas_acknowledging": int(status.get("Rpl_semi_sync_source_clients") or 0),
     }
 
 
@@ -188,7 +207,7 @@ def local_status():
         return None, None, None, f"local MySQL unreachable: {error.args[-1]}"
     try:
         primary = is_writable(connection)
-        state = None if primary else replication_state(connection)
+        state = {"semi_sync": semi_sync_state(connection)} if primary else replication_state(connection)
         age = data_age_seconds(connection)
     except pymysql.MySQLError as error:
         return None, None, None, f"local MySQL query failed: {error.args[-1]}"

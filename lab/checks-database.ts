@@ -6,7 +6,7 @@
  * after the stack has grown to three web servers, and each starts from where
  * the one before left it.
  */
-import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor } from "./checks";
+import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./checks";
 import type { Lab } from "./lab";
 import { sleep } from "./shell";
 
@@ -87,7 +87,48 @@ function promote(lab: Lab, primary: string) {
   return lab.apply({ ...process.env, FOOBAR_WEB_SERVERS: String(webs(lab).length), FOOBAR_DB_PRIMARY: primary });
 }
 
-export const databaseChecks: Check[] = [
+/** Rows (count and a checksum of their content) as one server holds them. */
+function contents(lab: Lab, server: string): string {
+  return sql(lab, server, "SELECT CONCAT_WS(' ', COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, body, written_by, created_at))), 0)) FROM foobar.messages");
+}
+
+/**
+ * What a failed database check needs to find its cause: every web server's
+ * read-only flag, replication status and the last lines of its agent's journal.
+ */
+function databaseDiagnostics(lab: Lab): string {
+  return webs(lab)
+    .map((name) => {
+      if (lab.initPid(name) === undefined) return `--- ${name}: powered off`;
+      const status = (() => {
+        try {
+          const s = replicaStatus(lab, name);
+          return `IO ${s.Replica_IO_Running ?? "-"}, SQL ${s.Replica_SQL_Running ?? "-"}, source ${s.Source_Host ?? "-"}, last IO error ${s.Last_IO_Errno ?? "-"} ${s.Last_IO_Error ?? ""}`;
+        } catch (error) {
+          return `no replication status: ${(error as Error).message}`;
+        }
+      })();
+      const journal = lab.execIn(name, ["journalctl", "--no-pager", "-o", "short-precise", "-n", "25", "-u", "foobar-db-agent.service"], 10_000).stdout.trim();
+      return `--- ${name}: read-only ${readOnly(lab)[name] ?? "?"}; ${status}\n${journal}`;
+    })
+    .join("\n");
+}
+
+/** A check whose failure carries the database diagnostics. */
+function withDiagnostics(check: Check): Check {
+  return {
+    name: check.name,
+    async run(lab) {
+      try {
+        return await check.run(lab);
+      } catch (error) {
+        throw new Error(`${(error as Error).message}\n${databaseDiagnostics(lab)}`);
+      }
+    },
+  };
+}
+
+const checks: Check[] = [
   {
     name: "promotion: web-01 powered off under a writer; FOOBAR_DB_PRIMARY=web-02 and one apply promote web-02 (only the record and tags change, no droplet replaced); writes succeed again; every write acknowledged with 201 is on the new primary",
     async run(lab) {
@@ -208,4 +249,41 @@ export const databaseChecks: Check[] = [
       );
     },
   },
+  {
+    name: "no silent gap: a replica off while the primary purges its binary logs rebuilds itself with CLONE from a healthy donor, then replicates; rows and their checksum equal everywhere",
+    async run(lab) {
+      const states = readOnly(lab);
+      const primary = Object.keys(states).find((name) => states[name] === "0");
+      if (!primary) throw new Error(`no writable primary: ${JSON.stringify(states)}`);
+      const victim = webs(lab).find((name) => name !== primary)!;
+      const url = `${siteUrl(lab)}api/messages`;
+      const before = writeMessages(lab, url, 20, "before the purge");
+      await lab.fault(victim, "stop", "mysql");
+      const meanwhile = writeMessages(lab, url, 20, `while ${victim} is off`);
+      // Every log but the one just opened: the writes above are gone from the primary's logs.
+      sql(lab, primary, "FLUSH BINARY LOGS");
+      const current = sql(lab, primary, "SHOW BINARY LOGS").split("\n").filter(Boolean).pop()!.split("\t")[0]!;
+      sql(lab, primary, `PURGE BINARY LOGS TO '${current}'`);
+      const purged = sql(lab, primary, "SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')");
+      await lab.fault(victim, "start", "mysql");
+      const rebuilt = await waitFor(`${victim}'s agent rebuilding it with CLONE`, 180_000, () =>
+        /rebuilt from .* with CLONE/.test(lab.execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"]).stdout) ? true : undefined,
+      );
+      await waitFor(`${victim} replicating again`, 180_000, () => {
+        const status = replicaStatus(lab, victim);
+        return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
+      });
+      const expected = contents(lab, primary);
+      await waitFor("equal rows and checksums on every server", 60_000, () => (webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined));
+      const line = lab.execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"]).stdout.split("\n").find((l) => /rebuilding from/.test(l)) ?? "";
+      return (
+        `${before} + ${meanwhile} writes acknowledged, ${victim}'s MySQL off for the second 20; ${primary} purged its logs (gtid_purged ${purged}); ` +
+        `${victim} rebuilt ${(rebuilt.ms / 1000).toFixed(1)} s after its MySQL started (${line.replace(/^.*foobar-db-agent: /, "")}) and replicates; ` +
+        `rows (count, checksum) ${expected} on ${webs(lab).join(", ")}`
+      );
+    },
+  },
 ];
+
+/** The database checks, each reporting every server's agent journal and replication status when it fails. */
+export const databaseChecks: Check[] = checks.map(withDiagnostics);

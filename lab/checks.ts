@@ -1251,7 +1251,7 @@ export async function underLoad<T>(lab: Lab, url: string, action: () => Promise<
 }
 
 /** POSTs `count` messages through the site; returns how many were accepted (201). */
-function writeMessages(lab: Lab, url: string, count: number, label: string): number {
+export function writeMessages(lab: Lab, url: string, count: number, label: string): number {
   let accepted = 0;
   for (let i = 0; i < count; i++) {
     const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: `${label} ${i}` })]);
