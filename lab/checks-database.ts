@@ -7,6 +7,7 @@
  * the one before left it.
  */
 import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./checks";
+import * as fs from "node:fs";
 import type { Lab } from "./lab";
 import { sleep } from "./shell";
 
@@ -112,6 +113,26 @@ function databaseDiagnostics(lab: Lab): string {
       return `--- ${name}: read-only ${readOnly(lab)[name] ?? "?"}; ${status}\n${journal}`;
     })
     .join("\n");
+}
+
+/**
+ * The host PID of a unit's main process inside a droplet: the process whose
+ * innermost PID (`NSpid`) is the unit's MainPID, in the droplet's PID namespace.
+ */
+function hostPidOf(lab: Lab, droplet: string, unit: string): number {
+  const inside = lab.execIn(droplet, ["systemctl", "show", "--property=MainPID", "--value", unit]).stdout.trim();
+  const init = lab.initPid(droplet);
+  if (!init || !/^[1-9]\d*$/.test(inside)) throw new Error(`${unit} on ${droplet} has no main process (MainPID ${inside || "?"})`);
+  const namespace = fs.readlinkSync(`/proc/${init}/ns/pid`);
+  for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(fs.readFileSync(`/proc/${entry}/status`, "utf8"))?.[1]?.split(/\s+/);
+      if (nspid?.[nspid.length - 1] === inside && fs.readlinkSync(`/proc/${entry}/ns/pid`) === namespace) return Number(entry);
+    } catch {
+      // The process ended while the list was read.
+    }
+  }
+  throw new Error(`no host process for ${unit} (PID ${inside} in ${droplet})`);
 }
 
 /** A check whose failure carries the database diagnostics. */
@@ -280,6 +301,32 @@ const checks: Check[] = [
         `${before} + ${meanwhile} writes acknowledged, ${victim}'s MySQL off for the second 20; ${primary} purged its logs (gtid_purged ${purged}); ` +
         `${victim} rebuilt ${(rebuilt.ms / 1000).toFixed(1)} s after its MySQL started (${line.replace(/^.*foobar-db-agent: /, "")}) and replicates; ` +
         `rows (count, checksum) ${expected} on ${webs(lab).join(", ")}`
+      );
+    },
+  },
+  {
+    name: "fencing does not rest on one live loop: the agent frozen (SIGSTOP) on a primary cut off from everything is killed by systemd's watchdog and started again, and the primary is read-only within the 40 s a promotion waits; healed, it is the primary again",
+    async run(lab) {
+      const states = readOnly(lab);
+      const primary = Object.keys(states).find((name) => states[name] === "0");
+      if (!primary) throw new Error(`no writable primary: ${JSON.stringify(states)}`);
+      const agent = hostPidOf(lab, primary, "foobar-db-agent.service");
+      process.kill(agent, "SIGSTOP");
+      let fenced: { ms: number } | undefined;
+      try {
+        await lab.fault(primary, "partition");
+        fenced = await waitFor(`${primary} read-only with its agent frozen`, 40_000, () => (readOnly(lab)[primary] === "1" ? true : undefined));
+      } finally {
+        await lab.fault(primary, "heal");
+      }
+      const restarted = lab.execIn(primary, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-3min"]).stdout;
+      if (!/Watchdog timeout/.test(restarted)) throw new Error(`${primary}'s agent was not restarted by the watchdog`);
+      const back = await waitFor(`${primary} writable again once healed (its record never moved)`, 90_000, () => (readOnly(lab)[primary] === "0" ? true : undefined));
+      const count = sql(lab, primary, "SELECT COUNT(*) FROM foobar.messages");
+      await waitFor("equal row counts", 60_000, () => (webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined));
+      return (
+        `${primary}'s agent (host PID ${agent}) SIGSTOPped and ${primary} cut off: the watchdog killed and restarted the agent, ` +
+        `and ${primary} was read-only ${(fenced.ms / 1000).toFixed(1)} s after the cut; healed, writable again after ${(back.ms / 1000).toFixed(1)} s; ${count} rows everywhere`
       );
     },
   },
