@@ -43,6 +43,9 @@ export function tryRun(cmd: string, args: readonly string[], options: RunOptions
     input: options.input,
     env: { ...process.env, ...options.env },
     timeout: options.timeoutMs,
+    // SIGKILL, not SIGTERM, at the timeout: an nsenter into a droplet powered off mid-call was seen stopped
+    // (state T), where a SIGTERM waits forever and the whole run with it.
+    killSignal: "SIGKILL",
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
     stdio: options.inheritOutput ? ["pipe", "inherit", "inherit"] : "pipe",
