@@ -63,6 +63,19 @@ export function parseCloudConfig(userData: string): ParsedCloudConfig {
   return config;
 }
 
+/**
+ * The synthesized stack as a reviewer reads it: each droplet's user-data
+ * parsed, its packed files unpacked to their text (a snapshot of gzip in
+ * base64 would show nothing of what changed).
+ */
+export function reviewable(stack: StackJson): StackJson {
+  const copy = JSON.parse(JSON.stringify(stack));
+  for (const resource of Object.values(copy.resource?.digitalocean_droplet ?? {}) as { user_data: unknown }[]) {
+    resource.user_data = parseCloudConfig(resource.user_data as string);
+  }
+  return copy;
+}
+
 /** The content of the file written at `path`; fails the test if there is none. */
 export function fileAt(config: ParsedCloudConfig, path: string): string {
   const file = config.write_files.find((f) => f.path === path);

@@ -77,6 +77,19 @@ export function gzipped(file: WriteFile): WriteFile {
   return { ...file, content: gzipSync(bytes, { level: 9 }).toString("base64"), encoding: "gz+b64" };
 }
 
+/**
+ * A file as user-data carries it: gzipped when that is smaller and it holds
+ * no Terraform reference (a YAML block also pays its indentation on every
+ * line). The files are kept as text in this repository, where they are read
+ * and checked; `cdktf synth` output shows them packed.
+ */
+function packed(file: WriteFile): WriteFile {
+  if (file.encoding === "gz+b64" || /\$\{TfToken\[/.test(file.content)) return file;
+  const gz = gzipped(file);
+  const plainBytes = Buffer.byteLength(file.content) + 6 * file.content.split("\n").length;
+  return Buffer.byteLength(gz.content) < plainBytes ? gz : file;
+}
+
 export function renderCloudConfig(config: CloudConfig): string {
   const document = {
     ...(config.bootcmd?.length ? { bootcmd: config.bootcmd.map((argv) => [...argv]) } : {}),
@@ -100,7 +113,7 @@ export function renderCloudConfig(config: CloudConfig): string {
     ...(config.trustedCaCertificates?.length ? { ca_certs: { trusted: [...config.trustedCaCertificates] } } : {}),
     package_update: true,
     packages: [...config.packages],
-    write_files: config.writeFiles.map((file) => ({
+    write_files: config.writeFiles.map(packed).map((file) => ({
       path: file.path,
       content: file.content,
       owner: file.owner ?? "root:root",

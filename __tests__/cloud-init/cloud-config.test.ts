@@ -1,3 +1,4 @@
+import { gunzipSync } from "node:zlib";
 import * as YAML from "yaml";
 import { escapeTerraformTemplate, renderCloudConfig } from "../../cloud-init/cloud-config";
 
@@ -41,8 +42,40 @@ describe("renderCloudConfig", () => {
 
   test("long lines are never folded", () => {
     const long = "x".repeat(500);
-    const text = renderCloudConfig({ hostname: "h", packages: [], writeFiles: [{ path: "/p", content: long }], runcmd: [] });
+    const text = renderCloudConfig({ hostname: "h", packages: [], writeFiles: [], runcmd: [["echo", long]] });
     expect(text).toContain(long);
+  });
+
+  describe("files are packed (gzipped) when that is smaller and they hold no Terraform reference", () => {
+    const script = "#!/bin/sh\n" + "echo 'the same line, again and again'\n".repeat(40);
+    const reference = "PASSWORD=${TfToken[TOKEN.12]}\n" + "X=1\n".repeat(40);
+    const files = YAML.parse(
+      renderCloudConfig({
+        hostname: "h",
+        packages: [],
+        writeFiles: [
+          { path: "/script", content: script },
+          { path: "/env", content: reference },
+          { path: "/tiny", content: "a\n" },
+        ],
+        runcmd: [],
+      }),
+    ).write_files as { path: string; content: string; encoding?: string }[];
+    const byPath = (path: string) => files.find((file) => file.path === path)!;
+
+    test("a script that compresses is gzipped, and unpacks to the same text", () => {
+      expect(byPath("/script").encoding).toBe("gz+b64");
+      expect(gunzipSync(Buffer.from(byPath("/script").content, "base64")).toString("utf8")).toBe(script);
+    });
+
+    test("a file with a Terraform reference stays text (Terraform could not resolve it inside base64)", () => {
+      expect(byPath("/env")).toEqual(expect.objectContaining({ content: reference }));
+      expect(byPath("/env").encoding).toBeUndefined();
+    });
+
+    test("a file gzip would not shrink stays text", () => {
+      expect(byPath("/tiny")).toEqual(expect.objectContaining({ content: "a\n" }));
+    });
   });
 });
 
