@@ -32,6 +32,10 @@ DB_NAME = os.environ.get("FOOBAR_DB_NAME", "foobar")
 DB_USER = os.environ.get("FOOBAR_DB_USER", "foobar_app")
 DB_PASSWORD = os.environ.get("FOOBAR_DB_PASSWORD", "")
 MAX_LAG_SECONDS = int(os.environ.get("FOOBAR_REPLICA_MAX_LAG", "10"))
+# Written every second by the database agent: the primary's address as it resolved it past DNS caches.
+AGENT_STATUS = os.environ.get("FOOBAR_DB_AGENT_STATUS", "/run/foobar/db-agent.json")
+# An older status is not trusted (the agent stopped): writes go by name again.
+AGENT_STATUS_MAX_AGE_SECONDS = 5
 MAX_BODY_BYTES = 4096
 # A write without a primary fails well before a client gives up.
 PRIMARY_CONNECT_TIMEOUT_SECONDS = 2
@@ -61,10 +65,27 @@ def connect_local():
     )
 
 
+def agent_status():
+    """The database agent's last status ({} when missing or stale)."""
+    try:
+        with open(AGENT_STATUS, encoding="utf-8") as handle:
+            status = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    fresh = isinstance(status, dict) and time.time() - float(status.get("updated") or 0) <= AGENT_STATUS_MAX_AGE_SECONDS
+    return status if fresh else {}
+
+
+def primary_host():
+    """Where writes go: the address the agent resolved (a promotion is seen within a second, where this
+    server's DNS cache may keep the old address for a whole TTL), else the record's name."""
+    return agent_status().get("primary_address") or PRIMARY_HOST
+
+
 def connect_primary():
-    # By name, on every server: a promotion moves the name. TLS is required over the network.
+    # A promotion moves the record. TLS is required over the network.
     return pymysql.connect(
-        host=PRIMARY_HOST, port=3306, user=DB_USER, password=DB_PASSWORD, database=DB_NAME,
+        host=primary_host(), port=3306, user=DB_USER, password=DB_PASSWORD, database=DB_NAME,
         connect_timeout=PRIMARY_CONNECT_TIMEOUT_SECONDS, read_timeout=5, write_timeout=5, autocommit=True,
         cursorclass=pymysql.cursors.DictCursor, ssl={"check_hostname": False}, init_command=SESSION_SETUP,
     )
@@ -189,9 +210,12 @@ def semi_sync_state(connection):
             "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_source_status', 'Rpl_semi_sync_source_clients')"
         )
         status = {row["Variable_name"]: row["Value"] for row in cursor.fetchall()}
+    seen = agent_status().get("semi_sync") or {}
     return {
         "acknowledging": status.get("Rpl_semi_sync_source_status") == "ON",
         "replicas_acknowledging": int(status.get("Rpl_semi_sync_source_clients") or 0),
+        # Since when it is so, as the database agent saw it change (at the latest, since the agent started).
+        "since": seen.get("since"),
     }
 
 

@@ -49,6 +49,12 @@ export interface AppEnvironmentInput {
   readonly databasePassword: string;
   /** Seconds of data age beyond which reads go to the primary and, while it answers, health fails. */
   readonly replicaMaxLagSeconds: number;
+  /**
+   * The database agent's status file: the primary's address as the agent
+   * resolved it past DNS caches (writes go there while it is fresh), and the
+   * semi-sync state since when.
+   */
+  readonly agentStatusFile: string;
 }
 
 /**
@@ -64,6 +70,7 @@ export function renderAppEnvironment(input: AppEnvironmentInput): string {
     FOOBAR_DB_USER: input.databaseUser,
     FOOBAR_DB_PASSWORD: input.databasePassword,
     FOOBAR_REPLICA_MAX_LAG: String(input.replicaMaxLagSeconds),
+    FOOBAR_DB_AGENT_STATUS: input.agentStatusFile,
   });
 }
 

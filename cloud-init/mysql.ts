@@ -368,6 +368,8 @@ export const DATABASE_AGENT = {
   unitName: "foobar-db-agent.service",
   unitPath: "/etc/systemd/system/foobar-db-agent.service",
   environment: "/etc/foobar/db-agent.env",
+  /** What the agent sees, for the app: the primary's address (past DNS caches) and the semi-sync state. */
+  status: "/run/foobar/db-agent.json",
 } as const;
 
 export interface DatabaseAgentInput {
@@ -398,6 +400,7 @@ export function databaseAgentScript(paths: { readonly addressEnvironment: string
     SETUP_ENVIRONMENT: MYSQL_PATHS.setupEnvironment,
     AGENT_ENVIRONMENT: DATABASE_AGENT.environment,
     ADDRESS_ENVIRONMENT: paths.addressEnvironment,
+    STATUS_FILE: DATABASE_AGENT.status,
     HEARTBEAT_SQL: heartbeatSql("{database}").join(" "),
   });
 }

@@ -263,7 +263,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
   return {
     hostname: input.hostname,
     // mysql-server comes from runcmd (MYSQL_INSTALL_SCRIPT), where a failed initialization can be retried.
-    packages: ["nginx", "gunicorn", "python3-pymysql", ...host.packages],
+    // python3-dnspython: the database agent asks DNS past the local cache.
+    packages: ["nginx", "gunicorn", "python3-pymysql", "python3-dnspython", ...host.packages],
     systemUsers: [{ name: APP.user, homedir: APP.directory }],
     writeFiles: [
       DPKG_LOCK_WAIT,
@@ -311,6 +312,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
           databaseUser: MYSQL_USERS.app,
           databasePassword: input.appDatabasePassword,
           replicaMaxLagSeconds: input.replicaMaxLagSeconds,
+          agentStatusFile: DATABASE_AGENT.status,
         }),
       },
       { path: APP.unitPath, content: renderAppUnit({ command: input.appCommand }) },

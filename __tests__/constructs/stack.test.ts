@@ -5,7 +5,7 @@ import * as path from "path";
 import { DEFAULT_SETTINGS, MAX_WEB_SERVERS } from "../../settings";
 import { DIGITALOCEAN_PROVIDER_VERSION } from "../../constructs";
 import { USER_DATA_BUDGET_BYTES } from "../../cloud-init/cloud-config";
-import { addressOf, droplet, fileAt, parseCloudConfig, resourcesOf, synthStack } from "../helpers";
+import { addressOf, droplet, fileAt, parseCloudConfig, resourcesOf, reviewable, synthStack } from "../helpers";
 
 describe("the stack with default settings", () => {
   const stack = synthStack();
@@ -110,9 +110,9 @@ describe("the stack with default settings", () => {
     expect(env).toMatch(/APP_PASSWORD=\$\{random_password\.[\w-]+\.result\}/);
   });
 
-  test("shell ${...} survives synthesis escaped as $${...}, next to real references", () => {
+  test("shell ${...} reaches the droplet intact: packed, or escaped as $${...} next to real references", () => {
     const userData: string = droplet(stack, "web-02").user_data;
-    expect(userData).toContain('network=$(to_number "$${VPC_IP_RANGE%/*}")');
+    expect(fileAt(parseCloudConfig(userData), "/usr/local/sbin/foobar-bind-addresses")).toContain('network=$(to_number "${VPC_IP_RANGE%/*}")');
     expect(userData).not.toMatch(/(?<!\$)\$\{(?![a-z_]+\.[\w-]+\.[a-z0-9_]+\})/);
   });
 
@@ -149,8 +149,8 @@ describe("the stack with default settings", () => {
     expect(stack.output.haproxy_stats_password.sensitive).toBe(true);
   });
 
-  test("matches the reviewed snapshot of everything it deploys", () => {
-    expect(stack).toMatchSnapshot();
+  test("matches the reviewed snapshot of everything it deploys (user-data unpacked to the text of its files)", () => {
+    expect(reviewable(stack)).toMatchSnapshot();
   });
 });
 

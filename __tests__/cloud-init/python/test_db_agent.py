@@ -14,9 +14,11 @@ loader.exec_module(agent)
 
 SETTINGS = agent.Settings(fence_after=5, promote_after=40)
 ME, WEB02, WEB03 = "10.0.0.3", "10.0.0.4", "10.0.0.5"
+# A replica of web-02, as every fixture below starts.
 READ_ONLY_REPLICA = agent.Local(writable=False, scheduler_on=False, replication_configured=True, receiver="ON",
-                                receiver_error=0, source_uuid="uuid-primary", server_uuid="uuid-me")
-WRITABLE = dataclasses.replace(READ_ONLY_REPLICA, writable=True, scheduler_on=True, replication_configured=False, receiver="", source_uuid="")
+                                receiver_error=0, source_uuid="uuid-primary", server_uuid="uuid-me", source_host=WEB02)
+WRITABLE = dataclasses.replace(READ_ONLY_REPLICA, writable=True, scheduler_on=True, replication_configured=False, receiver="",
+                               source_uuid="", source_host="", semi_sync_on=True)
 
 
 def peer(name, address="", resolution="address", **kwargs):
@@ -46,6 +48,22 @@ class Fencing(unittest.TestCase):
         decision, _ = decide(seen(now=105.0, resolution="failed", local=WRITABLE), memory)
         self.assertEqual(decision.action, agent.FENCE)
 
+    def test_a_primary_whose_replicas_still_acknowledge_is_not_fenced_by_a_dns_failure_alone(self):
+        _, memory = decide(seen(now=100.0, resolution="failed", local=dataclasses.replace(WRITABLE, acknowledged_commits=10)))
+        for now, count in ((103.0, 13), (106.0, 16)):
+            decision, memory = decide(seen(now=now, resolution="failed", local=dataclasses.replace(WRITABLE, acknowledged_commits=count)), memory)
+        self.assertEqual(decision.action, agent.NOTHING)
+        self.assertIn("acknowledge", decision.reason)
+
+    def test_once_no_replica_has_acknowledged_for_fence_after_seconds_the_dns_failure_fences(self):
+        _, memory = decide(seen(now=100.0, resolution="failed", local=dataclasses.replace(WRITABLE, acknowledged_commits=10)))
+        _, memory = decide(seen(now=101.0, resolution="failed", local=dataclasses.replace(WRITABLE, acknowledged_commits=11)), memory)
+        # The last acknowledgement at 101: cut off from everything, it fences 5 s later.
+        decision, memory = decide(seen(now=105.9, resolution="failed", local=dataclasses.replace(WRITABLE, acknowledged_commits=11)), memory)
+        self.assertEqual(decision.action, agent.NOTHING)
+        decision, _ = decide(seen(now=106.0, resolution="failed", local=dataclasses.replace(WRITABLE, acknowledged_commits=11)), memory)
+        self.assertEqual(decision.action, agent.FENCE)
+
     def test_the_record_resolving_again_resets_the_fence_timer(self):
         _, memory = decide(seen(now=100.0, resolution="failed", local=WRITABLE))
         _, memory = decide(seen(now=103.0, local=WRITABLE), memory)
@@ -69,6 +87,47 @@ class Promotion(unittest.TestCase):
 
     def test_a_peer_whose_name_fails_to_resolve_is_silent_not_absent(self):
         decision, _ = decide(seen(peers=[peer("web-02", resolution="failed")]))
+        self.assertEqual(decision.action, agent.WAIT)
+
+    def test_the_old_primary_whose_name_then_fails_is_still_known_by_its_last_address(self):
+        _, memory = decide(seen(now=100.0, peers=[peer("web-02", WEB02)]))
+        decision, memory = decide(seen(now=101.0, peers=[peer("web-02", resolution="failed")]), memory)
+        self.assertEqual(decision.action, agent.WAIT)
+        decision, _ = decide(seen(now=140.0, peers=[peer("web-02", resolution="failed")]), memory)
+        self.assertEqual(decision.action, agent.PROMOTE)
+
+    def test_a_silent_server_that_was_not_the_source_may_hold_acknowledged_writes_so_the_candidate_refuses(self):
+        peers = [peer("web-02", WEB02), peer("web-03", WEB03)]
+        _, memory = decide(seen(now=100.0, peers=peers))
+        decision, _ = decide(seen(now=140.0, peers=peers), memory)
+        self.assertEqual(decision.action, agent.REFUSE)
+        self.assertIn("web-03", decision.reason)
+        self.assertNotIn("web-02", decision.reason)
+        self.assertIn(agent.FORCE_PROMOTE_FLAG, decision.reason)
+        decision, _ = decide(seen(now=140.0, peers=peers, force_promote=True), memory)
+        self.assertEqual(decision.action, agent.PROMOTE)
+
+    def test_a_peer_that_no_longer_has_what_the_candidate_lacks_in_its_logs_makes_it_refuse_naming_both(self):
+        ahead = peer("web-03", WEB03, answered=True, server_uuid="uuid-3", ahead_of_us="uuid-primary:21-40", unfetchable="uuid-primary:21-40")
+        decision, _ = decide(seen(peers=[ahead]))
+        self.assertEqual(decision.action, agent.REFUSE)
+        self.assertIn("web-03", decision.reason)
+        self.assertIn("uuid-primary:21-40", decision.reason)
+        self.assertIn(agent.FORCE_PROMOTE_FLAG, decision.reason)
+
+    def test_a_candidate_catches_up_from_a_peer_that_still_has_what_it_lacks_before_refusing(self):
+        purged = peer("web-02", WEB02, answered=True, server_uuid="uuid-2", ahead_of_us="uuid-primary:21-40", unfetchable="uuid-primary:21-40")
+        logged = peer("web-03", WEB03, answered=True, server_uuid="uuid-3", ahead_of_us="uuid-primary:21-40")
+        decision, _ = decide(seen(peers=[purged, logged]))
+        self.assertEqual((decision.action, decision.target), (agent.CATCH_UP, WEB03))
+
+    def test_the_candidate_stops_acknowledging_an_old_primary_that_stays_writable(self):
+        old = peer("web-02", WEB02, answered=True, writable=True)
+        decision, memory = decide(seen(now=100.0, peers=[old]))
+        self.assertEqual(decision.action, agent.WAIT)
+        decision, _ = decide(seen(now=105.0, peers=[old]), memory)
+        self.assertEqual(decision.action, agent.STOP_RECEIVING)
+        decision, _ = decide(seen(now=105.0, peers=[old], local=dataclasses.replace(READ_ONLY_REPLICA, receiver="OFF")), memory)
         self.assertEqual(decision.action, agent.WAIT)
 
     def test_a_slot_the_resolver_says_does_not_exist_is_empty(self):
@@ -138,10 +197,15 @@ class Following(unittest.TestCase):
         decision, _ = decide(seen(local=local, missing_purged="uuid-primary:1-20", **self.REPLICA_OF_WEB02))
         self.assertEqual(decision.action, agent.REBUILD)
 
-    def test_a_replica_connected_to_another_source_reconnects_by_name(self):
+    def test_a_replica_connected_to_another_source_reconnects(self):
         local = dataclasses.replace(READ_ONLY_REPLICA, source_uuid="uuid-old")
         decision, _ = decide(seen(local=local, **self.REPLICA_OF_WEB02))
         self.assertEqual(decision.action, agent.RECONNECT)
+
+    def test_a_replica_follows_the_address_the_agent_resolved_not_mysqls_cached_name(self):
+        local = dataclasses.replace(READ_ONLY_REPLICA, source_host="mysql-primary.internal.example.com")
+        decision, _ = decide(seen(local=local, **self.REPLICA_OF_WEB02))
+        self.assertEqual((decision.action, decision.target), (agent.RECONNECT, WEB02))
 
     def test_only_the_primary_runs_the_heartbeat(self):
         decision, _ = decide(seen(local=dataclasses.replace(READ_ONLY_REPLICA, scheduler_on=True), **self.REPLICA_OF_WEB02))
