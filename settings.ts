@@ -359,7 +359,7 @@ export const SETTINGS = {
     default: "web-01",
     description:
       "the web server whose MySQL is the primary. Changing it promotes another: `cdktf deploy` moves the " +
-      "`mysql-primary.internal` record, and each server's database agent converges (see the README's promotion runbook)",
+      "`mysql-primary.internal` record, and each server's database agent converges (see the promotion runbook in docs/database.md)",
   }),
   semiSyncTimeoutMs: declare({
     variable: "FOOBAR_DB_SEMI_SYNC_TIMEOUT",

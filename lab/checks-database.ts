@@ -77,6 +77,55 @@ function writer(lab: Lab, label: string) {
   };
 }
 
+type Writes = Awaited<ReturnType<ReturnType<typeof writer>["stop"]>>;
+type Sampled = Awaited<ReturnType<ReturnType<typeof sampleWritable>["stop"]>>;
+
+/** The acknowledged (201) ids of a writer that `server` lacks. */
+function missingOn(lab: Lab, server: string, writes: Writes): number[] {
+  const acknowledged = writes.filter((x) => x.code === "201" && x.id !== undefined).map((x) => x.id!);
+  const present = new Set(ids(lab, server, acknowledged));
+  return acknowledged.filter((id) => !present.has(id));
+}
+
+/** Every writer check's figures, in one form: sent, acknowledged, refused; acknowledged ids missing; two writable. */
+function writeFigures(writes: Writes, missing: readonly number[], sampled: Sampled): string {
+  const refused = writes.filter((x) => x.code !== "201");
+  const codes = [...new Set(refused.map((x) => x.code))].join("/") || "none";
+  return (
+    `writes ${writes.length} sent, ${writes.length - refused.length} acknowledged, ${refused.length} refused (${codes}); ` +
+    `${missing.length} acknowledged ids missing; ${sampled.overlaps.length} of ${sampled.samples} samples with two writable servers`
+  );
+}
+
+/** The longest time between two acknowledged writes sent after `from` (ms since the epoch). */
+function writePause(writes: Writes, from: number): number {
+  const acknowledged = writes.filter((x) => x.code === "201").map((x) => x.at);
+  let longest = 0;
+  for (let i = 1; i < acknowledged.length; i++) if (acknowledged[i]! > from) longest = Math.max(longest, acknowledged[i]! - acknowledged[i - 1]!);
+  return longest;
+}
+
+/** The one writable web server. */
+function currentPrimary(lab: Lab): string {
+  const states = readOnly(lab);
+  const writers = Object.keys(states).filter((name) => states[name] === "0");
+  if (writers.length !== 1) throw new Error(`expected one writable server: ${JSON.stringify(states)}`);
+  return writers[0]!;
+}
+
+/** The agent's journal lines on `server` in the last `minutes`, without the prefix. */
+function agentLines(lab: Lab, server: string, minutes = 5): string[] {
+  return lab
+    .execIn(server, ["journalctl", "--no-pager", "-o", "cat", "-u", "foobar-db-agent.service", "--since", `-${minutes}min`], 10_000)
+    .stdout.split("\n")
+    .map((line) => line.replace(/^foobar-db-agent: /, ""));
+}
+
+/** A web server's internal name, as the agents resolve it. */
+function internalName(lab: Lab, server: string): string {
+  return `${server}.internal.${lab.stack.records[0]!.domain}`;
+}
+
 const ids = (lab: Lab, server: string, acknowledged: number[]): number[] => {
   if (acknowledged.length === 0) return [];
   const found = sql(lab, server, `SELECT id FROM foobar.messages WHERE id IN (${acknowledged.join(",")})`);
@@ -180,20 +229,15 @@ const checks: Check[] = [
       if (report!.replaced.length > 0 || report!.created.length > 0 || report!.deleted.length > 0) {
         throw new Error(`the promotion replaced, created or deleted droplets: ${report!.lines.join("; ")}`);
       }
-      const acknowledged = writes.filter((x) => x.code === "201" && x.id !== undefined).map((x) => x.id!);
       const before = writes.filter((x) => x.at < offAt && x.code === "201").length;
       const after = writes.filter((x) => x.at > offAt + promotedAfter && x.code === "201");
       if (after.length === 0) throw new Error(`no write was accepted after web-02's promotion (${writes.length} tried)`);
-      const present = new Set(ids(lab, "web-02", acknowledged));
-      const lost = acknowledged.filter((id) => !present.has(id));
+      const lost = missingOn(lab, "web-02", writes);
       if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on web-02: ids ${lost.slice(0, 10).join(", ")}`);
       const firstAfter = Math.min(...after.map((x) => x.at));
-      const refused = writes.filter((x) => x.at > offAt && x.at < firstAfter && x.code !== "201");
-      const codes = [...new Set(refused.map((x) => x.code))].join("/");
       return (
         `${changed.join(", ")}; web-02 writable ${(promotedAfter / 1000).toFixed(1)} s after web-01 went off; no writes for ` +
-        `${((firstAfter - offAt) / 1000).toFixed(1)} s (${refused.length} refused, ${codes || "none"}); ${acknowledged.length} writes acknowledged ` +
-        `(${before} before the poweroff), 0 lost; ${samples} samples of every server's super_read_only, never two writable`
+        `${((firstAfter - offAt) / 1000).toFixed(1)} s; ${writeFigures(writes, lost, { samples, overlaps })} (${before} acknowledged before the poweroff)`
       );
     },
   },
@@ -237,14 +281,17 @@ const checks: Check[] = [
     },
   },
   {
-    name: "promotion with the primary cut off (partitioned, not crashed): the cut-off primary fences itself, web-03 is promoted only after that, and at no sample are two servers writable",
+    name: "promotion with the primary cut off (partitioned, not crashed) and its name failing to resolve (no answer, not 'no such name'): the cut-off primary fences itself, web-03 still waits the whole 40 s for it and is promoted only after that; under a writer, 0 acknowledged writes missing and at no sample are two servers writable",
     async run(lab) {
+      const w = writer(lab, "partition");
       const sampler = sampleWritable(lab);
       let fencedAfter = 0;
       let promotedAfter = 0;
+      let writes: Writes = [];
       const cutAt = Date.now();
       try {
         await lab.fault("web-02", "partition");
+        lab.failNames([internalName(lab, "web-02")]);
         await promote(lab, "web-03");
         await waitFor("web-02 fenced", 60_000, () => (readOnly(lab)["web-02"] === "1" ? true : undefined));
         fencedAfter = Date.now() - cutAt;
@@ -252,21 +299,27 @@ const checks: Check[] = [
         promotedAfter = Date.now() - cutAt;
         await sleep(2000);
       } finally {
+        lab.failNames([]);
         await lab.fault("web-02", "heal");
+        writes = await w.stop();
       }
       await waitFor("web-02 replicating from web-03", 90_000, () => {
         const state = replicaStatus(lab, "web-02");
         return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
       });
-      const { samples, overlaps } = await sampler.stop();
-      if (overlaps.length > 0) throw new Error(`two writable primaries: ${overlaps.slice(0, 3).join(", ")}`);
+      const sampled = await sampler.stop();
+      if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
+      const waited = agentLines(lab, "web-03").find((line) => /not answering: .*web-02/.test(line));
+      if (!waited) throw new Error("web-03's agent never waited for web-02 (its name failing must count as silent, not as an empty slot)");
+      const lost = missingOn(lab, "web-03", writes);
+      if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on web-03: ids ${lost.slice(0, 10).join(", ")}`);
       const count = sql(lab, "web-03", "SELECT COUNT(*) FROM foobar.messages");
       await waitFor("equal row counts", 60_000, () =>
         webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
       );
       return (
-        `web-02 read-only ${(fencedAfter / 1000).toFixed(1)} s after the cut (it could not resolve its record), web-03 writable ` +
-        `${(promotedAfter / 1000).toFixed(1)} s after; ${samples} samples, never two writable; healed, web-02 replicates from web-03, ${count} rows everywhere`
+        `web-02 read-only ${(fencedAfter / 1000).toFixed(1)} s after the cut (it could not resolve its record, and no replica acknowledged), web-03 writable ` +
+        `${(promotedAfter / 1000).toFixed(1)} s after ("${waited.trim()}"); ${writeFigures(writes, lost, sampled)}; healed, web-02 replicates from web-03, ${count} rows everywhere`
       );
     },
   },
@@ -327,6 +380,112 @@ const checks: Check[] = [
       return (
         `${primary}'s agent (host PID ${agent}) SIGSTOPped and ${primary} cut off: the watchdog killed and restarted the agent, ` +
         `and ${primary} was read-only ${(fenced.ms / 1000).toFixed(1)} s after the cut; healed, writable again after ${(back.ms / 1000).toFixed(1)} s; ${count} rows everywhere`
+      );
+    },
+  },
+  {
+    name: "planned switchover: both servers healthy, FOOBAR_DB_PRIMARY names a replica under a writer, with every droplet's DNS cached for the records' TTL; 0 acknowledged writes missing, never two writable, the write pause measured (goal ≤ 5 s: the agents ask DNS past the cache, the app writes where its agent says)",
+    async run(lab) {
+      const from = currentPrimary(lab);
+      const to = webs(lab).find((name) => name !== from)!;
+      const w = writer(lab, "switchover");
+      const sampler = sampleWritable(lab);
+      let writes: Writes = [];
+      let sampled: Sampled = { samples: 0, overlaps: [] };
+      let appliedAt = 0;
+      let promoted = { ms: 0 };
+      try {
+        await sleep(3000);
+        appliedAt = Date.now();
+        await promote(lab, to);
+        promoted = await waitFor(`${to} writable`, 120_000, () => (readOnly(lab)[to] === "0" ? true : undefined));
+        await sleep(5000);
+      } finally {
+        writes = await w.stop();
+        sampled = await sampler.stop();
+      }
+      if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
+      const lost = missingOn(lab, to, writes);
+      if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on ${to}: ids ${lost.slice(0, 10).join(", ")}`);
+      if (!writes.some((x) => x.at > appliedAt + promoted.ms && x.code === "201")) throw new Error(`no write acknowledged after ${to}'s promotion`);
+      const pause = writePause(writes, appliedAt);
+      const acknowledging = await waitFor(`${to} acknowledged semi-synchronously`, 60_000, () =>
+        sql(lab, to, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_status'").endsWith("ON") ? true : undefined,
+      );
+      await waitFor(`${from} replicating from ${to}`, 90_000, () => {
+        const state = replicaStatus(lab, from);
+        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
+      });
+      const cached = lab.execIn(to, ["resolvectl", "statistics"], 10_000).stdout.match(/Current Cache Size:\s*(\d+)/)?.[1] ?? "?";
+      return (
+        `${from} → ${to}: ${to} writable ${(promoted.ms / 1000).toFixed(1)} s after the apply began; longest pause between acknowledged writes ` +
+        `${(pause / 1000).toFixed(1)} s (goal ≤ 5 s: ${pause <= 5000 ? "met" : "NOT met"}); ${writeFigures(writes, lost, sampled)}; ` +
+        `semi-sync acknowledging on ${to} ${(acknowledging.ms / 1000).toFixed(1)} s after its promotion was seen; ${from} replicates from ${to}; ` +
+        `systemd-resolved cache on ${to}: ${cached} entries`
+      );
+    },
+  },
+  {
+    name: "a stale candidate named: a replica that was off while every other server purged its binary logs is named primary; it refuses with one line naming what it lacks and writes nothing (writes are refused meanwhile); named back, the primary takes writes again and the stale server rebuilds itself with CLONE, rows and checksums equal",
+    async run(lab) {
+      const primary = currentPrimary(lab);
+      const stale = webs(lab).find((name) => name !== primary)!;
+      const url = `${siteUrl(lab)}api/messages`;
+      writeMessages(lab, url, 5, "before the stale candidate");
+      const own = sql(lab, stale, "SELECT @@GLOBAL.server_uuid");
+      await lab.fault(stale, "stop", "mysql");
+      const meanwhile = writeMessages(lab, url, 10, `while ${stale} is off`);
+      for (const server of webs(lab).filter((name) => name !== stale)) {
+        sql(lab, server, "FLUSH BINARY LOGS");
+        const current = sql(lab, server, "SHOW BINARY LOGS").split("\n").filter(Boolean).pop()!.split("\t")[0]!;
+        sql(lab, server, `PURGE BINARY LOGS TO '${current}'`);
+      }
+      const w = writer(lab, "stale candidate");
+      const sampler = sampleWritable(lab);
+      let writes: Writes = [];
+      let sampled: Sampled = { samples: 0, overlaps: [] };
+      let refusal: { value: string; ms: number } | undefined;
+      let before = "";
+      let after = "";
+      let namedAt = 0;
+      let backAt = 0;
+      try {
+        namedAt = Date.now();
+        await promote(lab, stale);
+        await lab.fault(stale, "start", "mysql");
+        refusal = await waitFor(`${stale}'s agent refusing the promotion`, 120_000, () => agentLines(lab, stale, 3).find((line) => /^named primary, but (lacks|its replication stopped)/.test(line)));
+        const state = () => sql(lab, stale, "SELECT CONCAT_WS(' ', @@GLOBAL.super_read_only, REPLACE(@@GLOBAL.gtid_executed, '\\n', ''))");
+        before = state();
+        await sleep(3000);
+        after = state();
+        backAt = Date.now();
+        await promote(lab, primary);
+        await waitFor(`${primary} writable again`, 120_000, () => (readOnly(lab)[primary] === "0" ? true : undefined));
+        await sleep(3000);
+      } finally {
+        writes = await w.stop();
+        sampled = await sampler.stop();
+      }
+      if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
+      // Read-only, nothing applied or written while it refused, and no transaction of its own ever.
+      if (after !== before || !after.startsWith("1 ") || after.includes(own)) {
+        throw new Error(`${stale} changed while it refused: super_read_only and gtid_executed "${before}", 3 s later "${after}" (its server_uuid ${own})`);
+      }
+      const whileStale = writes.filter((x) => x.at > namedAt + 2000 && x.at < backAt);
+      if (whileStale.some((x) => x.code === "201")) throw new Error(`a write was acknowledged while ${stale} was named and refused: ${JSON.stringify(whileStale.find((x) => x.code === "201"))}`);
+      const lost = missingOn(lab, primary, writes);
+      if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on ${primary}: ids ${lost.slice(0, 10).join(", ")}`);
+      const rebuilt = await waitFor(`${stale} rebuilding itself with CLONE`, 180_000, () => agentLines(lab, stale).find((line) => /^rebuilt from .* with CLONE/.test(line)));
+      await waitFor(`${stale} replicating again`, 180_000, () => {
+        const status = replicaStatus(lab, stale);
+        return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
+      });
+      const expected = contents(lab, primary);
+      await waitFor("equal rows and checksums on every server", 60_000, () => (webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined));
+      return (
+        `${stale} off for ${meanwhile} acknowledged writes, every other server purged its logs; named, ${stale} refused ${(refusal!.ms / 1000).toFixed(1)} s after its MySQL started: ` +
+        `"${refusal!.value.trim()}"; it stayed read-only with gtid_executed unchanged; ${whileStale.length} writes while it was named, none acknowledged; ` +
+        `${writeFigures(writes, lost, sampled)}; named back, ${primary} took writes, "${rebuilt.value.trim()}", rows (count, checksum) ${expected} everywhere`
       );
     },
   },

@@ -1040,8 +1040,12 @@ export const checks: Check[] = [
       const primaryName = `mysql-primary.internal.${lab.stack.records[0]!.domain}`;
       const resolved = lab.execIn(replicas[0]?.name ?? primary.name, ["getent", "ahostsv4", primaryName]).stdout.split(/\s+/)[0];
       if (resolved !== primary.privateIpv4) throw new Error(`${primaryName} resolves to ${resolved} inside the droplets, not ${primary.privateIpv4}`);
-      const sourceHosts = replicas.map((r) => `${r.name} → ${replicaStatus(lab, r.name).Source_Host}`);
-      if (replicas.some((r) => replicaStatus(lab, r.name).Source_Host !== primaryName)) throw new Error(`replicas replicate from ${sourceHosts.join(", ")}, not ${primaryName}`);
+      // By the address the database agent resolved past DNS caches (the record's, right now).
+      const sources = () => replicas.map((r) => `${r.name} → ${replicaStatus(lab, r.name).Source_Host}`);
+      await waitFor(`replicas replicating from ${resolved}`, 30_000, () => (replicas.every((r) => replicaStatus(lab, r.name).Source_Host === resolved) ? true : undefined)).catch(() => {
+        throw new Error(`replicas replicate from ${sources().join(", ")}, not ${primaryName} (${resolved})`);
+      });
+      const sourceHosts = sources();
       const mounts = webs.map((w) => {
         const [source, fstype] = lab.execIn(w.name, ["findmnt", "-n", "-o", "SOURCE,FSTYPE", "/var/lib/mysql"]).stdout.trim().split(/\s+/);
         if (!source?.includes(`scsi-0DO_Volume_${w.name}-mysql`) && !source?.startsWith("/dev/loop")) {

@@ -22,7 +22,7 @@ import { createAdminKey, sshFromClient } from "./ssh";
 import { loadSettings } from "../settings";
 import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../rollout";
 import { renderFirewall } from "./firewall";
-import { startDns, stopDns } from "./dns";
+import { failNames, startDns, stopDns } from "./dns";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./metadata";
 import { createVolume, teardownVolumes } from "./volumes";
 import {
@@ -111,6 +111,8 @@ export interface Lab {
   ssh(name: string, script: string, input?: string): CommandResult;
   /** Injects a fault into one droplet (see faults.ts), logged with a timestamp; returns what happened. */
   fault(droplet: string, kind: FaultKind, unitOrDelay?: string | number): Promise<string>;
+  /** From now on the lab's DNS gives no answer for these names (fully qualified); `[]` heals. */
+  failNames(names: readonly string[]): void;
   /** Which droplet holds each reserved IP now (the API emulator moves them). */
   reservedIpHolder(ip: string): string | undefined;
   /** The API emulator's request log (host path). */
@@ -344,6 +346,7 @@ function attach(state: LabState): Lab {
     },
     powerOn: (name) => powerOnDroplet(state, name),
     reservedIpHolder: (ip) => reservedIpHolders()[ip],
+    failNames: (names) => failNames(state, names),
     apiLog: () => apiLogFile(state),
     fault: (droplet, kind, unitOrDelay) =>
       injectFault(

@@ -36,6 +36,8 @@ export const BASE_PACKAGES: readonly string[] = [
   "e2fsprogs",
   "netbase",
   "sudo",
+  // A caching stub resolver, as on DigitalOcean's Ubuntu images: answers are kept for their TTL.
+  "systemd-resolved",
 ];
 
 /**
@@ -64,8 +66,10 @@ export function labBaseFiles(): Record<string, string> {
     "etc/default/locale": "LANG=C.UTF-8\n",
     "etc/hostname": "localhost\n",
     "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
-    // DigitalOcean's resolvers answer for the stack's zone; in the lab, dns.ts does.
-    "etc/resolv.conf": `# foobar lab: DigitalOcean's resolver, emulated (lab/dns.ts)\nnameserver ${DNS_ADDRESS}\n`,
+    // DigitalOcean's resolvers answer for the stack's zone; in the lab, dns.ts does. As on an Ubuntu
+    // droplet, programs ask systemd-resolved's stub, which caches each answer for its TTL.
+    "etc/systemd/resolved.conf.d/90-foobar-lab.conf": `[Resolve]\nDNS=${DNS_ADDRESS}\nDNSSEC=no\nLLMNR=no\nMulticastDNS=no\n`,
+    "etc/resolv.conf": "# foobar lab: systemd-resolved's stub, as on an Ubuntu droplet\nnameserver 127.0.0.53\noptions edns0 trust-ad\n",
   };
 }
 

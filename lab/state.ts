@@ -69,7 +69,7 @@ export interface LabState {
   /** Private key of the lab's admin (ssh.ts), installed for root on every droplet. */
   adminKey?: string;
   /** The lab's DNS (dnsmasq): its directory (hosts file, log) and its PID once started. */
-  dns?: { pid?: number; dir: string };
+  dns?: { pid?: number; dir: string; /** Names a fault makes fail to resolve (dns.ts failNames). */ failing?: string[] };
   /** Loop devices backing the stack's volumes, by volume name; they outlive replaced droplets. */
   volumes?: Record<string, VolumeState>;
   /** The DigitalOcean API emulator: its directory (config, request log) and its PID once started. */
