@@ -10,14 +10,12 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { processName, stopProcess } from "./processes";
-import { APT_PROXY_PORT, UPLINK_ADDRESS, cacheDir, stateDir } from "./settings";
+import { APT_PROXY_PORT, UPLINK_ADDRESS, cacheDir, debianMirror, stateDir } from "./settings";
 import { log, run, sleep, tail, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 
 const SYSTEM_CONF = "/etc/apt-cacher-ng";
 const USER = "apt-cacher-ng";
-/** The only mirror that resolves from this host (the stock backend list does not). */
-const DEBIAN_BACKEND = "http://deb.debian.org/debian/\n";
 
 /** Starts apt-cacher-ng bound to the uplink address; records its PID in the state. */
 export async function startAptProxy(state: LabState): Promise<void> {
@@ -34,7 +32,8 @@ export async function startAptProxy(state: LabState): Promise<void> {
     const source = path.join(SYSTEM_CONF, entry);
     if (fs.statSync(source).isFile()) fs.copyFileSync(source, path.join(conf, entry));
   }
-  fs.writeFileSync(path.join(conf, "backends_debian"), DEBIAN_BACKEND);
+  // The host's own mirror (settings.ts): apt-cacher-ng's stock backend list names mirrors this host may not reach.
+  fs.writeFileSync(path.join(conf, "backends_debian"), `${debianMirror()}/\n`);
   run("chown", ["-R", `${USER}:${USER}`, dir, cache]);
 
   const out = fs.openSync(path.join(logs, "stdout.log"), "a");

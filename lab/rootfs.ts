@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { removeTree, mountsUnder, unmountAll } from "./mounts";
-import { APT_PROXY_PORT, DEBIAN_MIRROR, DEBIAN_SUITE, DNS_ADDRESS, UPLINK_ADDRESS, cacheDir } from "./settings";
+import { APT_PROXY_PORT, DEBIAN_SUITE, DNS_ADDRESS, UPLINK_ADDRESS, cacheDir, debianMirror } from "./settings";
 import { log, run } from "./shell";
 
 /**
@@ -51,7 +51,7 @@ export function labBaseFiles(): Record<string, string> {
   return {
     // The sid mirror's Release file is often past its Valid-Until date.
     "etc/apt/apt.conf.d/90foobar-lab-valid-until": 'Acquire::Check-Valid-Until "false";\n',
-    "etc/apt/sources.list": `deb ${DEBIAN_MIRROR} ${DEBIAN_SUITE} main\n`,
+    "etc/apt/sources.list": `deb ${debianMirror()} ${DEBIAN_SUITE} main\n`,
     // Droplets have no route off the lab: packages come through the lab's apt-cacher-ng.
     "etc/apt/apt.conf.d/91foobar-lab-proxy": `Acquire::http::Proxy "http://${UPLINK_ADDRESS}:${APT_PROXY_PORT}";\n`,
     "etc/cloud/cloud.cfg.d/90-lab.cfg": [
@@ -78,7 +78,7 @@ export function baseKey(): string {
   const recipe = JSON.stringify({
     recipe: 2,
     suite: DEBIAN_SUITE,
-    mirror: DEBIAN_MIRROR,
+    mirror: debianMirror(),
     packages: BASE_PACKAGES,
     files: labBaseFiles(),
   });
@@ -134,7 +134,7 @@ function removeStaleBuilds(root: string): void {
 function buildBase(dir: string): void {
   run(
     "debootstrap",
-    ["--variant=minbase", DEBIAN_SUITE, dir, DEBIAN_MIRROR],
+    ["--variant=minbase", DEBIAN_SUITE, dir, debianMirror()],
     { env: { DEBIAN_FRONTEND: "noninteractive" } },
   );
   log("base rootfs: debootstrap done");

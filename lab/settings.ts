@@ -15,6 +15,7 @@
  * - link-local: the metadata service at 169.254.169.254 (namespace `lab-meta`),
  *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { MAX_LOAD_BALANCERS, MAX_WEB_SERVERS } from "../settings";
 
@@ -69,7 +70,56 @@ export const GUARD_ROUTE_METRIC = 4242;
 export const FIREWALL_TABLE = "do_cloud_firewall";
 
 export const DEBIAN_SUITE = "sid";
-export const DEBIAN_MIRROR = "http://deb.debian.org/debian";
+
+/** Where the host's apt sources live: one-line `.list` files and deb822 `.sources` files. */
+const APT_SOURCES = ["/etc/apt/sources.list", "/etc/apt/sources.list.d"];
+
+/**
+ * The Debian mirror in apt sources (one-line or deb822): the first `deb`
+ * source that is Debian's archive itself, not its security archive; a user
+ * behind a local mirror gets the lab from it too. Undefined when there is none.
+ */
+export function mirrorFromAptSources(files: readonly { name: string; text: string }[]): string | undefined {
+  const uris: string[] = [];
+  for (const file of files) {
+    if (file.name.endsWith(".sources")) {
+      for (const stanza of file.text.split(/\n\s*\n/)) {
+        const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, "mi").exec(stanza)?.[1]?.trim();
+        if (field("Enabled") === "no" || !field("Types")?.split(/\s+/).includes("deb")) continue;
+        uris.push(...(field("URIs") ?? "").split(/\s+/).filter(Boolean));
+      }
+    } else if (file.name.endsWith(".list") || file.name === "sources.list") {
+      for (const line of file.text.split("\n")) {
+        const uri = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)/.exec(line.trim())?.[1];
+        if (uri) uris.push(uri);
+      }
+    }
+  }
+  return uris.map((uri) => uri.replace(/\/+$/, "")).find((uri) => /\/debian$/.test(uri));
+}
+
+/**
+ * The mirror the lab's base and its droplets install from: `FOOBAR_LAB_DEBIAN_MIRROR`,
+ * else the host's own apt sources.
+ *
+ * @throws Error in one line when neither names one.
+ */
+export function debianMirror(): string {
+  const chosen = process.env.FOOBAR_LAB_DEBIAN_MIRROR?.trim();
+  if (chosen) return chosen.replace(/\/+$/, "");
+  const files: { name: string; text: string }[] = [];
+  for (const source of APT_SOURCES) {
+    if (!fs.existsSync(source)) continue;
+    if (fs.statSync(source).isDirectory()) {
+      for (const name of fs.readdirSync(source).sort()) files.push({ name, text: fs.readFileSync(path.join(source, name), "utf8") });
+    } else {
+      files.push({ name: path.basename(source), text: fs.readFileSync(source, "utf8") });
+    }
+  }
+  const mirror = mirrorFromAptSources(files);
+  if (!mirror) throw new Error(`the lab needs a Debian mirror: none found in ${APT_SOURCES.join(", ")}; set FOOBAR_LAB_DEBIAN_MIRROR (for example http://deb.debian.org/debian)`);
+  return mirror;
+}
 
 /** Directory of the lab's persistent cache (base rootfs, apt-cacher-ng packages). */
 export function cacheDir(): string {
