@@ -100,8 +100,9 @@ describe("haproxy -c", () => {
   });
 
   test("checks the TLS configuration too, and a pair's ACME routing", () => {
-    expect(configs.filter((u) => /bind :443 ssl crt/.test(u.text))).toHaveLength(4);
-    expect(configs.filter((u) => /frontend acme_from_peer/.test(u.text))).toHaveLength(2);
+    const haproxyConfig = (u: { text: string }) => parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
+    expect(configs.filter((u) => /bind :443 ssl crt/.test(haproxyConfig(u)))).toHaveLength(4);
+    expect(configs.filter((u) => /frontend acme_from_peer/.test(haproxyConfig(u)))).toHaveLength(2);
   });
 
   test("refuses the configuration when boot did not provide the stats address and password", () => {
