@@ -1,4 +1,4 @@
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import * as YAML from "yaml";
 
 /** DigitalOcean rejects user-data larger than this many bytes. */
@@ -88,6 +88,16 @@ function packed(file: WriteFile): WriteFile {
   const gz = gzipped(file);
   const plainBytes = Buffer.byteLength(file.content) + 6 * file.content.split("\n").length;
   return Buffer.byteLength(gz.content) < plainBytes ? gz : file;
+}
+
+/**
+ * User-data as a reader searches it: the document, followed by the text of
+ * every file it carries packed (`gz+b64`), as cloud-init writes them.
+ */
+export function userDataText(userData: string): string {
+  const files = ((YAML.parse(userData) as { write_files?: { content: string; encoding?: string }[] } | null)?.write_files ?? []);
+  const packedFiles = files.filter((file) => file.encoding === "gz+b64").map((file) => gunzipSync(Buffer.from(file.content, "base64")).toString("utf8"));
+  return [userData, ...packedFiles].join("\n");
 }
 
 export function renderCloudConfig(config: CloudConfig): string {

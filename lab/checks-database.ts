@@ -276,7 +276,7 @@ const checks: Check[] = [
       await waitFor("equal row counts", 60_000, () =>
         webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
       );
-      const joined = lab.execIn("web-01", ["journalctl", "-u", "foobar-db-agent", "-o", "cat", "--no-pager"]).stdout.split("\n").filter((l) => /joined|diverged/.test(l)).pop();
+      const joined = lab.execIn("web-01", ["journalctl", "-u", "foobar-db-agent", "-o", "cat", "--no-pager"]).stdout.split("\n").filter((l) => /joining the primary|diverged/.test(l)).pop();
       return `web-01 super_read_only=1 from its first query on, root's INSERT refused (${write.stderr.trim().split("\n").pop()?.slice(0, 90)}); "${joined?.trim()}"; ${count} rows on ${webs(lab).join(", ")}`;
     },
   },

@@ -4,6 +4,7 @@
  * each starts from where the one before left the pair.
  */
 import * as fs from "node:fs";
+import { userDataText } from "../cloud-init/cloud-config";
 import { FAILOVER_PATHS } from "../cloud-init/keepalived";
 import { Check, backgroundClient, checks, siteUrl, waitFor } from "./checks";
 import type { Lab } from "./lab";
@@ -385,7 +386,7 @@ export const pairChecks: Check[] = [
       const apiLog = lab.apiLog();
       if (apiLog && fs.readFileSync(apiLog, "utf8").includes(token)) leaks.push("the API's request log");
       const webs = lab.stack.droplets.filter((d) => d.name.startsWith("web-"));
-      for (const web of webs) if (web.userData.includes(token)) leaks.push(`${web.name}'s user-data`);
+      for (const web of webs) if (userDataText(web.userData).includes(token)) leaks.push(`${web.name}'s user-data`);
       if (leaks.length > 0) throw new Error(`the token leaked: ${leaks.join(", ")}`);
       return `${backup.name}: 1 attempt, refused (401), not retried, exit 1; the token is 0600 root on both load balancers and in none of their journals, cloud-init logs or the API's log`;
     },

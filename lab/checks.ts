@@ -11,6 +11,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { userDataText } from "../cloud-init/cloud-config";
 import { SAMPLE_APP_DIR } from "../constructs/app-files";
 import { LAB_CGROUP } from "./cgroups";
 import type { Lab } from "./lab";
@@ -36,7 +37,7 @@ export function roles(lab: Lab): { lb: LabDroplet; webs: LabDroplet[]; primary: 
 
 /** True when the stack's load balancer terminates HTTPS (FOOBAR_HTTPS, on by default). */
 export function httpsOn(lab: Lab): boolean {
-  return /bind :443 ssl/.test(roles(lab).lb.userData);
+  return /bind :443 ssl/.test(userDataText(roles(lab).lb.userData));
 }
 
 /** The site's host name: `www.<domain>` if the stack has a www record, else the first A record's name. */
