@@ -3,7 +3,7 @@
  * plan` would decide it: from two syntheses (before and after) and the
  * provider's own rules for which arguments force a resource to be replaced.
  *
- * The README's table of changes, the tests that keep it true, and the lab's
+ * The table of changes (docs/day-two.md), the tests that keep it true, and the lab's
  * `apply` all use this one planner.
  */
 import { FORCE_NEW_ARGUMENTS, OPTIONAL_COMPUTED_ARGUMENTS } from "./force-new";
@@ -178,7 +178,7 @@ function configOf(stack: StackJson, change: ResourceChange): Record<string, unkn
   return stack.resource?.[change.type]?.[change.address.slice(change.type.length + 1)] ?? {};
 }
 
-/** Summarizes `planChanges(before, after)` for the README and for `lab apply`. */
+/** Summarizes `planChanges(before, after)` for docs/day-two.md and for `lab apply`. */
 export function summarizeChanges(before: StackJson, after: StackJson, changes = planChanges(before, after)): ChangeSummary {
   // "monitor alert" six times reads better as "6 monitor alerts".
   const named = (action: ChangeAction) => {
@@ -227,7 +227,7 @@ export function summarizeChanges(before: StackJson, after: StackJson, changes = 
 /** What the table says of a setting that only the user-data carries. */
 const USER_DATA_ONLY = "user-data only: new droplets get it; an existing one only when you replace it (`-replace`, see the runbook)";
 
-/** One row of the README's table: a setting changed from its default. */
+/** One row of the table of changes: a setting changed from its default. */
 export interface SampleChange {
   /** The settings deployed before the change. @default - the defaults */
   readonly from?: Readonly<Record<string, string>>;
@@ -238,7 +238,7 @@ export interface SampleChange {
 }
 
 /**
- * Every stack setting changed once from its default, as the README's table
+ * Every stack setting changed once from its default, as the table of changes
  * shows it, and the removals that start from a bigger stack.
  * `FOOBAR_APP_DIR` points at the test fixture of an operator's own application.
  */
@@ -285,7 +285,7 @@ export function synthesisVariables(variables: Readonly<Record<string, string>>):
   return Number(variables.FOOBAR_LOAD_BALANCERS ?? 1) > 1 ? { FOOBAR_FAILOVER_TOKEN: SYNTHESIS_ONLY_TOKEN, ...variables } : { ...variables };
 }
 
-/** The README's table of changes, from two syntheses per row: the settings before (the defaults, or the row's `from`) and after. */
+/** The table of changes (docs/day-two.md), from two syntheses per row: the settings before (the defaults, or the row's `from`) and after. */
 export function changesTable(synth: (variables: Readonly<Record<string, string>>) => StackJson): string {
   const defaults = synth({});
   const cell = (items: readonly string[]) => (items.length > 0 ? items.join(", ") : "—");
@@ -307,7 +307,7 @@ export function changesTable(synth: (variables: Readonly<Record<string, string>>
   ].join("\n");
 }
 
-// `npm run -s changes`: print the table for the README.
+// `npm run -s changes`: print the table for docs/day-two.md.
 if (require.main === module) {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { synthesizeStack } = require("./lab/synth") as typeof import("./lab/synth");

@@ -432,7 +432,7 @@ export const SETTINGS = {
     valueType: optional(text("a folder of application files", /^.+$/)),
     default: undefined,
     defaultText: "`app/` (the sample)",
-    description: "the application's files, installed under `/srv/foobar/app` (see [Your own application](#your-own-application))",
+    description: "the application's files, installed under `/srv/foobar/app` (see [Your own application](docs/monitoring-and-hardening.md#your-own-application))",
   }),
   appCommand: declare({
     variable: "FOOBAR_APP_COMMAND",
@@ -536,7 +536,7 @@ export const SETTINGS = {
     defaultText: "none: one stack, `foobar`",
     description:
       "one stack per environment, `<project>-<name>`, each with the settings of `<name>.env` and nothing else " +
-      "(see [Environments and state](#environments-and-state)); shell only",
+      "(see [Environments and state](docs/environments-and-state.md)); shell only",
     scope: "app",
   }),
   environmentsDir: declare({
@@ -570,7 +570,7 @@ export const SETTINGS = {
     default: true,
     description:
       "lock the state with Terraform's S3 lock file (`use_lockfile`, conditional writes); `false` only if your " +
-      "bucket refuses them (see [Locking](#locking))",
+      "bucket refuses them (see [Locking](docs/environments-and-state.md#locking))",
   }),
 };
 

@@ -54,7 +54,7 @@ export interface ServerProps {
  * which would make every routine change (new application files, an SSH key)
  * destroy a server. They apply to droplets created from now on; replacing an
  * existing droplet with them is the operator's explicit choice
- * (`terraform apply -replace`, see the README's day-two runbook).
+ * (`terraform apply -replace`, see the runbook in docs/day-two.md).
  */
 export const IGNORED_DROPLET_CHANGES = ["user_data", "ssh_keys"] as const;
 

@@ -127,7 +127,7 @@ export function countActions(changes: readonly { readonly action: ChangeAction }
   return counts;
 }
 
-/** A row as the README's table names it: `FOOBAR_X=1`, or `FOOBAR_X=3 → FOOBAR_X=2`. */
+/** A row as the table of changes (docs/day-two.md) names it: `FOOBAR_X=1`, or `FOOBAR_X=3 → FOOBAR_X=2`. */
 export function rowLabel(sample: SampleChange): string {
   const settings = (variables: Readonly<Record<string, string>>) => Object.entries(variables).map(([name, value]) => `${name}=${value}`).join(" + ");
   return sample.from ? `${settings(sample.from)} → ${settings(sample.variables)}` : settings(sample.variables);
