@@ -73,7 +73,10 @@ export function planChanges(before: StackJson, after: StackJson, forceReplace: r
   const flatten = (stack: StackJson) =>
     new Map<string, { type: string; config: Record<string, unknown> }>(
       Object.entries(stack.resource ?? {}).flatMap(([type, byName]) =>
-        Object.entries(byName).map(([name, config]): [string, { type: string; config: Record<string, unknown> }] => [`${type}.${name}`, { type, config }]),
+        Object.entries(byName).map(([name, config]): [string, { type: string; config: Record<string, unknown> }] => [
+          `${type}.${name}`,
+          { type, config },
+        ]),
       ),
     );
   const old = flatten(before);
@@ -114,7 +117,7 @@ export function planChanges(before: StackJson, after: StackJson, forceReplace: r
   // droplet in a new region is replaced for `region` and for the new VPC's
   // `vpc_uuid`, as Terraform's replace_paths say).
   const merged = (a: readonly string[], b: readonly string[]) => [...new Set([...a, ...b])].sort();
-  for (let spreading = true; spreading; ) {
+  for (let spreading = true; spreading;) {
     spreading = false;
     for (const [address, { type, config }] of next) {
       const current = decided.get(address);
@@ -122,7 +125,9 @@ export function planChanges(before: StackJson, after: StackJson, forceReplace: r
       const ignored = ignoredChanges(config);
       const affected = Object.keys(config)
         .filter((key) => !META_ARGUMENTS.has(key) && !ignored.has(key))
-        .filter((key) => [...referencedResources(config[key])].some((ref) => ["replace", "create"].includes(decided.get(ref)?.action ?? "")));
+        .filter((key) =>
+          [...referencedResources(config[key])].some((ref) => ["replace", "create"].includes(decided.get(ref)?.action ?? "")),
+        );
       if (affected.length === 0) continue;
       const forcing = affected.filter((key) => (FORCE_NEW_ARGUMENTS[type] ?? []).includes(key));
       if (current?.action === "replace" && forcing.length === 0) continue;
@@ -196,7 +201,9 @@ export function summarizeChanges(before: StackJson, after: StackJson, changes = 
     if (change.type === "digitalocean_volume") {
       const lost = name.endsWith("-mysql") ? `the MySQL data on ${name}` : `${name} (a new certificate is requested)`;
       if (change.action === "forget") {
-        costs.push(`${name} kept: Terraform forgets it, and the volume stays in the account with its data (billed) until you delete it; before a change that declares it again, import it or delete it (runbook)`);
+        costs.push(
+          `${name} kept: Terraform forgets it, and the volume stays in the account with its data (billed) until you delete it; before a change that declares it again, import it or delete it (runbook)`,
+        );
       } else if (change.action === "replace" && protectedVolumes.includes(name)) {
         costs.push(`**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes ${lost})`);
       } else if (change.action === "replace" || change.action === "delete") {
@@ -209,7 +216,11 @@ export function summarizeChanges(before: StackJson, after: StackJson, changes = 
     } else if (change.type === "digitalocean_domain" && change.action === "replace") {
       costs.push("the DNS zone is recreated");
     } else if (change.type === "digitalocean_droplet" && change.action === "replace") {
-      costs.push(/lb-\d+$/.test(name) ? `site down while ${name} boots (address and certificate kept)` : `${name} out of rotation while it boots${/web-01$/.test(name) ? "; writes fail meanwhile" : ""}`);
+      costs.push(
+        /lb-\d+$/.test(name)
+          ? `site down while ${name} boots (address and certificate kept)`
+          : `${name} out of rotation while it boots${/web-01$/.test(name) ? "; writes fail meanwhile" : ""}`,
+      );
     }
   }
   if (changes.some((c) => c.type === "digitalocean_record" && c.action !== "create" && !/\.internal$/.test(nameOf(c)))) {
@@ -253,18 +264,37 @@ export const SAMPLE_CHANGES: readonly SampleChange[] = [
   { variables: { FOOBAR_WEB_SERVERS: "3" } },
   { variables: { FOOBAR_WEB_SERVERS: "1" } },
   { from: { FOOBAR_WEB_SERVERS: "3" }, variables: { FOOBAR_WEB_SERVERS: "2" } },
-  { variables: { FOOBAR_LOAD_BALANCERS: "2" }, note: "the address stays on lb-01; lb-02 can become master once it has its certificate, which it gets through lb-01 once lb-01 runs the pair's configuration (replace lb-01 afterwards, see the runbook)" },
-  { from: { FOOBAR_LOAD_BALANCERS: "2" }, variables: { FOOBAR_LOAD_BALANCERS: "1" }, note: "the address is assigned to lb-01 (where the pair's master already holds it)" },
+  {
+    variables: { FOOBAR_LOAD_BALANCERS: "2" },
+    note: "the address stays on lb-01; lb-02 can become master once it has its certificate, which it gets through lb-01 once lb-01 runs the pair's configuration (replace lb-01 afterwards, see the runbook)",
+  },
+  {
+    from: { FOOBAR_LOAD_BALANCERS: "2" },
+    variables: { FOOBAR_LOAD_BALANCERS: "1" },
+    note: "the address is assigned to lb-01 (where the pair's master already holds it)",
+  },
   { variables: { FOOBAR_DB_PRIMARY: "web-02" }, note: "a promotion: see the runbook" },
   { variables: { FOOBAR_IMAGE: "ubuntu-26-04-x64" } },
-  { variables: { FOOBAR_SIZE: "s-2vcpu-4gb" }, note: "every droplet is powered off, resized and powered on, all at once: the site is down meanwhile" },
-  { variables: { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" }, note: "the cloud firewalls change at once; ufw on existing droplets keeps its old rules (new droplets get the new ones)" },
+  {
+    variables: { FOOBAR_SIZE: "s-2vcpu-4gb" },
+    note: "every droplet is powered off, resized and powered on, all at once: the site is down meanwhile",
+  },
+  {
+    variables: { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" },
+    note: "the cloud firewalls change at once; ufw on existing droplets keeps its old rules (new droplets get the new ones)",
+  },
   { variables: { FOOBAR_SSH_KEYS: "12345678" }, note: "new droplets only: add the key to existing ones by hand" },
   { variables: { FOOBAR_DB_VOLUME_SIZE: "20" }, note: "the volumes grow in place; grow the filesystem with `resize2fs`" },
   { variables: { FOOBAR_ALLOW_DATA_LOSS: "true" }, note: "no resource changes: Terraform may delete the volumes from now on" },
   { variables: { FOOBAR_REPLICA_MAX_LAG: "30" }, note: USER_DATA_ONLY },
-  { variables: { FOOBAR_APP_DIR: "__tests__/constructs/fixtures/own-app" }, note: "`npm run rollout` takes it to every web server, one at a time" },
-  { variables: { FOOBAR_APP_COMMAND: "/usr/bin/gunicorn --bind 127.0.0.1:8000 --workers 4 foobar_app:application" }, note: "`npm run rollout` takes it to every web server, one at a time" },
+  {
+    variables: { FOOBAR_APP_DIR: "__tests__/constructs/fixtures/own-app" },
+    note: "`npm run rollout` takes it to every web server, one at a time",
+  },
+  {
+    variables: { FOOBAR_APP_COMMAND: "/usr/bin/gunicorn --bind 127.0.0.1:8000 --workers 4 foobar_app:application" },
+    note: "`npm run rollout` takes it to every web server, one at a time",
+  },
   { variables: { FOOBAR_HTTPS: "false" }, note: USER_DATA_ONLY },
   { variables: { FOOBAR_ACME_DIRECTORY_URL: "https://acme-staging-v02.api.letsencrypt.org/directory" }, note: USER_DATA_ONLY },
   { variables: { FOOBAR_ACME_EMAIL: "ops@foobar.com" }, note: USER_DATA_ONLY },
@@ -282,7 +312,9 @@ const SYNTHESIS_ONLY_TOKEN = `dop_v1_${"0".repeat(64)}`;
 
 /** The variables a row's synthesis needs: its settings, and a token where it has a pair. */
 export function synthesisVariables(variables: Readonly<Record<string, string>>): Record<string, string> {
-  return Number(variables.FOOBAR_LOAD_BALANCERS ?? 1) > 1 ? { FOOBAR_FAILOVER_TOKEN: SYNTHESIS_ONLY_TOKEN, ...variables } : { ...variables };
+  return Number(variables.FOOBAR_LOAD_BALANCERS ?? 1) > 1
+    ? { FOOBAR_FAILOVER_TOKEN: SYNTHESIS_ONLY_TOKEN, ...variables }
+    : { ...variables };
 }
 
 /** The table of changes (docs/day-two.md), from two syntheses per row: the settings before (the defaults, or the row's `from`) and after. */
@@ -290,7 +322,9 @@ export function changesTable(synth: (variables: Readonly<Record<string, string>>
   const defaults = synth({});
   const cell = (items: readonly string[]) => (items.length > 0 ? items.join(", ") : "—");
   const settings = (variables: Readonly<Record<string, string>>) =>
-    Object.entries(variables).map(([name, value]) => `\`${name}=${value}\``).join(" + ");
+    Object.entries(variables)
+      .map(([name, value]) => `\`${name}=${value}\``)
+      .join(" + ");
   const rows = SAMPLE_CHANGES.map((sample) => {
     const before = sample.from ? synth(synthesisVariables(sample.from)) : defaults;
     const summary = summarizeChanges(before, synth(synthesisVariables({ ...sample.from, ...sample.variables })));

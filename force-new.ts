@@ -27,7 +27,20 @@ export const FORCE_NEW_ARGUMENTS: Readonly<Record<string, readonly string[]>> = 
   digitalocean_monitor_alert: [],
   digitalocean_uptime_check: [],
   digitalocean_uptime_alert: [],
-  random_password: ["length", "special", "upper", "lower", "number", "numeric", "min_numeric", "min_upper", "min_lower", "min_special", "keepers", "override_special"],
+  random_password: [
+    "length",
+    "special",
+    "upper",
+    "lower",
+    "number",
+    "numeric",
+    "min_numeric",
+    "min_upper",
+    "min_lower",
+    "min_special",
+    "keepers",
+    "override_special",
+  ],
 };
 
 /**

@@ -84,11 +84,15 @@ export function packRelease(release: Release): string {
     for (const file of release.files) {
       const target = path.join(dir, "app", file.relativePath);
       fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.writeFileSync(target, file.encoding === "b64" ? Buffer.from(file.content, "base64") : file.content, { mode: file.executable ? 0o755 : 0o644 });
+      fs.writeFileSync(target, file.encoding === "b64" ? Buffer.from(file.content, "base64") : file.content, {
+        mode: file.executable ? 0o755 : 0o644,
+      });
     }
     fs.mkdirSync(path.join(dir, "unit"));
     fs.writeFileSync(path.join(dir, "unit", path.basename(APP.unitPath)), renderAppUnit({ command: release.command }));
-    const tar = spawnSync("tar", ["-C", dir, "--owner=0", "--group=0", "--numeric-owner", "-czf", "-", "app", "unit"], { maxBuffer: 256 * 1024 * 1024 });
+    const tar = spawnSync("tar", ["-C", dir, "--owner=0", "--group=0", "--numeric-owner", "-czf", "-", "app", "unit"], {
+      maxBuffer: 256 * 1024 * 1024,
+    });
     if (tar.status !== 0) throw new Error(`rollout: tar failed: ${tar.stderr.toString().trim()}`);
     return tar.stdout.toString("base64");
   } finally {
@@ -121,8 +125,14 @@ export function installScript(): string {
 /** One load balancer's HAProxy view of one server: `UP`, `DOWN`, `MAINT`, …, and its current sessions. */
 function serverState(target: RolloutTarget, loadBalancer: string, name: string): { status: string; sessions: number } {
   const result = target.run(loadBalancer, haproxyCommand("show stat"));
-  if (result.status !== 0) throw new Error(`rollout: cannot read HAProxy's state on the load balancer (${loadBalancer}): ${(result.stderr || result.stdout).trim()}`);
-  const row = result.stdout.split("\n").map((line) => line.split(",")).find((fields) => fields[0] === BACKEND && fields[1] === name);
+  if (result.status !== 0)
+    throw new Error(
+      `rollout: cannot read HAProxy's state on the load balancer (${loadBalancer}): ${(result.stderr || result.stdout).trim()}`,
+    );
+  const row = result.stdout
+    .split("\n")
+    .map((line) => line.split(","))
+    .find((fields) => fields[0] === BACKEND && fields[1] === name);
   if (!row) throw new Error(`rollout: HAProxy has no server ${BACKEND}/${name}`);
   return { status: row[17] ?? "", sessions: Number(row[4] ?? 0) };
 }
@@ -146,7 +156,9 @@ export async function rollout(target: RolloutTarget, release: Release, progress:
   for (const lb of target.loadBalancers) {
     const reach = target.run(lb, "true");
     if (reach.status !== 0) {
-      throw new Error(`rollout: cannot reach the load balancer (${lb}) over SSH as root: ${(reach.stderr || reach.stdout).trim().split("\n").pop()}`);
+      throw new Error(
+        `rollout: cannot reach the load balancer (${lb}) over SSH as root: ${(reach.stderr || reach.stdout).trim().split("\n").pop()}`,
+      );
     }
   }
   const onEvery = (what: (lb: string) => boolean) => target.loadBalancers.every(what);
@@ -155,20 +167,28 @@ export async function rollout(target: RolloutTarget, release: Release, progress:
     const started = Date.now();
     for (const lb of target.loadBalancers) {
       const drain = target.run(lb, haproxyCommand(`set server ${BACKEND}/${web.name} state drain`));
-      if (drain.status !== 0 || drain.stdout.trim() !== "") throw new Error(`rollout: HAProxy on ${lb} did not drain ${web.name}: ${(drain.stdout + drain.stderr).trim()}`);
+      if (drain.status !== 0 || drain.stdout.trim() !== "")
+        throw new Error(`rollout: HAProxy on ${lb} did not drain ${web.name}: ${(drain.stdout + drain.stderr).trim()}`);
     }
     progress(`${web.name}: drained`);
-    await until(`${web.name}'s requests in flight finishing`, 30, () => (onEvery((lb) => serverState(target, lb, web.name).sessions === 0) ? true : undefined));
+    await until(`${web.name}'s requests in flight finishing`, 30, () =>
+      onEvery((lb) => serverState(target, lb, web.name).sessions === 0) ? true : undefined,
+    );
     const install = target.run(web.host, installScript(), packed);
     if (install.status !== 0) {
-      throw new Error(`rollout stopped at ${web.name} (left drained, the others untouched): ${(install.stderr || install.stdout).trim().split("\n").pop()}`);
+      throw new Error(
+        `rollout stopped at ${web.name} (left drained, the others untouched): ${(install.stderr || install.stdout).trim().split("\n").pop()}`,
+      );
     }
     progress(`${web.name}: installed, the application answers`);
     for (const lb of target.loadBalancers) {
       const ready = target.run(lb, haproxyCommand(`set server ${BACKEND}/${web.name} state ready`));
-      if (ready.status !== 0) throw new Error(`rollout: HAProxy on ${lb} did not take ${web.name} back: ${(ready.stdout + ready.stderr).trim()}`);
+      if (ready.status !== 0)
+        throw new Error(`rollout: HAProxy on ${lb} did not take ${web.name} back: ${(ready.stdout + ready.stderr).trim()}`);
     }
-    await until(`${web.name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () => (onEvery((lb) => serverState(target, lb, web.name).status === "UP") ? true : undefined));
+    await until(`${web.name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () =>
+      onEvery((lb) => serverState(target, lb, web.name).status === "UP") ? true : undefined,
+    );
     const line = `${web.name}: new release serving, back in rotation after ${((Date.now() - started) / 1000).toFixed(1)} s`;
     progress(line);
     done.push(line);
@@ -201,14 +221,19 @@ async function main(args: readonly string[]): Promise<number> {
   try {
     const stacks = loadStacks(process.env);
     const stack = args[0] ? stacks.find((s) => s.name === args[0]) : stacks.length === 1 ? stacks[0] : undefined;
-    if (!stack) throw new SettingsError(`rollout needs one of the stacks: ${stacks.map((s) => s.name).join(", ")} (npm run rollout -- <stack>)`);
+    if (!stack)
+      throw new SettingsError(`rollout needs one of the stacks: ${stacks.map((s) => s.name).join(", ")} (npm run rollout -- <stack>)`);
     const dir = path.join("cdktf.out", "stacks", stack.name);
     const output = spawnSync("terraform", [`-chdir=${dir}`, "output", "-json", "servers"], { encoding: "utf8" });
     if (output.status !== 0) {
-      throw new SettingsError(`rollout reads the servers from Terraform's state: \`terraform -chdir=${dir} output -json servers\` failed (deploy first, with the same settings): ${(output.stderr || "").trim().split("\n").pop()}`);
+      throw new SettingsError(
+        `rollout reads the servers from Terraform's state: \`terraform -chdir=${dir} output -json servers\` failed (deploy first, with the same settings): ${(output.stderr || "").trim().split("\n").pop()}`,
+      );
     }
     const servers = JSON.parse(output.stdout) as Record<string, { role: string; public_ipv4: string }>;
-    const lbs = Object.values(servers).filter((s) => s.role === "load-balancer").map((s) => s.public_ipv4);
+    const lbs = Object.values(servers)
+      .filter((s) => s.role === "load-balancer")
+      .map((s) => s.public_ipv4);
     const webs = Object.entries(servers)
       .filter(([name, s]) => s.role.startsWith("web") && haproxyServerName(name) !== undefined)
       .map(([name, s]) => ({ name: haproxyServerName(name)!, host: s.public_ipv4 }));

@@ -154,7 +154,11 @@ const wholeNumber = (min: number, max: number): ValueType<number> =>
   fromSchema(
     "whole number",
     `a whole number from ${min} to ${max}`,
-    z.string().regex(/^\d{1,9}$/).transform(Number).pipe(z.number().min(min).max(max)),
+    z
+      .string()
+      .regex(/^\d{1,9}$/)
+      .transform(Number)
+      .pipe(z.number().min(min).max(max)),
   );
 
 const flag: ValueType<boolean> = fromSchema("boolean", "true or false", z.stringbool({ truthy: ["true"], falsy: ["false"] }));
@@ -162,8 +166,7 @@ const flag: ValueType<boolean> = fromSchema("boolean", "true or false", z.string
 const oneOf = <V extends string>(values: readonly V[]): ValueType<V> =>
   fromSchema("one of a list", `one of ${values.join(", ")}`, z.enum(values as [V, ...V[]]));
 
-const text = (accepted: string, pattern: RegExp): ValueType<string> =>
-  fromSchema("text", accepted, z.string().regex(pattern));
+const text = (accepted: string, pattern: RegExp): ValueType<string> => fromSchema("text", accepted, z.string().regex(pattern));
 
 const email = (accepted: string): ValueType<string> => fromSchema("e-mail", accepted, z.email());
 
@@ -288,11 +291,7 @@ export const SETTINGS = {
   }),
   domain: declare({
     variable: "FOOBAR_DOMAIN",
-    valueType: fromSchema(
-      "domain name",
-      "a lower-case domain name such as foobar.com",
-      z.string().regex(z.regexes.domain).lowercase(),
-    ),
+    valueType: fromSchema("domain name", "a lower-case domain name such as foobar.com", z.string().regex(z.regexes.domain).lowercase()),
     default: "foobar.com",
     description: "the zone created on DigitalOcean",
   }),
@@ -432,7 +431,8 @@ export const SETTINGS = {
     valueType: optional(text("a folder of application files", /^.+$/)),
     default: undefined,
     defaultText: "`app/` (the sample)",
-    description: "the application's files, installed under `/srv/foobar/app` (see [Your own application](docs/monitoring-and-hardening.md#your-own-application))",
+    description:
+      "the application's files, installed under `/srv/foobar/app` (see [Your own application](docs/monitoring-and-hardening.md#your-own-application))",
   }),
   appCommand: declare({
     variable: "FOOBAR_APP_COMMAND",
@@ -445,16 +445,14 @@ export const SETTINGS = {
     variable: "FOOBAR_HTTPS",
     valueType: flag,
     default: true,
-    description:
-      "HTTPS on lb-01 with a certificate from the ACME CA, HTTP redirected; `false` serves plain HTTP on 80 only",
+    description: "HTTPS on lb-01 with a certificate from the ACME CA, HTTP redirected; `false` serves plain HTTP on 80 only",
   }),
   acmeDirectoryUrl: declare({
     variable: "FOOBAR_ACME_DIRECTORY_URL",
     valueType: httpsUrl(`an https:// URL such as ${LETS_ENCRYPT_STAGING}`),
     default: LETS_ENCRYPT_PRODUCTION,
     defaultText: "Let's Encrypt production",
-    description:
-      "the ACME directory; for trials, Let's Encrypt staging (untrusted certificates, generous rate limits)",
+    description: "the ACME directory; for trials, Let's Encrypt staging (untrusted certificates, generous rate limits)",
   }),
   acmeEmail: declare({
     variable: "FOOBAR_ACME_EMAIL",
@@ -549,9 +547,7 @@ export const SETTINGS = {
   }),
   stateBucket: declare({
     variable: "FOOBAR_STATE_BUCKET",
-    valueType: optional(
-      text("a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens", /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/),
-    ),
+    valueType: optional(text("a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens", /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/)),
     default: undefined,
     defaultText: "none: local state",
     description:
@@ -593,9 +589,9 @@ export const DEFAULT_SETTINGS: Settings = Object.fromEntries(
 ) as Settings;
 
 /** Every setting's variable, by setting. */
-export const SETTING_VARIABLES = Object.fromEntries(
-  Object.entries(SETTINGS).map(([key, declaration]) => [key, declaration.variable]),
-) as { readonly [K in keyof Settings]: string };
+export const SETTING_VARIABLES = Object.fromEntries(Object.entries(SETTINGS).map(([key, declaration]) => [key, declaration.variable])) as {
+  readonly [K in keyof Settings]: string;
+};
 
 /** Variables by name, as in `process.env`. */
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -642,7 +638,9 @@ export function rejectUnknownVariables(env: Environment): void {
     .filter((name) => name.startsWith(VARIABLE_PREFIX) && !name.startsWith(LAB_VARIABLE_PREFIX) && !known.has(name))
     .sort();
   if (unknown.length > 0) {
-    throw new SettingsError(`${unknown[0]} is not a setting: did you mean ${closestVariable(unknown[0])}? (see the README's settings table)`);
+    throw new SettingsError(
+      `${unknown[0]} is not a setting: did you mean ${closestVariable(unknown[0])}? (see the README's settings table)`,
+    );
   }
 }
 
@@ -771,7 +769,9 @@ export function settingsTable(): string {
       .map(escape)
       .join(" | "),
   );
-  return ["| Variable | Type | Default | Accepted | What it sets |", "| --- | --- | --- | --- | --- |", ...rows.map((row) => `| ${row} |`)].join(
-    "\n",
-  );
+  return [
+    "| Variable | Type | Default | Accepted | What it sets |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows.map((row) => `| ${row} |`),
+  ].join("\n");
 }

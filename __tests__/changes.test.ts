@@ -13,7 +13,8 @@ function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
 }
 
 /** `[address, action]` of every change of a type, in address order. */
-const actionsOn = (changes: ReturnType<typeof planChanges>, type: string) => changes.filter((c) => c.type === type).map((c) => [c.address, c.action]);
+const actionsOn = (changes: ReturnType<typeof planChanges>, type: string) =>
+  changes.filter((c) => c.type === type).map((c) => [c.address, c.action]);
 
 const base = synth();
 const replacedBy = (variables: Record<string, string>) =>
@@ -42,11 +43,12 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
   test("adding a web server adds resources and replaces nothing, not even the load balancer", () => {
     const changes = planChanges(base, synth({ FOOBAR_WEB_SERVERS: "3" }));
     expect(changes.filter((c) => c.action === "replace" || c.action === "delete")).toEqual([]);
-    expect(changes.filter((c) => c.action === "create").map((c) => c.type).sort()).toEqual([
-      "digitalocean_droplet",
-      "digitalocean_record",
-      "digitalocean_volume",
-    ]);
+    expect(
+      changes
+        .filter((c) => c.action === "create")
+        .map((c) => c.type)
+        .sort(),
+    ).toEqual(["digitalocean_droplet", "digitalocean_record", "digitalocean_volume"]);
   });
 
   test("a replaced load balancer keeps the site's reserved IP and its certificate volume", () => {
@@ -56,13 +58,17 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
     expect(replaced).toContain("digitalocean_reserved_ip_assignment");
     expect(replaced).not.toContain("digitalocean_reserved_ip");
     expect(replaced).not.toContain("digitalocean_volume");
-    expect(summarizeChanges(base, synth({ FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" })).costs.join(" ")).not.toMatch(/data|address changes|new certificate/);
+    expect(summarizeChanges(base, synth({ FOOBAR_VPC_IP_RANGE: "10.20.0.0/24" })).costs.join(" ")).not.toMatch(
+      /data|address changes|new certificate/,
+    );
   });
 
   test("removing a web server forgets its MySQL volume (kept in the account), never deletes it", () => {
     const after = synth({ FOOBAR_WEB_SERVERS: "1" });
     const changes = planChanges(base, after);
-    expect(actionsOn(changes, "digitalocean_volume")).toEqual([[expect.stringMatching(/^digitalocean_volume\.web-02_mysql-volume_/), "forget"]]);
+    expect(actionsOn(changes, "digitalocean_volume")).toEqual([
+      [expect.stringMatching(/^digitalocean_volume\.web-02_mysql-volume_/), "forget"],
+    ]);
     expect(actionsOn(changes, "digitalocean_droplet")).toEqual([[expect.stringMatching(/^digitalocean_droplet\.web-02_/), "delete"]]);
     expect(summarizeChanges(base, after).costs).toEqual([expect.stringMatching(/^web-02-mysql kept: Terraform forgets it/)]);
   });
@@ -70,17 +76,23 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
   test("with FOOBAR_ALLOW_DATA_LOSS=true, removing a web server deletes its volume, and the table says the data is lost", () => {
     const before = synth({ FOOBAR_ALLOW_DATA_LOSS: "true" });
     const after = synth({ FOOBAR_ALLOW_DATA_LOSS: "true", FOOBAR_WEB_SERVERS: "1" });
-    expect(actionsOn(planChanges(before, after), "digitalocean_volume")).toEqual([[expect.stringMatching(/web-02_mysql-volume/), "delete"]]);
+    expect(actionsOn(planChanges(before, after), "digitalocean_volume")).toEqual([
+      [expect.stringMatching(/web-02_mysql-volume/), "delete"],
+    ]);
     expect(summarizeChanges(before, after).costs).toEqual(["**the MySQL data on web-02-mysql lost**"]);
   });
 
   test("a block that leaves the configuration is deleted although prevent_destroy was set: Terraform checks the flag only on blocks still there", () => {
-    const before: StackJson = { resource: { digitalocean_volume: { v: { name: "data", size: 10, lifecycle: { prevent_destroy: true } } } } };
+    const before: StackJson = {
+      resource: { digitalocean_volume: { v: { name: "data", size: 10, lifecycle: { prevent_destroy: true } } } },
+    };
     const changes = planChanges(before, { resource: {} });
     expect(changes.map((c) => [c.address, c.action])).toEqual([["digitalocean_volume.v", "delete"]]);
     expect(protectedVolumesAtRisk(before, changes)).toEqual([]);
     // Replacing it is what the flag stops.
-    const renamed: StackJson = { resource: { digitalocean_volume: { v: { name: "other", size: 10, lifecycle: { prevent_destroy: true } } } } };
+    const renamed: StackJson = {
+      resource: { digitalocean_volume: { v: { name: "other", size: 10, lifecycle: { prevent_destroy: true } } } },
+    };
     expect(protectedVolumesAtRisk(before, planChanges(before, renamed))).toEqual(["data"]);
   });
 
@@ -97,8 +109,12 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
         digitalocean_reserved_ip: { ip: { region: "nyc3", droplet_id: "${digitalocean_droplet.d.id}" } },
       },
     };
-    const after: StackJson = { resource: { digitalocean_droplet: { d: { image: "x" } }, digitalocean_reserved_ip: { ip: { region: "nyc3" } } } };
-    expect(planChanges(before, after).map((c) => [c.address, c.action, c.arguments])).toEqual([["digitalocean_reserved_ip.ip", "update", ["droplet_id"]]]);
+    const after: StackJson = {
+      resource: { digitalocean_droplet: { d: { image: "x" } }, digitalocean_reserved_ip: { ip: { region: "nyc3" } } },
+    };
+    expect(planChanges(before, after).map((c) => [c.address, c.action, c.arguments])).toEqual([
+      ["digitalocean_reserved_ip.ip", "update", ["droplet_id"]],
+    ]);
   });
 
   test("HTTPS off forgets lb-01's certificate volume, and plans no detach on lb-01 (volume_ids is Optional+Computed)", () => {
@@ -110,7 +126,9 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
 
   test("one load balancer to two forgets the address assignment instead of deleting it (a delete unassigns the site's address)", () => {
     const changes = planChanges(base, synth({ FOOBAR_LOAD_BALANCERS: "2" }));
-    expect(actionsOn(changes, "digitalocean_reserved_ip_assignment")).toEqual([[expect.stringMatching(/site-address_assignment/), "forget"]]);
+    expect(actionsOn(changes, "digitalocean_reserved_ip_assignment")).toEqual([
+      [expect.stringMatching(/site-address_assignment/), "forget"],
+    ]);
     expect(actionsOn(changes, "digitalocean_reserved_ip")).toEqual([]);
     expect(changes.filter((c) => c.action === "delete" || c.action === "replace")).toEqual([]);
   });
@@ -120,7 +138,9 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
     const changes = planChanges(pair, synth({ FOOBAR_LOAD_BALANCERS: "1" }));
     expect(actionsOn(changes, "digitalocean_volume")).toEqual([[expect.stringMatching(/lb-02_certificate-volume/), "forget"]]);
     expect(actionsOn(changes, "digitalocean_reserved_ip")).toEqual([]);
-    expect(actionsOn(changes, "digitalocean_reserved_ip_assignment")).toEqual([[expect.stringMatching(/site-address_assignment/), "create"]]);
+    expect(actionsOn(changes, "digitalocean_reserved_ip_assignment")).toEqual([
+      [expect.stringMatching(/site-address_assignment/), "create"],
+    ]);
     expect(summarizeChanges(pair, synth({ FOOBAR_LOAD_BALANCERS: "1" })).costs.join(" ")).not.toMatch(/lost|unassigned|address changes/);
   });
 

@@ -38,7 +38,9 @@ describe("the quiet CLI (npm run -s synth, npm run -s cdktf -- <command>)", () =
 
   test("Spaces keys under DigitalOcean's names reach the S3 backend as AWS_*, never over AWS_* already set", () => {
     const spaces = { SPACES_ACCESS_KEY_ID: "DO00EXAMPLE", SPACES_SECRET_ACCESS_KEY: "secret" };
-    expect(quietEnvironment(spaces, "/tmp/empty")).toEqual(expect.objectContaining({ AWS_ACCESS_KEY_ID: "DO00EXAMPLE", AWS_SECRET_ACCESS_KEY: "secret" }));
+    expect(quietEnvironment(spaces, "/tmp/empty")).toEqual(
+      expect.objectContaining({ AWS_ACCESS_KEY_ID: "DO00EXAMPLE", AWS_SECRET_ACCESS_KEY: "secret" }),
+    );
     expect(quietEnvironment({ ...spaces, AWS_ACCESS_KEY_ID: "mine" }, "/tmp/empty").AWS_ACCESS_KEY_ID).toBe("mine");
   });
 });

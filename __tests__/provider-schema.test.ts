@@ -65,7 +65,8 @@ function checkValue(types: Record<string, JsiiType>, where: string, property: Js
     const primitives = JSON.stringify(type.union);
     if (primitives.includes('"boolean"') && typeof value !== "boolean") problems.push(`${where} should be a boolean`);
   }
-  const elementFqn: string | undefined = type.collection?.elementtype?.fqn ?? type.union?.types?.find((t: any) => t.collection)?.collection?.elementtype?.fqn;
+  const elementFqn: string | undefined =
+    type.collection?.elementtype?.fqn ?? type.union?.types?.find((t: any) => t.collection)?.collection?.elementtype?.fqn;
   if (elementFqn && types[elementFqn] && Array.isArray(value)) {
     for (const [index, item] of value.entries()) checkBlock(types, types[elementFqn], `${where}[${index}]`, item, problems);
   }
@@ -119,7 +120,10 @@ describe("every synthesized resource matches the provider's own schema", () => {
     const problems: string[] = [];
     const { types, struct } = configStruct("digitalocean_record");
     checkBlock(types, struct, "digitalocean_record.bad", { domain: "foobar.com", nmae: "www", type: "A", value: "1.2.3.4" }, problems);
-    expect(problems).toEqual(["digitalocean_record.bad.nmae is not an argument of the provider's schema", "digitalocean_record.bad.name is required"]);
+    expect(problems).toEqual([
+      "digitalocean_record.bad.nmae is not an argument of the provider's schema",
+      "digitalocean_record.bad.name is required",
+    ]);
     // www and the internal names: web-01, web-02 and mysql-primary.
     expect(resourcesOf(stacks.defaults, "digitalocean_record")).toHaveLength(4);
   });

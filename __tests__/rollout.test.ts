@@ -15,8 +15,8 @@ const release: Release = {
 
 describe("npm run rollout", () => {
   test("quotes any text as one shell argument", () => {
-    const result = spawnSync("sh", ["-c", `printf %s ${shellQuote("it's $HOME `x` \"y\"")}`], { encoding: "utf8" });
-    expect(result.stdout).toBe("it's $HOME `x` \"y\"");
+    const result = spawnSync("sh", ["-c", `printf %s ${shellQuote('it\'s $HOME `x` "y"')}`], { encoding: "utf8" });
+    expect(result.stdout).toBe('it\'s $HOME `x` "y"');
   });
 
   test("packs the files as they are (modes, binary content) and the unit with the command", () => {
@@ -52,7 +52,9 @@ describe("npm run rollout", () => {
         }
         if (script.includes("tar -xz")) {
           calls.push(`install on ${host}`);
-          return host === installFailsOn ? { status: 1, stdout: "", stderr: "the application did not answer /health within 90 s" } : { status: 0, stdout: "healthy\n", stderr: "" };
+          return host === installFailsOn
+            ? { status: 1, stdout: "", stderr: "the application did not answer /health within 90 s" }
+            : { status: 0, stdout: "healthy\n", stderr: "" };
         }
         return { status: 0, stdout: "", stderr: "" };
       },
@@ -68,12 +70,20 @@ describe("npm run rollout", () => {
 
   test("stops at the first server that does not come back, leaving it drained and the next untouched", async () => {
     const { target, calls } = fakeTarget("w1");
-    await expect(rollout(target, release)).rejects.toThrow("rollout stopped at web-01 (left drained, the others untouched): the application did not answer /health within 90 s");
+    await expect(rollout(target, release)).rejects.toThrow(
+      "rollout stopped at web-01 (left drained, the others untouched): the application did not answer /health within 90 s",
+    );
     expect(calls).toEqual(["web-01 drain", "install on w1"]);
   });
 
   test("refuses with one line when it cannot reach the load balancer", async () => {
-    const target: RolloutTarget = { loadBalancers: ["203.0.113.10"], webServers: [], run: () => ({ status: 255, stdout: "", stderr: "ssh: connect to host 203.0.113.10 port 22: Connection timed out\n" }) };
-    await expect(rollout(target, release)).rejects.toThrow(/^rollout: cannot reach the load balancer \(203\.0\.113\.10\) over SSH as root: ssh: connect to host 203\.0\.113\.10 port 22: Connection timed out$/);
+    const target: RolloutTarget = {
+      loadBalancers: ["203.0.113.10"],
+      webServers: [],
+      run: () => ({ status: 255, stdout: "", stderr: "ssh: connect to host 203.0.113.10 port 22: Connection timed out\n" }),
+    };
+    await expect(rollout(target, release)).rejects.toThrow(
+      /^rollout: cannot reach the load balancer \(203\.0\.113\.10\) over SSH as root: ssh: connect to host 203\.0\.113\.10 port 22: Connection timed out$/,
+    );
   });
 });

@@ -23,7 +23,11 @@ const ran: Record<string, number> = {};
 const count = (name: string) => (ran[name] = (ran[name] ?? 0) + 1);
 afterAll(() => {
   const total = Object.values(ran).reduce((a, b) => a + b, 0);
-  console.log(`fast-check ran ${total} generated cases: ${Object.entries(ran).map(([name, n]) => `${name} ${n}`).join(", ")}`);
+  console.log(
+    `fast-check ran ${total} generated cases: ${Object.entries(ran)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(", ")}`,
+  );
 });
 
 const VARIABLES = Object.values(SETTINGS).map((declaration) => declaration.variable);
@@ -40,14 +44,22 @@ const padded = <T>(generated: Generated<T>): Generated<T> =>
     text: before + g.text + after,
     value: g.value,
   }));
-const wholeNumber = (min: number, max: number): Generated<number> =>
-  fc.integer({ min, max }).map((n) => ({ text: String(n), value: n }));
-const flag: Generated<boolean> = fc.constantFrom("true", "false", "TRUE", "False").map((text) => ({ text, value: text.toLowerCase() === "true" }));
+const wholeNumber = (min: number, max: number): Generated<number> => fc.integer({ min, max }).map((n) => ({ text: String(n), value: n }));
+const flag: Generated<boolean> = fc
+  .constantFrom("true", "false", "TRUE", "False")
+  .map((text) => ({ text, value: text.toLowerCase() === "true" }));
 const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?$/);
-const domain = fc.tuple(fc.array(label, { minLength: 1, maxLength: 3 }), fc.stringMatching(/^[a-z]{2,6}$/)).map(([labels, tld]) => [...labels, tld].join("."));
-const email = fc.tuple(fc.stringMatching(/^[a-z0-9]([a-z0-9._+-]{0,8}[a-z0-9])?$/), domain).filter(([local]) => !local.includes("..")).map(([local, d]) => `${local}@${d}`);
+const domain = fc
+  .tuple(fc.array(label, { minLength: 1, maxLength: 3 }), fc.stringMatching(/^[a-z]{2,6}$/))
+  .map(([labels, tld]) => [...labels, tld].join("."));
+const email = fc
+  .tuple(fc.stringMatching(/^[a-z0-9]([a-z0-9._+-]{0,8}[a-z0-9])?$/), domain)
+  .filter(([local]) => !local.includes(".."))
+  .map(([local, d]) => `${local}@${d}`);
 const listOf = <T>(item: Generated<T>): Generated<readonly T[]> =>
-  fc.array(item, { minLength: 1, maxLength: 4 }).map((items) => ({ text: items.map((i) => i.text).join(", "), value: items.map((i) => i.value) }));
+  fc
+    .array(item, { minLength: 1, maxLength: 4 })
+    .map((items) => ({ text: items.map((i) => i.text).join(", "), value: items.map((i) => i.value) }));
 
 /** An IPv4 network with the given prefixes, host bits clear. */
 function ipv4Network(prefixes: { min: number; max: number }, first?: fc.Arbitrary<number>): Generated<string> {
@@ -90,7 +102,13 @@ const GOOD: { readonly [K in keyof Settings]?: Generated<Settings[K]> } = {
   allowDataLoss: flag,
   appCommand: same(fc.constantFrom("/usr/bin/gunicorn --bind 127.0.0.1:8000 wsgi:app", "/usr/bin/python3 -m http.server 8000")),
   https: flag,
-  acmeDirectoryUrl: same(fc.constantFrom("https://acme-staging-v02.api.letsencrypt.org/directory", "https://198.51.100.3/dir", "https://acme.example.org:14000/dir")),
+  acmeDirectoryUrl: same(
+    fc.constantFrom(
+      "https://acme-staging-v02.api.letsencrypt.org/directory",
+      "https://198.51.100.3/dir",
+      "https://acme.example.org:14000/dir",
+    ),
+  ),
   acmeEmail: same(email),
   acmeCaFile: same(fc.constant(caFile)),
   hstsMaxAgeSeconds: wholeNumber(0, 63_072_000),
@@ -135,7 +153,32 @@ const goodEnvironment = fc
 
 /** Text an operator might put in any variable, from sensible to hostile. */
 const anyText = fc.oneof(
-  fc.constantFrom("", " ", "\t", "\n", "true", "false", "0", "1", "-1", "yes", "0.0.0.0/0", "0.0.0.0/00", "::/0", ":::::/64", "10.0.0.1/24", "a,,b", "x@y", "https://", "/nonexistent", "null", "undefined", "NaN", "1e3", "٣"),
+  fc.constantFrom(
+    "",
+    " ",
+    "\t",
+    "\n",
+    "true",
+    "false",
+    "0",
+    "1",
+    "-1",
+    "yes",
+    "0.0.0.0/0",
+    "0.0.0.0/00",
+    "::/0",
+    ":::::/64",
+    "10.0.0.1/24",
+    "a,,b",
+    "x@y",
+    "https://",
+    "/nonexistent",
+    "null",
+    "undefined",
+    "NaN",
+    "1e3",
+    "٣",
+  ),
   fc.string({ maxLength: 40 }),
   fc.string({ unit: "grapheme", maxLength: 20 }),
   fc.stringMatching(/^[0-9a-f:./, ]{0,40}$/),
@@ -212,8 +255,12 @@ describe("the settings loader (property-based)", () => {
       fc.property(wide, (cidrs) => {
         count("wide admin CIDRs");
         const text = cidrs.map((c) => c.text).join(",");
-        expect(() => loadSettings({ FOOBAR_ADMIN_CIDRS: text })).toThrow(/^FOOBAR_ADMIN_CIDRS must cover at most a \/8 .* without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true/);
-        expect(loadSettings({ FOOBAR_ADMIN_CIDRS: text, FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual(cidrs.map((c) => c.text));
+        expect(() => loadSettings({ FOOBAR_ADMIN_CIDRS: text })).toThrow(
+          /^FOOBAR_ADMIN_CIDRS must cover at most a \/8 .* without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true/,
+        );
+        expect(loadSettings({ FOOBAR_ADMIN_CIDRS: text, FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual(
+          cidrs.map((c) => c.text),
+        );
       }),
       { numRuns: 500 },
     );
@@ -246,7 +293,9 @@ describe("the settings loader (property-based)", () => {
           expect(d).toEqual(expect.objectContaining({ region: settings.region, image: settings.image, size: settings.size }));
           if (settings.sshKeys.length) expect(d.ssh_keys).toEqual(settings.sshKeys);
         }
-        expect(resourcesOf(stack, "digitalocean_vpc")[0]).toEqual(expect.objectContaining({ ip_range: settings.vpcIpRange, region: settings.region }));
+        expect(resourcesOf(stack, "digitalocean_vpc")[0]).toEqual(
+          expect.objectContaining({ ip_range: settings.vpcIpRange, region: settings.region }),
+        );
         expect(resourcesOf(stack, "digitalocean_domain")[0].name).toBe(settings.domain);
         const records = resourcesOf(stack, "digitalocean_record").filter((r) => !r.name.endsWith(".internal"));
         expect(records.map((r) => r.name).sort()).toEqual(settings.apexRecord ? ["@", settings.hostName].sort() : [settings.hostName]);
@@ -261,7 +310,12 @@ describe("the settings loader (property-based)", () => {
         const backend = stack.terraform.backend?.s3;
         expect(backend === undefined).toBe(settings.stateBucket === undefined);
         if (backend) {
-          expect(backend).toEqual(expect.objectContaining({ bucket: settings.stateBucket, endpoints: { s3: `https://${settings.stateRegion}.digitaloceanspaces.com` } }));
+          expect(backend).toEqual(
+            expect.objectContaining({
+              bucket: settings.stateBucket,
+              endpoints: { s3: `https://${settings.stateRegion}.digitaloceanspaces.com` },
+            }),
+          );
           expect(backend.use_lockfile).toBe(settings.stateLocking ? true : undefined);
         }
         const lbFirewall = resourcesOf(stack, "digitalocean_firewall").find((f) => f.name === `${settings.project}-lb`)!;
@@ -278,13 +332,16 @@ describe("the settings loader (property-based)", () => {
         }
         const web = parseCloudConfig(droplet(stack, "web-01").user_data);
         expect(fileAt(web, "/etc/foobar/app.env")).toContain(`FOOBAR_REPLICA_MAX_LAG=${settings.replicaMaxLagSeconds}\n`);
-        if (settings.appCommand) expect(fileAt(web, "/etc/systemd/system/foobar-app.service")).toContain(`ExecStart=${settings.appCommand}\n`);
+        if (settings.appCommand)
+          expect(fileAt(web, "/etc/systemd/system/foobar-app.service")).toContain(`ExecStart=${settings.appCommand}\n`);
         const alerts = resourcesOf(stack, "digitalocean_monitor_alert");
         const alerting = settings.alertEmails.length > 0 || settings.alertSlackWebhookUrl !== undefined;
         expect(alerts.length > 0).toBe(alerting);
         if (alerting) {
           const values = alerts.map((a) => a.value);
-          expect(values).toEqual(expect.arrayContaining([settings.alertCpuPercent, settings.alertMemoryPercent, settings.alertDiskPercent]));
+          expect(values).toEqual(
+            expect.arrayContaining([settings.alertCpuPercent, settings.alertMemoryPercent, settings.alertDiskPercent]),
+          );
           if (settings.alertEmails.length) expect(alerts[0].alerts.email).toEqual(settings.alertEmails);
         }
       }),
@@ -294,8 +351,8 @@ describe("the settings loader (property-based)", () => {
 });
 
 describe("npx cdktf synth with generated bad environments", () => {
-  const badEnvironments = fc
-    .sample(anyEnvironment.filter((env) => {
+  const badEnvironments = fc.sample(
+    anyEnvironment.filter((env) => {
       // A child's environment cannot hold NUL bytes.
       if (Object.values(env).some((value) => value.includes("\0"))) return false;
       try {
@@ -304,7 +361,9 @@ describe("npx cdktf synth with generated bad environments", () => {
       } catch {
         return true;
       }
-    }), { numRuns: 6, seed: 12 });
+    }),
+    { numRuns: 6, seed: 12 },
+  );
 
   test.concurrent.each(badEnvironments.map((env) => [JSON.stringify(env), env]))(
     "exits 1 with one line and writes no cdktf.out for %s",

@@ -109,9 +109,7 @@ describe("settings", () => {
   });
 
   test("SSH from anywhere is accepted only with the explicit opt-in, in canonical form", () => {
-    expect(loadSettings({ FOOBAR_ADMIN_CIDRS: "0.0.0.0/00", FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual([
-      "0.0.0.0/0",
-    ]);
+    expect(loadSettings({ FOOBAR_ADMIN_CIDRS: "0.0.0.0/00", FOOBAR_ALLOW_SSH_FROM_ANYWHERE: "true" }).adminCidrs).toEqual(["0.0.0.0/0"]);
   });
 
   test("admin CIDRs covering a /8 in all need no opt-in; overlaps count once", () => {
@@ -160,36 +158,112 @@ describe("settings", () => {
   test.each([
     ["FOOBAR_DOMAIN", "not a domain", 'FOOBAR_DOMAIN must be a lower-case domain name such as foobar.com, got "not a domain"'],
     ["FOOBAR_DOMAIN", "foobar", 'FOOBAR_DOMAIN must be a lower-case domain name such as foobar.com, got "foobar"'],
-    ["FOOBAR_REGION", "mars1", 'FOOBAR_REGION must be one of ams3, atl1, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo2, sfo3, sgp1, syd1, tor1, got "mars1"'],
+    [
+      "FOOBAR_REGION",
+      "mars1",
+      'FOOBAR_REGION must be one of ams3, atl1, blr1, fra1, lon1, nyc1, nyc2, nyc3, sfo2, sfo3, sgp1, syd1, tor1, got "mars1"',
+    ],
     ["FOOBAR_WEB_SERVERS", "0", 'FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "0"'],
     ["FOOBAR_WEB_SERVERS", "two", 'FOOBAR_WEB_SERVERS must be a whole number from 1 to 10, got "two"'],
-    ["FOOBAR_ADMIN_CIDRS", "10.0.0.300/8", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "10.0.0.300/8"'],
-    ["FOOBAR_ADMIN_CIDRS", "010.0.0.1/32", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "010.0.0.1/32"'],
-    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7"'],
-    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7/24", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7/24": host bits are set, the network is 203.0.113.0/24'],
-    ["FOOBAR_ADMIN_CIDRS", "203.0.113.7/32,,198.51.100.0/24", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7/32,,198.51.100.0/24": an item is empty: remove the extra comma'],
-    ["FOOBAR_ADMIN_CIDRS", ":::::/64", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got ":::::/64"'],
-    ["FOOBAR_ADMIN_CIDRS", "2001:db8::/48", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "2001:db8::/48": the droplets have no IPv6 address, so an IPv6 SSH rule could never match'],
-    ["FOOBAR_ADMIN_CIDRS", "::/000", 'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "::/000": the droplets have no IPv6 address, so an IPv6 SSH rule could never match'],
-    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/0", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/0": 4294967296 addresses, the whole internet'],
-    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/00", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/0": 4294967296 addresses, the whole internet'],
-    ["FOOBAR_ADMIN_CIDRS", "0.0.0.0/1,128.0.0.0/1", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/1,128.0.0.0/1": 4294967296 addresses, the whole internet'],
-    ["FOOBAR_ADMIN_CIDRS", "10.0.0.0/8,11.0.0.0/24", 'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "10.0.0.0/8,11.0.0.0/24": 16777472 addresses'],
-    ["FOOBAR_VPC_IP_RANGE", "8.8.8.0/24", 'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "8.8.8.0/24"'],
-    ["FOOBAR_VPC_IP_RANGE", "10.10.10.1/24", 'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "10.10.10.1/24": host bits are set, the network is 10.10.10.0/24'],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "10.0.0.300/8",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "10.0.0.300/8"',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "010.0.0.1/32",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "010.0.0.1/32"',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "203.0.113.7",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7"',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "203.0.113.7/24",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7/24": host bits are set, the network is 203.0.113.0/24',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "203.0.113.7/32,,198.51.100.0/24",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "203.0.113.7/32,,198.51.100.0/24": an item is empty: remove the extra comma',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      ":::::/64",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got ":::::/64"',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "2001:db8::/48",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "2001:db8::/48": the droplets have no IPv6 address, so an IPv6 SSH rule could never match',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "::/000",
+      'FOOBAR_ADMIN_CIDRS must be a comma-separated list of IPv4 CIDRs such as 203.0.113.7/32, got "::/000": the droplets have no IPv6 address, so an IPv6 SSH rule could never match',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "0.0.0.0/0",
+      'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/0": 4294967296 addresses, the whole internet',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "0.0.0.0/00",
+      'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/0": 4294967296 addresses, the whole internet',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "0.0.0.0/1,128.0.0.0/1",
+      'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "0.0.0.0/1,128.0.0.0/1": 4294967296 addresses, the whole internet',
+    ],
+    [
+      "FOOBAR_ADMIN_CIDRS",
+      "10.0.0.0/8,11.0.0.0/24",
+      'FOOBAR_ADMIN_CIDRS must cover at most a /8 (16777216 addresses) without FOOBAR_ALLOW_SSH_FROM_ANYWHERE=true, got "10.0.0.0/8,11.0.0.0/24": 16777472 addresses',
+    ],
+    [
+      "FOOBAR_VPC_IP_RANGE",
+      "8.8.8.0/24",
+      'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "8.8.8.0/24"',
+    ],
+    [
+      "FOOBAR_VPC_IP_RANGE",
+      "10.10.10.1/24",
+      'FOOBAR_VPC_IP_RANGE must be an RFC 1918 network in CIDR form from /16 to /28, such as 10.10.10.0/24, got "10.10.10.1/24": host bits are set, the network is 10.10.10.0/24',
+    ],
     ["FOOBAR_IMAGE", "debian-12-x64", 'FOOBAR_IMAGE must be one of ubuntu-24-04-x64, ubuntu-26-04-x64, got "debian-12-x64"'],
     ["FOOBAR_DNS_TTL", "5", 'FOOBAR_DNS_TTL must be a whole number from 30 to 86400, got "5"'],
     ["FOOBAR_ALLOW_SSH_FROM_ANYWHERE", "maybe", 'FOOBAR_ALLOW_SSH_FROM_ANYWHERE must be true or false, got "maybe"'],
     ["FOOBAR_HTTPS", "sometimes", 'FOOBAR_HTTPS must be true or false, got "sometimes"'],
     ["FOOBAR_HTTPS", "0", 'FOOBAR_HTTPS must be true or false, got "0"'],
     ["FOOBAR_ACME_EMAIL", "ops at foobar", 'FOOBAR_ACME_EMAIL must be an e-mail address such as ops@foobar.com, got "ops at foobar"'],
-    ["FOOBAR_ACME_DIRECTORY_URL", "http://acme.example/dir", 'FOOBAR_ACME_DIRECTORY_URL must be an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"'],
-    ["FOOBAR_ACME_CA_FILE", "/nonexistent/ca.pem", 'FOOBAR_ACME_CA_FILE must be a readable PEM file of CA certificates, got "/nonexistent/ca.pem"'],
+    [
+      "FOOBAR_ACME_DIRECTORY_URL",
+      "http://acme.example/dir",
+      'FOOBAR_ACME_DIRECTORY_URL must be an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory, got "http://acme.example/dir"',
+    ],
+    [
+      "FOOBAR_ACME_CA_FILE",
+      "/nonexistent/ca.pem",
+      'FOOBAR_ACME_CA_FILE must be a readable PEM file of CA certificates, got "/nonexistent/ca.pem"',
+    ],
     ["FOOBAR_ACME_CA_FILE", notPem, `FOOBAR_ACME_CA_FILE must be a PEM file holding at least one CERTIFICATE block, got "${notPem}"`],
     ["FOOBAR_HSTS_MAX_AGE", "-1", 'FOOBAR_HSTS_MAX_AGE must be a whole number from 0 to 63072000, got "-1"'],
     ["FOOBAR_ALERT_EMAILS", "ops", 'FOOBAR_ALERT_EMAILS must be a comma-separated list of e-mail addresses, got "ops"'],
-    ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://example.com/hook", 'FOOBAR_ALERT_SLACK_WEBHOOK_URL must be a Slack incoming-webhook URL (https://hooks.slack.com/…), got "https://example.com/hook"'],
-    ["FOOBAR_ALERT_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/X", "FOOBAR_ALERT_SLACK_CHANNEL must be set as well when FOOBAR_ALERT_SLACK_WEBHOOK_URL is set"],
+    [
+      "FOOBAR_ALERT_SLACK_WEBHOOK_URL",
+      "https://example.com/hook",
+      'FOOBAR_ALERT_SLACK_WEBHOOK_URL must be a Slack incoming-webhook URL (https://hooks.slack.com/…), got "https://example.com/hook"',
+    ],
+    [
+      "FOOBAR_ALERT_SLACK_WEBHOOK_URL",
+      "https://hooks.slack.com/services/T/B/X",
+      "FOOBAR_ALERT_SLACK_CHANNEL must be set as well when FOOBAR_ALERT_SLACK_WEBHOOK_URL is set",
+    ],
     ["FOOBAR_ALERT_CPU_PERCENT", "101", 'FOOBAR_ALERT_CPU_PERCENT must be a whole number from 1 to 100, got "101"'],
     ["FOOBAR_ALERT_LATENCY_MS", "10", 'FOOBAR_ALERT_LATENCY_MS must be a whole number from 100 to 30000, got "10"'],
     ["FOOBAR_ALERT_CERT_EXPIRY_DAYS", "0", 'FOOBAR_ALERT_CERT_EXPIRY_DAYS must be a whole number from 1 to 60, got "0"'],
@@ -268,7 +342,11 @@ describe("the README's settings table", () => {
 describe("FOOBAR_DB_PRIMARY", () => {
   test("names one of the web servers; any other is one line naming the range", () => {
     expect(loadSettings({ FOOBAR_DB_PRIMARY: "web-02" }).databasePrimary).toBe("web-02");
-    expect(() => loadSettings({ FOOBAR_DB_PRIMARY: "web-03" })).toThrow(/^FOOBAR_DB_PRIMARY must name one of the 2 web servers \(web-01 to web-02\), got "web-03"$/);
-    expect(() => loadSettings({ FOOBAR_DB_PRIMARY: "db-1" })).toThrow(/^FOOBAR_DB_PRIMARY must be a web server's name such as web-01, got "db-1"$/);
+    expect(() => loadSettings({ FOOBAR_DB_PRIMARY: "web-03" })).toThrow(
+      /^FOOBAR_DB_PRIMARY must name one of the 2 web servers \(web-01 to web-02\), got "web-03"$/,
+    );
+    expect(() => loadSettings({ FOOBAR_DB_PRIMARY: "db-1" })).toThrow(
+      /^FOOBAR_DB_PRIMARY must be a web server's name such as web-01, got "db-1"$/,
+    );
   });
 });

@@ -77,7 +77,11 @@ describe("haproxy -c", () => {
   beforeAll(() => {
     const key = path.join(workdir, "site-key.pem");
     const cert = path.join(workdir, "site-cert.pem");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=www.foobar.com", "-keyout", key, "-out", cert], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=www.foobar.com", "-keyout", key, "-out", cert],
+      { stdio: "ignore" },
+    );
     fs.writeFileSync(certificate, fs.readFileSync(cert, "utf8") + fs.readFileSync(key, "utf8"));
   });
   const bootEnvironment = { ...process.env, PRIVATE_ADDRESS: "10.10.10.2", STATS_PASSWORD: "dummy-for-haproxy-c" };
@@ -94,13 +98,16 @@ describe("haproxy -c", () => {
     // in the stack's DNS zone once deployed); any other warning fails.
     const unresolved =
       /^\[WARNING\].*'server (web_servers\/web|acme_challenge\/lb)-\d+' : could not resolve address '(web|lb)-\d+\.internal\.[a-z.]+', disabling server\.$/;
-    const warnings = result.output.split("\n").filter((line) => /\[WARNING\]|\[ALERT\]/.test(line) && !unresolved.test(line.replace(/\s+\(\d+\) : config : \[[^\]]+\] :/, "")));
+    const warnings = result.output
+      .split("\n")
+      .filter((line) => /\[WARNING\]|\[ALERT\]/.test(line) && !unresolved.test(line.replace(/\s+\(\d+\) : config : \[[^\]]+\] :/, "")));
     expect(warnings).toEqual([]);
     expect(result.status).toBe(0);
   });
 
   test("checks the TLS configuration too, and a pair's ACME routing", () => {
-    const haproxyConfig = (u: { text: string }) => parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
+    const haproxyConfig = (u: { text: string }) =>
+      parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/haproxy/haproxy.cfg")!.content;
     expect(configs.filter((u) => /bind :443 ssl crt/.test(haproxyConfig(u)))).toHaveLength(4);
     expect(configs.filter((u) => /frontend acme_from_peer/.test(haproxyConfig(u)))).toHaveLength(2);
   });
@@ -129,7 +136,10 @@ describe("keepalived --config-test", () => {
     const file = writeTemp(`keepalived-${Math.random().toString(36).slice(2)}.conf`, config);
     const install = [FAILOVER_PATHS.healthScript, FAILOVER_PATHS.notifyScript].map((p) => `install -m 0755 ${script} ${p}`).join(" && ");
     const result = run("unshare", [
-      "--mount", "--net", "sh", "-c",
+      "--mount",
+      "--net",
+      "sh",
+      "-c",
       `mount -t tmpfs none /usr/local/sbin && ${install} && ` +
         `ip link add ${VRRP_LINK.name} type vxlan id ${VRRP_LINK.vni} dstport ${VRRP_LINK.udpPort} local 127.0.0.1 && ` +
         `keepalived --config-test -f ${file} -l`,
@@ -259,7 +269,9 @@ describe("the metadata guard", () => {
   });
 
   test("nft -c rejects a broken ruleset (the check can fail)", () => {
-    expect(run("nft", ["-c", "-f", writeTemp("broken.nft", "add rule inet nosuchtable output meta skuid != @nosuchset reject\n")]).status).not.toBe(0);
+    expect(
+      run("nft", ["-c", "-f", writeTemp("broken.nft", "add rule inet nosuchtable output meta skuid != @nosuchset reject\n")]).status,
+    ).not.toBe(0);
   });
 
   test.each(guards.map((g) => [g.label, g]))("systemd-analyze verify accepts the unit of %s", (_label, g) => {

@@ -36,28 +36,30 @@ export function certificateLineage(certName: string): string {
  */
 export function renderPlaceholderScript(siteHostNames: readonly string[]): string {
   const subjectAltName = siteHostNames.map((name) => `DNS:${name}`).join(",");
-  return [
-    ...SCRIPT_HEADER,
-    "# Managed by cloud-init (foobar): the kept certificate, or a placeholder until the ACME CA issues one.",
-    `pem=${CERTIFICATE_PATHS.haproxyPem}`,
-    `lineage=${certificateLineage(siteHostNames[0]!)}`,
-    "if [ -s \"$pem\" ]; then exit 0; fi",
-    "mkdir -p \"$(dirname \"$pem\")\"",
-    "work=$(mktemp -d)",
-    "trap 'rm -rf \"$work\"' EXIT",
-    "if [ -s \"$lineage/fullchain.pem\" ] && [ -s \"$lineage/privkey.pem\" ]; then",
-    "  cat \"$lineage/fullchain.pem\" \"$lineage/privkey.pem\" > \"$work/site.pem\"",
-    "  install -m 0600 -o haproxy -g haproxy \"$work/site.pem\" \"$pem\"",
-    "  echo \"foobar-placeholder-certificate: installed the certificate kept in $lineage\"",
-    "  exit 0",
-    "fi",
-    "openssl req -x509 -newkey rsa:2048 -nodes -days 30 \\",
-    `  -subj "/CN=${siteHostNames[0]}" -addext "subjectAltName=${subjectAltName}" \\`,
-    "  -keyout \"$work/key.pem\" -out \"$work/cert.pem\" 2>/dev/null",
-    "cat \"$work/cert.pem\" \"$work/key.pem\" > \"$work/site.pem\"",
-    "install -m 0600 -o haproxy -g haproxy \"$work/site.pem\" \"$pem\"",
-    "echo \"foobar-placeholder-certificate: wrote a self-signed placeholder to $pem\"",
-  ].join("\n") + "\n";
+  return (
+    [
+      ...SCRIPT_HEADER,
+      "# Managed by cloud-init (foobar): the kept certificate, or a placeholder until the ACME CA issues one.",
+      `pem=${CERTIFICATE_PATHS.haproxyPem}`,
+      `lineage=${certificateLineage(siteHostNames[0]!)}`,
+      'if [ -s "$pem" ]; then exit 0; fi',
+      'mkdir -p "$(dirname "$pem")"',
+      "work=$(mktemp -d)",
+      "trap 'rm -rf \"$work\"' EXIT",
+      'if [ -s "$lineage/fullchain.pem" ] && [ -s "$lineage/privkey.pem" ]; then',
+      '  cat "$lineage/fullchain.pem" "$lineage/privkey.pem" > "$work/site.pem"',
+      '  install -m 0600 -o haproxy -g haproxy "$work/site.pem" "$pem"',
+      '  echo "foobar-placeholder-certificate: installed the certificate kept in $lineage"',
+      "  exit 0",
+      "fi",
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 30 \\",
+      `  -subj "/CN=${siteHostNames[0]}" -addext "subjectAltName=${subjectAltName}" \\`,
+      '  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null',
+      'cat "$work/cert.pem" "$work/key.pem" > "$work/site.pem"',
+      'install -m 0600 -o haproxy -g haproxy "$work/site.pem" "$pem"',
+      'echo "foobar-placeholder-certificate: wrote a self-signed placeholder to $pem"',
+    ].join("\n") + "\n"
+  );
 }
 
 /**
@@ -65,19 +67,20 @@ export function renderPlaceholderScript(siteHostNames: readonly string[]): strin
  * key into HAProxy's PEM, replaces it atomically, and reloads HAProxy, which
  * keeps serving existing connections.
  */
-export const DEPLOY_HOOK_SCRIPT = [
-  ...SCRIPT_HEADER,
-  "# Managed by cloud-init (foobar): certbot deploy hook.",
-  `pem=${CERTIFICATE_PATHS.haproxyPem}`,
-  "lineage=${RENEWED_LINEAGE:?certbot sets RENEWED_LINEAGE}",
-  "next=$(mktemp \"$pem.XXXXXX\")",
-  "cat \"$lineage/fullchain.pem\" \"$lineage/privkey.pem\" > \"$next\"",
-  "chown haproxy:haproxy \"$next\"",
-  "chmod 0600 \"$next\"",
-  "mv -f \"$next\" \"$pem\"",
-  "systemctl reload haproxy.service",
-  "echo \"foobar-install-certificate: installed $lineage in $pem and reloaded HAProxy\"",
-].join("\n") + "\n";
+export const DEPLOY_HOOK_SCRIPT =
+  [
+    ...SCRIPT_HEADER,
+    "# Managed by cloud-init (foobar): certbot deploy hook.",
+    `pem=${CERTIFICATE_PATHS.haproxyPem}`,
+    "lineage=${RENEWED_LINEAGE:?certbot sets RENEWED_LINEAGE}",
+    'next=$(mktemp "$pem.XXXXXX")',
+    'cat "$lineage/fullchain.pem" "$lineage/privkey.pem" > "$next"',
+    'chown haproxy:haproxy "$next"',
+    'chmod 0600 "$next"',
+    'mv -f "$next" "$pem"',
+    "systemctl reload haproxy.service",
+    'echo "foobar-install-certificate: installed $lineage in $pem and reloaded HAProxy"',
+  ].join("\n") + "\n";
 
 export interface CertificateUnitInput {
   /** Host names on the certificate; the first names it. */
@@ -106,27 +109,29 @@ export function renderCertificateUnit(input: CertificateUnitInput): string {
     `--standalone --http-01-address 127.0.0.1 --http-01-port ${ACME_CHALLENGE_PORT}`,
     `--deploy-hook ${CERTIFICATE_PATHS.deployHook}`,
   ];
-  return [
-    "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
-    "[Unit]",
-    `Description=Obtain the certificate of ${certName} from the ACME CA`,
-    "Wants=network-online.target",
-    "After=network-online.target haproxy.service",
-    `ConditionPathExists=!${certificateLineage(certName)}/fullchain.pem`,
-    // Retry forever: the DNS record may take a while to point here.
-    "StartLimitIntervalSec=0",
-    "",
-    "[Service]",
-    "Type=oneshot",
-    // certbot's Python trusts this bundle, which includes any CA added by cloud-init.
-    `Environment=REQUESTS_CA_BUNDLE=${CERTIFICATE_PATHS.systemCaBundle}`,
-    `ExecStart=${certbot.join(" \\\n  ")}`,
-    "Restart=on-failure",
-    "RestartSec=30s",
-    "RestartSteps=6",
-    "RestartMaxDelaySec=30min",
-    "",
-    "[Install]",
-    "WantedBy=multi-user.target",
-  ].join("\n") + "\n";
+  return (
+    [
+      "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
+      "[Unit]",
+      `Description=Obtain the certificate of ${certName} from the ACME CA`,
+      "Wants=network-online.target",
+      "After=network-online.target haproxy.service",
+      `ConditionPathExists=!${certificateLineage(certName)}/fullchain.pem`,
+      // Retry forever: the DNS record may take a while to point here.
+      "StartLimitIntervalSec=0",
+      "",
+      "[Service]",
+      "Type=oneshot",
+      // certbot's Python trusts this bundle, which includes any CA added by cloud-init.
+      `Environment=REQUESTS_CA_BUNDLE=${CERTIFICATE_PATHS.systemCaBundle}`,
+      `ExecStart=${certbot.join(" \\\n  ")}`,
+      "Restart=on-failure",
+      "RestartSec=30s",
+      "RestartSteps=6",
+      "RestartMaxDelaySec=30min",
+      "",
+      "[Install]",
+      "WantedBy=multi-user.target",
+    ].join("\n") + "\n"
+  );
 }

@@ -95,8 +95,10 @@ function packed(file: WriteFile): WriteFile {
  * every file it carries packed (`gz+b64`), as cloud-init writes them.
  */
 export function userDataText(userData: string): string {
-  const files = ((YAML.parse(userData) as { write_files?: { content: string; encoding?: string }[] } | null)?.write_files ?? []);
-  const packedFiles = files.filter((file) => file.encoding === "gz+b64").map((file) => gunzipSync(Buffer.from(file.content, "base64")).toString("utf8"));
+  const files = (YAML.parse(userData) as { write_files?: { content: string; encoding?: string }[] } | null)?.write_files ?? [];
+  const packedFiles = files
+    .filter((file) => file.encoding === "gz+b64")
+    .map((file) => gunzipSync(Buffer.from(file.content, "base64")).toString("utf8"));
   return [userData, ...packedFiles].join("\n");
 }
 

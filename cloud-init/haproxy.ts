@@ -248,13 +248,7 @@ function frontend(input: HaproxyInput): string[] {
   ];
   const requestId = ["    unique-id-format %[uuid()]", "    unique-id-header X-Request-ID"];
   if (!input.tls) {
-    return [
-      ...common,
-      ...requestId,
-      "    http-request set-header X-Forwarded-Proto http",
-      "    default_backend web_servers",
-      "",
-    ];
+    return [...common, ...requestId, "    http-request set-header X-Forwarded-Proto http", "    default_backend web_servers", ""];
   }
   return [
     ...common,

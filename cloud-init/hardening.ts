@@ -33,12 +33,7 @@ export function ufwCommands(rules: readonly HostFirewallRule[]): string[][] {
     const sources = rule.from === "any" ? [[]] : rule.from.map((cidr) => ["from", cidr]);
     return sources.map((from) => ["ufw", ...direction, ...proto, ...from, ...to, "comment", rule.comment]);
   });
-  return [
-    ["ufw", "default", "deny", "incoming"],
-    ["ufw", "default", "allow", "outgoing"],
-    ...allow,
-    ["ufw", "--force", "enable"],
-  ];
+  return [["ufw", "default", "deny", "incoming"], ["ufw", "default", "allow", "outgoing"], ...allow, ["ufw", "--force", "enable"]];
 }
 
 /** The SSH rule: only the admin CIDRs, and none at all without them. */

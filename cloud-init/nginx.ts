@@ -19,7 +19,14 @@ export interface NginxInput {
 export const SERVED_BY_HEADER = "X-Served-By";
 
 /** Text types Nginx compresses (HTML always is). */
-export const GZIP_TYPES = ["text/css", "text/plain", "text/javascript", "application/javascript", "application/json", "image/svg+xml"] as const;
+export const GZIP_TYPES = [
+  "text/css",
+  "text/plain",
+  "text/javascript",
+  "application/javascript",
+  "application/json",
+  "image/svg+xml",
+] as const;
 
 /** How long browsers keep static files other than HTML, in seconds; HTML is revalidated every time (ETag). */
 export const STATIC_MAX_AGE_SECONDS = 3600;

@@ -1,23 +1,10 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
 import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
-import {
-  ACME_CHALLENGE_PORT,
-  CERTIFICATE_PATHS,
-  DEPLOY_HOOK_SCRIPT,
-  renderCertificateUnit,
-  renderPlaceholderScript,
-} from "./certificate";
+import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, DEPLOY_HOOK_SCRIPT, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
 import { FailoverInput, failoverFiles, failoverRuncmd } from "./keepalived";
-import {
-  HARDENING_PACKAGES,
-  HostFirewallRule,
-  RELOAD_SSHD,
-  SSHD_HARDENING,
-  UNATTENDED_UPGRADES,
-  ufwCommands,
-} from "./hardening";
+import { HARDENING_PACKAGES, HostFirewallRule, RELOAD_SSHD, SSHD_HARDENING, UNATTENDED_UPGRADES, ufwCommands } from "./hardening";
 import {
   DATABASE_AGENT,
   databaseAgentScript,

@@ -48,7 +48,10 @@ export function readAppFiles(directory: string): AppFile[] {
       if (entry.isDirectory()) {
         if (!SKIPPED_FOLDERS.has(entry.name)) walk(full);
       } else if (entry.isSymbolicLink()) {
-        refuse("a folder without symbolic links", `: ${quoted(relativePath)} links to ${quoted(fs.readlinkSync(full))}; copy the file in its place`);
+        refuse(
+          "a folder without symbolic links",
+          `: ${quoted(relativePath)} links to ${quoted(fs.readlinkSync(full))}; copy the file in its place`,
+        );
       } else if (entry.isFile()) {
         const executable = (fs.statSync(full).mode & 0o100) !== 0;
         files.push({ relativePath, ...encode(fs.readFileSync(full)), ...(executable ? { executable } : {}) });

@@ -1,8 +1,4 @@
-import {
-  Firewall,
-  FirewallInboundRule,
-  FirewallOutboundRule,
-} from "@cdktf/provider-digitalocean/lib/firewall";
+import { Firewall, FirewallInboundRule, FirewallOutboundRule } from "@cdktf/provider-digitalocean/lib/firewall";
 import { Construct } from "constructs";
 import { HostFirewallRule, sshRules } from "../cloud-init/hardening";
 import { VRRP_LINK } from "../cloud-init/keepalived";
@@ -119,7 +115,9 @@ export class Firewalls extends Construct {
         ...(props.loadBalancerPair
           ? [
               { protocol: "udp", portRange: String(VRRP_LINK.udpPort), sourceTags: [props.tags.loadBalancer.name] },
-              ...((props.https ?? true) ? [{ protocol: "tcp", portRange: String(ACME_PEER_PORT), sourceTags: [props.tags.loadBalancer.name] }] : []),
+              ...((props.https ?? true)
+                ? [{ protocol: "tcp", portRange: String(ACME_PEER_PORT), sourceTags: [props.tags.loadBalancer.name] }]
+                : []),
             ]
           : []),
         ...sshInbound,

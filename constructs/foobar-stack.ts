@@ -74,11 +74,16 @@ export function stateKey(stackName: string): string {
  * every load balancer without HTTPS).
  */
 function absentVolumes(settings: Settings): AbsentResource[] {
-  const volume = (droplet: string, id: string): AbsentResource => ({ type: "digitalocean_volume", path: [droplet, id, DATA_VOLUME_RESOURCE_ID] });
+  const volume = (droplet: string, id: string): AbsentResource => ({
+    type: "digitalocean_volume",
+    path: [droplet, id, DATA_VOLUME_RESOURCE_ID],
+  });
   const slots = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
   return [
     ...slots(settings.webServers + 1, MAX_WEB_SERVERS).map((i) => volume(webServerName(i), DATABASE_VOLUME_ID)),
-    ...slots(settings.https ? settings.loadBalancers + 1 : 1, MAX_LOAD_BALANCERS).map((i) => volume(loadBalancerName(i), CERTIFICATE_VOLUME_ID)),
+    ...slots(settings.https ? settings.loadBalancers + 1 : 1, MAX_LOAD_BALANCERS).map((i) =>
+      volume(loadBalancerName(i), CERTIFICATE_VOLUME_ID),
+    ),
   ];
 }
 
@@ -131,7 +136,10 @@ export class FoobarStack extends TerraformStack {
         locking: settings.stateLocking,
       });
     }
-    this.addOverride("terraform.required_version", settings.stateBucket !== undefined ? TERRAFORM_VERSION_FOR_SPACES : TERRAFORM_VERSION_FOR_REMOVED_BLOCKS);
+    this.addOverride(
+      "terraform.required_version",
+      settings.stateBucket !== undefined ? TERRAFORM_VERSION_FOR_SPACES : TERRAFORM_VERSION_FOR_REMOVED_BLOCKS,
+    );
 
     this.network = new Network(this, "network", {
       project,

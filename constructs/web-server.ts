@@ -105,9 +105,7 @@ export class WebServer extends Construct {
       tags: [props.tags.project, props.tags.web, roleTag],
       cloudConfig: webServerCloudConfig(input),
       volumes: [this.databaseVolume.volume],
-      sizeCauses: [
-        { what: "the application folder (FOOBAR_APP_DIR)", without: webServerCloudConfig({ ...input, appFiles: [] }) },
-      ],
+      sizeCauses: [{ what: "the application folder (FOOBAR_APP_DIR)", without: webServerCloudConfig({ ...input, appFiles: [] }) }],
     });
   }
 }

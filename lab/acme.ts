@@ -90,13 +90,20 @@ export function renderPebbleConfig(files: AcmeFiles): string {
 /** challtestsrv's arguments: DNS on loopback answering `defaultIPv4` for every name, nothing else listening outside loopback. */
 export function challtestsrvArgs(defaultIPv4: string): string[] {
   return [
-    "-dns01", CHALLTESTSRV_DNS,
-    "-defaultIPv4", defaultIPv4,
-    "-defaultIPv6", "",
-    "-http01", "",
-    "-https01", "",
-    "-tlsalpn01", "",
-    "-management", CHALLTESTSRV_MANAGEMENT,
+    "-dns01",
+    CHALLTESTSRV_DNS,
+    "-defaultIPv4",
+    defaultIPv4,
+    "-defaultIPv6",
+    "",
+    "-http01",
+    "",
+    "-https01",
+    "",
+    "-tlsalpn01",
+    "",
+    "-management",
+    CHALLTESTSRV_MANAGEMENT,
   ];
 }
 
@@ -116,29 +123,75 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
   const days = String(ACME_CERTIFICATE_DAYS);
   const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"];
   run("openssl", [
-    "req", "-x509", "-new", ...newKey, "-keyout", caKey, "-out", files.serverCaFile, "-days", days,
-    "-subj", `/CN=foobar lab ACME server CA ${state.startedAt}`,
-    "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
-    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    "req",
+    "-x509",
+    "-new",
+    ...newKey,
+    "-keyout",
+    caKey,
+    "-out",
+    files.serverCaFile,
+    "-days",
+    days,
+    "-subj",
+    `/CN=foobar lab ACME server CA ${state.startedAt}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE,pathlen:0",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
   ]);
   run("openssl", [
-    "req", "-x509", "-new", ...newKey, "-keyout", files.listenerKeyFile, "-out", files.listenerCertFile, "-days", days,
-    "-CA", files.serverCaFile, "-CAkey", caKey,
-    "-subj", `/CN=${ACME_HOST_NAME}`,
-    "-addext", `subjectAltName=IP:${ACME_ADDRESS},DNS:${ACME_HOST_NAME}`,
-    "-addext", "basicConstraints=critical,CA:FALSE",
-    "-addext", "keyUsage=critical,digitalSignature",
-    "-addext", "extendedKeyUsage=serverAuth",
+    "req",
+    "-x509",
+    "-new",
+    ...newKey,
+    "-keyout",
+    files.listenerKeyFile,
+    "-out",
+    files.listenerCertFile,
+    "-days",
+    days,
+    "-CA",
+    files.serverCaFile,
+    "-CAkey",
+    caKey,
+    "-subj",
+    `/CN=${ACME_HOST_NAME}`,
+    "-addext",
+    `subjectAltName=IP:${ACME_ADDRESS},DNS:${ACME_HOST_NAME}`,
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-addext",
+    "keyUsage=critical,digitalSignature",
+    "-addext",
+    "extendedKeyUsage=serverAuth",
   ]);
   // The lab's "internet" has one more HTTPS server the droplets call: DigitalOcean's API (api.ts).
   run("openssl", [
-    "req", "-x509", "-new", ...newKey, "-keyout", files.apiKeyFile, "-out", files.apiCertFile, "-days", days,
-    "-CA", files.serverCaFile, "-CAkey", caKey,
-    "-subj", `/CN=${API_HOST_NAME}`,
-    "-addext", `subjectAltName=DNS:${API_HOST_NAME}`,
-    "-addext", "basicConstraints=critical,CA:FALSE",
-    "-addext", "keyUsage=critical,digitalSignature",
-    "-addext", "extendedKeyUsage=serverAuth",
+    "req",
+    "-x509",
+    "-new",
+    ...newKey,
+    "-keyout",
+    files.apiKeyFile,
+    "-out",
+    files.apiCertFile,
+    "-days",
+    days,
+    "-CA",
+    files.serverCaFile,
+    "-CAkey",
+    caKey,
+    "-subj",
+    `/CN=${API_HOST_NAME}`,
+    "-addext",
+    `subjectAltName=DNS:${API_HOST_NAME}`,
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-addext",
+    "keyUsage=critical,digitalSignature",
+    "-addext",
+    "extendedKeyUsage=serverAuth",
   ]);
   fs.chmodSync(files.apiKeyFile, 0o400);
   // Nothing else is ever signed with it.
@@ -171,9 +224,15 @@ export async function startAcme(state: LabState, defaultIPv4: string): Promise<A
   acme.challtestsrvPid = spawnUnprivileged(ACME_NS, "pebble-challtestsrv", challtestsrvArgs(defaultIPv4), {}, challtestsrvLog);
   saveState(state);
   const [dnsHost, dnsPort] = CHALLTESTSRV_DNS.split(":");
-  await waitUntilServing(ACME_NS, "pebble-challtestsrv", acme.challtestsrvPid, CHALLTESTSRV_COMM, challtestsrvLog, () =>
-    // Listening (checked with ss: no query sent).
-    tryRun("ip", ["netns", "exec", ACME_NS, "ss", "-Hlun", `src ${dnsHost}:${dnsPort}`]).stdout.trim() !== "",
+  await waitUntilServing(
+    ACME_NS,
+    "pebble-challtestsrv",
+    acme.challtestsrvPid,
+    CHALLTESTSRV_COMM,
+    challtestsrvLog,
+    () =>
+      // Listening (checked with ss: no query sent).
+      tryRun("ip", ["netns", "exec", ACME_NS, "ss", "-Hlun", `src ${dnsHost}:${dnsPort}`]).stdout.trim() !== "",
   );
 
   const pebbleLog = path.join(acme.dir, "pebble.log");
@@ -181,8 +240,13 @@ export async function startAcme(state: LabState, defaultIPv4: string): Promise<A
   acme.pebblePid = spawnUnprivileged(ACME_NS, "pebble", ["-config", configFile, "-dnsserver", CHALLTESTSRV_DNS], env, pebbleLog);
   saveState(state);
   const directoryUrl = acmeDirectoryUrl();
-  await waitUntilServing(ACME_NS, "pebble", acme.pebblePid, "pebble", pebbleLog, () =>
-    acmeCurl(files.serverCaFile, [directoryUrl]).status === 0,
+  await waitUntilServing(
+    ACME_NS,
+    "pebble",
+    acme.pebblePid,
+    "pebble",
+    pebbleLog,
+    () => acmeCurl(files.serverCaFile, [directoryUrl]).status === 0,
   );
   const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
 
@@ -190,7 +254,8 @@ export async function startAcme(state: LabState, defaultIPv4: string): Promise<A
   // port (the listener certificate names acme.lab.test, pinned to loopback here).
   const [managementHost, managementPort] = PEBBLE_MANAGEMENT.split(":");
   const root = acmeCurl(files.serverCaFile, [
-    "--resolve", `${ACME_HOST_NAME}:${managementPort}:${managementHost}`,
+    "--resolve",
+    `${ACME_HOST_NAME}:${managementPort}:${managementHost}`,
     `https://${ACME_HOST_NAME}:${managementPort}/roots/0`,
   ]);
   if (root.status !== 0 || !root.stdout.includes("-----BEGIN CERTIFICATE-----")) {
@@ -232,7 +297,6 @@ function acmeCurl(caFile: string, args: readonly string[]) {
     timeoutMs: 5_000,
   });
 }
-
 
 /** How many orders pebble has taken since it started (each certificate issuance begins with one). */
 export function ordersPlaced(state: LabState): number {

@@ -14,36 +14,33 @@ const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as Api
 const state: ApiState = { holders: reservedIpHolders(), actions: [] };
 const line = (text: string) => process.stdout.write(`${new Date().toISOString()} ${text}\n`);
 
-const server = https.createServer(
-  { cert: fs.readFileSync(config.certFile), key: fs.readFileSync(config.keyFile) },
-  (request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      const from = (request.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
-      const body = Buffer.concat(chunks).toString("utf8");
-      // The holders file is the network's truth (the lab's own moves write it too).
-      state.holders = reservedIpHolders();
-      const answer = apiAnswer(config, state, request.method ?? "GET", request.url ?? "/", request.headers.authorization, body, new Date());
-      response.writeHead(answer.status, { "Content-Type": "application/json" });
-      response.end(JSON.stringify(answer.body));
-      line(`${from} ${request.method} ${request.url} ${body.length > 0 ? body + " " : ""}${answer.status}`);
-      const move = answer.move;
-      if (!move) return;
-      setTimeout(() => {
-        const action = state.actions.find((a) => a.id === move.actionId)!;
-        try {
-          moveReservedIp(config.namespaces, move.ip, move.droplet);
-          action.status = "completed";
-          line(`action ${move.actionId}: ${move.ip} now on ${move.droplet ?? "no droplet"}`);
-        } catch (error) {
-          action.status = "errored";
-          line(`action ${move.actionId}: moving ${move.ip} failed: ${(error as Error).message}`);
-        }
-        action.completed_at = new Date().toISOString();
-      }, config.delayMs);
-    });
-  },
-);
+const server = https.createServer({ cert: fs.readFileSync(config.certFile), key: fs.readFileSync(config.keyFile) }, (request, response) => {
+  const chunks: Buffer[] = [];
+  request.on("data", (chunk: Buffer) => chunks.push(chunk));
+  request.on("end", () => {
+    const from = (request.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+    const body = Buffer.concat(chunks).toString("utf8");
+    // The holders file is the network's truth (the lab's own moves write it too).
+    state.holders = reservedIpHolders();
+    const answer = apiAnswer(config, state, request.method ?? "GET", request.url ?? "/", request.headers.authorization, body, new Date());
+    response.writeHead(answer.status, { "Content-Type": "application/json" });
+    response.end(JSON.stringify(answer.body));
+    line(`${from} ${request.method} ${request.url} ${body.length > 0 ? body + " " : ""}${answer.status}`);
+    const move = answer.move;
+    if (!move) return;
+    setTimeout(() => {
+      const action = state.actions.find((a) => a.id === move.actionId)!;
+      try {
+        moveReservedIp(config.namespaces, move.ip, move.droplet);
+        action.status = "completed";
+        line(`action ${move.actionId}: ${move.ip} now on ${move.droplet ?? "no droplet"}`);
+      } catch (error) {
+        action.status = "errored";
+        line(`action ${move.actionId}: moving ${move.ip} failed: ${(error as Error).message}`);
+      }
+      action.completed_at = new Date().toISOString();
+    }, config.delayMs);
+  });
+});
 server.listen(config.port, config.address, () => line(`listening on ${config.address}:${config.port}`));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));

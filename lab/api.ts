@@ -154,7 +154,8 @@ export function apiAnswer(
   let droplet: string | undefined;
   if (request.type === "assign") {
     const target = config.droplets.find((d) => d.id === request.droplet_id);
-    if (!target) return error(422, "unprocessable_entity", `droplet_id ${JSON.stringify(request.droplet_id)} is not a droplet of this account`);
+    if (!target)
+      return error(422, "unprocessable_entity", `droplet_id ${JSON.stringify(request.droplet_id)} is not a droplet of this account`);
     droplet = target.name;
   }
   const action: ApiAction = {
@@ -217,8 +218,13 @@ export async function startApi(
   if (child.pid === undefined) throw new Error("could not start the API emulator");
   state.api.pid = child.pid;
   saveState(state);
-  await waitUntilServing(API_NS, "the DigitalOcean API emulator", child.pid, "node", logFile, () =>
-    tryRun("ip", ["netns", "exec", API_NS, "ss", "-Hltn", `src ${API_ADDRESS}:${API_PORT}`]).stdout.trim() !== "",
+  await waitUntilServing(
+    API_NS,
+    "the DigitalOcean API emulator",
+    child.pid,
+    "node",
+    logFile,
+    () => tryRun("ip", ["netns", "exec", API_NS, "ss", "-Hltn", `src ${API_ADDRESS}:${API_PORT}`]).stdout.trim() !== "",
   );
   log(`api: https://${API_HOST_NAME}/v2/reserved_ips at ${API_ADDRESS} in ${API_NS}, pid ${child.pid}, moves take ${options.delayMs} ms`);
 }

@@ -63,7 +63,12 @@ function synthFile(dir: string): string {
  * @param replace droplet names to replace whatever changed.
  * @throws Error, before touching anything, when Terraform would refuse the plan.
  */
-export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, replace: readonly string[], interrupted: () => boolean): Promise<ApplyReport> {
+export async function applyChanges(
+  state: LabState,
+  env: NodeJS.ProcessEnv,
+  replace: readonly string[],
+  interrupted: () => boolean,
+): Promise<ApplyReport> {
   const old = state.stack;
   if (!old || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
   const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as StackJson;
@@ -78,10 +83,15 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   const changes = planChanges(before, after, forced);
   const refused = protectedVolumesAtRisk(before, changes);
   if (refused.length > 0) {
-    throw new Error(`apply refused, nothing changed: it would replace ${refused.join(", ")}, protected by prevent_destroy (FOOBAR_ALLOW_DATA_LOSS=true allows it)`);
+    throw new Error(
+      `apply refused, nothing changed: it would replace ${refused.join(", ")}, protected by prevent_destroy (FOOBAR_ALLOW_DATA_LOSS=true allows it)`,
+    );
   }
   const volumeName = (address: string) => String(after.resource?.digitalocean_volume?.[address.slice("digitalocean_volume.".length)]?.name);
-  const taken = changes.filter((c) => c.type === "digitalocean_volume" && c.action === "create").map((c) => volumeName(c.address)).filter((name) => state.volumes?.[name]);
+  const taken = changes
+    .filter((c) => c.type === "digitalocean_volume" && c.action === "create")
+    .map((c) => volumeName(c.address))
+    .filter((name) => state.volumes?.[name]);
   if (taken.length > 0) {
     throw new Error(
       `apply refused, nothing changed: DigitalOcean refuses a second volume named ${taken.join(", ")} (409 already exists): ` +
@@ -131,7 +141,12 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   for (const droplet of fresh) addDropletNetwork(state, droplet, stack.vpc.ipRange);
   // Tag rules expand to addresses, which changed: every droplet's firewall is recomputed.
   for (const droplet of stack.droplets) {
-    applyNftables(dropletNamespace(droplet.name), labFirewall(stack, droplet), containerInit(state, droplet.name), state.droplets[droplet.name]?.merged);
+    applyNftables(
+      dropletNamespace(droplet.name),
+      labFirewall(stack, droplet),
+      containerInit(state, droplet.name),
+      state.droplets[droplet.name]?.merged,
+    );
   }
   applyMetadataSwitchRules(stack.droplets.map((d) => d.name));
   await stopMetadata(state);
@@ -150,9 +165,16 @@ export async function applyChanges(state: LabState, env: NodeJS.ProcessEnv, repl
   for (const droplet of fresh) {
     prepareDroplet(state, state.base!, droplet, dropletNamespace(droplet.name));
     await bootDroplet(state, droplet.name);
-    log(`apply: created ${droplet.name} (public ${droplet.publicIpv4}, private ${droplet.privateIpv4}${droplet.volumes.length ? `, volumes ${droplet.volumes.join(", ")}` : ""})`);
+    log(
+      `apply: created ${droplet.name} (public ${droplet.publicIpv4}, private ${droplet.privateIpv4}${droplet.volumes.length ? `, volumes ${droplet.volumes.join(", ")}` : ""})`,
+    );
   }
-  const failed = await waitForCloudInit(state, fresh.map((d) => d.name), bootTimeoutSeconds(), interrupted);
+  const failed = await waitForCloudInit(
+    state,
+    fresh.map((d) => d.name),
+    bootTimeoutSeconds(),
+    interrupted,
+  );
   if (failed.length > 0) {
     for (const { name, reason } of failed) process.stdout.write(`\n${name}: ${reason}\n${cloudInitReport(state, name)}\n`);
     throw new Error(`apply: cloud-init did not finish cleanly on ${failed.map((f) => f.name).join(", ")}`);

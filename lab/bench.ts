@@ -78,7 +78,8 @@ export function parseBenchArgs(argv: readonly string[]): Options {
     else if (arg === "--seconds" || arg === "--connections") {
       const value = Number(argv[++i]);
       const [low, high] = arg === "--seconds" ? [1, 60] : [1, 256];
-      if (!Number.isInteger(value) || value < low || value > high) throw new Error(`${arg} must be a whole number from ${low} to ${high}, got "${argv[i] ?? ""}"\n${usage}`);
+      if (!Number.isInteger(value) || value < low || value > high)
+        throw new Error(`${arg} must be a whole number from ${low} to ${high}, got "${argv[i] ?? ""}"\n${usage}`);
       if (arg === "--seconds") seconds = value;
       else connections = value;
     } else throw new Error(usage);
@@ -102,7 +103,8 @@ function postScript(): string {
 }
 
 function wrkResult(what: string, result: CommandResult): WrkResult {
-  if (result.status !== 0) throw new Error(`${what}: wrk exited ${result.status}: ${(result.stderr || result.stdout).trim().split("\n").slice(-2).join(" | ")}`);
+  if (result.status !== 0)
+    throw new Error(`${what}: wrk exited ${result.status}: ${(result.stderr || result.stdout).trim().split("\n").slice(-2).join(" | ")}`);
   return parseWrk(result.stdout);
 }
 
@@ -135,7 +137,10 @@ function straightToWebServer(lab: Lab, options: Options, pathName: string, extra
   const pid = lab.initPid(lb.name);
   if (pid === undefined) throw new Error(`${lb.name} is not running`);
   const url = `http://${primary.privateIpv4}${pathName}`;
-  return wrkResult(`wrk ${url}`, tryRun("nsenter", ["-t", String(pid), "-n", ...wrkArgs(options, url, extra)], { timeoutMs: (options.seconds + 30) * 1000 }));
+  return wrkResult(
+    `wrk ${url}`,
+    tryRun("nsenter", ["-t", String(pid), "-n", ...wrkArgs(options, url, extra)], { timeoutMs: (options.seconds + 30) * 1000 }),
+  );
 }
 
 function throughputRow(measure: string, result: WrkResult, note: string, goal?: BenchRow["goal"]): BenchRow {
@@ -155,7 +160,8 @@ async function throughput(lab: Lab, options: Options): Promise<BenchSection[]> {
     // Reads return the 20 newest of at least 100 messages, as on a site in use.
     const count = Number(sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages"));
     const messages = new URL("/api/messages", siteUrl(lab)).toString();
-    for (let i = count; i < 100; i++) request(lab, messages, ["-X", "POST", "-H", "Content-Type: application/json", "--data", '{"body":"seed"}']);
+    for (let i = count; i < 100; i++)
+      request(lab, messages, ["-X", "POST", "-H", "Content-Type: application/json", "--data", '{"body":"seed"}']);
 
     log("bench: static files");
     const staticLb = throughLoadBalancer(lab, options, "/");
@@ -206,7 +212,10 @@ async function throughput(lab: Lab, options: Options): Promise<BenchSection[]> {
             met: writeLb.requestsPerSecond >= GOALS.writesPerSecond,
           }),
           throughputRow("writes straight to web-01 (semi-sync on)", writeDirect, ""),
-          { measure: "ratio, writes load balancer / straight", result: formatRatio(writeLb.requestsPerSecond, writeDirect.requestsPerSecond) },
+          {
+            measure: "ratio, writes load balancer / straight",
+            result: formatRatio(writeLb.requestsPerSecond, writeDirect.requestsPerSecond),
+          },
           throughputRow("writes through the load balancer (semi-sync off)", writeAsync, "asynchronous: an acknowledged write can be lost"),
         ],
       },
@@ -252,7 +261,10 @@ async function replicationLag(lab: Lab, options: Options): Promise<BenchSection>
       ),
     );
     log(`bench: replication lag under a write load for ${seconds} s`);
-    const load = lab.client(wrkArgs({ ...options, seconds }, new URL("/api/messages", siteUrl(lab)).toString(), ["-s", post], 16), (seconds + 60) * 1000);
+    const load = lab.client(
+      wrkArgs({ ...options, seconds }, new URL("/api/messages", siteUrl(lab)).toString(), ["-s", post], 16),
+      (seconds + 60) * 1000,
+    );
     const [written, ...read] = await Promise.all([writer.done, ...readers.map((r) => r.done)]);
     if (written!.status !== 0) throw new Error(`the heartbeat writer on ${primary.name} failed: ${written!.stderr.trim()}`);
     const writes = wrkResult("the write load", load);
@@ -290,7 +302,13 @@ interface FailoverResult {
   readonly downSeconds?: number;
 }
 
-async function failover(lab: Lab, options: Options, server: string, inject: () => Promise<unknown>, undo: () => Promise<unknown>): Promise<FailoverResult> {
+async function failover(
+  lab: Lab,
+  options: Options,
+  server: string,
+  inject: () => Promise<unknown>,
+  undo: () => Promise<unknown>,
+): Promise<FailoverResult> {
   await waitFor(`${server} UP before the fault`, 180_000, () => (backendStates(lab)[server] === "UP" ? true : undefined));
   const seconds = Math.max(options.seconds, 15);
   const url = siteUrl(lab);
@@ -312,12 +330,17 @@ async function failover(lab: Lab, options: Options, server: string, inject: () =
   await undo();
   await waitFor(`${server} UP again`, 300_000, () => (backendStates(lab)[server] === "UP" ? true : undefined));
   const failed = failedRequests(result);
-  if (detectedMs === undefined) return { text: `${failed} of ${result.requests.toLocaleString("en-US")} requests failed; not marked DOWN during the run`, failed };
+  if (detectedMs === undefined)
+    return { text: `${failed} of ${result.requests.toLocaleString("en-US")} requests failed; not marked DOWN during the run`, failed };
   const detection =
     injectedMs > 500
       ? `DOWN ${(Math.max(0, detectedMs - injectedMs) / 1000).toFixed(2)} s after the droplet was off (${(detectedMs / 1000).toFixed(2)} s after the shutdown began)`
       : `DOWN ${(detectedMs / 1000).toFixed(2)} s after the fault`;
-  return { text: `${failed} of ${result.requests.toLocaleString("en-US")} requests failed; ${detection}`, failed, downSeconds: Math.max(0, detectedMs - (injectedMs > 500 ? injectedMs : 0)) / 1000 };
+  return {
+    text: `${failed} of ${result.requests.toLocaleString("en-US")} requests failed; ${detection}`,
+    failed,
+    downSeconds: Math.max(0, detectedMs - (injectedMs > 500 ? injectedMs : 0)) / 1000,
+  };
 }
 
 async function failovers(lab: Lab, options: Options): Promise<BenchSection> {
@@ -346,8 +369,18 @@ async function failovers(lab: Lab, options: Options): Promise<BenchSection> {
   return {
     title: "Failover under load (static `/` through the load balancer)",
     rows: [
-      { measure: `${primary.name}'s Nginx crashed (SIGKILL)`, result: crash.text, goal: goal(crash), note: "fault crash nginx; started again after the run" },
-      { measure: `${last.name} powered off`, result: power.text, goal: goal(power), note: "fault poweroff (a clean shutdown); powered on after the run" },
+      {
+        measure: `${primary.name}'s Nginx crashed (SIGKILL)`,
+        result: crash.text,
+        goal: goal(crash),
+        note: "fault crash nginx; started again after the run",
+      },
+      {
+        measure: `${last.name} powered off`,
+        result: power.text,
+        goal: goal(power),
+        note: "fault poweroff (a clean shutdown); powered on after the run",
+      },
     ],
   };
 }
@@ -397,7 +430,12 @@ async function main(argv: string[]): Promise<number> {
     log("bench: using the lab that is up");
   }
   try {
-    const sections = [...(await throughput(lab, options)), await replicationLag(lab, options), await failovers(lab, options), timingsSection(measuredUp)];
+    const sections = [
+      ...(await throughput(lab, options)),
+      await replicationLag(lab, options),
+      await failovers(lab, options),
+      timingsSection(measuredUp),
+    ];
     const report: BenchReport = {
       startedAt,
       machine: machine(),

@@ -58,7 +58,11 @@ export function cgroupHierarchies(
         ? "0::"
         : (superOptions ?? "")
             .split(",")
-            .filter((option) => !["rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "clone_children", "xattr"].includes(option) && !option.startsWith("release_agent="))
+            .filter(
+              (option) =>
+                !["rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "clone_children", "xattr"].includes(option) &&
+                !option.startsWith("release_agent="),
+            )
             .join(",");
     const ownPath = own.get(key);
     if (ownPath === undefined) continue;
@@ -202,7 +206,11 @@ export async function teardownCgroups(state: LabState, settle: () => Promise<voi
     removed.push(`cgroup ${dir}`);
   }
   for (const parent of removeParents ? new Set(state.cgroups.map((dir) => path.dirname(dir))) : []) {
-    if (path.basename(parent) === LAB_CGROUP && fs.existsSync(parent) && !fs.readdirSync(parent, { withFileTypes: true }).some((e) => e.isDirectory())) {
+    if (
+      path.basename(parent) === LAB_CGROUP &&
+      fs.existsSync(parent) &&
+      !fs.readdirSync(parent, { withFileTypes: true }).some((e) => e.isDirectory())
+    ) {
       fs.rmdirSync(parent);
     }
   }

@@ -13,7 +13,10 @@ import { sleep } from "./shell";
 
 /** The web servers, by name. */
 function webs(lab: Lab): string[] {
-  return lab.stack.droplets.map((d) => d.name).filter((name) => name.startsWith("web-")).sort();
+  return lab.stack.droplets
+    .map((d) => d.name)
+    .filter((name) => name.startsWith("web-"))
+    .sort();
 }
 
 /** `@@super_read_only` of every powered-on web server: name → "0" (writable) or "1". */
@@ -101,7 +104,8 @@ function writeFigures(writes: Writes, missing: readonly number[], sampled: Sampl
 function writePause(writes: Writes, from: number): number {
   const acknowledged = writes.filter((x) => x.code === "201").map((x) => x.at);
   let longest = 0;
-  for (let i = 1; i < acknowledged.length; i++) if (acknowledged[i]! > from) longest = Math.max(longest, acknowledged[i]! - acknowledged[i - 1]!);
+  for (let i = 1; i < acknowledged.length; i++)
+    if (acknowledged[i]! > from) longest = Math.max(longest, acknowledged[i]! - acknowledged[i - 1]!);
   return longest;
 }
 
@@ -139,7 +143,11 @@ function promote(lab: Lab, primary: string) {
 
 /** Rows (count and a checksum of their content) as one server holds them. */
 function contents(lab: Lab, server: string): string {
-  return sql(lab, server, "SELECT CONCAT_WS(' ', COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, body, written_by, created_at))), 0)) FROM foobar.messages");
+  return sql(
+    lab,
+    server,
+    "SELECT CONCAT_WS(' ', COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, body, written_by, created_at))), 0)) FROM foobar.messages",
+  );
 }
 
 /**
@@ -158,7 +166,9 @@ function databaseDiagnostics(lab: Lab): string {
           return `no replication status: ${(error as Error).message}`;
         }
       })();
-      const journal = lab.execIn(name, ["journalctl", "--no-pager", "-o", "short-precise", "-n", "25", "-u", "foobar-db-agent.service"], 10_000).stdout.trim();
+      const journal = lab
+        .execIn(name, ["journalctl", "--no-pager", "-o", "short-precise", "-n", "25", "-u", "foobar-db-agent.service"], 10_000)
+        .stdout.trim();
       return `--- ${name}: read-only ${readOnly(lab)[name] ?? "?"}; ${status}\n${journal}`;
     })
     .join("\n");
@@ -251,7 +261,9 @@ const checks: Check[] = [
         return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" && sourceUuid === primaryUuid ? state : undefined;
       });
       const count = sql(lab, "web-02", "SELECT COUNT(*) FROM foobar.messages");
-      await waitFor(`web-03 at ${count} rows`, 60_000, () => (sql(lab, "web-03", "SELECT COUNT(*) FROM foobar.messages") === count ? true : undefined));
+      await waitFor(`web-03 at ${count} rows`, 60_000, () =>
+        sql(lab, "web-03", "SELECT COUNT(*) FROM foobar.messages") === count ? true : undefined,
+      );
       return `web-03: IO=Yes SQL=Yes from web-02 (server_uuid matches), Auto_Position=${status.value.Auto_Position}, ${count} rows as on web-02`;
     },
   },
@@ -266,7 +278,11 @@ const checks: Check[] = [
         await sleep(500);
       }
       if (states.some((value) => value !== "1")) throw new Error(`web-01's super_read_only after the boot: ${states.join(", ")}`);
-      const write = lab.execIn("web-01", ["mysql", "--execute", "INSERT INTO foobar.messages (body, written_by) VALUES ('must fail', 'web-01')"]);
+      const write = lab.execIn("web-01", [
+        "mysql",
+        "--execute",
+        "INSERT INTO foobar.messages (body, written_by) VALUES ('must fail', 'web-01')",
+      ]);
       if (write.status === 0) throw new Error("web-01 took a write as root after coming back");
       await waitFor("web-01 replicating from web-02", 90_000, () => {
         const state = replicaStatus(lab, "web-01");
@@ -276,7 +292,11 @@ const checks: Check[] = [
       await waitFor("equal row counts", 60_000, () =>
         webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
       );
-      const joined = lab.execIn("web-01", ["journalctl", "-u", "foobar-db-agent", "-o", "cat", "--no-pager"]).stdout.split("\n").filter((l) => /joining the primary|diverged/.test(l)).pop();
+      const joined = lab
+        .execIn("web-01", ["journalctl", "-u", "foobar-db-agent", "-o", "cat", "--no-pager"])
+        .stdout.split("\n")
+        .filter((l) => /joining the primary|diverged/.test(l))
+        .pop();
       return `web-01 super_read_only=1 from its first query on, root's INSERT refused (${write.stderr.trim().split("\n").pop()?.slice(0, 90)}); "${joined?.trim()}"; ${count} rows on ${webs(lab).join(", ")}`;
     },
   },
@@ -341,15 +361,25 @@ const checks: Check[] = [
       const purged = sql(lab, primary, "SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')");
       await lab.fault(victim, "start", "mysql");
       const rebuilt = await waitFor(`${victim}'s agent rebuilding it with CLONE`, 180_000, () =>
-        /rebuilt from .* with CLONE/.test(lab.execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"]).stdout) ? true : undefined,
+        /rebuilt from .* with CLONE/.test(
+          lab.execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"]).stdout,
+        )
+          ? true
+          : undefined,
       );
       await waitFor(`${victim} replicating again`, 180_000, () => {
         const status = replicaStatus(lab, victim);
         return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
       });
       const expected = contents(lab, primary);
-      await waitFor("equal rows and checksums on every server", 60_000, () => (webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined));
-      const line = lab.execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"]).stdout.split("\n").find((l) => /rebuilding from/.test(l)) ?? "";
+      await waitFor("equal rows and checksums on every server", 60_000, () =>
+        webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined,
+      );
+      const line =
+        lab
+          .execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"])
+          .stdout.split("\n")
+          .find((l) => /rebuilding from/.test(l)) ?? "";
       return (
         `${before} + ${meanwhile} writes acknowledged, ${victim}'s MySQL off for the second 20; ${primary} purged its logs (gtid_purged ${purged}); ` +
         `${victim} rebuilt ${(rebuilt.ms / 1000).toFixed(1)} s after its MySQL started (${line.replace(/^.*foobar-db-agent: /, "")}) and replicates; ` +
@@ -368,15 +398,21 @@ const checks: Check[] = [
       let fenced: { ms: number } | undefined;
       try {
         await lab.fault(primary, "partition");
-        fenced = await waitFor(`${primary} read-only with its agent frozen`, 40_000, () => (readOnly(lab)[primary] === "1" ? true : undefined));
+        fenced = await waitFor(`${primary} read-only with its agent frozen`, 40_000, () =>
+          readOnly(lab)[primary] === "1" ? true : undefined,
+        );
       } finally {
         await lab.fault(primary, "heal");
       }
       const restarted = lab.execIn(primary, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-3min"]).stdout;
       if (!/Watchdog timeout/.test(restarted)) throw new Error(`${primary}'s agent was not restarted by the watchdog`);
-      const back = await waitFor(`${primary} writable again once healed (its record never moved)`, 90_000, () => (readOnly(lab)[primary] === "0" ? true : undefined));
+      const back = await waitFor(`${primary} writable again once healed (its record never moved)`, 90_000, () =>
+        readOnly(lab)[primary] === "0" ? true : undefined,
+      );
       const count = sql(lab, primary, "SELECT COUNT(*) FROM foobar.messages");
-      await waitFor("equal row counts", 60_000, () => (webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined));
+      await waitFor("equal row counts", 60_000, () =>
+        webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
+      );
       return (
         `${primary}'s agent (host PID ${agent}) SIGSTOPped and ${primary} cut off: the watchdog killed and restarted the agent, ` +
         `and ${primary} was read-only ${(fenced.ms / 1000).toFixed(1)} s after the cut; healed, writable again after ${(back.ms / 1000).toFixed(1)} s; ${count} rows everywhere`
@@ -407,7 +443,8 @@ const checks: Check[] = [
       if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
       const lost = missingOn(lab, to, writes);
       if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on ${to}: ids ${lost.slice(0, 10).join(", ")}`);
-      if (!writes.some((x) => x.at > appliedAt + promoted.ms && x.code === "201")) throw new Error(`no write acknowledged after ${to}'s promotion`);
+      if (!writes.some((x) => x.at > appliedAt + promoted.ms && x.code === "201"))
+        throw new Error(`no write acknowledged after ${to}'s promotion`);
       const pause = writePause(writes, appliedAt);
       const acknowledging = await waitFor(`${to} acknowledged semi-synchronously`, 60_000, () =>
         sql(lab, to, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_status'").endsWith("ON") ? true : undefined,
@@ -453,7 +490,9 @@ const checks: Check[] = [
         namedAt = Date.now();
         await promote(lab, stale);
         await lab.fault(stale, "start", "mysql");
-        refusal = await waitFor(`${stale}'s agent refusing the promotion`, 120_000, () => agentLines(lab, stale, 3).find((line) => /^named primary, but (lacks|its replication stopped)/.test(line)));
+        refusal = await waitFor(`${stale}'s agent refusing the promotion`, 120_000, () =>
+          agentLines(lab, stale, 3).find((line) => /^named primary, but (lacks|its replication stopped)/.test(line)),
+        );
         const state = () => sql(lab, stale, "SELECT CONCAT_WS(' ', @@GLOBAL.super_read_only, REPLACE(@@GLOBAL.gtid_executed, '\\n', ''))");
         before = state();
         await sleep(3000);
@@ -469,19 +508,29 @@ const checks: Check[] = [
       if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
       // Read-only, nothing applied or written while it refused, and no transaction of its own ever.
       if (after !== before || !after.startsWith("1 ") || after.includes(own)) {
-        throw new Error(`${stale} changed while it refused: super_read_only and gtid_executed "${before}", 3 s later "${after}" (its server_uuid ${own})`);
+        throw new Error(
+          `${stale} changed while it refused: super_read_only and gtid_executed "${before}", 3 s later "${after}" (its server_uuid ${own})`,
+        );
       }
       const whileStale = writes.filter((x) => x.at > namedAt + 2000 && x.at < backAt);
-      if (whileStale.some((x) => x.code === "201")) throw new Error(`a write was acknowledged while ${stale} was named and refused: ${JSON.stringify(whileStale.find((x) => x.code === "201"))}`);
+      if (whileStale.some((x) => x.code === "201"))
+        throw new Error(
+          `a write was acknowledged while ${stale} was named and refused: ${JSON.stringify(whileStale.find((x) => x.code === "201"))}`,
+        );
       const lost = missingOn(lab, primary, writes);
-      if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on ${primary}: ids ${lost.slice(0, 10).join(", ")}`);
-      const rebuilt = await waitFor(`${stale} rebuilding itself with CLONE`, 180_000, () => agentLines(lab, stale).find((line) => /^rebuilt from .* with CLONE/.test(line)));
+      if (lost.length > 0)
+        throw new Error(`${lost.length} acknowledged write(s) missing on ${primary}: ids ${lost.slice(0, 10).join(", ")}`);
+      const rebuilt = await waitFor(`${stale} rebuilding itself with CLONE`, 180_000, () =>
+        agentLines(lab, stale).find((line) => /^rebuilt from .* with CLONE/.test(line)),
+      );
       await waitFor(`${stale} replicating again`, 180_000, () => {
         const status = replicaStatus(lab, stale);
         return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
       });
       const expected = contents(lab, primary);
-      await waitFor("equal rows and checksums on every server", 60_000, () => (webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined));
+      await waitFor("equal rows and checksums on every server", 60_000, () =>
+        webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined,
+      );
       return (
         `${stale} off for ${meanwhile} acknowledged writes, every other server purged its logs; named, ${stale} refused ${(refusal!.ms / 1000).toFixed(1)} s after its MySQL started: ` +
         `"${refusal!.value.trim()}"; it stayed read-only with gtid_executed unchanged; ${whileStale.length} writes while it was named, none acknowledged; ` +

@@ -38,7 +38,9 @@ function vrrpState(lab: Lab, name: string): string {
 }
 
 function states(lab: Lab): string {
-  return loadBalancers(lab).map((lb) => `${lb.name} ${vrrpState(lab, lb.name)}`).join(", ");
+  return loadBalancers(lab)
+    .map((lb) => `${lb.name} ${vrrpState(lab, lb.name)}`)
+    .join(", ");
 }
 
 /** Droplets whose eth0 carries the reserved IP right now, as seen inside their namespaces. */
@@ -53,7 +55,8 @@ function holdersSeen(lab: Lab): string[] {
 function holder(lab: Lab): string {
   const seen = holdersSeen(lab);
   const api = lab.reservedIpHolder(reservedIp(lab));
-  if (seen.length !== 1 || seen[0] !== api) throw new Error(`the reserved IP is on ${seen.join(" and ") || "no load balancer"} (the API says ${api ?? "none"})`);
+  if (seen.length !== 1 || seen[0] !== api)
+    throw new Error(`the reserved IP is on ${seen.join(" and ") || "no load balancer"} (the API says ${api ?? "none"})`);
   return seen[0]!;
 }
 
@@ -100,7 +103,8 @@ function outageOf(samples: { at: number; ok: boolean }[], faultAt: number): Outa
   const after = samples.filter((s) => s.at >= faultAt);
   const lastFailure = [...after].reverse().find((s) => !s.ok);
   const recovered = lastFailure ? after.find((s) => s.at > lastFailure.at && s.ok) : after[0];
-  if (lastFailure && !recovered) throw new Error(`the site never answered again (${after.filter((s) => !s.ok).length} of ${after.length} requests failed)`);
+  if (lastFailure && !recovered)
+    throw new Error(`the site never answered again (${after.filter((s) => !s.ok).length} of ${after.length} requests failed)`);
   return {
     total: samples.length,
     failed: samples.filter((s) => !s.ok).length,
@@ -109,7 +113,11 @@ function outageOf(samples: { at: number; ok: boolean }[], faultAt: number): Outa
 }
 
 /** Runs `fault` under the timed client, waits for `settled`, and measures the outage. */
-async function failoverUnderLoad(lab: Lab, fault: () => Promise<unknown>, settled: () => true | undefined): Promise<Outage & { settleMs: number }> {
+async function failoverUnderLoad(
+  lab: Lab,
+  fault: () => Promise<unknown>,
+  settled: () => true | undefined,
+): Promise<Outage & { settleMs: number }> {
   const client = timedClient(lab);
   try {
     await sleep(2000);
@@ -151,10 +159,25 @@ export const pairChecks: Check[] = [
         // The site's name, sent to this load balancer's own address: its certificate must verify against the CA's root.
         const host = new URL(siteUrl(lab)).hostname;
         const answer = lab.client(
-          ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", lab.acme.issuingRootFile, "--resolve", `${host}:443:${lb.publicIpv4}`, siteUrl(lab)],
+          [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            "--cacert",
+            lab.acme.issuingRootFile,
+            "--resolve",
+            `${host}:443:${lb.publicIpv4}`,
+            siteUrl(lab),
+          ],
           15_000,
         );
-        if (answer.stdout.trim() !== "200") throw new Error(`${lb.name}: HTTPS with the ACME CA's root answered ${answer.stdout.trim() || answer.stderr.trim()}`);
+        if (answer.stdout.trim() !== "200")
+          throw new Error(`${lb.name}: HTTPS with the ACME CA's root answered ${answer.stdout.trim() || answer.stderr.trim()}`);
         evidence.push(`${lb.name} ${vrrpState(lab, lb.name)}, certificate verified`);
       }
       // The first election can end just as the last cloud-init finishes, and the new master then claims the
@@ -207,17 +230,32 @@ export const pairChecks: Check[] = [
       ].join("\n");
       // The listener runs in the background inside the backup while the master sends.
       const countFile = "/run/foobar/vrrp-count";
-      lab.execIn(backup.name, ["bash", "-c", `rm -f ${countFile}; (python3 -c "$1" > ${countFile}.part && mv ${countFile}.part ${countFile}) >/dev/null 2>&1 &`, "listen", listen]);
+      lab.execIn(backup.name, [
+        "bash",
+        "-c",
+        `rm -f ${countFile}; (python3 -c "$1" > ${countFile}.part && mv ${countFile}.part ${countFile}) >/dev/null 2>&1 &`,
+        "listen",
+        listen,
+      ]);
       await sleep(300);
       const sender = lab.execIn(master.name, ["python3", "-c", send], 20_000);
       const { value: seen } = await waitFor("the listener's count", 15_000, () => {
         const read = lab.execIn(backup.name, ["cat", countFile]);
         return read.status === 0 ? read.stdout.trim() : undefined;
       });
-      const counts = Object.fromEntries(seen.split(" ").filter(Boolean).map((pair) => pair.split("=")).map(([k, v]) => [k, Number(v)]));
+      const counts = Object.fromEntries(
+        seen
+          .split(" ")
+          .filter(Boolean)
+          .map((pair) => pair.split("="))
+          .map(([k, v]) => [k, Number(v)]),
+      );
       const direct = counts[master.privateIpv4] ?? 0;
       const tunnelled = counts["169.254.112.1"] ?? counts["169.254.112.2"] ?? 0;
-      if (direct > 0) throw new Error(`${backup.name} received ${direct} raw VRRP packet(s) from ${master.privateIpv4}: the firewall let protocol 112 through`);
+      if (direct > 0)
+        throw new Error(
+          `${backup.name} received ${direct} raw VRRP packet(s) from ${master.privateIpv4}: the firewall let protocol 112 through`,
+        );
       if (tunnelled < 2) throw new Error(`${backup.name} saw only ${tunnelled} advert(s) inside the tunnel in 4 s (${seen || "nothing"})`);
       return `${master.name} → ${backup.name}'s ${backup.privateIpv4}: 6 sent, 0 arrived (${sender.stdout.trim()} refused by the emulated cloud firewall at the sender); ${tunnelled} adverts through the tunnel in 4 s`;
     },
@@ -324,7 +362,10 @@ export const pairChecks: Check[] = [
         await sleep(5000);
         master = [one!, two!].find((lb) => vrrpState(lab, lb.name) === "MASTER")!.name;
         finalHolder = holder(lab);
-        const answer = lab.client(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", lab.acme.issuingRootFile, siteUrl(lab)], 15_000);
+        const answer = lab.client(
+          ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", lab.acme.issuingRootFile, siteUrl(lab)],
+          15_000,
+        );
         if (answer.stdout.trim() !== "200") {
           // Everything that could say why, for the next one to read.
           const neighbour = lab.client(["ip", "neigh", "show", reservedIp(lab)]).stdout.trim();
@@ -378,7 +419,13 @@ export const pairChecks: Check[] = [
       if (!/^dop_v1_[0-9a-f]{64}$/.test(token)) throw new Error(`${lbs[0]!.name}'s token file does not hold a token`);
       const leaks: string[] = [];
       for (const lb of lbs) {
-        const grep = lab.execIn(lb.name, ["bash", "-c", `{ journalctl --no-pager -o cat; cat /var/log/cloud-init*.log; } 2>/dev/null | grep -cF -- "$1" || true`, "grep", token]);
+        const grep = lab.execIn(lb.name, [
+          "bash",
+          "-c",
+          `{ journalctl --no-pager -o cat; cat /var/log/cloud-init*.log; } 2>/dev/null | grep -cF -- "$1" || true`,
+          "grep",
+          token,
+        ]);
         if (grep.stdout.trim() !== "0") leaks.push(`${lb.name}: ${grep.stdout.trim()} line(s)`);
         const mode = lab.execIn(lb.name, ["stat", "-c", "%a %U", FAILOVER_PATHS.tokenFile]).stdout.trim();
         if (mode !== "600 root") leaks.push(`${lb.name}: token file is ${mode}`);

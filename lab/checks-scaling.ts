@@ -29,7 +29,8 @@ function keptVolume(lab: Lab, volume: string, file: string): string {
   if (!device) throw new Error(`${volume} has no loop device any more: the volume was deleted`);
   const stat = spawnSync("debugfs", ["-R", `stat ${file}`, device], { encoding: "utf8" });
   const size = /Size: (\d+)/.exec(stat.stdout)?.[1];
-  if (stat.status !== 0 || size === undefined) throw new Error(`${volume} on ${device} holds no ${file}: ${(stat.stderr || stat.stdout).trim().split("\n").slice(-2).join(" ")}`);
+  if (stat.status !== 0 || size === undefined)
+    throw new Error(`${volume} on ${device} holds no ${file}: ${(stat.stderr || stat.stdout).trim().split("\n").slice(-2).join(" ")}`);
   return `${volume} still on ${device}, with ${file} (${size} bytes)`;
 }
 
@@ -46,18 +47,31 @@ export const scalingChecks: Check[] = [
       // The promotion checks leave web-03 the primary: the role goes back to web-01 first (a planned switchover).
       const settings = { ...process.env, FOOBAR_WEB_SERVERS: "3", FOOBAR_DB_PRIMARY: "web-01" };
       await lab.apply(settings);
-      const writable = await waitFor("web-01 writable after the switchover", 120_000, () => (readOnly(lab, "web-01") === "0" ? true : undefined));
+      const writable = await waitFor("web-01 writable after the switchover", 120_000, () =>
+        readOnly(lab, "web-01") === "0" ? true : undefined,
+      );
       const count = sql(lab, "web-01", "SELECT COUNT(*) FROM foobar.messages");
       await waitFor("web-02 and web-03 holding web-01's rows", 120_000, () =>
-        ["web-02", "web-03"].every((name) => readOnly(lab, name) === "1" && sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
+        ["web-02", "web-03"].every(
+          (name) => readOnly(lab, name) === "1" && sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count,
+        )
+          ? true
+          : undefined,
       );
-      const { result: report, total, failed, byStatus } = await underLoad(lab, siteUrl(lab), () => lab.apply({ ...settings, FOOBAR_WEB_SERVERS: "2" }));
+      const {
+        result: report,
+        total,
+        failed,
+        byStatus,
+      } = await underLoad(lab, siteUrl(lab), () => lab.apply({ ...settings, FOOBAR_WEB_SERVERS: "2" }));
       if (report.deleted.join() !== "web-03" || report.replaced.length + report.created.length > 0) {
         throw new Error(`apply should delete web-03 only: ${report.lines.join("; ")}`);
       }
       const forgotten = linesFor(report.lines, "forget", "digitalocean_volume");
-      if (forgotten.length !== 1 || !forgotten[0]!.includes("web-03_mysql-volume")) throw new Error(`apply should forget web-03's volume: ${report.lines.join("; ")}`);
-      if (linesFor(report.lines, "delete", "digitalocean_volume").length > 0) throw new Error(`apply deleted a volume: ${report.lines.join("; ")}`);
+      if (forgotten.length !== 1 || !forgotten[0]!.includes("web-03_mysql-volume"))
+        throw new Error(`apply should forget web-03's volume: ${report.lines.join("; ")}`);
+      if (linesFor(report.lines, "delete", "digitalocean_volume").length > 0)
+        throw new Error(`apply deleted a volume: ${report.lines.join("; ")}`);
       const kept = keptVolume(lab, "web-03-mysql", "/data/foobar/messages.ibd");
       if (failed > 0) throw new Error(`${failed} of ${total} requests failed while web-03 was removed${byStatus}`);
       return `web-01 writable ${(writable.ms / 1000).toFixed(1)} s after FOOBAR_DB_PRIMARY=web-01, ${count} rows on every server; then ${report.lines.join("; ")}; ${kept}; under load: ${total} requests, ${failed} failed`;
@@ -69,12 +83,19 @@ export const scalingChecks: Check[] = [
       const before = siteAddressHolder(lab);
       const settings = { ...process.env, FOOBAR_WEB_SERVERS: "2", FOOBAR_DB_PRIMARY: "web-01", FOOBAR_LOAD_BALANCERS: "2" };
       const { result: report, total, failed, byStatus } = await underLoad(lab, siteUrl(lab), () => lab.apply(settings));
-      if (report.created.join() !== "lb-02" || report.replaced.length + report.deleted.length > 0) throw new Error(`apply should create lb-02 only: ${report.lines.join("; ")}`);
-      if (linesFor(report.lines, "forget", "digitalocean_reserved_ip_assignment").length !== 1) throw new Error(`apply should forget the address assignment: ${report.lines.join("; ")}`);
+      if (report.created.join() !== "lb-02" || report.replaced.length + report.deleted.length > 0)
+        throw new Error(`apply should create lb-02 only: ${report.lines.join("; ")}`);
+      if (linesFor(report.lines, "forget", "digitalocean_reserved_ip_assignment").length !== 1)
+        throw new Error(`apply should forget the address assignment: ${report.lines.join("; ")}`);
       const after = siteAddressHolder(lab);
-      if (before.holder !== "lb-01" || after.holder !== "lb-01") throw new Error(`the site's address ${before.ip} was on ${before.holder ?? "nothing"}, now on ${after.holder ?? "nothing"}`);
+      if (before.holder !== "lb-01" || after.holder !== "lb-01")
+        throw new Error(`the site's address ${before.ip} was on ${before.holder ?? "nothing"}, now on ${after.holder ?? "nothing"}`);
       if (failed > 0) throw new Error(`${failed} of ${total} requests failed while lb-02 was added${byStatus}`);
-      const units = lab.execIn("lb-02", ["systemctl", "is-active", "haproxy.service", "keepalived.service"]).stdout.trim().split("\n").join("/");
+      const units = lab
+        .execIn("lb-02", ["systemctl", "is-active", "haproxy.service", "keepalived.service"])
+        .stdout.trim()
+        .split("\n")
+        .join("/");
       return `${report.lines.join("; ")}; the address ${after.ip} stayed on lb-01; lb-02 HAProxy/keepalived ${units} (its certificate comes through lb-01 once lb-01 runs the pair's configuration); under load: ${total} requests, ${failed} failed`;
     },
   },
@@ -88,10 +109,13 @@ export const pairScalingChecks: Check[] = [
       const before = siteAddressHolder(lab);
       const settings = { ...process.env, FOOBAR_LOAD_BALANCERS: "1" };
       const { result: report, total, failed, byStatus } = await underLoad(lab, siteUrl(lab), () => lab.apply(settings));
-      if (report.deleted.join() !== "lb-02" || report.replaced.length + report.created.length > 0) throw new Error(`apply should delete lb-02 only: ${report.lines.join("; ")}`);
+      if (report.deleted.join() !== "lb-02" || report.replaced.length + report.created.length > 0)
+        throw new Error(`apply should delete lb-02 only: ${report.lines.join("; ")}`);
       const forgotten = linesFor(report.lines, "forget", "digitalocean_volume");
-      if (forgotten.length !== 1 || !forgotten[0]!.includes("lb-02_certificate-volume")) throw new Error(`apply should forget lb-02's certificate volume: ${report.lines.join("; ")}`);
-      if (linesFor(report.lines, "update", "digitalocean_reserved_ip").length > 0) throw new Error(`apply updated the reserved IP (it would unassign it): ${report.lines.join("; ")}`);
+      if (forgotten.length !== 1 || !forgotten[0]!.includes("lb-02_certificate-volume"))
+        throw new Error(`apply should forget lb-02's certificate volume: ${report.lines.join("; ")}`);
+      if (linesFor(report.lines, "update", "digitalocean_reserved_ip").length > 0)
+        throw new Error(`apply updated the reserved IP (it would unassign it): ${report.lines.join("; ")}`);
       const after = siteAddressHolder(lab);
       if (after.holder !== "lb-01") throw new Error(`the site's address ${after.ip} is on ${after.holder ?? "nothing"}, not lb-01`);
       const kept = keptVolume(lab, "lb-02-certificates", "/data/live");

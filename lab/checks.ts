@@ -120,7 +120,14 @@ function tcpFrom(lab: Lab, from: Origin, address: string, port: number): string 
   const result = runFrom(lab, from, probe, 10_000);
   if (result.status === 0) return "open";
   if (result.status === 124) return "dropped";
-  return /refused/i.test(result.stderr) ? "refused" : `failed (${result.stderr.trim().split("\n")[0].replace(/^bash: /, "") || result.status})`;
+  return /refused/i.test(result.stderr)
+    ? "refused"
+    : `failed (${
+        result.stderr
+          .trim()
+          .split("\n")[0]
+          .replace(/^bash: /, "") || result.status
+      })`;
 }
 
 /** HAProxy's view of each backend server ("UP", "DOWN", …), read from its admin socket. */
@@ -300,7 +307,9 @@ export const checks: Check[] = [
           // The droplet's own cgroup, or (unified) nspawn's payload below it.
           const own = `/${LAB_CGROUP}/${droplet.name}`;
           if (!cgroup || !(cgroup.endsWith(own) || cgroup.includes(`${own}/`))) {
-            throw new Error(`${droplet.name}'s init is in ${controllers || "the unified hierarchy"}:${cgroup}, outside its own ${LAB_CGROUP}/${droplet.name}`);
+            throw new Error(
+              `${droplet.name}'s init is in ${controllers || "the unified hierarchy"}:${cgroup}, outside its own ${LAB_CGROUP}/${droplet.name}`,
+            );
           }
           const other = owner.get(`${controllers}:${cgroup}`);
           if (other) throw new Error(`${droplet.name} and ${other} share the cgroup ${controllers}:${cgroup}`);
@@ -322,7 +331,9 @@ export const checks: Check[] = [
       const after = others.map((d) => unitInvocation(lab, d.name, "ssh.service"));
       others.forEach((d, i) => {
         if (after[i]!.invocation !== before[i]!.invocation || after[i]!.mainPid !== before[i]!.mainPid) {
-          throw new Error(`crashing ssh.service on ${victim.name} reached ${d.name}: main PID ${before[i]!.mainPid} → ${after[i]!.mainPid}`);
+          throw new Error(
+            `crashing ssh.service on ${victim.name} reached ${d.name}: main PID ${before[i]!.mainPid} → ${after[i]!.mainPid}`,
+          );
         }
       });
       return `${lines} cgroup memberships of ${lab.stack.droplets.length} inits, none shared (${cgroupLines(lab, victim.name).find((l) => l.startsWith("0::"))}); ssh.service SIGKILLed on ${victim.name}: restarted there in ${(restarted.ms / 1000).toFixed(1)} s (PID ${victimBefore.mainPid} → ${restarted.value.mainPid}), unchanged on ${others.map((d, i) => `${d.name} (PID ${after[i]!.mainPid})`).join(", ")}`;
@@ -345,25 +356,37 @@ export const checks: Check[] = [
           seen.set(value, names[i]!);
         });
       };
-      distinct("machine-id", names.map((n) => read(n, ["cat", "/etc/machine-id"])));
+      distinct(
+        "machine-id",
+        names.map((n) => read(n, ["cat", "/etc/machine-id"])),
+      );
       const hostnames = names.map((n) => read(n, ["hostname"]));
       hostnames.forEach((h, i) => {
         if (h !== names[i]) throw new Error(`${names[i]} calls itself "${h}"`);
       });
-      distinct("SSH host key", names.map((n) => read(n, ["ssh-keygen", "-l", "-f", "/etc/ssh/ssh_host_ed25519_key.pub"]).split(" ")[1] ?? ""));
-      distinct("D-Bus system bus id", names.map((n) => read(n, ["busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId"])));
+      distinct(
+        "SSH host key",
+        names.map((n) => read(n, ["ssh-keygen", "-l", "-f", "/etc/ssh/ssh_host_ed25519_key.pub"]).split(" ")[1] ?? ""),
+      );
+      distinct(
+        "D-Bus system bus id",
+        names.map((n) => read(n, ["busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "GetId"])),
+      );
       // A file written to /run or /tmp on one droplet is seen by no other.
       const marker = `lab-isolation-${Date.now()}`;
       for (const dir of ["/run", "/tmp"]) {
         read(names[0]!, ["touch", `${dir}/${marker}`]);
         for (const other of names.slice(1)) {
-          if (lab.execIn(other, ["test", "-e", `${dir}/${marker}`]).status === 0) throw new Error(`${other} sees ${names[0]}'s ${dir}/${marker}`);
+          if (lab.execIn(other, ["test", "-e", `${dir}/${marker}`]).status === 0)
+            throw new Error(`${other} sees ${names[0]}'s ${dir}/${marker}`);
         }
         read(names[0]!, ["rm", `${dir}/${marker}`]);
       }
       // Each journal holds its own droplet's messages only.
       for (const name of names) {
-        const journalHosts = read(name, ["journalctl", "--quiet", "--field=_HOSTNAME"]).split("\n").filter((h) => h !== name && h !== "localhost");
+        const journalHosts = read(name, ["journalctl", "--quiet", "--field=_HOSTNAME"])
+          .split("\n")
+          .filter((h) => h !== name && h !== "localhost");
         if (journalHosts.length > 0) throw new Error(`${name}'s journal has messages from ${journalHosts.join(", ")}`);
       }
       // Nothing in the shared base is newer than its completion marker.
@@ -416,7 +439,9 @@ export const checks: Check[] = [
     async run(lab) {
       const host = siteHost(lab);
       const head = (url: string) =>
-        lab.client(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--max-time", "5", ...trustLabCa(lab), url], 15_000).stdout.replace(/\r/g, "");
+        lab
+          .client(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--max-time", "5", ...trustLabCa(lab), url], 15_000)
+          .stdout.replace(/\r/g, "");
       const header = (headers: string, name: string) => new RegExp(`^${name}: *(.*)$`, "im").exec(headers)?.[1];
       const versioned = (headers: string) => /^server: *\S*\/\d/im.test(headers) || /^x-powered-by:/im.test(headers);
       if (!httpsOn(lab)) {
@@ -450,11 +475,15 @@ export const checks: Check[] = [
       // SECLEVEL=0 lets this client offer TLS 1.1 at all: the refusal must come from the server.
       const old = handshake("-tls1_1 -cipher DEFAULT@SECLEVEL=0");
       if (!/alert protocol version/.test(old)) throw new Error(`TLS 1.1 was not refused by the server:\n${old}`);
-      const evidence = ["TLS 1.1 → server alert \"protocol version\""];
-      for (const [version, option] of [["1.2", "-tls1_2"], ["1.3", "-tls1_3"]]) {
+      const evidence = ['TLS 1.1 → server alert "protocol version"'];
+      for (const [version, option] of [
+        ["1.2", "-tls1_2"],
+        ["1.3", "-tls1_3"],
+      ]) {
         const text = handshake(`${option} -alpn h2,http/1.1`);
         const cipher = /Cipher is (\S+)/.exec(text)?.[1];
-        if (!/Verify return code: 0 \(ok\)/.test(text) || !cipher || cipher === "(NONE)") throw new Error(`TLS ${version} failed:\n${text}`);
+        if (!/Verify return code: 0 \(ok\)/.test(text) || !cipher || cipher === "(NONE)")
+          throw new Error(`TLS ${version} failed:\n${text}`);
         const alpn = /ALPN protocol: (\S+)/.exec(text)?.[1];
         if (alpn !== "h2") throw new Error(`TLS ${version}: ALPN ${alpn ?? "none"}, expected h2`);
         evidence.push(`TLS ${version} → ${cipher}, ALPN ${alpn}`);
@@ -489,7 +518,9 @@ export const checks: Check[] = [
       }
       const fair = 20 / webs.length;
       const uneven = Object.entries(counts).filter(([, n]) => Math.abs(n - fair) > 1);
-      const evidence = Object.entries(counts).map(([name, n]) => `${name}=${n}`).join(" ");
+      const evidence = Object.entries(counts)
+        .map(([name, n]) => `${name}=${n}`)
+        .join(" ");
       if (uneven.length > 0 || Object.keys(counts).length !== webs.length) throw new Error(`uneven: ${evidence}`);
       return evidence;
     },
@@ -599,7 +630,23 @@ export const checks: Check[] = [
       const password = /^STATS_PASSWORD=(\S+)$/m.exec(env)?.[1];
       if (!password) throw new Error("no STATS_PASSWORD in lb-01's /etc/haproxy/foobar-stats.env");
       const stats = (from: Origin, address: string, user?: string) =>
-        runFrom(lab, from, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", ...(user ? ["-u", user] : []), `http://${address}:8404/`], 10_000).stdout.trim();
+        runFrom(
+          lab,
+          from,
+          [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "3",
+            ...(user ? ["-u", user] : []),
+            `http://${address}:8404/`,
+          ],
+          10_000,
+        ).stdout.trim();
       const fromVpc = { droplet: webs[0].name };
       const anonymous = stats(fromVpc, lb.privateIpv4);
       const wrong = stats(fromVpc, lb.privateIpv4, "admin:wrong");
@@ -613,7 +660,12 @@ export const checks: Check[] = [
       if (publicPort === "open" || privateFromClient === "open") {
         throw new Error(`from the client: ${lb.publicIpv4}:8404 ${publicPort}, ${lb.privateIpv4}:8404 ${privateFromClient}`);
       }
-      const listening = lab.execIn(lb.name, ["ss", "-Hltn", "sport = :8404"]).stdout.trim().split("\n").map((l) => l.split(/\s+/)[3]).sort();
+      const listening = lab
+        .execIn(lb.name, ["ss", "-Hltn", "sport = :8404"])
+        .stdout.trim()
+        .split("\n")
+        .map((l) => l.split(/\s+/)[3])
+        .sort();
       const expected = [`${lb.privateIpv4}:8404`, "127.0.0.1:8404"].sort();
       if (JSON.stringify(listening) !== JSON.stringify(expected)) throw new Error(`listening on ${listening.join(", ")}`);
       return `listens on ${listening.join(" and ")}; from ${webs[0].name}: 401 without or with a wrong password, 200 with it; from the client: ${lb.publicIpv4}:8404 ${publicPort}, ${lb.privateIpv4}:8404 ${privateFromClient}`;
@@ -631,7 +683,9 @@ export const checks: Check[] = [
           `8404/tcp ALLOW IN ${vpc}`,
           `22/tcp ALLOW IN ${CLIENT_ADDRESS}`,
         ],
-        ...Object.fromEntries(webs.map((w) => [w.name, [`80/tcp ALLOW IN ${vpc}`, `3306/tcp ALLOW IN ${vpc}`, `22/tcp ALLOW IN ${CLIENT_ADDRESS}`]])),
+        ...Object.fromEntries(
+          webs.map((w) => [w.name, [`80/tcp ALLOW IN ${vpc}`, `3306/tcp ALLOW IN ${vpc}`, `22/tcp ALLOW IN ${CLIENT_ADDRESS}`]]),
+        ),
       };
       const evidence: string[] = [];
       for (const [name, rules] of Object.entries(expected)) {
@@ -641,7 +695,12 @@ export const checks: Check[] = [
         const actual = status
           .split("\n")
           .filter((line) => /ALLOW IN/.test(line) && !line.includes("(v6)"))
-          .map((line) => line.replace(/#.*$/, "").trim().replace(/\s{2,}/g, " "));
+          .map((line) =>
+            line
+              .replace(/#.*$/, "")
+              .trim()
+              .replace(/\s{2,}/g, " "),
+          );
         if (JSON.stringify(actual) !== JSON.stringify(rules)) {
           throw new Error(`${name}: rules ${JSON.stringify(actual)}, expected ${JSON.stringify(rules)}`);
         }
@@ -656,23 +715,46 @@ export const checks: Check[] = [
       const evidence: string[] = [];
       for (const droplet of lab.stack.droplets) {
         const attempt = lab.client(
-          ["ssh", "-o", "BatchMode=yes", "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password,keyboard-interactive",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", `root@${droplet.publicIpv4}`, "true"],
+          [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password,keyboard-interactive",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=5",
+            `root@${droplet.publicIpv4}`,
+            "true",
+          ],
           20_000,
         );
         const methods = /Permission denied \(([^)]*)\)/.exec(attempt.stderr)?.[1];
         if (attempt.status === 0 || methods !== "publickey") {
-          throw new Error(`${droplet.name}: ssh without a key exited ${attempt.status}, server offers "${methods}": ${attempt.stderr.trim()}`);
+          throw new Error(
+            `${droplet.name}: ssh without a key exited ${attempt.status}, server offers "${methods}": ${attempt.stderr.trim()}`,
+          );
         }
         const effective = lab.execIn(droplet.name, ["/usr/sbin/sshd", "-T"]).stdout;
         // Key case and the alias printed for prohibit-password differ between OpenSSH versions.
         const setting = (name: string) => new RegExp(`^${name} (\\S+)$`, "im").exec(effective)?.[1];
-        if (setting("passwordauthentication") !== "no" || !["prohibit-password", "without-password"].includes(setting("permitrootlogin") ?? "")) {
-          throw new Error(`${droplet.name}: sshd -T says passwordauthentication ${setting("passwordauthentication")}, permitrootlogin ${setting("permitrootlogin")}`);
+        if (
+          setting("passwordauthentication") !== "no" ||
+          !["prohibit-password", "without-password"].includes(setting("permitrootlogin") ?? "")
+        ) {
+          throw new Error(
+            `${droplet.name}: sshd -T says passwordauthentication ${setting("passwordauthentication")}, permitrootlogin ${setting("permitrootlogin")}`,
+          );
         }
         const upgrades = lab.execIn(droplet.name, ["apt-config", "dump", "APT::Periodic::Unattended-Upgrade"]).stdout.trim();
         const timer = lab.execIn(droplet.name, ["systemctl", "is-enabled", "apt-daily-upgrade.timer"]).stdout.trim();
-        if (!upgrades.includes('"1"') || timer !== "enabled") throw new Error(`${droplet.name}: ${upgrades || "no Unattended-Upgrade setting"}, apt-daily-upgrade.timer ${timer}`);
+        if (!upgrades.includes('"1"') || timer !== "enabled")
+          throw new Error(`${droplet.name}: ${upgrades || "no Unattended-Upgrade setting"}, apt-daily-upgrade.timer ${timer}`);
         evidence.push(droplet.name);
       }
       return `${evidence.join(", ")}: "Permission denied (publickey)" to a password login from the admin CIDR; sshd -T PasswordAuthentication no, PermitRootLogin prohibit-password; Unattended-Upgrade "1", apt-daily-upgrade.timer enabled`;
@@ -685,10 +767,15 @@ export const checks: Check[] = [
       if (replicas.length === 0) return "no second web server in this stack";
       const client = replicas[0];
       const login = (mode: string) =>
-        lab.execIn(client.name, [
-          "bash", "-c",
-          `. /etc/foobar/app.env && MYSQL_PWD="$FOOBAR_DB_PASSWORD" mysql --ssl-mode=${mode} --connect-timeout=5 -h ${primary.privateIpv4} -u "$FOOBAR_DB_USER" --batch --skip-column-names -e "SHOW SESSION STATUS LIKE 'Ssl_version'"`,
-        ], 20_000);
+        lab.execIn(
+          client.name,
+          [
+            "bash",
+            "-c",
+            `. /etc/foobar/app.env && MYSQL_PWD="$FOOBAR_DB_PASSWORD" mysql --ssl-mode=${mode} --connect-timeout=5 -h ${primary.privateIpv4} -u "$FOOBAR_DB_USER" --batch --skip-column-names -e "SHOW SESSION STATUS LIKE 'Ssl_version'"`,
+          ],
+          20_000,
+        );
       // TLS first: it puts the account in caching_sha2_password's cache, so that the
       // plain login below reaches the server's transport rule (error 3159) instead
       // of stopping at the client's "Authentication requires secure connection"
@@ -698,7 +785,9 @@ export const checks: Check[] = [
       if (tls.status !== 0 || !version) throw new Error(`the TLS login failed: ${tls.stderr}`);
       const plain = login("DISABLED");
       if (plain.status === 0 || !/3159|insecure transport/i.test(plain.stderr)) {
-        throw new Error(`a non-TLS login from ${client.name} to ${primary.name} was not refused for transport: exit ${plain.status} ${plain.stdout}${plain.stderr}`);
+        throw new Error(
+          `a non-TLS login from ${client.name} to ${primary.name} was not refused for transport: exit ${plain.status} ${plain.stdout}${plain.stderr}`,
+        );
       }
       return `${client.name}→${primary.name} as the app user: --ssl-mode=DISABLED refused (${plain.stderr.trim().split("\n").pop()}); --ssl-mode=REQUIRED accepted over ${version}`;
     },
@@ -752,7 +841,8 @@ export const checks: Check[] = [
         // The service works, and gives each droplet its own user-data: root gets it.
         const asRoot = lab.execIn(droplet.name, ["curl", "-sS", "--max-time", "5", url], 15_000);
         if (asRoot.status !== 0) throw new Error(`${droplet.name}: root could not fetch ${url}: ${asRoot.stderr.trim()}`);
-        if (asRoot.stdout !== droplet.userData) throw new Error(`${droplet.name}: the metadata service answered root with user-data that is not ${droplet.name}'s`);
+        if (asRoot.stdout !== droplet.userData)
+          throw new Error(`${droplet.name}: the metadata service answered root with user-data that is not ${droplet.name}'s`);
         const user = webs.some((w) => w.name === droplet.name) ? "foobar-app" : "nobody";
         // Numeric ids: a name can fail to parse (Debian's nobody has the group nogroup), and a
         // command that never ran must not pass for one that was refused.
@@ -760,11 +850,14 @@ export const checks: Check[] = [
         const asUser = (cmd: string[], input?: string) =>
           lab.execIn(droplet.name, ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...cmd], 120_000, input);
         const whoami = asUser(["id", "-un"]);
-        if (whoami.stdout.trim() !== user) throw new Error(`${droplet.name}: cannot run commands as ${user}: ${(whoami.stderr || whoami.stdout).trim()}`);
+        if (whoami.stdout.trim() !== user)
+          throw new Error(`${droplet.name}: cannot run commands as ${user}: ${(whoami.stderr || whoami.stdout).trim()}`);
         const refused = asUser(["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url]);
         // 7: could not connect, what the stack's guard does (an nftables reject); anything else is not the guard.
         if (refused.status !== 7) {
-          throw new Error(`${droplet.name}: ${user} fetching ${url}: curl exit ${refused.status} (HTTP ${refused.stdout || "-"}), expected 7 (refused): ${refused.stderr.trim()}`);
+          throw new Error(
+            `${droplet.name}: ${user} fetching ${url}: curl exit ${refused.status} (HTTP ${refused.stdout || "-"}), expected 7 (refused): ${refused.stderr.trim()}`,
+          );
         }
         // Every file the user can read (not /proc, /sys, devices): which generated passwords are in it?
         const found = asUser(
@@ -777,7 +870,10 @@ export const checks: Check[] = [
         const leaks = found.stdout
           .split("\n")
           .filter(Boolean)
-          .map((line) => ({ file: line.slice(0, line.lastIndexOf(":")), names: secrets.get(line.slice(line.lastIndexOf(":") + 1)) ?? ["?"] }))
+          .map((line) => ({
+            file: line.slice(0, line.lastIndexOf(":")),
+            names: secrets.get(line.slice(line.lastIndexOf(":") + 1)) ?? ["?"],
+          }))
           // The app must read its own database password; nothing else of the kind.
           .filter(({ file, names }) => !(user === "foobar-app" && file === "/etc/foobar/app.env" && names.includes("FOOBAR_DB_PASSWORD")));
         if (leaks.length > 0) {
@@ -799,7 +895,17 @@ export const checks: Check[] = [
       if (replicas.length === 0) return "no replica in this stack";
       const replica = replicas[0];
       const health = () =>
-        lab.execIn(lb.name, ["curl", "-s", "-w", "\\n%{http_code}", "--max-time", "3", "-H", `Host: ${siteHost(lab)}`, `http://${replica.privateIpv4}/health`]).stdout;
+        lab.execIn(lb.name, [
+          "curl",
+          "-s",
+          "-w",
+          "\\n%{http_code}",
+          "--max-time",
+          "3",
+          "-H",
+          `Host: ${siteHost(lab)}`,
+          `http://${replica.privateIpv4}/health`,
+        ]).stdout;
       sql(lab, replica.name, "STOP REPLICA SQL_THREAD");
       const began = Date.now();
       try {
@@ -852,12 +958,27 @@ export const checks: Check[] = [
         const answer = request(lab, url);
         if (answer.code !== "200") throw new Error(`GET ${url} → ${answer.code} while ${replica.name}'s MySQL is down`);
       }
-      const direct = lab.execIn(lb.name, ["curl", "-s", "--max-time", "5", "-H", `Host: ${new URL(url).host}`, `http://${replica.privateIpv4}/api/messages`]);
+      const direct = lab.execIn(lb.name, [
+        "curl",
+        "-s",
+        "--max-time",
+        "5",
+        "-H",
+        `Host: ${new URL(url).host}`,
+        `http://${replica.privateIpv4}/api/messages`,
+      ]);
       const readFrom = JSON.parse(direct.stdout || "{}").read_from;
       if (readFrom !== "primary") throw new Error(`${replica.name}'s app read from "${readFrom}" with its MySQL down: ${direct.stdout}`);
       // Writes while the replica is down must arrive once it is back.
       for (let i = 0; i < 5; i++) {
-        const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: `while down ${i}` })]);
+        const posted = request(lab, url, [
+          "-X",
+          "POST",
+          "-H",
+          "Content-Type: application/json",
+          "--data",
+          JSON.stringify({ body: `while down ${i}` }),
+        ]);
         if (posted.code !== "201") throw new Error(`POST while ${replica.name}'s MySQL is down → ${posted.code}`);
       }
       await lab.fault(replica.name, "start", "mysql");
@@ -897,7 +1018,9 @@ export const checks: Check[] = [
         await sleep(2000);
         stoppedAt = Date.now();
         await lab.fault(primary.name, "stop", "mysql");
-        await waitFor(`HAProxy marking ${primary.name} down`, 60_000, () => (backendStates(lab)[primary.name]?.startsWith("DOWN") ? true : undefined));
+        await waitFor(`HAProxy marking ${primary.name} down`, 60_000, () =>
+          backendStates(lab)[primary.name]?.startsWith("DOWN") ? true : undefined,
+        );
         // Measured from the stop: systemctl stop itself takes a few seconds.
         down = { ms: Date.now() - stoppedAt };
         await sleep(15_000);
@@ -925,8 +1048,10 @@ export const checks: Check[] = [
       ];
       if (writes.length === 0) problems.push("no write was tried while the primary was down");
       const ageField = /"data_age_seconds": ([0-9.]+|null)/.exec(age)?.[1];
-      if (!ageField || ageField === "null" || Number(ageField) < 10) problems.push(`reads do not say their data is old: ${age.slice(0, 160)}`);
-      if (problems.length > 0) throw new Error(`after HAProxy's detection (${(down.ms / 1000).toFixed(1)} s): ${problems.slice(0, 6).join("; ")}`);
+      if (!ageField || ageField === "null" || Number(ageField) < 10)
+        problems.push(`reads do not say their data is old: ${age.slice(0, 160)}`);
+      if (problems.length > 0)
+        throw new Error(`after HAProxy's detection (${(down.ms / 1000).toFixed(1)} s): ${problems.slice(0, 6).join("; ")}`);
       const caughtUp = await replicaCaughtUp(lab, primary.name, replicas[0]!.name);
       const countAfter = sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages");
       if (Number(countAfter) < Number(countBefore)) throw new Error(`the primary lost rows: ${countBefore} before, ${countAfter} after`);
@@ -965,7 +1090,9 @@ export const checks: Check[] = [
             return now.state === "active" && now.invocation !== replicaBefore.invocation ? now : undefined;
           });
           // When systemd had the new mysqld active, in the droplet's own words (its clock is the host's).
-          const shown = lab.execIn(replica.name, ["systemctl", "show", "--timestamp=unix", "--property=ActiveEnterTimestamp", "--value", "mysql.service"]).stdout.trim();
+          const shown = lab
+            .execIn(replica.name, ["systemctl", "show", "--timestamp=unix", "--property=ActiveEnterTimestamp", "--value", "mysql.service"])
+            .stdout.trim();
           const activeAt = Number(shown.replace(/^@/, "")) * 1000;
           return `systemd had a new mysqld active ${((activeAt - crashedAt) / 1000).toFixed(1)} s after the kill`;
         },
@@ -973,7 +1100,9 @@ export const checks: Check[] = [
       const caughtUp = await replicaCaughtUp(lab, primary.name, replica.name);
       const primaryAfter = unitInvocation(lab, primary.name, "mysql.service");
       if (primaryAfter.invocation !== primaryBefore.invocation) {
-        throw new Error(`crashing ${replica.name}'s mysqld restarted ${primary.name}'s (main PID ${primaryBefore.mainPid} → ${primaryAfter.mainPid})`);
+        throw new Error(
+          `crashing ${replica.name}'s mysqld restarted ${primary.name}'s (main PID ${primaryBefore.mainPid} → ${primaryAfter.mainPid})`,
+        );
       }
       return `${report}; ${caughtUp}; ${primary.name}'s mysqld untouched (PID ${primaryAfter.mainPid})`;
     },
@@ -1040,10 +1169,13 @@ export const checks: Check[] = [
       if (answer.code !== "200") throw new Error(`GET ${siteUrl(lab)} (→ ${reserved.ip}) answered ${answer.code}`);
       const primaryName = `mysql-primary.internal.${lab.stack.records[0]!.domain}`;
       const resolved = lab.execIn(replicas[0]?.name ?? primary.name, ["getent", "ahostsv4", primaryName]).stdout.split(/\s+/)[0];
-      if (resolved !== primary.privateIpv4) throw new Error(`${primaryName} resolves to ${resolved} inside the droplets, not ${primary.privateIpv4}`);
+      if (resolved !== primary.privateIpv4)
+        throw new Error(`${primaryName} resolves to ${resolved} inside the droplets, not ${primary.privateIpv4}`);
       // By the address the database agent resolved past DNS caches (the record's, right now).
       const sources = () => replicas.map((r) => `${r.name} → ${replicaStatus(lab, r.name).Source_Host}`);
-      await waitFor(`replicas replicating from ${resolved}`, 30_000, () => (replicas.every((r) => replicaStatus(lab, r.name).Source_Host === resolved) ? true : undefined)).catch(() => {
+      await waitFor(`replicas replicating from ${resolved}`, 30_000, () =>
+        replicas.every((r) => replicaStatus(lab, r.name).Source_Host === resolved) ? true : undefined,
+      ).catch(() => {
         throw new Error(`replicas replicate from ${sources().join(", ")}, not ${primaryName} (${resolved})`);
       });
       const sourceHosts = sources();
@@ -1056,7 +1188,8 @@ export const checks: Check[] = [
       });
       const slots = Object.entries(backendStates(lab));
       const empty = slots.filter(([name]) => !webs.some((w) => w.name === name));
-      if (empty.some(([, state]) => !state.startsWith("MAINT"))) throw new Error(`empty HAProxy slots not in maintenance: ${empty.map((e) => e.join(" ")).join(", ")}`);
+      if (empty.some(([, state]) => !state.startsWith("MAINT")))
+        throw new Error(`empty HAProxy slots not in maintenance: ${empty.map((e) => e.join(" ")).join(", ")}`);
       return `www → ${reserved.ip} on ${lb.name}: 200; ${primaryName} → ${resolved}; ${sourceHosts.join(", ")}; ${mounts.join(", ")}; ${empty.length} empty HAProxy slots in MAINT`;
     },
   },
@@ -1068,7 +1201,12 @@ export const checks: Check[] = [
       const release = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-release-"));
       fs.cpSync(SAMPLE_APP_DIR, release, { recursive: true });
       fs.writeFileSync(path.join(release, "static", "version.txt"), `${marker}\n`);
-      const { result: lines, total, failed, byStatus } = await underLoad(lab, `${siteUrl(lab)}api/messages`, async () => {
+      const {
+        result: lines,
+        total,
+        failed,
+        byStatus,
+      } = await underLoad(lab, `${siteUrl(lab)}api/messages`, async () => {
         try {
           return await lab.rollout({ ...process.env, FOOBAR_APP_DIR: release });
         } finally {
@@ -1077,7 +1215,9 @@ export const checks: Check[] = [
       });
       if (failed > 0) throw new Error(`${failed} of ${total} requests failed during the rollout${byStatus}: ${lines.join("; ")}`);
       for (const web of webs) {
-        const served = lab.execIn(lb.name, ["curl", "-s", "--max-time", "5", "-H", `Host: ${siteHost(lab)}`, `http://${web.privateIpv4}/version.txt`]).stdout.trim();
+        const served = lab
+          .execIn(lb.name, ["curl", "-s", "--max-time", "5", "-H", `Host: ${siteHost(lab)}`, `http://${web.privateIpv4}/version.txt`])
+          .stdout.trim();
         if (served !== marker) throw new Error(`${web.name} serves version "${served}", not ${marker}`);
       }
       return `${total} requests to /api/messages during the rollout, ${failed} failed; ${lines.join("; ")}; every server serves ${marker}`;
@@ -1089,22 +1229,39 @@ export const checks: Check[] = [
       const { primary, replicas } = roles(lab);
       const url = `${siteUrl(lab)}api/messages`;
       writeMessages(lab, url, 5, "before replacing the primary");
-      const rows = () => sql(lab, primary.name, "SELECT CONCAT_WS(', ', COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0)) FROM foobar.messages");
+      const rows = () =>
+        sql(lab, primary.name, "SELECT CONCAT_WS(', ', COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0)) FROM foobar.messages");
       const before = rows();
       const address = lab.stack.reservedIps[0]!.ip;
       const oldPrivate = primary.privateIpv4;
-      const { result: report, total, failed, byStatus } = await underLoad(lab, url, async () => {
+      const {
+        result: report,
+        total,
+        failed,
+        byStatus,
+      } = await underLoad(lab, url, async () => {
         const applied = await lab.apply({ ...process.env, FOOBAR_REPLICA_MAX_LAG: "11" }, [primary.name]);
-        await waitFor(`${primary.name} UP in HAProxy after its replacement`, 180_000, () => (backendStates(lab)[primary.name] === "UP" ? true : undefined));
+        await waitFor(`${primary.name} UP in HAProxy after its replacement`, 180_000, () =>
+          backendStates(lab)[primary.name] === "UP" ? true : undefined,
+        );
         return applied;
       });
-      if (report.replaced.join() !== primary.name) throw new Error(`apply replaced ${report.replaced.join(", ") || "nothing"}, not ${primary.name}: ${report.lines.join("; ")}`);
+      if (report.replaced.join() !== primary.name)
+        throw new Error(`apply replaced ${report.replaced.join(", ") || "nothing"}, not ${primary.name}: ${report.lines.join("; ")}`);
       const after = rows();
       if (after !== before) throw new Error(`the new ${primary.name} holds (count, max id, sum of ids) ${after}, before it was ${before}`);
       const caughtUp = await Promise.all(replicas.map((r) => replicaCaughtUp(lab, primary.name, r.name)));
       const now = lab.droplet(primary.name);
-      if (lab.stack.reservedIps[0]!.ip !== address) throw new Error(`the site's address changed from ${address} to ${lab.stack.reservedIps[0]!.ip}`);
-      const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: "after replacing the primary" })]);
+      if (lab.stack.reservedIps[0]!.ip !== address)
+        throw new Error(`the site's address changed from ${address} to ${lab.stack.reservedIps[0]!.ip}`);
+      const posted = request(lab, url, [
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        JSON.stringify({ body: "after replacing the primary" }),
+      ]);
       if (posted.code !== "201") throw new Error(`a write after the replacement → ${posted.code}`);
       return `${report.lines.join("; ")}; private address ${oldPrivate} → ${now.privateIpv4}; rows (count, max id, sum) ${after} before and after; ${caughtUp.join("; ")}; site still at ${address}, writes accepted; under load: ${total} requests, ${failed} failed${byStatus}`;
     },
@@ -1118,15 +1275,24 @@ export const checks: Check[] = [
       const serial = () => (httpsOn(lab) ? tlsHandshake(lab, "", "openssl x509 -noout -serial").stdout.trim() : "none: HTTPS is off");
       const serialBefore = serial();
       const ordersBefore = lab.acmeOrders();
-      const { result: report, total, failed, byStatus } = await underLoad(lab, siteUrl(lab), async () => {
+      const {
+        result: report,
+        total,
+        failed,
+        byStatus,
+      } = await underLoad(lab, siteUrl(lab), async () => {
         const applied = await lab.apply(process.env, [lb.name]);
-        await waitFor("the site answering through the new load balancer", 120_000, () => (request(lab, siteUrl(lab)).code === "200" ? true : undefined));
+        await waitFor("the site answering through the new load balancer", 120_000, () =>
+          request(lab, siteUrl(lab)).code === "200" ? true : undefined,
+        );
         return applied;
       });
       if (report.replaced.join() !== lb.name) throw new Error(`apply replaced ${report.replaced.join(", ") || "nothing"}, not ${lb.name}`);
-      if (lab.stack.reservedIps[0]!.ip !== address || lab.stack.reservedIps[0]!.assignedTo !== lb.name) throw new Error(`the site's address moved: ${JSON.stringify(lab.stack.reservedIps[0])}`);
+      if (lab.stack.reservedIps[0]!.ip !== address || lab.stack.reservedIps[0]!.assignedTo !== lb.name)
+        throw new Error(`the site's address moved: ${JSON.stringify(lab.stack.reservedIps[0])}`);
       const serialAfter = serial();
-      if (serialAfter !== serialBefore) throw new Error(`the new ${lb.name} serves certificate ${serialAfter}, before it was ${serialBefore}`);
+      if (serialAfter !== serialBefore)
+        throw new Error(`the new ${lb.name} serves certificate ${serialAfter}, before it was ${serialBefore}`);
       const orders = lab.acmeOrders() - ordersBefore;
       if (orders !== 0) throw new Error(`the ACME CA took ${orders} new order(s) for the new ${lb.name}`);
       return `${report.lines.join("; ")}; ${lb.name} now ${lab.droplet(lb.name).publicIpv4}, the site still at ${address}; same certificate (${serialAfter}), 0 new ACME orders; under load: ${total} requests, ${failed} failed${byStatus} (the site is down while the new load balancer boots)`;
@@ -1138,7 +1304,8 @@ export const checks: Check[] = [
       const { webs, primary } = roles(lab);
       const next = `web-${String(webs.length + 1).padStart(2, "0")}`;
       const report = await lab.apply({ ...process.env, FOOBAR_WEB_SERVERS: String(webs.length + 1) });
-      if (report.replaced.length > 0 || report.deleted.length > 0) throw new Error(`apply replaced ${report.replaced.join(", ")} and deleted ${report.deleted.join(", ")}`);
+      if (report.replaced.length > 0 || report.deleted.length > 0)
+        throw new Error(`apply replaced ${report.replaced.join(", ")} and deleted ${report.deleted.join(", ")}`);
       if (report.created.join() !== next) throw new Error(`apply created ${report.created.join(", ") || "nothing"}, not ${next}`);
       const up = await waitFor(`${next} UP in HAProxy`, 180_000, () => (backendStates(lab)[next] === "UP" ? true : undefined));
       const caughtUp = await replicaCaughtUp(lab, primary.name, next);
@@ -1204,7 +1371,9 @@ interface FaultUnderLoad {
  */
 async function faultUnderLoad(lab: Lab, fault: FaultUnderLoad): Promise<string> {
   // A fault measured on a server HAProxy already counts out would time nothing.
-  await waitFor(`${fault.server} UP in HAProxy before the fault`, 60_000, () => (backendStates(lab)[fault.server] === "UP" ? true : undefined));
+  await waitFor(`${fault.server} UP in HAProxy before the fault`, 60_000, () =>
+    backendStates(lab)[fault.server] === "UP" ? true : undefined,
+  );
   const client = continuousClient(lab, fault.url);
   try {
     await sleep(1000);
@@ -1229,7 +1398,10 @@ async function faultUnderLoad(lab: Lab, fault: FaultUnderLoad): Promise<string> 
     const { total, failed, byStatus } = await client.stop();
     if (total < 10) throw new Error(`the client sent only ${total} requests`);
     if (fault.maxFailed !== undefined && failed > fault.maxFailed) throw new Error(`${failed} of ${total} requests failed${byStatus}`);
-    const down = markedDown === undefined ? `not marked DOWN within ${fault.downWindowMs / 1000} s` : `marked DOWN after ${(markedDown / 1000).toFixed(1)} s`;
+    const down =
+      markedDown === undefined
+        ? `not marked DOWN within ${fault.downWindowMs / 1000} s`
+        : `marked DOWN after ${(markedDown / 1000).toFixed(1)} s`;
     return [
       `${total} requests, ${failed} failed${byStatus}`,
       down,
@@ -1243,7 +1415,11 @@ async function faultUnderLoad(lab: Lab, fault: FaultUnderLoad): Promise<string> 
 }
 
 /** Runs `action` while a continuous client requests `url` (a second before and after); returns its result and the client's counts. */
-export async function underLoad<T>(lab: Lab, url: string, action: () => Promise<T>): Promise<{ result: T; total: number; failed: number; byStatus: string }> {
+export async function underLoad<T>(
+  lab: Lab,
+  url: string,
+  action: () => Promise<T>,
+): Promise<{ result: T; total: number; failed: number; byStatus: string }> {
   const client = continuousClient(lab, url);
   try {
     await sleep(1000);
@@ -1259,7 +1435,14 @@ export async function underLoad<T>(lab: Lab, url: string, action: () => Promise<
 export function writeMessages(lab: Lab, url: string, count: number, label: string): number {
   let accepted = 0;
   for (let i = 0; i < count; i++) {
-    const posted = request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body: `${label} ${i}` })]);
+    const posted = request(lab, url, [
+      "-X",
+      "POST",
+      "-H",
+      "Content-Type: application/json",
+      "--data",
+      JSON.stringify({ body: `${label} ${i}` }),
+    ]);
     if (posted.code === "201") accepted += 1;
   }
   return accepted;

@@ -33,11 +33,19 @@ import { recordTiming } from "./timings";
 
 let interrupted = false;
 
-const USAGE = "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check [group]|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout]";
+const USAGE =
+  "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check [group]|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout]";
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "up";
-  const argsAllowed = command === "fault" ? argv.length >= 3 : command === "apply" ? true : command === "test" || command === "check" ? argv.length <= 2 : argv.length <= 1;
+  const argsAllowed =
+    command === "fault"
+      ? argv.length >= 3
+      : command === "apply"
+        ? true
+        : command === "test" || command === "check"
+          ? argv.length <= 2
+          : argv.length <= 1;
   if (!argsAllowed || !["up", "down", "test", "check", "fault", "apply", "rollout"].includes(command)) {
     console.error(USAGE);
     return 2;
@@ -60,14 +68,21 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "fault") {
     const lab = attachRunning();
-    const fault = parseFault(argv.slice(1), lab.stack.droplets.map((d) => d.name));
+    const fault = parseFault(
+      argv.slice(1),
+      lab.stack.droplets.map((d) => d.name),
+    );
     await lab.fault(fault.droplet, fault.kind, fault.delayMs ?? fault.unit ?? fault.from);
     return 0;
   }
   if (command === "apply") {
     const replace = parseReplace(argv.slice(1));
     const report = await attachRunning().apply(process.env, replace);
-    console.log(report.changes.length === 0 ? "apply: no changes" : `apply: done, ${report.lines.length} change(s): replaced ${report.replaced.join(", ") || "no droplet"}, created ${report.created.join(", ") || "none"}, deleted ${report.deleted.join(", ") || "none"}`);
+    console.log(
+      report.changes.length === 0
+        ? "apply: no changes"
+        : `apply: done, ${report.lines.length} change(s): replaced ${report.replaced.join(", ") || "no droplet"}, created ${report.created.join(", ") || "none"}, deleted ${report.deleted.join(", ") || "none"}`,
+    );
     return 0;
   }
   if (command === "rollout") {
@@ -148,7 +163,9 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
 
 /** The checks that fit a running lab: the pair's when it has two load balancers. */
 function checksFor(lab: Lab): readonly Check[] {
-  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1 ? [...pairChecks, ...pairScalingChecks] : [...checks, ...databaseChecks, ...scalingChecks];
+  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1
+    ? [...pairChecks, ...pairScalingChecks]
+    : [...checks, ...databaseChecks, ...scalingChecks];
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */
@@ -198,7 +215,9 @@ function printSummary(lab: Lab): void {
   const trust = httpsOn(lab) ? ` --cacert ${lab.acme.issuingRootFile}` : "";
   if (www) lines.push(`  site: ${url}  (${www.fqdn} → ${www.value}, resolved in ${CLIENT_NS})`);
   for (const d of lab.stack.droplets) {
-    lines.push(`  ${d.name.padEnd(10)} public ${d.publicIpv4.padEnd(15)} private ${d.privateIpv4.padEnd(15)} tags ${d.tags.join(",") || "-"}`);
+    lines.push(
+      `  ${d.name.padEnd(10)} public ${d.publicIpv4.padEnd(15)} private ${d.privateIpv4.padEnd(15)} tags ${d.tags.join(",") || "-"}`,
+    );
   }
   lines.push(
     `  apt proxy: http://${UPLINK_ADDRESS}:3142 (host)`,

@@ -45,7 +45,9 @@ export const FAILING_UPSTREAM = "127.0.0.1#9";
 
 /** The servers file dnsmasq re-reads on SIGHUP: one `server=` line per name that must fail. */
 export function renderFailingNames(names: readonly string[]): string {
-  return ["# foobar lab: names that fail to resolve (a fault)", ...names.map((name) => `server=/${name}/${FAILING_UPSTREAM}`)].join("\n") + "\n";
+  return (
+    ["# foobar lab: names that fail to resolve (a fault)", ...names.map((name) => `server=/${name}/${FAILING_UPSTREAM}`)].join("\n") + "\n"
+  );
 }
 
 /** dnsmasq's command line: this hosts file only, on the lab's resolver address only, nothing forwarded. */
@@ -87,8 +89,13 @@ export async function startDns(state: LabState, records: readonly LabRecord[]): 
   run("ip", ["netns", "exec", DNS_NS, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=53"]);
   state.dns.pid = spawnUnprivileged(DNS_NS, "dnsmasq", dnsmasqArgs(hostsFile, serversFile), {}, logFile);
   saveState(state);
-  await waitUntilServing(DNS_NS, "the lab's DNS (dnsmasq)", state.dns.pid, "dnsmasq", logFile, () =>
-    tryRun("ip", ["netns", "exec", DNS_NS, "ss", "-Hlun", `src ${DNS_ADDRESS}:53`]).stdout.trim() !== "",
+  await waitUntilServing(
+    DNS_NS,
+    "the lab's DNS (dnsmasq)",
+    state.dns.pid,
+    "dnsmasq",
+    logFile,
+    () => tryRun("ip", ["netns", "exec", DNS_NS, "ss", "-Hlun", `src ${DNS_ADDRESS}:53`]).stdout.trim() !== "",
   );
   log(`dns: dnsmasq pid ${state.dns.pid} at ${DNS_ADDRESS} in ${DNS_NS}, ${records.filter((r) => r.type === "A").length} A record(s)`);
 }

@@ -81,11 +81,11 @@ export async function bootDroplet(state: LabState, name: string): Promise<number
     ],
   );
   const child = spawn(shell!, args, {
-      // Its own session: a Ctrl-C on the lab's terminal must not reach the droplets.
-      detached: true,
-      stdio: ["ignore", console, console],
-      // This host has a hybrid cgroup v1 layout that sid's systemd refuses without it.
-      env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" },
+    // Its own session: a Ctrl-C on the lab's terminal must not reach the droplets.
+    detached: true,
+    stdio: ["ignore", console, console],
+    // This host has a hybrid cgroup v1 layout that sid's systemd refuses without it.
+    env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: "1" },
   });
   fs.closeSync(console);
   child.unref();
@@ -193,7 +193,9 @@ export async function waitForCloudInit(
           log(`${name}: cloud-init FAILED after ${seconds}s`);
         } else {
           const warnings = outcome.recoverableErrors.length;
-          log(`${name}: cloud-init finished in ${seconds}s${warnings ? ` (${warnings} warning(s), see \`cloud-init status --long\`)` : ""}`);
+          log(
+            `${name}: cloud-init finished in ${seconds}s${warnings ? ` (${warnings} warning(s), see \`cloud-init status --long\`)` : ""}`,
+          );
         }
       } else if (droplet.nspawnPid === undefined || processName(droplet.nspawnPid) !== "systemd-nspawn") {
         pending.delete(name);
@@ -247,9 +249,7 @@ export function cloudInitReport(state: LabState, name: string): string {
   const outputLog = path.join(droplet.merged, "var/log/cloud-init-output.log");
   // Without the ci-info network tables and the SSH host keys printed at the
   // end of the final stage: they fill the tail and say nothing about a failure.
-  const output = fs.existsSync(outputLog)
-    ? tail(withoutBootNoise(fs.readFileSync(outputLog, "utf8")), 40)
-    : "(no cloud-init-output.log)";
+  const output = fs.existsSync(outputLog) ? tail(withoutBootNoise(fs.readFileSync(outputLog, "utf8")), 40) : "(no cloud-init-output.log)";
   const consoleLog = path.join(droplet.dir, "console.log");
   const consoleTail = fs.existsSync(consoleLog) ? tail(fs.readFileSync(consoleLog, "utf8"), 15) : "";
   // A daemon that failed during a package's own setup (mysqld --initialize) says why only in its log.

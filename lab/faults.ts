@@ -80,7 +80,9 @@ export function parseFault(args: readonly string[], dropletNames: readonly strin
   }
   if (faultKind === "partition" && extra !== undefined) {
     if (!dropletNames.includes(extra) || extra === droplet) {
-      throw new Error(`fault: partition takes another droplet to cut ${droplet} off from, got "${extra}" (have: ${dropletNames.join(", ")})`);
+      throw new Error(
+        `fault: partition takes another droplet to cut ${droplet} off from, got "${extra}" (have: ${dropletNames.join(", ")})`,
+      );
     }
     return { droplet, kind: faultKind, from: extra };
   }
@@ -125,7 +127,11 @@ export function renderPartition(droplet: string, ports: readonly string[], other
  */
 export async function injectFault(target: FaultTarget, fault: Fault): Promise<string> {
   if (!target.dropletNames.includes(fault.droplet)) throw new Error(`fault: no droplet named "${fault.droplet}"`);
-  const what = [fault.droplet, fault.kind, fault.unit ?? fault.from ?? (fault.kind === "slow" ? `${fault.delayMs ?? DEFAULT_SLOW_MS}ms` : "")]
+  const what = [
+    fault.droplet,
+    fault.kind,
+    fault.unit ?? fault.from ?? (fault.kind === "slow" ? `${fault.delayMs ?? DEFAULT_SLOW_MS}ms` : ""),
+  ]
     .filter(Boolean)
     .join(" ");
   try {
@@ -172,7 +178,20 @@ async function apply(target: FaultTarget, fault: Fault, ports: readonly string[]
     case "slow": {
       const delayMs = fault.delayMs ?? DEFAULT_SLOW_MS;
       for (const port of ports) {
-        const result = tryRun("ip", ["netns", "exec", SWITCH_NS, "tc", "qdisc", "replace", "dev", port, "root", "netem", "delay", `${delayMs}ms`]);
+        const result = tryRun("ip", [
+          "netns",
+          "exec",
+          SWITCH_NS,
+          "tc",
+          "qdisc",
+          "replace",
+          "dev",
+          port,
+          "root",
+          "netem",
+          "delay",
+          `${delayMs}ms`,
+        ]);
         if (result.status !== 0) {
           const why = /unknown/i.test(result.stderr)
             ? "this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM): slow cannot run here"
@@ -184,7 +203,9 @@ async function apply(target: FaultTarget, fault: Fault, ports: readonly string[]
     }
     case "heal": {
       const partitioned = removePartition(fault.droplet);
-      const slowed = ports.filter((port) => tryRun("ip", ["netns", "exec", SWITCH_NS, "tc", "qdisc", "del", "dev", port, "root", "netem"]).status === 0);
+      const slowed = ports.filter(
+        (port) => tryRun("ip", ["netns", "exec", SWITCH_NS, "tc", "qdisc", "del", "dev", port, "root", "netem"]).status === 0,
+      );
       return partitioned || slowed.length > 0
         ? [partitioned ? "partition removed" : "", slowed.length ? "delay removed" : ""].filter(Boolean).join(", ")
         : "nothing to heal";

@@ -31,9 +31,7 @@ export interface LabOnlyAllowance {
 
 /** The firewalls that apply to a droplet, by its tags or its id. */
 export function firewallsFor(stack: LabStack, droplet: LabDroplet): LabFirewall[] {
-  return stack.firewalls.filter(
-    (fw) => fw.dropletIds.includes(droplet.id) || fw.tags.some((tag) => droplet.tags.includes(tag)),
-  );
+  return stack.firewalls.filter((fw) => fw.dropletIds.includes(droplet.id) || fw.tags.some((tag) => droplet.tags.includes(tag)));
 }
 
 /**
@@ -43,12 +41,7 @@ export function firewallsFor(stack: LabStack, droplet: LabDroplet): LabFirewall[
  *
  * @throws Error on a port range or droplet id the lab cannot translate.
  */
-export function renderFirewall(
-  stack: LabStack,
-  droplet: LabDroplet,
-  table: string,
-  labOnly: LabOnlyAllowance,
-): string {
+export function renderFirewall(stack: LabStack, droplet: LabDroplet, table: string, labOnly: LabOnlyAllowance): string {
   const firewalls = firewallsFor(stack, droplet);
   // `table X` then `delete table X` makes the delete succeed whether or not X exists.
   const lines = [`table inet ${table}`, `delete table inet ${table}`];
@@ -85,12 +78,7 @@ export function renderFirewall(
   return lines.join("\n") + "\n";
 }
 
-function ruleLines(
-  stack: LabStack,
-  fw: LabFirewall,
-  rule: LabFirewallRule,
-  direction: "inbound" | "outbound",
-): string[] {
+function ruleLines(stack: LabStack, fw: LabFirewall, rule: LabFirewallRule, direction: "inbound" | "outbound"): string[] {
   const peer = direction === "inbound" ? "saddr" : "daddr";
   const ports = portMatch(rule, fw);
   const v4 = new Set<string>();

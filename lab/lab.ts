@@ -182,7 +182,10 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       const ns = addDropletNetwork(state, droplet, stack.vpc.ipRange);
       applyNftables(ns, labFirewall(stack, droplet));
     });
-    addMetadataHost(state, stack.droplets.map((d) => d.name));
+    addMetadataHost(
+      state,
+      stack.droplets.map((d) => d.name),
+    );
     await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
     addDnsHost(state);
     await startDns(state, stack.records);
@@ -197,7 +200,9 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       certFile: acmeFiles.apiCertFile,
       keyFile: acmeFiles.apiKeyFile,
     });
-    log(`network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}, firewalls applied`);
+    log(
+      `network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}, firewalls applied`,
+    );
     for (const volume of stack.volumes) createVolume(state, volume);
     stopIf(interrupted);
 
@@ -332,7 +337,9 @@ function attach(state: LabState): Lab {
       const target: RolloutTarget = {
         loadBalancers: lbs.map((lb) => lb.name),
         // HAProxy's server names are the web servers' labels (web-01, …), as in `npm run rollout`.
-        webServers: droplets.filter((d) => haproxyServerName(d.name) !== undefined).map((d) => ({ name: haproxyServerName(d.name)!, host: d.name })),
+        webServers: droplets
+          .filter((d) => haproxyServerName(d.name) !== undefined)
+          .map((d) => ({ name: haproxyServerName(d.name)!, host: d.name })),
         run: (name, script, input) => lab.ssh(name, script, input),
       };
       return rollout(target, releaseFromSettings(loadSettings(env)), progress);

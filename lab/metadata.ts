@@ -212,10 +212,17 @@ export async function startMetadata(state: LabState, stack: LabStack, publicPref
   const tsNode = require.resolve("ts-node/register/transpile-only");
   state.metadata.pid = spawnUnprivileged(METADATA_NS, process.execPath, ["-r", tsNode, server, configFile], {}, logFile);
   saveState(state);
-  await waitUntilServing(METADATA_NS, "the metadata service", state.metadata.pid, "node", logFile, () =>
-    tryRun("ip", ["netns", "exec", METADATA_NS, "ss", "-Hltn", `src ${METADATA_ADDRESS}:${METADATA_PORT}`]).stdout.trim() !== "",
+  await waitUntilServing(
+    METADATA_NS,
+    "the metadata service",
+    state.metadata.pid,
+    "node",
+    logFile,
+    () => tryRun("ip", ["netns", "exec", METADATA_NS, "ss", "-Hltn", `src ${METADATA_ADDRESS}:${METADATA_PORT}`]).stdout.trim() !== "",
   );
-  log(`metadata: http://${METADATA_ADDRESS}/metadata/v1/ for ${stack.droplets.length} droplet(s), pid ${state.metadata.pid} in ${METADATA_NS}`);
+  log(
+    `metadata: http://${METADATA_ADDRESS}/metadata/v1/ for ${stack.droplets.length} droplet(s), pid ${state.metadata.pid} in ${METADATA_NS}`,
+  );
 }
 
 /** Stops the metadata server (by its recorded PID) and deletes its files; returns what it did. */

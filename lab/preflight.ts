@@ -31,11 +31,12 @@ const PACKAGES = "systemd-container debootstrap dnsmasq-base apt-cacher-ng nftab
 export function preflight(extra: readonly { command: string; pkg: string }[] = []): string | undefined {
   if (process.platform !== "linux") return "the lab needs Linux (network namespaces, systemd-nspawn)";
   if (process.getuid?.() !== 0) return "the lab needs root (namespaces, mounts, routes): run it with sudo";
-  const missing = [...REQUIRED_COMMANDS.map((command) => ({ command, pkg: "" })), ...extra].filter(({ command }) => !commandExists(command));
+  const missing = [...REQUIRED_COMMANDS.map((command) => ({ command, pkg: "" })), ...extra].filter(
+    ({ command }) => !commandExists(command),
+  );
   if (missing.length > 0) {
     const packages = [PACKAGES, ...missing.map((m) => m.pkg).filter(Boolean)].join(" ");
     return `missing ${missing.map((m) => m.command).join(", ")}: apt-get install ${packages}`;
   }
   return undefined;
 }
-

@@ -132,11 +132,7 @@ function removeStaleBuilds(root: string): void {
 }
 
 function buildBase(dir: string): void {
-  run(
-    "debootstrap",
-    ["--variant=minbase", DEBIAN_SUITE, dir, debianMirror()],
-    { env: { DEBIAN_FRONTEND: "noninteractive" } },
-  );
+  run("debootstrap", ["--variant=minbase", DEBIAN_SUITE, dir, debianMirror()], { env: { DEBIAN_FRONTEND: "noninteractive" } });
   log("base rootfs: debootstrap done");
   const files = labBaseFiles();
   // The proxy is not running while we build, and the chroot needs the host's DNS

@@ -117,7 +117,10 @@ export function debianMirror(): string {
     }
   }
   const mirror = mirrorFromAptSources(files);
-  if (!mirror) throw new Error(`the lab needs a Debian mirror: none found in ${APT_SOURCES.join(", ")}; set FOOBAR_LAB_DEBIAN_MIRROR (for example http://deb.debian.org/debian)`);
+  if (!mirror)
+    throw new Error(
+      `the lab needs a Debian mirror: none found in ${APT_SOURCES.join(", ")}; set FOOBAR_LAB_DEBIAN_MIRROR (for example http://deb.debian.org/debian)`,
+    );
   return mirror;
 }
 
@@ -160,7 +163,9 @@ export function dropletSlot(dropletName: string): number {
   const n = Number(match?.[2]);
   if (match?.[1] === "lb" && n >= 1 && n <= MAX_LOAD_BALANCERS) return n - 1;
   if (match?.[1] === "web" && n >= 1 && n <= MAX_WEB_SERVERS) return MAX_LOAD_BALANCERS + n - 1;
-  throw new Error(`the lab has no switch slot for droplet "${dropletName}": it boots lb-01 to lb-${String(MAX_LOAD_BALANCERS).padStart(2, "0")} and web-01 to web-${MAX_WEB_SERVERS}`);
+  throw new Error(
+    `the lab has no switch slot for droplet "${dropletName}": it boots lb-01 to lb-${String(MAX_LOAD_BALANCERS).padStart(2, "0")} and web-01 to web-${MAX_WEB_SERVERS}`,
+  );
 }
 
 export function dropletNamespace(dropletName: string): string {

@@ -39,7 +39,11 @@ export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string, failo
 
 /** The overrides as a log line: secrets by name only. */
 export function describeOverrides(overrides: Record<string, string>): string {
-  const secret = new Set(Object.values(SETTINGS).filter((d) => d.secret).map((d) => d.variable));
+  const secret = new Set(
+    Object.values(SETTINGS)
+      .filter((d) => d.secret)
+      .map((d) => d.variable),
+  );
   return Object.entries(overrides)
     .map(([name, value]) => (secret.has(name) ? `${name}=(a lab token)` : `${name}=${value}`))
     .join(" ");

@@ -302,7 +302,11 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
     if (typeof value === "string") {
       const whole = /^\$\{\[(.*)\]\}$/s.exec(value);
       if (!whole) return [str(value, where)];
-      return whole[1]!.split(",").map((item) => item.trim()).filter((item) => item !== "").map(resolveRef);
+      return whole[1]!
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item !== "")
+        .map(resolveRef);
     }
     if (!Array.isArray(value)) throw new Error(`${where} must be a list, got ${JSON.stringify(value)}`);
     return value.flatMap((item, i) => list(item, `${where}[${i}]`));

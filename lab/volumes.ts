@@ -54,7 +54,8 @@ export function volumeBinds(state: LabState, volumeNames: readonly string[]): st
 export function teardownVolumes(state: LabState): string[] {
   const removed: string[] = [];
   for (const [name, volume] of Object.entries(state.volumes ?? {})) {
-    if (volume.loop && tryRun("losetup", ["--detach", volume.loop]).status === 0) removed.push(`loop device ${volume.loop} (volume ${name})`);
+    if (volume.loop && tryRun("losetup", ["--detach", volume.loop]).status === 0)
+      removed.push(`loop device ${volume.loop} (volume ${name})`);
     if (fs.existsSync(volume.file)) {
       fs.rmSync(volume.file);
       removed.push(`volume file ${volume.file}`);

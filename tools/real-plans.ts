@@ -16,7 +16,16 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, StackJson } from "../changes";
 import { FAILOVER_TOKEN_TERRAFORM_VARIABLE } from "../settings";
-import { mergePlan, PlanJson, prepareConfig, ProviderSchemas, recordRefresh, resourceChangesOf, StateResource, stateDocument } from "./terraform-state";
+import {
+  mergePlan,
+  PlanJson,
+  prepareConfig,
+  ProviderSchemas,
+  recordRefresh,
+  resourceChangesOf,
+  StateResource,
+  stateDocument,
+} from "./terraform-state";
 
 /** What real Terraform plans for one resource. */
 export interface RealChange {
@@ -79,7 +88,9 @@ export function planErrors(jsonLines: string): string[] {
 
 /** The addresses in "Instance cannot be destroyed" errors: the resources `prevent_destroy` protects from this plan. */
 export function refusedAddresses(errors: readonly string[]): string[] {
-  return errors.flatMap((error) => /^Instance cannot be destroyed: Resource (\S+) has lifecycle\.prevent_destroy set/.exec(error)?.[1] ?? []).sort();
+  return errors
+    .flatMap((error) => /^Instance cannot be destroyed: Resource (\S+) has lifecycle\.prevent_destroy set/.exec(error)?.[1] ?? [])
+    .sort();
 }
 
 /** The `name` of each resource address in a configuration (the volume names `protectedVolumesAtRisk` returns). */
@@ -109,13 +120,18 @@ export function compareRow(before: StackJson, predicted: readonly ResourceChange
       differences.push(`${address}: planner ${mine?.action ?? "nothing"}, Terraform ${theirs?.action ?? "nothing"}${why}`);
     } else if (theirs?.action === "replace") {
       const unnamed = [...new Set(theirs.replacePaths.map((p) => String(p[0])))].filter((argument) => !mine!.arguments.includes(argument));
-      if (unnamed.length > 0) differences.push(`${address}: Terraform replaces it for ${unnamed.join(", ")}, planner names ${mine!.arguments.join(", ") || "nothing"}`);
+      if (unnamed.length > 0)
+        differences.push(
+          `${address}: Terraform replaces it for ${unnamed.join(", ")}, planner names ${mine!.arguments.join(", ") || "nothing"}`,
+        );
     }
   }
   const expected = protectedVolumesAtRisk(before, predicted).sort();
   const refused = namesOf(before, real.refused).sort();
   if (expected.join() !== refused.join()) {
-    differences.push(`Terraform refuses to destroy ${refused.join(", ") || "nothing"} (prevent_destroy), planner predicts ${expected.join(", ") || "nothing"}`);
+    differences.push(
+      `Terraform refuses to destroy ${refused.join(", ") || "nothing"} (prevent_destroy), planner predicts ${expected.join(", ") || "nothing"}`,
+    );
   }
   return differences;
 }
@@ -129,7 +145,10 @@ export function countActions(changes: readonly { readonly action: ChangeAction }
 
 /** A row as the table of changes (docs/day-two.md) names it: `FOOBAR_X=1`, or `FOOBAR_X=3 → FOOBAR_X=2`. */
 export function rowLabel(sample: SampleChange): string {
-  const settings = (variables: Readonly<Record<string, string>>) => Object.entries(variables).map(([name, value]) => `${name}=${value}`).join(" + ");
+  const settings = (variables: Readonly<Record<string, string>>) =>
+    Object.entries(variables)
+      .map(([name, value]) => `${name}=${value}`)
+      .join(" + ");
   return sample.from ? `${settings(sample.from)} → ${settings(sample.variables)}` : settings(sample.variables);
 }
 
@@ -152,11 +171,14 @@ export interface RunSummary {
 
 /** The markdown block for the docs: when, with what, how many rows agree, and what Terraform planned per row. */
 export function markdownReport(run: RunSummary): string {
-  const providers = Object.entries(run.providers).map(([source, version]) => `${source.replace(/^registry\.terraform\.io\//, "")} ${version}`);
+  const providers = Object.entries(run.providers).map(
+    ([source, version]) => `${source.replace(/^registry\.terraform\.io\//, "")} ${version}`,
+  );
   const agreeing = run.rows.filter((row) => row.differences.length === 0).length;
   const digitalocean = run.providers["registry.terraform.io/digitalocean/digitalocean"] ?? "?";
   const cell = (row: RowResult) => {
-    const refused = row.real.refused.length > 0 ? `stops: prevent_destroy on ${row.real.refused.length} volume(s) (counts: the plan without it); ` : "";
+    const refused =
+      row.real.refused.length > 0 ? `stops: prevent_destroy on ${row.real.refused.length} volume(s) (counts: the plan without it); ` : "";
     return `${refused}${row.differences.length === 0 ? "agrees" : `**differs**: ${row.differences.join("; ")}`}`.replace(/\|/g, "\\|");
   };
   return [
@@ -213,7 +235,9 @@ function initFolder(dir: string, config: StackJson): void {
   const init = terraform(dir, ["init", "-input=false", "-no-color"]);
   if (init.status !== 0) {
     const why = /Error: (.*)/.exec(init.stderr)?.[1] ?? init.stderr.trim();
-    throw new MissingTools(`terraform init failed (${why}): set TF_CLI_CONFIG_FILE to a terraformrc whose filesystem mirror holds digitalocean/digitalocean and hashicorp/random 3.7.2 (REAL-TERRAFORM.md)`);
+    throw new MissingTools(
+      `terraform init failed (${why}): set TF_CLI_CONFIG_FILE to a terraformrc whose filesystem mirror holds digitalocean/digitalocean and hashicorp/random 3.7.2 (REAL-TERRAFORM.md)`,
+    );
   }
 }
 
@@ -256,7 +280,12 @@ const MAX_ROUNDS = 8;
  * Merging from the stripped configuration too resolves what `ignore_changes`
  * would hide: a pair's reserved IP records the droplet it was created on.
  */
-function buildState(dir: string, stack: StackJson, version: string, schemas: ProviderSchemas): { state: Map<string, StateResource>; changesPerRound: number[] } {
+function buildState(
+  dir: string,
+  stack: StackJson,
+  version: string,
+  schemas: ProviderSchemas,
+): { state: Map<string, StateResource>; changesPerRound: number[] } {
   const stripped = prepareConfig(stack, version, ["ignore_changes", "prevent_destroy"]);
   const intact = prepareConfig(stack, version);
   let counter = 0;
@@ -314,7 +343,10 @@ interface Providers {
 /** Initialises `dir` with the stack's own version constraint: whichever version the mirror holds is the one under test. */
 function probeProviders(dir: string, stack: StackJson): Providers {
   initFolder(dir, prepareConfig(stack, undefined));
-  const shown = JSON.parse(terraform(dir, ["version", "-json"]).stdout) as { terraform_version: string; provider_selections: Record<string, string> };
+  const shown = JSON.parse(terraform(dir, ["version", "-json"]).stdout) as {
+    terraform_version: string;
+    provider_selections: Record<string, string>;
+  };
   const schemas = JSON.parse(terraform(dir, ["providers", "schema", "-json"]).stdout) as ProviderSchemas;
   return { terraformVersion: shown.terraform_version, providers: shown.provider_selections, schemas };
 }
@@ -346,7 +378,10 @@ function stateFor(dir: string, stack: StackJson, label: string, version: string,
 
 function run(root: string): RowResult[] {
   const terraformrc = process.env.TF_CLI_CONFIG_FILE;
-  if (!terraformrc || !fs.existsSync(terraformrc)) throw new MissingTools("set TF_CLI_CONFIG_FILE to a terraformrc whose filesystem mirror holds digitalocean/digitalocean and hashicorp/random 3.7.2 (REAL-TERRAFORM.md)");
+  if (!terraformrc || !fs.existsSync(terraformrc))
+    throw new MissingTools(
+      "set TF_CLI_CONFIG_FILE to a terraformrc whose filesystem mirror holds digitalocean/digitalocean and hashicorp/random 3.7.2 (REAL-TERRAFORM.md)",
+    );
   const synth = synthesizer(path.join(root, "synth"));
   const { terraformVersion, providers, schemas } = probeProviders(path.join(root, "probe"), synth({}));
   const version = providers["registry.terraform.io/digitalocean/digitalocean"]!;
@@ -383,7 +418,11 @@ function main(): void {
   try {
     const rows = run(root);
     const disagreeing = rows.filter((row) => row.differences.length > 0).length;
-    log(disagreeing === 0 ? `all ${rows.length} rows agree (${seconds(started)})` : `${disagreeing} of ${rows.length} rows disagree (${seconds(started)})`);
+    log(
+      disagreeing === 0
+        ? `all ${rows.length} rows agree (${seconds(started)})`
+        : `${disagreeing} of ${rows.length} rows disagree (${seconds(started)})`,
+    );
     code = disagreeing === 0 ? 0 : 1;
   } catch (error) {
     code = error instanceof MissingTools ? 2 : 1;

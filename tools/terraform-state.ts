@@ -30,7 +30,10 @@ export interface SchemaBlock {
 
 /** What `terraform providers schema -json` writes (the parts used here). */
 export interface ProviderSchemas {
-  readonly provider_schemas: Record<string, { readonly resource_schemas: Record<string, { readonly version: number; readonly block: SchemaBlock }> }>;
+  readonly provider_schemas: Record<
+    string,
+    { readonly resource_schemas: Record<string, { readonly version: number; readonly block: SchemaBlock }> }
+  >;
 }
 
 /** One entry of a plan's `resource_changes`, as `terraform show -json` writes it. */
@@ -57,7 +60,9 @@ export interface PlanJson {
 }
 
 /** A step of an attribute path in the state's `sensitive_attributes`. */
-export type PathStep = { readonly type: "get_attr"; readonly value: string } | { readonly type: "index"; readonly value: { readonly value: number; readonly type: "number" } };
+export type PathStep =
+  | { readonly type: "get_attr"; readonly value: string }
+  | { readonly type: "index"; readonly value: { readonly value: number; readonly type: "number" } };
 
 /** One managed resource of a state v4 document (no `count`/`for_each`: one instance). */
 export interface StateResource {
@@ -66,7 +71,9 @@ export interface StateResource {
   readonly name: string;
   /** `provider["registry.terraform.io/digitalocean/digitalocean"]` */
   readonly provider: string;
-  readonly instances: readonly [{ readonly schema_version: number; readonly attributes: Record<string, unknown>; readonly sensitive_attributes: readonly PathStep[][] }];
+  readonly instances: readonly [
+    { readonly schema_version: number; readonly attributes: Record<string, unknown>; readonly sensitive_attributes: readonly PathStep[][] },
+  ];
 }
 
 /** A state file, format version 4 (Terraform 0.13 and later). */
@@ -94,7 +101,8 @@ export interface MadeUpContext {
 export function blockType(block: SchemaBlock): SchemaType {
   const fields: Record<string, SchemaType> = {};
   for (const [name, attribute] of Object.entries(block.attributes ?? {})) {
-    fields[name] = attribute.type ?? nested(attribute.nested_type!.nesting_mode, blockType({ attributes: attribute.nested_type!.attributes }));
+    fields[name] =
+      attribute.type ?? nested(attribute.nested_type!.nesting_mode, blockType({ attributes: attribute.nested_type!.attributes }));
   }
   for (const [name, inner] of Object.entries(block.block_types ?? {})) fields[name] = nested(inner.nesting_mode, blockType(inner.block));
   return ["object", fields];
@@ -130,12 +138,18 @@ const NUMERIC_ID = new Set(["digitalocean_droplet", "digitalocean_record"]);
  * otherwise. `siblings` holds the resource's attributes filled so far (ids and
  * URNs are made last, from the name or address they repeat).
  */
-export function makeUpValue(type: SchemaType, attribute: string, siblings: Readonly<Record<string, unknown>>, context: MadeUpContext): unknown {
+export function makeUpValue(
+  type: SchemaType,
+  attribute: string,
+  siblings: Readonly<Record<string, unknown>>,
+  context: MadeUpContext,
+): unknown {
   if (Array.isArray(type)) {
     const [kind, inner] = type as readonly [string, unknown];
     if (kind === "object") {
       const object: Record<string, unknown> = {};
-      for (const [name, field] of Object.entries(inner as Record<string, SchemaType>)) object[name] = makeUpValue(field, name, object, context);
+      for (const [name, field] of Object.entries(inner as Record<string, SchemaType>))
+        object[name] = makeUpValue(field, name, object, context);
       return object;
     }
     return kind === "map" ? {} : [];
@@ -175,25 +189,39 @@ function fillOrder(keys: readonly string[], isUnknown: (key: string) => boolean)
  * by the `prior` value at the same place when there is one (what the state
  * already says), else by a made-up one. Known values are kept as planned.
  */
-export function fillUnknowns(after: unknown, unknown: unknown, type: SchemaType, prior: unknown, context: MadeUpContext, attribute = ""): unknown {
+export function fillUnknowns(
+  after: unknown,
+  unknown: unknown,
+  type: SchemaType,
+  prior: unknown,
+  context: MadeUpContext,
+  attribute = "",
+): unknown {
   if (unknown === true) return prior ?? makeUpValue(type, attribute, {}, context);
   if (!Array.isArray(type) || after === null || after === undefined) return after ?? null;
   const [kind, inner] = type as readonly [string, unknown];
-  const at = (value: unknown, key: string | number): unknown => (value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined);
+  const at = (value: unknown, key: string | number): unknown =>
+    value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
   if (kind === "object") {
     const fields = inner as Record<string, SchemaType>;
     const object: Record<string, unknown> = {};
     for (const key of fillOrder(Object.keys(fields), (k) => at(unknown, k) === true)) {
       object[key] =
         at(unknown, key) === true
-          ? at(prior, key) ?? makeUpValue(fields[key]!, key, object, context)
+          ? (at(prior, key) ?? makeUpValue(fields[key]!, key, object, context))
           : fillUnknowns(at(after, key), at(unknown, key), fields[key]!, at(prior, key), context, key);
     }
     return object;
   }
-  if (Array.isArray(after)) return after.map((item, i) => fillUnknowns(item, at(unknown, i), inner as SchemaType, at(prior, i), context, attribute));
+  if (Array.isArray(after))
+    return after.map((item, i) => fillUnknowns(item, at(unknown, i), inner as SchemaType, at(prior, i), context, attribute));
   if (kind === "map" && typeof after === "object") {
-    return Object.fromEntries(Object.entries(after).map(([key, item]) => [key, fillUnknowns(item, at(unknown, key), inner as SchemaType, at(prior, key), context, key)]));
+    return Object.fromEntries(
+      Object.entries(after).map(([key, item]) => [
+        key,
+        fillUnknowns(item, at(unknown, key), inner as SchemaType, at(prior, key), context, key),
+      ]),
+    );
   }
   return after;
 }
@@ -201,7 +229,8 @@ export function fillUnknowns(after: unknown, unknown: unknown, type: SchemaType,
 /** The state's `sensitive_attributes`: the path to each `true` of a plan's `after_sensitive`. */
 export function sensitivePaths(sensitive: unknown, path: readonly PathStep[] = []): PathStep[][] {
   if (sensitive === true) return [[...path]];
-  if (Array.isArray(sensitive)) return sensitive.flatMap((item, i) => sensitivePaths(item, [...path, { type: "index", value: { value: i, type: "number" } }]));
+  if (Array.isArray(sensitive))
+    return sensitive.flatMap((item, i) => sensitivePaths(item, [...path, { type: "index", value: { value: i, type: "number" } }]));
   if (sensitive !== null && typeof sensitive === "object") {
     return Object.entries(sensitive).flatMap(([key, item]) => sensitivePaths(item, [...path, { type: "get_attr", value: key }]));
   }
@@ -221,9 +250,20 @@ export function resourceSchema(schemas: ProviderSchemas, resourceType: string): 
  * The state resource a planned change leaves behind: its `after` values,
  * unknowns taken from `prior` (the state's current attributes) or made up.
  */
-export function stateResource(change: PlannedChange, schemas: ProviderSchemas, prior: StateResource | undefined, context: MadeUpContext): StateResource {
+export function stateResource(
+  change: PlannedChange,
+  schemas: ProviderSchemas,
+  prior: StateResource | undefined,
+  context: MadeUpContext,
+): StateResource {
   const schema = resourceSchema(schemas, change.type);
-  const attributes = fillUnknowns(change.change.after, change.change.after_unknown ?? {}, blockType(schema.block), prior?.instances[0].attributes, context) as Record<string, unknown>;
+  const attributes = fillUnknowns(
+    change.change.after,
+    change.change.after_unknown ?? {},
+    blockType(schema.block),
+    prior?.instances[0].attributes,
+    context,
+  ) as Record<string, unknown>;
   return {
     mode: "managed",
     type: change.type,
@@ -249,7 +289,12 @@ export function resourceChangesOf(plan: PlanJson): PlannedChange[] {
  * resource takes the plan's known values (references now resolved against
  * the state), keeping what the state had where the plan still does not know.
  */
-export function mergePlan(state: ReadonlyMap<string, StateResource>, plan: PlanJson, schemas: ProviderSchemas, next: () => number): Map<string, StateResource> {
+export function mergePlan(
+  state: ReadonlyMap<string, StateResource>,
+  plan: PlanJson,
+  schemas: ProviderSchemas,
+  next: () => number,
+): Map<string, StateResource> {
   const merged = new Map(state);
   const vpcRange = vpcRangeOf(plan);
   for (const change of resourceChangesOf(plan)) {
@@ -268,11 +313,16 @@ export function recordRefresh(state: ReadonlyMap<string, StateResource>): Map<st
   const droplets = [...state.values()].filter((r) => r.type === "digitalocean_droplet").map((r) => r.instances[0].attributes);
   const refreshed = new Map(state);
   const update = (address: string, resource: StateResource, changes: Record<string, unknown>) =>
-    refreshed.set(address, { ...resource, instances: [{ ...resource.instances[0], attributes: { ...resource.instances[0].attributes, ...changes } }] });
+    refreshed.set(address, {
+      ...resource,
+      instances: [{ ...resource.instances[0], attributes: { ...resource.instances[0].attributes, ...changes } }],
+    });
   for (const [address, resource] of state) {
     const attributes = resource.instances[0].attributes;
     if (resource.type === "digitalocean_volume") {
-      update(address, resource, { droplet_ids: droplets.filter((d) => ((d.volume_ids ?? []) as unknown[]).includes(attributes.id)).map((d) => Number(d.id)) });
+      update(address, resource, {
+        droplet_ids: droplets.filter((d) => ((d.volume_ids ?? []) as unknown[]).includes(attributes.id)).map((d) => Number(d.id)),
+      });
     } else if (resource.type === "digitalocean_record" && typeof attributes.domain === "string") {
       // The provider's own rule: `@` is the domain itself.
       update(address, resource, { fqdn: attributes.name === "@" ? attributes.domain : `${String(attributes.name)}.${attributes.domain}` });
@@ -294,8 +344,14 @@ export function stateDocument(state: ReadonlyMap<string, StateResource>, terrafo
  * lifecycle arguments that hide planned values (`ignore_changes`) or stop a
  * plan (`prevent_destroy`).
  */
-export function prepareConfig(stack: StackJson, providerVersion: string | undefined, strip: readonly ("ignore_changes" | "prevent_destroy")[] = []): StackJson {
-  const copy = JSON.parse(JSON.stringify(stack)) as StackJson & { terraform: { backend?: unknown; required_providers: Record<string, { version?: string }> } };
+export function prepareConfig(
+  stack: StackJson,
+  providerVersion: string | undefined,
+  strip: readonly ("ignore_changes" | "prevent_destroy")[] = [],
+): StackJson {
+  const copy = JSON.parse(JSON.stringify(stack)) as StackJson & {
+    terraform: { backend?: unknown; required_providers: Record<string, { version?: string }> };
+  };
   copy.terraform.backend = { local: { path: "terraform.tfstate" } };
   if (providerVersion !== undefined) copy.terraform.required_providers.digitalocean!.version = providerVersion;
   for (const byName of Object.values(copy.resource ?? {})) {

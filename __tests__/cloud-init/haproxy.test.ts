@@ -1,4 +1,12 @@
-import { ACME_CHALLENGE_PATH, HaproxyInput, HEALTH_CHECK, renderHaproxyConfig, RESOLVERS, TLS_PROFILE, TRAFFIC_ERROR_LIMIT } from "../../cloud-init/haproxy";
+import {
+  ACME_CHALLENGE_PATH,
+  HaproxyInput,
+  HEALTH_CHECK,
+  renderHaproxyConfig,
+  RESOLVERS,
+  TLS_PROFILE,
+  TRAFFIC_ERROR_LIMIT,
+} from "../../cloud-init/haproxy";
 
 const plainInput: HaproxyInput = {
   siteHostNames: ["www.foobar.com"],
@@ -16,7 +24,9 @@ const tlsInput: HaproxyInput = {
 };
 const config = renderHaproxyConfig(plainInput);
 const lines = config.split("\n").map((line) => line.trim());
-const tlsLines = renderHaproxyConfig(tlsInput).split("\n").map((line) => line.trim());
+const tlsLines = renderHaproxyConfig(tlsInput)
+  .split("\n")
+  .map((line) => line.trim());
 
 /** The lines of one section, such as "backend web_servers". */
 function section(header: string, from: string[] = lines): string[] {
@@ -39,7 +49,11 @@ describe("renderHaproxyConfig", () => {
   test("resolves backends through the droplet's own resolver and keeps a last good address through a DNS outage", () => {
     const resolvers = section(`resolvers ${RESOLVERS.name}`);
     expect(resolvers).toEqual(
-      expect.arrayContaining(["parse-resolv-conf", `hold valid ${RESOLVERS.holdValidSeconds}s`, `hold nx ${RESOLVERS.holdMissingSeconds}s`]),
+      expect.arrayContaining([
+        "parse-resolv-conf",
+        `hold valid ${RESOLVERS.holdValidSeconds}s`,
+        `hold nx ${RESOLVERS.holdMissingSeconds}s`,
+      ]),
     );
   });
 
@@ -53,7 +67,9 @@ describe("renderHaproxyConfig", () => {
     expect(backend).toContain("http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.foobar.com");
     expect(backend).toContain("http-check expect status 200");
     expect(backend.find((l) => l.startsWith("default-server "))).toMatch(
-      new RegExp(`^default-server check inter ${HEALTH_CHECK.interMs} fastinter ${HEALTH_CHECK.fastInterMs} downinter ${HEALTH_CHECK.downInterMs} fall ${HEALTH_CHECK.fall} rise ${HEALTH_CHECK.rise}( |$)`),
+      new RegExp(
+        `^default-server check inter ${HEALTH_CHECK.interMs} fastinter ${HEALTH_CHECK.fastInterMs} downinter ${HEALTH_CHECK.downInterMs} fall ${HEALTH_CHECK.fall} rise ${HEALTH_CHECK.rise}( |$)`,
+      ),
     );
   });
 

@@ -11,9 +11,7 @@ describe("the metadata guard", () => {
   test("rejects traffic to 169.254.169.254 from every socket not owned by an allowed user, root alone at first", () => {
     const lines = METADATA_GUARD_RULESET.split("\n");
     expect(lines).toContain("add element inet foobar_metadata allowed_uids { 0 }");
-    expect(lines).toContain(
-      "add rule inet foobar_metadata output ip daddr 169.254.169.254 meta skuid != @allowed_uids counter reject",
-    );
+    expect(lines).toContain("add rule inet foobar_metadata output ip daddr 169.254.169.254 meta skuid != @allowed_uids counter reject");
     expect(lines).toContain("add chain inet foobar_metadata output { type filter hook output priority 0; policy accept; }");
   });
 
@@ -32,7 +30,7 @@ describe("the metadata guard", () => {
   });
 
   test("lets DigitalOcean's metrics agent through by its user's id, once it exists", () => {
-    expect(METADATA_GUARD_SCRIPT).toContain('if uid=$(id -u do-agent 2>/dev/null); then');
+    expect(METADATA_GUARD_SCRIPT).toContain("if uid=$(id -u do-agent 2>/dev/null); then");
     expect(METADATA_GUARD_SCRIPT).toContain('nft add element inet foobar_metadata allowed_uids "{ $uid }"');
   });
 
@@ -59,7 +57,9 @@ describe("the metadata guard", () => {
     const guard = metadataGuard();
     expect(guard.bootcmd).toEqual([["sh", "-c", METADATA_GUARD_SCRIPT]]);
     expect(guard.writeFiles).toEqual(
-      expect.arrayContaining([expect.objectContaining({ path: METADATA_GUARD.script, permissions: "0755", content: METADATA_GUARD_SCRIPT })]),
+      expect.arrayContaining([
+        expect.objectContaining({ path: METADATA_GUARD.script, permissions: "0755", content: METADATA_GUARD_SCRIPT }),
+      ]),
     );
   });
 });

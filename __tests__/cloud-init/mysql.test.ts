@@ -43,7 +43,9 @@ describe("renderMysqlServerConfig", () => {
 
   test("every server starts read-only, the primary too: only its database agent makes it writable", () => {
     for (const role of ["primary", "replica"] as const) {
-      expect(options(renderMysqlServerConfig({ role, serverId: 1 }))).toEqual(expect.objectContaining({ read_only: "ON", super_read_only: "ON" }));
+      expect(options(renderMysqlServerConfig({ role, serverId: 1 }))).toEqual(
+        expect.objectContaining({ read_only: "ON", super_read_only: "ON" }),
+      );
     }
   });
 
@@ -58,7 +60,9 @@ describe("renderMysqlServerConfig", () => {
     const pinned = { sync_binlog: "1", innodb_flush_log_at_trx_commit: "1", sync_relay_log: "1", sync_source_info: "1" };
     expect(Object.fromEntries(DURABILITY_SETTINGS)).toEqual(pinned);
     for (const role of ["primary", "replica"] as const) {
-      expect(options(renderMysqlServerConfig({ role, serverId: 1 }))).toEqual(expect.objectContaining({ ...pinned, replica_preserve_commit_order: "ON" }));
+      expect(options(renderMysqlServerConfig({ role, serverId: 1 }))).toEqual(
+        expect.objectContaining({ ...pinned, replica_preserve_commit_order: "ON" }),
+      );
     }
   });
 
@@ -106,7 +110,9 @@ describe("the MySQL setup script", () => {
   });
 
   test("the replication user can be a CLONE donor (BACKUP_ADMIN), and every server loads the clone plugin", () => {
-    expect(MYSQL_SETUP_SCRIPT).toContain("GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';");
+    expect(MYSQL_SETUP_SCRIPT).toContain(
+      "GRANT REPLICATION SLAVE, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO '$REPLICATION_USER'@'$VPC_HOST_PATTERN';",
+    );
     expect(options(renderMysqlServerConfig({ role: "replica", serverId: 2 })).plugin_load_add).toBe("mysql_clone.so");
   });
 
@@ -157,14 +163,21 @@ describe("the heartbeat that measures how old a server's data is", () => {
     expect(table).toBe(
       "CREATE TABLE IF NOT EXISTS `foobar`.heartbeat (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, source_server_id INT UNSIGNED NOT NULL, beat TIMESTAMP(3) NOT NULL);",
     );
-    expect(event).toMatch(/^CREATE EVENT IF NOT EXISTS `foobar`\.foobar_heartbeat ON SCHEDULE EVERY 1 SECOND DO REPLACE INTO `foobar`\.heartbeat .* VALUES \(1, @@GLOBAL\.server_id, NOW\(3\)\);$/);
+    expect(event).toMatch(
+      /^CREATE EVENT IF NOT EXISTS `foobar`\.foobar_heartbeat ON SCHEDULE EVERY 1 SECOND DO REPLACE INTO `foobar`\.heartbeat .* VALUES \(1, @@GLOBAL\.server_id, NOW\(3\)\);$/,
+    );
     expect(HEARTBEAT.intervalSeconds).toBe(1);
   });
 
   test("the primary creates it on first boot, the agent on every promotion (a volume may predate it); replicas only receive it", () => {
-    const setupPrimary = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"), MYSQL_SETUP_SCRIPT.indexOf("ensure_heartbeat() {"));
+    const setupPrimary = MYSQL_SETUP_SCRIPT.slice(
+      MYSQL_SETUP_SCRIPT.indexOf("setup_primary() {"),
+      MYSQL_SETUP_SCRIPT.indexOf("ensure_heartbeat() {"),
+    );
     expect(setupPrimary).toContain("  ensure_heartbeat\n");
-    expect(databaseAgentScript({ addressEnvironment: "/etc/foobar/private-address.env" })).toContain(`HEARTBEAT_SQL = "${heartbeatSql("{database}").join(" ")}"`);
+    expect(databaseAgentScript({ addressEnvironment: "/etc/foobar/private-address.env" })).toContain(
+      `HEARTBEAT_SQL = "${heartbeatSql("{database}").join(" ")}"`,
+    );
     const setupReplica = MYSQL_SETUP_SCRIPT.slice(MYSQL_SETUP_SCRIPT.indexOf("setup_replica() {"));
     expect(setupReplica.slice(0, setupReplica.indexOf("\n}\n"))).not.toContain("heartbeat");
   });
@@ -197,7 +210,13 @@ describe("the database agent", () => {
 
   test("runs under a watchdog and is restarted forever: a stuck or dead agent cannot leave a cut-off primary writable", () => {
     const unit = databaseAgentUnit();
-    for (const line of ["Type=notify", "Restart=always", "StartLimitIntervalSec=0", "WatchdogSec=15s", "ExecStart=/usr/local/sbin/foobar-db-agent"]) {
+    for (const line of [
+      "Type=notify",
+      "Restart=always",
+      "StartLimitIntervalSec=0",
+      "WatchdogSec=15s",
+      "ExecStart=/usr/local/sbin/foobar-db-agent",
+    ]) {
       expect(unit.split("\n")).toContain(line);
     }
   });
@@ -205,9 +224,9 @@ describe("the database agent", () => {
   test("waits long enough for a silent server to have fenced itself even behind a resolver that cached the old record", () => {
     expect(FENCE_AFTER_SECONDS).toBe(5);
     expect(promoteAfterSeconds(30)).toBe(40);
-    expect(renderDatabaseAgentEnvironment({ peerHosts: ["web-01.internal.foobar.com", "web-02.internal.foobar.com"], recordTtlSeconds: 30 })).toBe(
-      "PEER_HOSTS=web-01.internal.foobar.com,web-02.internal.foobar.com\nFENCE_AFTER=5\nPROMOTE_AFTER=40\n",
-    );
+    expect(
+      renderDatabaseAgentEnvironment({ peerHosts: ["web-01.internal.foobar.com", "web-02.internal.foobar.com"], recordTtlSeconds: 30 }),
+    ).toBe("PEER_HOSTS=web-01.internal.foobar.com,web-02.internal.foobar.com\nFENCE_AFTER=5\nPROMOTE_AFTER=40\n");
   });
 
   test("semi-synchronous replication, AFTER_SYNC, with the plugin and variable names of MySQL 8.0.26+, 8.4 and 9.x", () => {

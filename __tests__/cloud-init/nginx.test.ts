@@ -40,11 +40,26 @@ describe("renderNginxSite", () => {
   });
 
   test("sends files with sendfile and keeps connections open, to the load balancer and to the app", () => {
-    expect(lines).toEqual(expect.arrayContaining(["sendfile on;", "keepalive_requests 10000;", "keepalive 16;", 'proxy_set_header Connection "";', "proxy_http_version 1.1;"]));
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        "sendfile on;",
+        "keepalive_requests 10000;",
+        "keepalive 16;",
+        'proxy_set_header Connection "";',
+        "proxy_http_version 1.1;",
+      ]),
+    );
   });
 
   test("closes an idle connection to the app before the app does, and soon (a stopping Gunicorn waits for open ones)", () => {
-    const idle = Number(/^keepalive_timeout (\d+)s;$/m.exec(site.split("\n").map((l) => l.trim()).join("\n"))?.[1]);
+    const idle = Number(
+      /^keepalive_timeout (\d+)s;$/m.exec(
+        site
+          .split("\n")
+          .map((l) => l.trim())
+          .join("\n"),
+      )?.[1],
+    );
     expect(idle).toBeLessThan(APP_KEEPALIVE_SECONDS);
     expect(idle).toBeLessThanOrEqual(5);
   });

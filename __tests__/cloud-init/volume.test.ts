@@ -17,7 +17,9 @@ describe("volumes on a droplet", () => {
 
   test("mount on the first boot before packages (bootcmd), and before the services that need it on every boot", () => {
     const parts = volumeParts([mount]);
-    expect(parts.bootcmd).toEqual([["sh", "-c", VOLUME_SCRIPT, "foobar-mount-volume", volumeDevicePath("web-01-mysql"), "/var/lib/mysql", "mysql"]]);
+    expect(parts.bootcmd).toEqual([
+      ["sh", "-c", VOLUME_SCRIPT, "foobar-mount-volume", volumeDevicePath("web-01-mysql"), "/var/lib/mysql", "mysql"],
+    ]);
     const unit = parts.writeFiles.find((f) => f.path === `/etc/systemd/system/${volumeUnitName(mount)}`)!.content;
     expect(unit).toContain("Before=mysql.service");
     const dropIn = parts.writeFiles.find((f) => f.path === "/etc/systemd/system/mysql.service.d/foobar-volume.conf")!.content;

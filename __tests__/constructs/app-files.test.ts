@@ -45,7 +45,11 @@ describe("application files arrive as they are", () => {
   test("binary files are sent as base64 and UTF-8 text as text", () => {
     const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00]);
     const files = readAppFiles(appFolder({ "logo.png": png, "hello.txt": "grüß dich\n" }));
-    expect(files.find((f) => f.relativePath === "logo.png")).toEqual({ relativePath: "logo.png", content: png.toString("base64"), encoding: "b64" });
+    expect(files.find((f) => f.relativePath === "logo.png")).toEqual({
+      relativePath: "logo.png",
+      content: png.toString("base64"),
+      encoding: "b64",
+    });
     expect(files.find((f) => f.relativePath === "hello.txt")).toEqual({ relativePath: "hello.txt", content: "grüß dich\n" });
   });
 

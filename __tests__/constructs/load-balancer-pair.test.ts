@@ -14,8 +14,16 @@ const lbs = ["lb-01", "lb-02"].map((name) => ({ name, config: parseCloudConfig(d
 
 describe("two load balancers share the site's reserved IP", () => {
   test("FOOBAR_LOAD_BALANCERS=2 deploys lb-01 and lb-02 beside the web servers; the default deploys lb-01 alone", () => {
-    expect(resourcesOf(pair, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "lb-02", "web-01", "web-02"]);
-    expect(resourcesOf(single, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02"]);
+    expect(
+      resourcesOf(pair, "digitalocean_droplet")
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(["lb-01", "lb-02", "web-01", "web-02"]);
+    expect(
+      resourcesOf(single, "digitalocean_droplet")
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(["lb-01", "web-01", "web-02"]);
   });
 
   test("both run the same HAProxy configuration, except the peer each passes ACME challenges to", () => {
@@ -26,12 +34,11 @@ describe("two load balancers share the site's reserved IP", () => {
   });
 
   test("both keep a certificate of their own, each on its own volume", () => {
-    expect(resourcesOf(pair, "digitalocean_volume").map((v) => v.name).sort()).toEqual([
-      "lb-01-certificates",
-      "lb-02-certificates",
-      "web-01-mysql",
-      "web-02-mysql",
-    ]);
+    expect(
+      resourcesOf(pair, "digitalocean_volume")
+        .map((v) => v.name)
+        .sort(),
+    ).toEqual(["lb-01-certificates", "lb-02-certificates", "web-01-mysql", "web-02-mysql"]);
     for (const lb of lbs) expect(lb.config.packages).toEqual(expect.arrayContaining(["haproxy", "certbot", "keepalived"]));
   });
 
@@ -104,7 +111,10 @@ describe("the failover token", () => {
       const app = new App({ outdir });
       new FoobarStack(app, "foobar", loadSettings({ FOOBAR_LOAD_BALANCERS: "2", FOOBAR_FAILOVER_TOKEN: TOKEN }));
       app.synth();
-      const files = fs.readdirSync(outdir, { recursive: true }).map(String).filter((f) => fs.statSync(path.join(outdir, f)).isFile());
+      const files = fs
+        .readdirSync(outdir, { recursive: true })
+        .map(String)
+        .filter((f) => fs.statSync(path.join(outdir, f)).isFile());
       expect(files.length).toBeGreaterThan(0);
       for (const file of files) expect(fs.readFileSync(path.join(outdir, file), "utf8")).not.toContain(TOKEN);
     } finally {
@@ -114,7 +124,9 @@ describe("the failover token", () => {
 
   test("FOOBAR_LOAD_BALANCERS=2 without a token stops with one line naming the setting", () => {
     expect(() => loadSettings({ FOOBAR_LOAD_BALANCERS: "2" })).toThrow(SettingsError);
-    expect(() => loadSettings({ FOOBAR_LOAD_BALANCERS: "2" })).toThrow(/^FOOBAR_FAILOVER_TOKEN must be set when FOOBAR_LOAD_BALANCERS=2: [^\n]+$/);
+    expect(() => loadSettings({ FOOBAR_LOAD_BALANCERS: "2" })).toThrow(
+      /^FOOBAR_FAILOVER_TOKEN must be set when FOOBAR_LOAD_BALANCERS=2: [^\n]+$/,
+    );
   });
 
   test("a malformed token is refused without repeating it", () => {
@@ -125,7 +137,9 @@ describe("the failover token", () => {
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toMatch(/^FOOBAR_FAILOVER_TOKEN must be a DigitalOcean API token: dop_v1_ and 64 lower-case hex digits, got a value of 29 characters$/);
+    expect(message).toMatch(
+      /^FOOBAR_FAILOVER_TOKEN must be a DigitalOcean API token: dop_v1_ and 64 lower-case hex digits, got a value of 29 characters$/,
+    );
     expect(message).not.toContain(bad);
   });
 
@@ -149,8 +163,16 @@ describe("firewalls of a pair", () => {
 
   test("no rule can carry VRRP (IP protocol 112): the election travels in VXLAN (UDP 4789) between load balancers only", () => {
     for (const rule of inbound(pair)) expect(["tcp", "udp", "icmp"]).toContain(rule.protocol);
-    expect(inbound(pair)).toContainEqual({ protocol: "udp", port_range: "4789", source_tags: ["${digitalocean_tag.tags_lb_A0794F96.name}"] });
-    expect(inbound(pair)).toContainEqual({ protocol: "tcp", port_range: "8403", source_tags: ["${digitalocean_tag.tags_lb_A0794F96.name}"] });
+    expect(inbound(pair)).toContainEqual({
+      protocol: "udp",
+      port_range: "4789",
+      source_tags: ["${digitalocean_tag.tags_lb_A0794F96.name}"],
+    });
+    expect(inbound(pair)).toContainEqual({
+      protocol: "tcp",
+      port_range: "8403",
+      source_tags: ["${digitalocean_tag.tags_lb_A0794F96.name}"],
+    });
     expect(inbound(single).some((rule) => rule.port_range === "4789" || rule.port_range === "8403")).toBe(false);
   });
 

@@ -44,7 +44,9 @@ describe("monitoring and alerts", () => {
     });
 
     test("uptime alerts fire when the site is down, slow, or its certificate is about to expire", () => {
-      const uptime = resourcesOf(stack, "digitalocean_uptime_alert").map((a) => [a.type, a.threshold, a.comparison]).sort();
+      const uptime = resourcesOf(stack, "digitalocean_uptime_alert")
+        .map((a) => [a.type, a.threshold, a.comparison])
+        .sort();
       expect(uptime).toEqual([
         ["down", undefined, undefined],
         ["latency", 2000, "greater_than"],
@@ -81,6 +83,10 @@ describe("monitoring and alerts", () => {
   test("with HTTPS off the uptime check uses HTTP and has no certificate alert", () => {
     const stack = synthStack({ alertEmails: ["ops@foobar.com"], https: false });
     expect(resourcesOf(stack, "digitalocean_uptime_check")[0]).toMatchObject({ target: "http://www.foobar.com/", type: "http" });
-    expect(resourcesOf(stack, "digitalocean_uptime_alert").map((a) => a.type).sort()).toEqual(["down", "latency"]);
+    expect(
+      resourcesOf(stack, "digitalocean_uptime_alert")
+        .map((a) => a.type)
+        .sort(),
+    ).toEqual(["down", "latency"]);
   });
 });

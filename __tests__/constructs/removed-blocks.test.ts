@@ -20,18 +20,29 @@ describe("what leaves the configuration is forgotten, not destroyed", () => {
     ["one web server", { FOOBAR_WEB_SERVERS: "1" }],
     ["HTTPS off", { FOOBAR_HTTPS: "false" }],
     ["a pair", { FOOBAR_LOAD_BALANCERS: "2" }],
-  ])("with %s, every volume the biggest configuration has and this one lacks is named by a removed block with destroy = false", (_, variables) => {
-    const stack = synth(variables);
-    const volumes = (s: StackJson) => addresses(s).filter((a) => a.startsWith("digitalocean_volume."));
-    const absent = volumes(biggest).filter((address) => !volumes(stack).includes(address));
-    // HTTPS off: lb-01's and lb-02's certificate volumes, which the biggest (HTTPS) configuration has.
-    expect(absent.length).toBeGreaterThan(0);
-    expect(removed(stack).filter((from) => from.startsWith("digitalocean_volume.")).sort()).toEqual(absent.sort());
-    for (const block of (stack.removed ?? []) as RemovedBlock[]) expect(block.lifecycle).toEqual({ destroy: false });
-  });
+  ])(
+    "with %s, every volume the biggest configuration has and this one lacks is named by a removed block with destroy = false",
+    (_, variables) => {
+      const stack = synth(variables);
+      const volumes = (s: StackJson) => addresses(s).filter((a) => a.startsWith("digitalocean_volume."));
+      const absent = volumes(biggest).filter((address) => !volumes(stack).includes(address));
+      // HTTPS off: lb-01's and lb-02's certificate volumes, which the biggest (HTTPS) configuration has.
+      expect(absent.length).toBeGreaterThan(0);
+      expect(
+        removed(stack)
+          .filter((from) => from.startsWith("digitalocean_volume."))
+          .sort(),
+      ).toEqual(absent.sort());
+      for (const block of (stack.removed ?? []) as RemovedBlock[]) expect(block.lifecycle).toEqual({ destroy: false });
+    },
+  );
 
   test("no removed block names a resource the configuration declares (Terraform refuses that)", () => {
-    for (const variables of <Record<string, string>[]>[{}, { FOOBAR_WEB_SERVERS: "10", FOOBAR_LOAD_BALANCERS: "2" }, { FOOBAR_HTTPS: "false" }]) {
+    for (const variables of <Record<string, string>[]>[
+      {},
+      { FOOBAR_WEB_SERVERS: "10", FOOBAR_LOAD_BALANCERS: "2" },
+      { FOOBAR_HTTPS: "false" },
+    ]) {
       const stack = synth(variables);
       for (const from of removed(stack)) expect(addresses(stack)).not.toContain(from);
     }

@@ -187,4 +187,3 @@ if (why) console.warn(`skipping the real terraform init against an S3 server: ${
     expect(tf(laptops[1], "plan", "-input=false", "-lock-timeout=0s").status).toBe(0);
   });
 });
-

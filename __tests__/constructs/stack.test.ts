@@ -112,7 +112,9 @@ describe("the stack with default settings", () => {
 
   test("shell ${...} reaches the droplet intact: packed, or escaped as $${...} next to real references", () => {
     const userData: string = droplet(stack, "web-02").user_data;
-    expect(fileAt(parseCloudConfig(userData), "/usr/local/sbin/foobar-bind-addresses")).toContain('network=$(to_number "${VPC_IP_RANGE%/*}")');
+    expect(fileAt(parseCloudConfig(userData), "/usr/local/sbin/foobar-bind-addresses")).toContain(
+      'network=$(to_number "${VPC_IP_RANGE%/*}")',
+    );
     expect(userData).not.toMatch(/(?<!\$)\$\{(?![a-z_]+\.[\w-]+\.[a-z0-9_]+\})/);
   });
 
@@ -157,16 +159,26 @@ describe("the stack with default settings", () => {
 describe("the stack with other settings", () => {
   test("FOOBAR_WEB_SERVERS=3 gives four droplets, a third volume and internal name, and the same load balancer", () => {
     const stack = synthStack({ webServers: 3 });
-    expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02", "web-03"]);
+    expect(
+      resourcesOf(stack, "digitalocean_droplet")
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(["lb-01", "web-01", "web-02", "web-03"]);
     expect(droplet(stack, "lb-01").user_data).toBe(droplet(synthStack(), "lb-01").user_data);
     expect(resourcesOf(stack, "digitalocean_record").map((r) => r.name)).toContain("web-03.internal");
     expect(resourcesOf(stack, "digitalocean_volume").map((v) => v.name)).toContain("web-03-mysql");
-    expect(fileAt(parseCloudConfig(droplet(stack, "web-03").user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf")).toContain("server_id = 3");
+    expect(fileAt(parseCloudConfig(droplet(stack, "web-03").user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf")).toContain(
+      "server_id = 3",
+    );
   });
 
   test("one web server is a primary with no replica", () => {
     const stack = synthStack({ webServers: 1 });
-    expect(resourcesOf(stack, "digitalocean_droplet").map((d) => d.name).sort()).toEqual(["lb-01", "web-01"]);
+    expect(
+      resourcesOf(stack, "digitalocean_droplet")
+        .map((d) => d.name)
+        .sort(),
+    ).toEqual(["lb-01", "web-01"]);
   });
 
   test("the apex record is added on request, with the TTL setting", () => {
@@ -184,7 +196,10 @@ describe("the stack with other settings", () => {
   });
 
   test("an operator's own application folder and start command replace the sample app", () => {
-    const stack = synthStack({ appDir: `${__dirname}/fixtures/own-app`, appCommand: "/usr/bin/python3 -m http.server 8000 --bind 127.0.0.1" });
+    const stack = synthStack({
+      appDir: `${__dirname}/fixtures/own-app`,
+      appCommand: "/usr/bin/python3 -m http.server 8000 --bind 127.0.0.1",
+    });
     const web = parseCloudConfig(droplet(stack, "web-01").user_data);
     expect(fileAt(web, "/srv/foobar/app/static/index.html")).toContain("own app");
     expect(fileAt(web, "/etc/systemd/system/foobar-app.service")).toContain(

@@ -82,10 +82,28 @@ describe("in-process synthesis with the lab's settings", () => {
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "lab-synth-"));
     caFile = path.join(dir, "ca.pem");
-    execFileSync("openssl", [
-      "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc",
-      "-keyout", path.join(dir, "ca.key"), "-out", caFile, "-days", "1", "-subj", "/CN=test CA",
-    ], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-noenc",
+        "-keyout",
+        path.join(dir, "ca.key"),
+        "-out",
+        caFile,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+      ],
+      { stdio: "ignore" },
+    );
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -31,7 +31,13 @@ describe("the lab's DigitalOcean API answers as DigitalOcean documents it", () =
     const answer = assign(state, { type: "assign", droplet_id: 100000002 });
     expect(answer.status).toBe(201);
     expect(answer.body).toEqual({
-      action: expect.objectContaining({ status: "in-progress", type: "assign_ip", resource_type: "reserved_ip", region_slug: "nyc3", completed_at: null }),
+      action: expect.objectContaining({
+        status: "in-progress",
+        type: "assign_ip",
+        resource_type: "reserved_ip",
+        region_slug: "nyc3",
+        completed_at: null,
+      }),
     });
     expect(answer.move).toEqual({ actionId: expect.any(Number), ip: "198.51.100.200", droplet: "lb-02" });
     // Nothing moved yet: the server moves it once the delay has passed.
@@ -61,7 +67,15 @@ describe("the lab's DigitalOcean API answers as DigitalOcean documents it", () =
     ["an unknown action type", `Bearer ${TOKEN}`, { type: "teleport" }, "198.51.100.200", 422],
   ])("refuses %s (%#) with the API's error shape", (_label, auth, body, ip, status) => {
     const state = fresh();
-    const answer = apiAnswer(config, state, "POST", `/v2/reserved_ips/${ip}/actions`, auth === NO_HEADER ? undefined : auth, JSON.stringify(body), now);
+    const answer = apiAnswer(
+      config,
+      state,
+      "POST",
+      `/v2/reserved_ips/${ip}/actions`,
+      auth === NO_HEADER ? undefined : auth,
+      JSON.stringify(body),
+      now,
+    );
     expect(answer.status).toBe(status);
     expect(answer.body).toEqual({ id: expect.any(String), message: expect.any(String) });
     expect(answer.move).toBeUndefined();
@@ -71,12 +85,22 @@ describe("the lab's DigitalOcean API answers as DigitalOcean documents it", () =
   test("FOOBAR_LAB_API_DELAY_MS sets the delay; a bad value is one line", () => {
     expect(apiDelayMs({})).toBe(1000);
     expect(apiDelayMs({ FOOBAR_LAB_API_DELAY_MS: "2500" })).toBe(2500);
-    expect(() => apiDelayMs({ FOOBAR_LAB_API_DELAY_MS: "soon" })).toThrow(/^FOOBAR_LAB_API_DELAY_MS must be a whole number of milliseconds from 0 to 60000, got "soon"$/);
+    expect(() => apiDelayMs({ FOOBAR_LAB_API_DELAY_MS: "soon" })).toThrow(
+      /^FOOBAR_LAB_API_DELAY_MS must be a whole number of milliseconds from 0 to 60000, got "soon"$/,
+    );
   });
 });
 
 describe("the metadata service tells a droplet whether it holds a reserved IP", () => {
-  const lb = { name: "lb-02", id: "100000002", publicIpv4: "198.51.100.11", privateIpv4: "10.10.10.3", tags: [], userData: "", region: "nyc3" } as unknown as LabDroplet;
+  const lb = {
+    name: "lb-02",
+    id: "100000002",
+    publicIpv4: "198.51.100.11",
+    privateIpv4: "10.10.10.3",
+    tags: [],
+    userData: "",
+    region: "nyc3",
+  } as unknown as LabDroplet;
   const stack = { vpc: { ipRange: "10.10.10.0/24" }, droplets: [lb] } as unknown as LabStack;
   const base = dropletMetadata(stack, lb, 24);
 
@@ -90,6 +114,8 @@ describe("the metadata service tells a droplet whether it holds a reserved IP", 
     expect(metadataAnswer(held, "GET", "/metadata/v1/reserved_ip/ipv4/active").body).toBe("true");
     expect(metadataAnswer(held, "GET", "/metadata/v1/reserved_ip/ipv4/ip_address").body).toBe("198.51.100.200");
     expect(metadataAnswer(held, "GET", "/metadata/v1/floating_ip/ipv4/active").body).toBe("true");
-    expect(JSON.parse(metadataAnswer(held, "GET", "/metadata/v1.json").body).reserved_ip).toEqual({ ipv4: { active: true, ip_address: "198.51.100.200" } });
+    expect(JSON.parse(metadataAnswer(held, "GET", "/metadata/v1.json").body).reserved_ip).toEqual({
+      ipv4: { active: true, ip_address: "198.51.100.200" },
+    });
   });
 });

@@ -44,7 +44,10 @@ describe("per-droplet cgroups", () => {
   });
 
   test("a pure cgroup v2 host gives one hierarchy", () => {
-    const unifiedOnly = cgroupHierarchies("31 24 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate", "0::/user.slice/lab.scope");
+    const unifiedOnly = cgroupHierarchies(
+      "31 24 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate",
+      "0::/user.slice/lab.scope",
+    );
     expect(unifiedOnly).toEqual([{ mountPoint: "/sys/fs/cgroup", key: "0::", ownPath: "/user.slice/lab.scope" }]);
   });
 

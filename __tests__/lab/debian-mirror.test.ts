@@ -15,7 +15,8 @@ describe("the lab's Debian mirror comes from the host's apt sources", () => {
   });
 
   test("a one-line sources.list, with options in brackets", () => {
-    const text = "# a comment\ndeb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://ftp.example.org/debian bookworm main\n";
+    const text =
+      "# a comment\ndeb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://ftp.example.org/debian bookworm main\n";
     expect(mirrorFromAptSources([{ name: "sources.list", text }])).toBe("http://ftp.example.org/debian");
   });
 

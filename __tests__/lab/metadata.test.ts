@@ -1,11 +1,5 @@
 import { spawnSync } from "child_process";
-import {
-  METADATA_ADDRESS,
-  dropletLinkLocal,
-  dropletMetadata,
-  metadataAnswer,
-  renderMetadataSwitchRules,
-} from "../../lab/metadata";
+import { METADATA_ADDRESS, dropletLinkLocal, dropletMetadata, metadataAnswer, renderMetadataSwitchRules } from "../../lab/metadata";
 import type { LabDroplet, LabStack } from "../../lab/terraform";
 
 const web: LabDroplet = {
@@ -30,8 +24,18 @@ describe("the lab's metadata service answers as DigitalOcean documents it", () =
     const answer = get("/metadata/v1/");
     expect(answer.status).toBe(200);
     expect(answer.body.split("\n")).toEqual([
-      "id", "hostname", "user-data", "vendor-data", "public-keys", "region",
-      "interfaces/", "dns/", "floating_ip/", "reserved_ip/", "tags/", "features/",
+      "id",
+      "hostname",
+      "user-data",
+      "vendor-data",
+      "public-keys",
+      "region",
+      "interfaces/",
+      "dns/",
+      "floating_ip/",
+      "reserved_ip/",
+      "tags/",
+      "features/",
     ]);
   });
 

@@ -47,7 +47,13 @@ function tinyStack(): TerraformJson {
       },
       digitalocean_domain: { site: { name: "foobar.com" } },
       digitalocean_record: {
-        www: { domain: "${digitalocean_domain.site.id}", type: "A", name: "www", value: "${digitalocean_droplet.lb.ipv4_address}", ttl: 300 },
+        www: {
+          domain: "${digitalocean_domain.site.id}",
+          type: "A",
+          name: "www",
+          value: "${digitalocean_droplet.lb.ipv4_address}",
+          ttl: 300,
+        },
       },
       // Ignored by the lab: its unresolvable reference must not matter.
       digitalocean_project: { p: { name: "p", resources: ["${digitalocean_nothing.here.urn}"] } },
@@ -131,7 +137,17 @@ describe("hostAddress", () => {
 });
 
 describe("randomPassword", () => {
-  const spec = { length: 32, upper: true, lower: true, numeric: true, special: false, minUpper: 2, minLower: 2, minNumeric: 2, minSpecial: 0 };
+  const spec = {
+    length: 32,
+    upper: true,
+    lower: true,
+    numeric: true,
+    special: false,
+    minUpper: 2,
+    minLower: 2,
+    minNumeric: 2,
+    minSpecial: 0,
+  };
 
   test("is alphanumeric of the configured length and meets every min_* setting", () => {
     for (let i = 0; i < 200; i++) {
@@ -154,17 +170,26 @@ describe("resolveStack for apply (a running lab's values)", () => {
     tf.resource.digitalocean_volume = { data: { name: "web-01-mysql", region: "nyc3", size: 10 } };
     tf.resource.digitalocean_droplet.web.volume_ids = ["${digitalocean_volume.data.id}"];
     tf.resource.digitalocean_reserved_ip = { site: { region: "nyc3" } };
-    tf.resource.digitalocean_reserved_ip_assignment = { site: { ip_address: "${digitalocean_reserved_ip.site.ip_address}", droplet_id: "${digitalocean_droplet.lb.id}" } };
+    tf.resource.digitalocean_reserved_ip_assignment = {
+      site: { ip_address: "${digitalocean_reserved_ip.site.ip_address}", droplet_id: "${digitalocean_droplet.lb.id}" },
+    };
     return tf;
   };
 
   test("a kept droplet keeps its id and addresses, and passwords stay what they were", () => {
-    const again = resolveStack(tinyStack(), { ...computed, password: () => "other", previous: { attrs: first.computed, renew: new Set() } });
+    const again = resolveStack(tinyStack(), {
+      ...computed,
+      password: () => "other",
+      previous: { attrs: first.computed, renew: new Set() },
+    });
     expect(again.droplets).toEqual(first.droplets);
   });
 
   test("a replaced droplet gets a new id and addresses that no droplet had, the others keep theirs", () => {
-    const replaced = resolveStack(tinyStack(), { ...computed, previous: { attrs: first.computed, renew: new Set(["digitalocean_droplet.web"]) } });
+    const replaced = resolveStack(tinyStack(), {
+      ...computed,
+      previous: { attrs: first.computed, renew: new Set(["digitalocean_droplet.web"]) },
+    });
     const [lb, web] = [replaced.droplets[0]!, replaced.droplets[1]!];
     expect(lb).toEqual(expect.objectContaining({ id: first.droplets[0]!.id, publicIpv4: first.droplets[0]!.publicIpv4 }));
     expect([web.id, web.publicIpv4, web.privateIpv4]).toEqual(["100000003", "198.51.100.12", "10.10.10.4"]);
@@ -176,6 +201,8 @@ describe("resolveStack for apply (a running lab's values)", () => {
     const stack = resolveStack(withVolume(), computed);
     expect(stack.droplets.find((d) => d.name === "web-01")!.volumes).toEqual(["web-01-mysql"]);
     expect(stack.volumes).toEqual([expect.objectContaining({ name: "web-01-mysql", sizeGib: 10 })]);
-    expect(stack.reservedIps).toEqual([{ address: "digitalocean_reserved_ip.site", ip: "198.51.100.200", assignedTo: "lb-01", placedOnCreate: false }]);
+    expect(stack.reservedIps).toEqual([
+      { address: "digitalocean_reserved_ip.site", ip: "198.51.100.200", assignedTo: "lb-01", placedOnCreate: false },
+    ]);
   });
 });

@@ -51,13 +51,24 @@ const schemas: ProviderSchemas = {
         },
         digitalocean_volume: {
           version: 0,
-          block: { attributes: { id: { type: "string", computed: true }, name: { type: "string" }, droplet_ids: { type: ["set", "number"], computed: true } } },
+          block: {
+            attributes: {
+              id: { type: "string", computed: true },
+              name: { type: "string" },
+              droplet_ids: { type: ["set", "number"], computed: true },
+            },
+          },
         },
         digitalocean_firewall: {
           version: 0,
           block: {
             attributes: { id: { type: "string", computed: true } },
-            block_types: { inbound_rule: { nesting_mode: "set", block: { attributes: { port_range: { type: "string" }, source_droplet_ids: { type: ["set", "number"] } } } } },
+            block_types: {
+              inbound_rule: {
+                nesting_mode: "set",
+                block: { attributes: { port_range: { type: "string" }, source_droplet_ids: { type: ["set", "number"] } } },
+              },
+            },
           },
         },
       },
@@ -72,7 +83,15 @@ function counter(resourceType: string, vpcRange = "10.10.10.0/24"): MadeUpContex
 
 function change(address: string, actions: string[], extra: Partial<PlannedChange["change"]> = {}, reason?: string): PlannedChange {
   const [type, name] = address.split(".") as [string, string];
-  return { address, mode: "managed", type, name, provider_name: DO, change: { actions, ...extra }, ...(reason ? { action_reason: reason } : {}) };
+  return {
+    address,
+    mode: "managed",
+    type,
+    name,
+    provider_name: DO,
+    change: { actions, ...extra },
+    ...(reason ? { action_reason: reason } : {}),
+  };
 }
 
 function predicted(address: string, action: ResourceChange["action"], args: string[] = []): ResourceChange {
@@ -121,7 +140,8 @@ describe("reading a refused plan", () => {
       diagnostic: {
         severity: "error",
         summary: "Instance cannot be destroyed",
-        detail: "Resource digitalocean_volume.web-01 has lifecycle.prevent_destroy set, but the plan calls for this resource to be destroyed.\nTo avoid this error…",
+        detail:
+          "Resource digitalocean_volume.web-01 has lifecycle.prevent_destroy set, but the plan calls for this resource to be destroyed.\nTo avoid this error…",
       },
     }),
     JSON.stringify({ type: "diagnostic", diagnostic: { severity: "warning", summary: "Deprecated", detail: "ignored" } }),
@@ -150,12 +170,20 @@ describe("comparing the planner with Terraform", () => {
 
   test("agrees when every address has the same action and the planner names what forces each replacement", () => {
     const mine = [predicted("digitalocean_droplet.web", "replace", ["image", "region"])];
-    expect(compareRow(before, mine, real([{ address: "digitalocean_droplet.web", action: "replace", replacePaths: [["image"]] }]))).toEqual([]);
+    expect(compareRow(before, mine, real([{ address: "digitalocean_droplet.web", action: "replace", replacePaths: [["image"]] }]))).toEqual(
+      [],
+    );
   });
 
   test("names each address whose action differs, either way", () => {
     const mine = [predicted("digitalocean_droplet.web", "update", ["tags"])];
-    expect(compareRow(before, mine, real([{ address: "digitalocean_tag.web", action: "replace", replacePaths: [["name"]], reason: "replace_because_cannot_update" }]))).toEqual([
+    expect(
+      compareRow(
+        before,
+        mine,
+        real([{ address: "digitalocean_tag.web", action: "replace", replacePaths: [["name"]], reason: "replace_because_cannot_update" }]),
+      ),
+    ).toEqual([
       "digitalocean_droplet.web: planner update, Terraform nothing",
       "digitalocean_tag.web: planner nothing, Terraform replace (replace_because_cannot_update)",
     ]);
@@ -164,22 +192,37 @@ describe("comparing the planner with Terraform", () => {
   test("names a replacement forced by an argument the planner does not name", () => {
     const mine = [predicted("digitalocean_droplet.web", "replace", ["region"])];
     const theirs = real([{ address: "digitalocean_droplet.web", action: "replace", replacePaths: [["vpc_uuid"], ["region"]] }]);
-    expect(compareRow(before, mine, theirs)).toEqual(["digitalocean_droplet.web: Terraform replaces it for vpc_uuid, planner names region"]);
+    expect(compareRow(before, mine, theirs)).toEqual([
+      "digitalocean_droplet.web: Terraform replaces it for vpc_uuid, planner names region",
+    ]);
   });
 
   test("agrees when Terraform refuses exactly the protected volumes the planner predicts", () => {
     const mine = [predicted("digitalocean_volume.web-01", "replace", ["region"])];
-    const theirs = real([{ address: "digitalocean_volume.web-01", action: "replace", replacePaths: [["region"]] }], ["digitalocean_volume.web-01"]);
+    const theirs = real(
+      [{ address: "digitalocean_volume.web-01", action: "replace", replacePaths: [["region"]] }],
+      ["digitalocean_volume.web-01"],
+    );
     expect(compareRow(before, mine, theirs)).toEqual([]);
-    expect(compareRow(before, [], real([], ["digitalocean_volume.web-01"]))).toEqual(["Terraform refuses to destroy web-01-mysql (prevent_destroy), planner predicts nothing"]);
+    expect(compareRow(before, [], real([], ["digitalocean_volume.web-01"]))).toEqual([
+      "Terraform refuses to destroy web-01-mysql (prevent_destroy), planner predicts nothing",
+    ]);
   });
 
   test("a plan that failed otherwise is a difference, word for word", () => {
-    expect(compareRow(before, [], { changes: [], refused: [], failure: "Invalid reference" })).toEqual(["Terraform's plan failed: Invalid reference"]);
+    expect(compareRow(before, [], { changes: [], refused: [], failure: "Invalid reference" })).toEqual([
+      "Terraform's plan failed: Invalid reference",
+    ]);
   });
 
   test("counts the changes per action", () => {
-    expect(countActions([{ action: "create" }, { action: "create" }, { action: "forget" }])).toEqual({ create: 2, update: 0, replace: 0, delete: 0, forget: 1 });
+    expect(countActions([{ action: "create" }, { action: "create" }, { action: "forget" }])).toEqual({
+      create: 2,
+      update: 0,
+      replace: 0,
+      delete: 0,
+      forget: 1,
+    });
   });
 });
 
@@ -213,7 +256,9 @@ describe("a configuration for a folder of its own", () => {
 describe("the report", () => {
   test("labels a row as the README does", () => {
     expect(rowLabel({ variables: { FOOBAR_DNS_TTL: "60" } })).toBe("FOOBAR_DNS_TTL=60");
-    expect(rowLabel({ from: { FOOBAR_WEB_SERVERS: "3" }, variables: { FOOBAR_WEB_SERVERS: "2" } })).toBe("FOOBAR_WEB_SERVERS=3 → FOOBAR_WEB_SERVERS=2");
+    expect(rowLabel({ from: { FOOBAR_WEB_SERVERS: "3" }, variables: { FOOBAR_WEB_SERVERS: "2" } })).toBe(
+      "FOOBAR_WEB_SERVERS=3 → FOOBAR_WEB_SERVERS=2",
+    );
   });
 
   test("says when, with what, how many rows agree, and what Terraform planned per row", () => {
@@ -222,23 +267,36 @@ describe("the report", () => {
       terraformVersion: "1.11.4",
       providers: { [DO]: "2.71.0", "registry.terraform.io/hashicorp/random": "3.7.2" },
       rows: [
-        { label: "FOOBAR_DNS_TTL=60", real: { changes: [{ address: "digitalocean_record.site", action: "update", replacePaths: [] }], refused: [] }, differences: [] },
+        {
+          label: "FOOBAR_DNS_TTL=60",
+          real: { changes: [{ address: "digitalocean_record.site", action: "update", replacePaths: [] }], refused: [] },
+          differences: [],
+        },
         { label: "FOOBAR_REGION=ams3", real: { changes: [], refused: ["digitalocean_volume.v"] }, differences: ["a | b"] },
       ],
     });
     expect(report).toContain("Checked on 2026-12-02 with Terraform 1.11.4, digitalocean/digitalocean 2.71.0, hashicorp/random 3.7.2");
     expect(report).toContain("**1 of 2 rows agree** with digitalocean/digitalocean 2.71.0.");
     expect(report).toContain("| `FOOBAR_DNS_TTL=60` | 0 | 1 | 0 | 0 | 0 | agrees |");
-    expect(report).toMatch(/\| `FOOBAR_REGION=ams3` \| 0 \| 0 \| 0 \| 0 \| 0 \| stops: prevent_destroy on 1 volume\(s\).*\*\*differs\*\*: a \\\| b \|$/m);
+    expect(report).toMatch(
+      /\| `FOOBAR_REGION=ams3` \| 0 \| 0 \| 0 \| 0 \| 0 \| stops: prevent_destroy on 1 volume\(s\).*\*\*differs\*\*: a \\\| b \|$/m,
+    );
   });
 });
 
 describe("made-up values, from the schema type", () => {
   test("a droplet's id is a number, a volume's a UUID, each URN repeats its id", () => {
-    const droplet = makeUpValue(blockType(schemas.provider_schemas[DO]!.resource_schemas.digitalocean_droplet!.block), "", {}, counter("digitalocean_droplet")) as any;
+    const droplet = makeUpValue(
+      blockType(schemas.provider_schemas[DO]!.resource_schemas.digitalocean_droplet!.block),
+      "",
+      {},
+      counter("digitalocean_droplet"),
+    ) as any;
     expect(droplet.id).toMatch(/^\d+$/);
     expect(droplet.urn).toBe(`do:droplet:${droplet.id}`);
-    expect(makeUpValue("string", "id", {}, counter("digitalocean_volume"))).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(makeUpValue("string", "id", {}, counter("digitalocean_volume"))).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
     expect(makeUpValue("string", "id", { name: "foobar.com" }, counter("digitalocean_domain"))).toBe("foobar.com");
   });
 
@@ -259,20 +317,33 @@ describe("made-up values, from the schema type", () => {
 
   test("an unknown leaf takes the state's value when it has one, a made-up one otherwise; known values stay", () => {
     const type = blockType(schemas.provider_schemas[DO]!.resource_schemas.digitalocean_droplet!.block);
-    const filled = fillUnknowns({ name: "web-01" }, { id: true, ipv4_address: true }, type, { id: "42" }, counter("digitalocean_droplet")) as any;
+    const filled = fillUnknowns(
+      { name: "web-01" },
+      { id: true, ipv4_address: true },
+      type,
+      { id: "42" },
+      counter("digitalocean_droplet"),
+    ) as any;
     expect(filled).toMatchObject({ name: "web-01", id: "42", user_data: null });
     expect(filled.ipv4_address).toMatch(/^203\.0\.113\./);
   });
 
   test("nested blocks are filled element by element", () => {
     const type = blockType(schemas.provider_schemas[DO]!.resource_schemas.digitalocean_firewall!.block);
-    const filled = fillUnknowns({ inbound_rule: [{ port_range: "22" }] }, { id: true, inbound_rule: [{ source_droplet_ids: true }] }, type, undefined, counter("digitalocean_firewall")) as any;
+    const filled = fillUnknowns(
+      { inbound_rule: [{ port_range: "22" }] },
+      { id: true, inbound_rule: [{ source_droplet_ids: true }] },
+      type,
+      undefined,
+      counter("digitalocean_firewall"),
+    ) as any;
     expect(filled.inbound_rule).toEqual([{ port_range: "22", source_droplet_ids: [] }]);
   });
 });
 
 describe("the state document", () => {
-  const create = (address: string, after: object, unknown: object, sensitive: object = {}) => change(address, ["create"], { after, after_unknown: unknown, after_sensitive: sensitive });
+  const create = (address: string, after: object, unknown: object, sensitive: object = {}) =>
+    change(address, ["create"], { after, after_unknown: unknown, after_sensitive: sensitive });
   const plan: PlanJson = {
     terraform_version: "1.11.4",
     resource_changes: [
@@ -284,7 +355,10 @@ describe("the state document", () => {
   test("sensitive attributes become state paths", () => {
     expect(sensitivePaths({ user_data: true, tags: [false, true] })).toEqual([
       [{ type: "get_attr", value: "user_data" }],
-      [{ type: "get_attr", value: "tags" }, { type: "index", value: { value: 1, type: "number" } }],
+      [
+        { type: "get_attr", value: "tags" },
+        { type: "index", value: { value: 1, type: "number" } },
+      ],
     ]);
   });
 
@@ -299,7 +373,15 @@ describe("the state document", () => {
     const first = mergePlan(new Map(), plan, schemas, () => ++n);
     const volumeId = first.get("digitalocean_volume.v")!.instances[0].attributes.id;
     const dropletId = first.get("digitalocean_droplet.d")!.instances[0].attributes.id;
-    const replan: PlanJson = { terraform_version: "1.11.4", resource_changes: [change("digitalocean_droplet.d", ["update"], { after: { name: "web-01", user_data: "abc", volume_ids: [volumeId] }, after_unknown: { id: true } })] };
+    const replan: PlanJson = {
+      terraform_version: "1.11.4",
+      resource_changes: [
+        change("digitalocean_droplet.d", ["update"], {
+          after: { name: "web-01", user_data: "abc", volume_ids: [volumeId] },
+          after_unknown: { id: true },
+        }),
+      ],
+    };
     const second = mergePlan(first, replan, schemas, () => ++n);
     expect(second.get("digitalocean_droplet.d")!.instances[0].attributes).toMatchObject({ id: dropletId, volume_ids: [volumeId] });
   });
@@ -326,8 +408,19 @@ describe("the state document", () => {
 
   test("is format version 4 with its resources in address order", () => {
     let n = 0;
-    const document = stateDocument(mergePlan(new Map(), plan, schemas, () => ++n), "1.11.4", "lineage");
-    expect(document).toMatchObject({ version: 4, terraform_version: "1.11.4", serial: 1, lineage: "lineage", outputs: {}, check_results: null });
+    const document = stateDocument(
+      mergePlan(new Map(), plan, schemas, () => ++n),
+      "1.11.4",
+      "lineage",
+    );
+    expect(document).toMatchObject({
+      version: 4,
+      terraform_version: "1.11.4",
+      serial: 1,
+      lineage: "lineage",
+      outputs: {},
+      check_results: null,
+    });
     expect(document.resources.map((r) => `${r.type}.${r.name}`)).toEqual(["digitalocean_droplet.d", "digitalocean_volume.v"]);
   });
 });
