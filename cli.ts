@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { loadStacks } from "./environments";
 import { Environment, SettingsError } from "./settings";
 

@@ -12,8 +12,10 @@
  * that is not a `FOOBAR_*` stack setting (credentials stay in the shell).
  */
 import * as fs from "node:fs";
-import * as ipaddr from "ipaddr.js";
 import * as path from "node:path";
+
+import * as ipaddr from "ipaddr.js";
+
 import {
   Environment,
   LAB_VARIABLE_PREFIX,
@@ -21,8 +23,8 @@ import {
   parseVariable,
   quoted,
   rejectUnknownVariables,
-  Settings,
   SETTINGS,
+  Settings,
   SettingsError,
   VARIABLE_PREFIX,
 } from "./settings";

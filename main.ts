@@ -1,5 +1,6 @@
 import { Annotations, App, TerraformStack } from "cdktf";
 import * as fs from "fs";
+
 import { FoobarStack } from "./constructs";
 import { loadStacks } from "./environments";
 import { SettingsError } from "./settings";

@@ -18,6 +18,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { APP, DEFAULT_APP_COMMAND, renderAppUnit } from "./cloud-init/app";
 import { AppFile } from "./cloud-init/user-data";
 import { readAppFiles, SAMPLE_APP_DIR } from "./constructs/app-files";

@@ -17,6 +17,7 @@
  */
 
 import * as fs from "node:fs";
+
 import * as ipaddr from "ipaddr.js";
 import { z } from "zod";
 

@@ -1,6 +1,7 @@
 import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
+
 import { changesTable, planChanges, protectedVolumesAtRisk, StackJson, summarizeChanges, synthesisVariables } from "../changes";
 import { FoobarStack } from "../constructs";
 import { FORCE_NEW_ARGUMENTS } from "../force-new";

@@ -2,6 +2,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { quietEnvironment } from "../cli";
 
 const ROOT = path.resolve(__dirname, "..");

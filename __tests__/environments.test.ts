@@ -2,6 +2,7 @@ import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { FoobarStack } from "../constructs";
 import { DEFAULT_STACK_NAME, loadStacks, readEnvironmentFile, StackPlan } from "../environments";
 import { DEFAULT_SETTINGS } from "../settings";

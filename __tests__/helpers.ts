@@ -3,8 +3,9 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { gunzipSync } from "zlib";
 import * as YAML from "yaml";
+import { gunzipSync } from "zlib";
+
 import { FoobarStack } from "../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
 

@@ -2,6 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { packRelease, Release, rollout, RolloutTarget, shellQuote } from "../rollout";
 
 const release: Release = {

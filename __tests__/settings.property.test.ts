@@ -6,12 +6,13 @@ import * as fc from "fast-check";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import {
   DIGITALOCEAN_REGIONS,
   loadSettings,
   MAX_WEB_SERVERS,
-  Settings,
   SETTINGS,
+  Settings,
   SettingsError,
   SPACES_REGIONS,
   SUPPORTED_IMAGES,

@@ -2,11 +2,12 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { synthCli } from "./helpers";
 
 /** A made-up token of the right shape (not a secret). */
 const FAKE_TOKEN = `dop_v1_${"0123456789abcdef".repeat(4)}`;
-import { DEFAULT_SETTINGS, loadSettings, SETTINGS, settingsTable, SettingsError } from "../settings";
+import { DEFAULT_SETTINGS, loadSettings, SETTINGS, SettingsError, settingsTable } from "../settings";
 
 const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-")), "ca.pem");
 fs.writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");

@@ -1,13 +1,14 @@
 import { execFileSync, spawnSync } from "child_process";
-import { installScript } from "../rollout";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
 import { FAILOVER_PATHS, VRRP_LINK } from "../cloud-init/keepalived";
 import { METADATA_GUARD } from "../cloud-init/metadata-guard";
 import { labComputedValues } from "../lab/lab";
 import { resolveStack } from "../lab/terraform";
+import { installScript } from "../rollout";
 import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
 
 /**

@@ -1,4 +1,5 @@
 import { gunzipSync, gzipSync } from "node:zlib";
+
 import * as YAML from "yaml";
 
 /** DigitalOcean rejects user-data larger than this many bytes. */

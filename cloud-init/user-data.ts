@@ -1,27 +1,26 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
-import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
 import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, DEPLOY_HOOK_SCRIPT, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
+import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
-import { FailoverInput, failoverFiles, failoverRuncmd } from "./keepalived";
-import { HARDENING_PACKAGES, HostFirewallRule, RELOAD_SSHD, SSHD_HARDENING, UNATTENDED_UPGRADES, ufwCommands } from "./hardening";
+import { HARDENING_PACKAGES, HostFirewallRule, RELOAD_SSHD, SSHD_HARDENING, ufwCommands, UNATTENDED_UPGRADES } from "./hardening";
+import { failoverFiles, FailoverInput, failoverRuncmd } from "./keepalived";
+import { metadataGuard } from "./metadata-guard";
 import {
   DATABASE_AGENT,
+  DatabaseAgentInput,
   databaseAgentScript,
   databaseAgentUnit,
+  DatabaseRole,
   MYSQL_INSTALL_SCRIPT,
   MYSQL_INSTALL_SCRIPT_PATH,
-  DatabaseAgentInput,
-  DatabaseRole,
-  renderDatabaseAgentEnvironment,
   MYSQL_PATHS,
   MYSQL_SETUP_SCRIPT,
   MYSQL_USERS,
+  renderDatabaseAgentEnvironment,
   renderMysqlServerConfig,
   renderMysqlSetupEnvironment,
 } from "./mysql";
-import { metadataGuard } from "./metadata-guard";
-import { VolumeMount, volumeParts } from "./volume";
 import { renderNginxSite } from "./nginx";
 import {
   BIND_ADDRESSES_SCRIPT,
@@ -30,6 +29,7 @@ import {
   PRIVATE_ADDRESS_VARIABLE,
   renderNetworkEnvironment,
 } from "./private-address";
+import { VolumeMount, volumeParts } from "./volume";
 
 /** Port Nginx listens on; HAProxy's backends use it. */
 export const WEB_PORT = 80;

@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
+
 import { AppFile } from "../cloud-init/user-data";
 import { quoted, SettingsError } from "../settings";
 

@@ -1,5 +1,6 @@
 import { Volume } from "@cdktf/provider-digitalocean/lib/volume";
 import { Construct } from "constructs";
+
 import { VolumeMount } from "../cloud-init/volume";
 
 export interface DataVolumeProps {

@@ -1,5 +1,6 @@
 import { Firewall, FirewallInboundRule, FirewallOutboundRule } from "@cdktf/provider-digitalocean/lib/firewall";
 import { Construct } from "constructs";
+
 import { HostFirewallRule, sshRules } from "../cloud-init/hardening";
 import { VRRP_LINK } from "../cloud-init/keepalived";
 import { HAPROXY_STATS, WEB_PORT } from "../cloud-init/user-data";

@@ -1,24 +1,25 @@
 import { Project } from "@cdktf/provider-digitalocean/lib/project";
 import { DigitaloceanProvider } from "@cdktf/provider-digitalocean/lib/provider";
-import { RandomProvider } from "@cdktf/provider-random/lib/provider";
 import { Password } from "@cdktf/provider-random/lib/password";
+import { RandomProvider } from "@cdktf/provider-random/lib/provider";
 import { TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
 import { Construct } from "constructs";
+
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
 import { HAPROXY_STATS } from "../cloud-init/user-data";
 import { FAILOVER_TOKEN_PATTERN, MAX_LOAD_BALANCERS, MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
+import { DATA_VOLUME_RESOURCE_ID } from "./data-volume";
 import { DatabasePasswords, PASSWORD_OPTIONS } from "./database-passwords";
 import { Dns, InternalHost, internalHostName, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
-import { DATA_VOLUME_RESOURCE_ID } from "./data-volume";
 import { CERTIFICATE_VOLUME_ID, LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
 import { Network } from "./network";
-import { RoleTags } from "./role-tags";
 import { AbsentResource, forgetWhenRemoved } from "./removed-blocks";
-import { SITE_ADDRESS_ASSIGNMENT_ID, SiteAddress } from "./site-address";
+import { RoleTags } from "./role-tags";
 import { DropletOptions } from "./server";
+import { SITE_ADDRESS_ASSIGNMENT_ID, SiteAddress } from "./site-address";
 import { SpacesBackend, TERRAFORM_VERSION_FOR_SPACES } from "./spaces-backend";
 import { DATABASE_VOLUME_ID, WebServer } from "./web-server";
 

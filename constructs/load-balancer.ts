@@ -1,14 +1,15 @@
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Construct } from "constructs";
+
 import { CERTIFICATE_PATHS, certificateLineage } from "../cloud-init/certificate";
 import { HaproxyBackend } from "../cloud-init/haproxy";
 import { HttpsInput, loadBalancerCloudConfig, LoadBalancerUserDataInput } from "../cloud-init/user-data";
+import { DataVolume } from "./data-volume";
 import { PASSWORD_OPTIONS } from "./database-passwords";
 import { ACME_PEER_PORT, loadBalancerHostFirewall } from "./firewalls";
-import { RoleTags } from "./role-tags";
 import { Network } from "./network";
+import { RoleTags } from "./role-tags";
 import { DropletOptions, Server } from "./server";
-import { DataVolume } from "./data-volume";
 
 export interface LoadBalancerProps {
   /** @default "lb-01" */

@@ -1,7 +1,7 @@
 import { MonitorAlert } from "@cdktf/provider-digitalocean/lib/monitor-alert";
+import { Tag } from "@cdktf/provider-digitalocean/lib/tag";
 import { UptimeAlert } from "@cdktf/provider-digitalocean/lib/uptime-alert";
 import { UptimeCheck } from "@cdktf/provider-digitalocean/lib/uptime-check";
-import { Tag } from "@cdktf/provider-digitalocean/lib/tag";
 import { Construct } from "constructs";
 
 /** Where alerts go: e-mail addresses, a Slack channel, or both. */

@@ -1,5 +1,6 @@
 import { TerraformStack } from "cdktf";
 import { Construct, RootConstruct } from "constructs";
+
 import type { RemovedBlock } from "../changes";
 
 /** A resource a bigger configuration of the stack declares: its type and its construct path below the stack. */

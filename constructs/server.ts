@@ -2,6 +2,7 @@ import { Droplet } from "@cdktf/provider-digitalocean/lib/droplet";
 import { Tag } from "@cdktf/provider-digitalocean/lib/tag";
 import { Volume } from "@cdktf/provider-digitalocean/lib/volume";
 import { Construct } from "constructs";
+
 import {
   CloudConfig,
   escapeTerraformTemplate,

@@ -2,6 +2,7 @@ import { ReservedIp } from "@cdktf/provider-digitalocean/lib/reserved-ip";
 import { ReservedIpAssignment } from "@cdktf/provider-digitalocean/lib/reserved-ip-assignment";
 import { Token } from "cdktf";
 import { Construct } from "constructs";
+
 import { Server } from "./server";
 
 /** The construct id of the assignment resource (one load balancer): part of its Terraform address. */

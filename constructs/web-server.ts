@@ -1,9 +1,10 @@
 import { Construct } from "constructs";
+
 import { DatabaseRole } from "../cloud-init/mysql";
 import { AppFile, webServerCloudConfig, WebServerUserDataInput } from "../cloud-init/user-data";
 import { DataVolume } from "./data-volume";
-import { INTERNAL_TTL } from "./dns";
 import { DatabasePasswords } from "./database-passwords";
+import { INTERNAL_TTL } from "./dns";
 import { webServerHostFirewall } from "./firewalls";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";

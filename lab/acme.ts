@@ -19,8 +19,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
+
 import { API_HOST_NAME } from "./api";
+import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { AcmeEndpoints, LabState, saveState } from "./state";

@@ -7,7 +7,8 @@
  */
 import * as fs from "node:fs";
 import * as https from "node:https";
-import { ApiServerConfig, ApiState, apiAnswer } from "./api";
+
+import { apiAnswer, ApiServerConfig, ApiState } from "./api";
 import { moveReservedIp, reservedIpHolders } from "./network";
 
 const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as ApiServerConfig;

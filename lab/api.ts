@@ -20,6 +20,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { stopServer, waitUntilServing } from "./processes";
 import { API_ADDRESS, API_NS, stateDir } from "./settings";
 import { log, tryRun } from "./shell";

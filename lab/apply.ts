@@ -19,10 +19,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { planChanges, protectedVolumesAtRisk, ResourceChange, StackJson } from "../changes";
 import { removeDropletCgroups } from "./cgroups";
-import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
 import { updateDns } from "./dns";
+import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
 import { labComputedValues, labFirewall } from "./lab";
 import { startMetadata, stopMetadata } from "./metadata";
 import {
@@ -34,10 +35,10 @@ import {
   removeDropletNetwork,
   updateClientHosts,
 } from "./network";
-import { PUBLIC_RANGE, bootTimeoutSeconds, dropletNamespace, stateDir } from "./settings";
+import { bootTimeoutSeconds, dropletNamespace, PUBLIC_RANGE, stateDir } from "./settings";
 import { log, sleep } from "./shell";
 import { LabState, saveState } from "./state";
-import { STACK_NAME, labOverrides, synthesizeStack } from "./synth";
+import { labOverrides, STACK_NAME, synthesizeStack } from "./synth";
 import { LabStack, resolveStack } from "./terraform";
 import { createVolume } from "./volumes";
 

@@ -9,8 +9,9 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { processName, stopProcess } from "./processes";
-import { APT_PROXY_PORT, UPLINK_ADDRESS, cacheDir, debianMirror, stateDir } from "./settings";
+import { APT_PROXY_PORT, cacheDir, debianMirror, stateDir, UPLINK_ADDRESS } from "./settings";
 import { log, run, sleep, tail, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 

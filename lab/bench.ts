@@ -18,13 +18,11 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { backendStates, request, roles, siteUrl, sql, waitFor } from "./checks";
-import { Lab, attachRunning, down, up } from "./lab";
+
 import {
   BenchReport,
   BenchRow,
   BenchSection,
-  WrkResult,
   failedRequests,
   formatMs,
   formatRate,
@@ -33,14 +31,17 @@ import {
   percentile,
   renderMarkdown,
   renderText,
+  WrkResult,
 } from "./bench-report";
+import { backendStates, request, roles, siteUrl, sql, waitFor } from "./checks";
 import { insideArgs } from "./droplets";
+import { attachRunning, down, Lab, up } from "./lab";
 import { preflight } from "./preflight";
 import { baseCached } from "./rootfs";
 import { CLIENT_NS } from "./settings";
-import { readState } from "./state";
 import { CommandResult, log, sleep, tryRun } from "./shell";
-import { TimingName, readTimings } from "./timings";
+import { readState } from "./state";
+import { readTimings, TimingName } from "./timings";
 
 /** The goals, checked in the table. */
 export const GOALS = {

@@ -14,6 +14,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { LabState, remember, saveState } from "./state";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";

@@ -6,8 +6,9 @@
  * after the stack has grown to three web servers, and each starts from where
  * the one before left it.
  */
-import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./checks";
 import * as fs from "node:fs";
+
+import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./checks";
 import type { Lab } from "./lab";
 import { sleep } from "./shell";
 

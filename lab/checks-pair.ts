@@ -4,9 +4,10 @@
  * each starts from where the one before left the pair.
  */
 import * as fs from "node:fs";
+
 import { userDataText } from "../cloud-init/cloud-config";
 import { FAILOVER_PATHS } from "../cloud-init/keepalived";
-import { Check, backgroundClient, checks, siteUrl, waitFor } from "./checks";
+import { backgroundClient, Check, checks, siteUrl, waitFor } from "./checks";
 import type { Lab } from "./lab";
 import { sleep, tryRun } from "./shell";
 import type { LabDroplet } from "./terraform";
@@ -330,7 +331,7 @@ export const pairChecks: Check[] = [
       const since = Date.now();
       const client = timedClient(lab);
       let during = "";
-      let seen = new Set<string>();
+      const seen = new Set<string>();
       let healedAt = 0;
       try {
         await sleep(1000);

@@ -6,6 +6,7 @@
  * changes the stack for good.
  */
 import { spawnSync } from "node:child_process";
+
 import { Check, siteUrl, sql, underLoad, waitFor } from "./checks";
 import type { Lab } from "./lab";
 

@@ -11,6 +11,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { userDataText } from "../cloud-init/cloud-config";
 import { SAMPLE_APP_DIR } from "../constructs/app-files";
 import { LAB_CGROUP } from "./cgroups";

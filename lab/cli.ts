@@ -21,13 +21,13 @@
  */
 import { Check, checks, httpsOn, siteUrl } from "./checks";
 import { databaseChecks } from "./checks-database";
-import { pairScalingChecks, scalingChecks } from "./checks-scaling";
 import { pairChecks } from "./checks-pair";
+import { pairScalingChecks, scalingChecks } from "./checks-scaling";
 import { parseFault } from "./faults";
-import { Lab, attachRunning, down, leftovers, up } from "./lab";
-import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
-import { baseCached } from "./rootfs";
+import { attachRunning, down, Lab, leftovers, up } from "./lab";
 import { preflight } from "./preflight";
+import { baseCached } from "./rootfs";
+import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
 import { log } from "./shell";
 import { recordTiming } from "./timings";
 

@@ -15,8 +15,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
+
 import { API_HOST_NAME } from "./api";
+import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
 import { API_ADDRESS, DNS_ADDRESS, DNS_NS, stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { LabState, saveState } from "./state";

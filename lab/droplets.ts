@@ -9,15 +9,16 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
+import { installLabCa } from "./acme";
 import { createDropletCgroups, dropletCgroupDirs, inCgroups } from "./cgroups";
 import { removeTree, unmountAll } from "./mounts";
 import { childrenOf, processName, stopProcess } from "./processes";
 import { CommandResult, log, run, sleep, tail, tryRun } from "./shell";
-import { DropletState, LabState, dropletDir, saveState } from "./state";
-import { installLabCa } from "./acme";
 import { installAdminKey } from "./ssh";
-import { volumeBinds } from "./volumes";
+import { dropletDir, DropletState, LabState, saveState } from "./state";
 import type { LabDroplet } from "./terraform";
+import { volumeBinds } from "./volumes";
 
 /** Mounts the droplet's overlay and writes its NoCloud seed (a fresh instance-id). */
 export function prepareDroplet(state: LabState, base: string, droplet: LabDroplet, ns: string): DropletState {

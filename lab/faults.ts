@@ -17,8 +17,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { switchPorts } from "./network";
-import { SWITCH_NS, dropletSlot, stateDir } from "./settings";
+import { dropletSlot, stateDir, SWITCH_NS } from "./settings";
 import { log, run, tryRun } from "./shell";
 
 export const FAULT_KINDS = ["stop", "start", "crash", "poweroff", "poweron", "partition", "slow", "heal"] as const;

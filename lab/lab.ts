@@ -3,8 +3,16 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
+import { FAILOVER_TOKEN_VARIABLE } from "../constructs/foobar-stack";
+import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../rollout";
+import { loadSettings } from "../settings";
 import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./acme";
+import { apiDelayMs, apiLogFile, startApi, stopApi } from "./api";
+import { applyChanges, ApplyReport } from "./apply";
 import { startAptProxy, stopAptProxy } from "./apt-proxy";
+import { cgroupHierarchies, LAB_CGROUP, teardownCgroups } from "./cgroups";
+import { failNames, startDns, stopDns } from "./dns";
 import {
   bootDroplet,
   cloudInitReport,
@@ -16,61 +24,54 @@ import {
   teardownDroplets,
   waitForCloudInit,
 } from "./droplets";
-import { ApplyReport, applyChanges } from "./apply";
 import { FaultKind, injectFault } from "./faults";
-import { createAdminKey, sshFromClient } from "./ssh";
-import { loadSettings } from "../settings";
-import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../rollout";
 import { renderFirewall } from "./firewall";
-import { failNames, startDns, stopDns } from "./dns";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./metadata";
-import { createVolume, teardownVolumes } from "./volumes";
 import {
   addAcmeHost,
+  addApiHost,
   addClient,
   addDnsHost,
   addDropletNetwork,
-  assignReservedIp,
   addGuardRoutes,
   addMetadataHost,
   applyNftables,
+  assignReservedIp,
   createSwitch,
   hasNftTable,
   listNamespaces,
-  teardownNetwork,
-  addApiHost,
   reservedIpHolders,
   reservedIpHoldersFile,
+  teardownNetwork,
 } from "./network";
+import { randomPassword } from "./passwords";
 import { baseCached, ensureBase } from "./rootfs";
-import { recordTiming } from "./timings";
 import {
   ACME_NS,
+  API_NS,
   APT_PROXY_PORT,
+  bootTimeoutSeconds,
   CLIENT_NS,
   DNS_NS,
   DROPLET_NS_PREFIX,
-  GUARD_ROUTE_METRIC,
+  dropletNamespace,
   FIREWALL_TABLE,
   FIRST_DROPLET_PRIVATE_HOST,
   FIRST_DROPLET_PUBLIC_HOST,
   FIRST_RESERVED_IP_HOST,
+  GUARD_ROUTE_METRIC,
   METADATA_NS,
   PUBLIC_RANGE,
-  UPLINK_ADDRESS,
-  bootTimeoutSeconds,
-  dropletNamespace,
   stateDir,
-  API_NS,
+  UPLINK_ADDRESS,
 } from "./settings";
-import { LAB_CGROUP, cgroupHierarchies, teardownCgroups } from "./cgroups";
 import { CommandResult, log, sleep, tryRun } from "./shell";
+import { createAdminKey, sshFromClient } from "./ssh";
 import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
-import { randomPassword } from "./passwords";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./synth";
-import { apiDelayMs, apiLogFile, startApi, stopApi } from "./api";
-import { FAILOVER_TOKEN_VARIABLE } from "../constructs/foobar-stack";
 import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./terraform";
+import { recordTiming } from "./timings";
+import { createVolume, teardownVolumes } from "./volumes";
 
 /** What checks get: the resolved stack and ways to act on the running lab. */
 export interface Lab {

@@ -7,7 +7,8 @@
  */
 import * as fs from "node:fs";
 import * as http from "node:http";
-import { MetadataServerConfig, metadataAnswer, withReservedIp } from "./metadata";
+
+import { metadataAnswer, MetadataServerConfig, withReservedIp } from "./metadata";
 import { reservedIpHolders } from "./network";
 
 const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as MetadataServerConfig;

@@ -14,9 +14,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { METADATA_ADDRESS } from "../cloud-init/metadata-guard";
 import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
-import { METADATA_NS, UPLINK_PORT, dropletSlot, stateDir } from "./settings";
+import { dropletSlot, METADATA_NS, stateDir, UPLINK_PORT } from "./settings";
 import { log, run, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 import type { LabDroplet, LabStack } from "./terraform";

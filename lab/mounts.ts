@@ -8,6 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { run, tryRun } from "./shell";
 
 /** Mount points at or below `dir`, deepest first (the order to unmount them in). */

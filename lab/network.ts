@@ -15,29 +15,30 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
+import { dropletLinkLocal, METADATA_ADDRESS, METADATA_SWITCH_TABLE, renderMetadataSwitchRules } from "./metadata";
 import {
   ACME_ADDRESS,
   ACME_NS,
   API_ADDRESS,
   API_NS,
+  CLIENT_ADDRESS,
+  CLIENT_NS,
   DNS_ADDRESS,
   DNS_NS,
-  CLIENT_ADDRESS,
-  METADATA_NS,
-  CLIENT_NS,
+  dropletNamespace,
+  dropletSlot,
   GUARD_ROUTE_METRIC,
+  METADATA_NS,
   PUBLIC_BRIDGE,
   PUBLIC_RANGE,
+  stateDir,
   SWITCH_NS,
   UPLINK_ADDRESS,
   UPLINK_LINK,
   UPLINK_PORT,
   VPC_BRIDGE,
-  dropletNamespace,
-  dropletSlot,
-  stateDir,
 } from "./settings";
-import { METADATA_ADDRESS, METADATA_SWITCH_TABLE, dropletLinkLocal, renderMetadataSwitchRules } from "./metadata";
 import { run, tryRun } from "./shell";
 import { LabState, remember, saveState } from "./state";
 import { LabDroplet, LabRecord, rangesOverlap } from "./terraform";

@@ -2,6 +2,7 @@
  * The lab's stand-in for the random provider's `random_password`.
  */
 import { randomInt } from "node:crypto";
+
 import type { PasswordSpec } from "./terraform";
 
 /**

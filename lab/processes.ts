@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+
 import { sleep, tail } from "./shell";
 
 /** The command name of a live process; undefined if it is gone or a zombie. */

@@ -17,6 +17,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { MAX_LOAD_BALANCERS, MAX_WEB_SERVERS } from "../settings";
 
 /** The fake public range, standing in for DigitalOcean's public IPv4 space. */

@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { shellQuote } from "../rollout";
 import { CLIENT_NS, stateDir } from "./settings";
 import { CommandResult, run, tryRun } from "./shell";

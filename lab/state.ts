@@ -7,6 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { stateDir, stateFile } from "./settings";
 import type { LabStack } from "./terraform";
 

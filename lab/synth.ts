@@ -5,11 +5,13 @@
  * The lab always boots the code as it is now: there is no stale
  * `cdktf.out` to forget to refresh.
  */
-import { App } from "cdktf";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+
+import { App } from "cdktf";
+
 import { FoobarStack } from "../constructs";
-import { randomBytes } from "node:crypto";
 import { loadSettings, SETTINGS } from "../settings";
 import { CLIENT_ADDRESS } from "./settings";
 import type { TerraformJson } from "./terraform";

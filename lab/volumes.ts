@@ -9,6 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+
 import { volumeDevicePath } from "../cloud-init/volume";
 import { stateDir } from "./settings";
 import { log, run, tryRun } from "./shell";

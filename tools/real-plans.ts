@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, StackJson } from "../changes";
 import { FAILOVER_TOKEN_TERRAFORM_VARIABLE } from "../settings";
 import {
@@ -23,8 +24,8 @@ import {
   ProviderSchemas,
   recordRefresh,
   resourceChangesOf,
-  StateResource,
   stateDocument,
+  StateResource,
 } from "./terraform-state";
 
 /** What real Terraform plans for one resource. */

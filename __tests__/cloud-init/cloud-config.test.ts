@@ -1,5 +1,7 @@
 import { gunzipSync } from "node:zlib";
+
 import * as YAML from "yaml";
+
 import { escapeTerraformTemplate, renderCloudConfig } from "../../cloud-init/cloud-config";
 
 describe("renderCloudConfig", () => {

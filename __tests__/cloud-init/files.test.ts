@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { dropletFile, DROPLET_FILES_ROOT } from "../../cloud-init/files";
+
+import { DROPLET_FILES_ROOT, dropletFile } from "../../cloud-init/files";
 
 describe("files kept in the tree that mirrors the droplet", () => {
   const dir = path.join(DROPLET_FILES_ROOT, "tmp-test");

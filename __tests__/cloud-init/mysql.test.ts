@@ -2,17 +2,18 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+
 import {
   databaseAgentScript,
   databaseAgentUnit,
   DURABILITY_SETTINGS,
   FENCE_AFTER_SECONDS,
-  promoteAfterSeconds,
-  renderDatabaseAgentEnvironment,
   HEARTBEAT,
   heartbeatSql,
   MYSQL_SETUP_SCRIPT,
   mysqlHostPattern,
+  promoteAfterSeconds,
+  renderDatabaseAgentEnvironment,
   renderMysqlServerConfig,
   renderMysqlSetupEnvironment,
 } from "../../cloud-init/mysql";

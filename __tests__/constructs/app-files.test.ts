@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { readAppFiles } from "../../constructs/app-files";
 import { SettingsError } from "../../settings";
 import { droplet, parseCloudConfig, synthStack } from "../helpers";

@@ -1,7 +1,9 @@
 // Brings the types of cdktf's jest matchers; __tests__/setup.ts registers them.
 import "cdktf/lib/testing/adapters/jest";
+
 import { Firewall } from "@cdktf/provider-digitalocean/lib/firewall";
 import { Testing } from "cdktf";
+
 import { Firewalls, Network, RoleTags } from "../../constructs";
 
 function synthFirewalls(adminCidrs?: string[]) {

@@ -2,6 +2,7 @@ import { App } from "cdktf";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { FAILOVER_PATHS, VRRP_LINK, vrrpLinkAddress } from "../../cloud-init/keepalived";
 import { FoobarStack } from "../../constructs";
 import { loadSettings, SettingsError } from "../../settings";

@@ -1,4 +1,5 @@
 import { Testing } from "cdktf";
+
 import { RemovedBlock, StackJson, synthesisVariables } from "../../changes";
 import { FoobarStack } from "../../constructs";
 import { loadSettings } from "../../settings";

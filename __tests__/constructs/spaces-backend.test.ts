@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+
 import { TERRAFORM_VERSION_FOR_SPACES } from "../../constructs";
 import { synthCli, synthStack } from "../helpers";
 

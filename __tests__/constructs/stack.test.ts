@@ -2,9 +2,10 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEFAULT_SETTINGS, MAX_WEB_SERVERS } from "../../settings";
-import { DIGITALOCEAN_PROVIDER_VERSION } from "../../constructs";
+
 import { USER_DATA_BUDGET_BYTES } from "../../cloud-init/cloud-config";
+import { DIGITALOCEAN_PROVIDER_VERSION } from "../../constructs";
+import { DEFAULT_SETTINGS, MAX_WEB_SERVERS } from "../../settings";
 import { addressOf, droplet, fileAt, parseCloudConfig, resourcesOf, reviewable, synthStack } from "../helpers";
 
 describe("the stack with default settings", () => {

@@ -2,11 +2,12 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+
 import { acmeDirectoryUrl, acmeFiles, challtestsrvArgs, renderPebbleConfig } from "../../lab/acme";
 import { siteAddress } from "../../lab/lab";
-import { FAILOVER_TOKEN_PATTERN } from "../../settings";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "../../lab/synth";
 import type { LabRecord, LabStack } from "../../lab/terraform";
+import { FAILOVER_TOKEN_PATTERN } from "../../settings";
 
 describe("pebble's config", () => {
   const config = JSON.parse(renderPebbleConfig(acmeFiles("/run/foobar-lab/acme"))).pebble;

@@ -1,4 +1,4 @@
-import { ApiServerConfig, ApiState, apiAnswer, apiDelayMs } from "../../lab/api";
+import { apiAnswer, apiDelayMs, ApiServerConfig, ApiState } from "../../lab/api";
 import { dropletMetadata, metadataAnswer, withReservedIp } from "../../lab/metadata";
 import type { LabDroplet, LabStack } from "../../lab/terraform";
 

@@ -4,13 +4,14 @@
  * its arguments. The bench itself is not a test: it reports, it never fails
  * on a slow machine.
  */
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
-import { BenchReport, failedRequests, parseWrk, percentile, renderMarkdown, renderText, wrkTimeMs } from "../../lab/bench-report";
+
 import { parseBenchArgs } from "../../lab/bench";
+import { BenchReport, failedRequests, parseWrk, percentile, renderMarkdown, renderText, wrkTimeMs } from "../../lab/bench-report";
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, "fixtures", name), "utf8");
 

@@ -2,7 +2,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { LAB_CGROUP, cgroupHierarchies, dropletCgroupDirs, inCgroups } from "../../lab/cgroups";
+
+import { cgroupHierarchies, dropletCgroupDirs, inCgroups, LAB_CGROUP } from "../../lab/cgroups";
 
 // Read off this project's CI machine: a hybrid host (cgroup v1 controllers, a
 // named systemd hierarchy, and the unified hierarchy beside them).

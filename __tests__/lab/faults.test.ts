@@ -1,4 +1,5 @@
 import { spawnSync } from "child_process";
+
 import { DEFAULT_SLOW_MS, parseFault, partitionTable, renderPartition, unitName } from "../../lab/faults";
 
 const droplets = ["lb-01", "web-01", "web-02"];

@@ -1,4 +1,5 @@
 import { spawnSync } from "child_process";
+
 import { renderFirewall } from "../../lab/firewall";
 import type { LabDroplet, LabFirewall, LabStack } from "../../lab/terraform";
 

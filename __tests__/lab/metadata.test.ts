@@ -1,5 +1,6 @@
 import { spawnSync } from "child_process";
-import { METADATA_ADDRESS, dropletLinkLocal, dropletMetadata, metadataAnswer, renderMetadataSwitchRules } from "../../lab/metadata";
+
+import { dropletLinkLocal, dropletMetadata, METADATA_ADDRESS, metadataAnswer, renderMetadataSwitchRules } from "../../lab/metadata";
 import type { LabDroplet, LabStack } from "../../lab/terraform";
 
 const web: LabDroplet = {

@@ -1,5 +1,5 @@
 import { randomPassword } from "../../lab/passwords";
-import { ComputedValues, TerraformJson, hostAddress, interpolate, resolveStack } from "../../lab/terraform";
+import { ComputedValues, hostAddress, interpolate, resolveStack, TerraformJson } from "../../lab/terraform";
 
 /** Pinned stand-ins for apply-time values, so every resolved value is predictable. */
 const computed: ComputedValues = {

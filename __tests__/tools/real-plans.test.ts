@@ -5,8 +5,8 @@ import {
   countActions,
   markdownReport,
   planErrors,
-  RealPlan,
   realChanges,
+  RealPlan,
   refusedAddresses,
   rowLabel,
 } from "../../tools/real-plans";
@@ -24,8 +24,8 @@ import {
   recordRefresh,
   sensitivePaths,
   stateDocument,
-  stateResource,
   StateResource,
+  stateResource,
 } from "../../tools/terraform-state";
 
 /** Tiny fixtures in the shapes `terraform show -json` and `terraform providers schema -json` write. */
