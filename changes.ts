@@ -6,6 +6,10 @@
  * The table of changes (docs/day-two.md), the tests that keep it true, and the lab's
  * `apply` all use this one planner.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
 import { FORCE_NEW_ARGUMENTS, OPTIONAL_COMPUTED_ARGUMENTS } from "./force-new";
 
 /** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
@@ -343,11 +347,9 @@ export function changesTable(synth: (variables: Readonly<Record<string, string>>
 
 // `npm run -s changes`: print the table for docs/day-two.md.
 if (require.main === module) {
+  // Loaded only here: the planner itself (what the tests and the lab import) needs no synthesis.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { synthesizeStack } = require("./lab/synth") as typeof import("./lab/synth");
-  const os = require("node:os") as typeof import("node:os");
-  const path = require("node:path") as typeof import("node:path");
-  const fs = require("node:fs") as typeof import("node:fs");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-changes-"));
   try {
     console.log(changesTable((variables) => synthesizeStack(path.join(dir, "out"), variables, {}) as StackJson));

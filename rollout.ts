@@ -251,4 +251,12 @@ async function main(args: readonly string[]): Promise<number> {
   }
 }
 
-if (require.main === module) main(process.argv.slice(2)).then((code) => process.exit(code));
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(`rollout: ${(error as Error).message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -243,7 +243,7 @@ export const MYSQL_SETUP_SCRIPT =
     "    done",
     "  } | mysql --batch",
     `  if [ -f ${MYSQL_PATHS.appSchema} ]; then`,
-    `    mysql --batch \"$DATABASE_NAME\" < ${MYSQL_PATHS.appSchema}`,
+    `    mysql --batch "$DATABASE_NAME" < ${MYSQL_PATHS.appSchema}`,
     "    log 'applied the application schema'",
     "  fi",
     "  ensure_heartbeat",

@@ -203,7 +203,7 @@ function withDiagnostics(check: Check): Check {
       try {
         return await check.run(lab);
       } catch (error) {
-        throw new Error(`${(error as Error).message}\n${databaseDiagnostics(lab)}`);
+        throw new Error(`${(error as Error).message}\n${databaseDiagnostics(lab)}`, { cause: error });
       }
     },
   };
@@ -220,8 +220,8 @@ const checks: Check[] = [
       let report: Awaited<ReturnType<Lab["apply"]>>;
       let offAt = 0;
       let promotedAfter = 0;
-      let writes: Awaited<ReturnType<ReturnType<typeof writer>["stop"]>> = [];
-      let sampled = { samples: 0, overlaps: [] as string[] };
+      let writes: Awaited<ReturnType<ReturnType<typeof writer>["stop"]>>;
+      let sampled: Sampled;
       try {
         await sleep(3000);
         offAt = Date.now();
@@ -306,9 +306,9 @@ const checks: Check[] = [
     async run(lab) {
       const w = writer(lab, "partition");
       const sampler = sampleWritable(lab);
-      let fencedAfter = 0;
-      let promotedAfter = 0;
-      let writes: Writes = [];
+      let fencedAfter: number;
+      let promotedAfter: number;
+      let writes: Writes;
       const cutAt = Date.now();
       try {
         await lab.fault("web-02", "partition");
@@ -427,8 +427,8 @@ const checks: Check[] = [
       const to = webs(lab).find((name) => name !== from)!;
       const w = writer(lab, "switchover");
       const sampler = sampleWritable(lab);
-      let writes: Writes = [];
-      let sampled: Sampled = { samples: 0, overlaps: [] };
+      let writes: Writes;
+      let sampled: Sampled;
       let appliedAt = 0;
       let promoted = { ms: 0 };
       try {
@@ -480,11 +480,11 @@ const checks: Check[] = [
       }
       const w = writer(lab, "stale candidate");
       const sampler = sampleWritable(lab);
-      let writes: Writes = [];
-      let sampled: Sampled = { samples: 0, overlaps: [] };
+      let writes: Writes;
+      let sampled: Sampled;
       let refusal: { value: string; ms: number } | undefined;
-      let before = "";
-      let after = "";
+      let before: string;
+      let after: string;
       let namedAt = 0;
       let backAt = 0;
       try {

@@ -330,7 +330,7 @@ export const pairChecks: Check[] = [
       const before = holder(lab);
       const since = Date.now();
       const client = timedClient(lab);
-      let during = "";
+      let during: string;
       const seen = new Set<string>();
       let healedAt = 0;
       try {
@@ -350,9 +350,9 @@ export const pairChecks: Check[] = [
         await lab.fault(one!.name, "heal");
         healedAt = Date.now();
       }
-      let samples: { at: number; ok: boolean }[] = [];
-      let finalHolder = "";
-      let master = "";
+      let samples: { at: number; ok: boolean }[];
+      let finalHolder: string;
+      let master: string;
       try {
         if (seen.size !== 1 || [...seen][0]!.includes("+") || seen.has("none")) {
           throw new Error(`during the partition the reserved IP was on ${[...seen].join(", then ")} in the last 10 s (${during})`);

@@ -1013,8 +1013,8 @@ export const checks: Check[] = [
       const countBefore = sql(lab, primary.name, "SELECT COUNT(*) FROM foobar.messages");
       const client = backgroundClient(script);
       let stoppedAt = 0;
-      let down = { ms: 0 };
-      let age = "";
+      let down: { ms: number };
+      let age: string;
       try {
         await sleep(2000);
         stoppedAt = Date.now();

@@ -295,7 +295,7 @@ export function leftovers(): string[] {
     if (line.includes(state)) found.push(`loop device ${line.trim()}`);
   }
   for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)) {
-    let cmdline = "";
+    let cmdline: string;
     try {
       cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").replace(/\0/g, " ");
     } catch {

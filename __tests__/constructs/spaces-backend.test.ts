@@ -140,7 +140,8 @@ if (why) console.warn(`skipping the real terraform init against an S3 server: ${
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    expect((await fetch(`${endpoint}/${bucket}`, { method: "PUT" })).status).toBe(200);
+    const created = await fetch(`${endpoint}/${bucket}`, { method: "PUT" });
+    if (created.status !== 200) throw new Error(`the S3 emulator did not create the bucket: ${created.status}`);
 
     const block = synthStack(SPACES).terraform.backend.s3;
     const config = {
