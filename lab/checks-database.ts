@@ -151,6 +151,23 @@ function contents(lab: Lab, server: string): string {
   );
 }
 
+/** Waits until `server` receives and applies from its source. */
+async function replicating(lab: Lab, server: string, what: string, timeoutMs: number): Promise<void> {
+  await waitFor(what, timeoutMs, () => {
+    const status = replicaStatus(lab, server);
+    return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
+  });
+}
+
+/** Waits until every web server holds the rows `primary` holds (count and checksum); returns them. */
+async function sameEverywhere(lab: Lab, primary: string): Promise<string> {
+  const expected = contents(lab, primary);
+  await waitFor("equal rows and checksums on every server", 60_000, () =>
+    webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined,
+  );
+  return expected;
+}
+
 /**
  * What a failed database check needs to find its cause: every web server's
  * read-only flag, replication status and the last lines of its agent's journal.
@@ -285,10 +302,7 @@ const checks: Check[] = [
         "INSERT INTO foobar.messages (body, written_by) VALUES ('must fail', 'web-01')",
       ]);
       if (write.status === 0) throw new Error("web-01 took a write as root after coming back");
-      await waitFor("web-01 replicating from web-02", 90_000, () => {
-        const state = replicaStatus(lab, "web-01");
-        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
-      });
+      await replicating(lab, "web-01", "web-01 replicating from web-02", 90_000);
       const count = sql(lab, "web-02", "SELECT COUNT(*) FROM foobar.messages");
       await waitFor("equal row counts", 60_000, () =>
         webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
@@ -324,10 +338,7 @@ const checks: Check[] = [
         await lab.fault("web-02", "heal");
         writes = await w.stop();
       }
-      await waitFor("web-02 replicating from web-03", 90_000, () => {
-        const state = replicaStatus(lab, "web-02");
-        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
-      });
+      await replicating(lab, "web-02", "web-02 replicating from web-03", 90_000);
       const sampled = await sampler.stop();
       if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
       const waited = agentLines(lab, "web-03").find((line) => /not answering: .*web-02/.test(line));
@@ -368,14 +379,8 @@ const checks: Check[] = [
           ? true
           : undefined,
       );
-      await waitFor(`${victim} replicating again`, 180_000, () => {
-        const status = replicaStatus(lab, victim);
-        return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
-      });
-      const expected = contents(lab, primary);
-      await waitFor("equal rows and checksums on every server", 60_000, () =>
-        webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined,
-      );
+      await replicating(lab, victim, `${victim} replicating again`, 180_000);
+      const expected = await sameEverywhere(lab, primary);
       const line =
         lab
           .execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"])
@@ -450,10 +455,7 @@ const checks: Check[] = [
       const acknowledging = await waitFor(`${to} acknowledged semi-synchronously`, 60_000, () =>
         sql(lab, to, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_status'").endsWith("ON") ? true : undefined,
       );
-      await waitFor(`${from} replicating from ${to}`, 90_000, () => {
-        const state = replicaStatus(lab, from);
-        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" ? true : undefined;
-      });
+      await replicating(lab, from, `${from} replicating from ${to}`, 90_000);
       const cached = lab.execIn(to, ["resolvectl", "statistics"], 10_000).stdout.match(/Current Cache Size:\s*(\d+)/)?.[1] ?? "?";
       return (
         `${from} → ${to}: ${to} writable ${(promoted.ms / 1000).toFixed(1)} s after the apply began; longest pause between acknowledged writes ` +
@@ -524,14 +526,8 @@ const checks: Check[] = [
       const rebuilt = await waitFor(`${stale} rebuilding itself with CLONE`, 180_000, () =>
         agentLines(lab, stale).find((line) => /^rebuilt from .* with CLONE/.test(line)),
       );
-      await waitFor(`${stale} replicating again`, 180_000, () => {
-        const status = replicaStatus(lab, stale);
-        return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
-      });
-      const expected = contents(lab, primary);
-      await waitFor("equal rows and checksums on every server", 60_000, () =>
-        webs(lab).every((name) => contents(lab, name) === expected) ? true : undefined,
-      );
+      await replicating(lab, stale, `${stale} replicating again`, 180_000);
+      const expected = await sameEverywhere(lab, primary);
       return (
         `${stale} off for ${meanwhile} acknowledged writes, every other server purged its logs; named, ${stale} refused ${(refusal!.ms / 1000).toFixed(1)} s after its MySQL started: ` +
         `"${refusal!.value.trim()}"; it stayed read-only with gtid_executed unchanged; ${whileStale.length} writes while it was named, none acknowledged; ` +
