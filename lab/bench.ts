@@ -33,7 +33,7 @@ import {
   renderText,
   WrkResult,
 } from "./bench-report";
-import { backendStates, request, roles, siteUrl, sql, waitFor } from "./checks";
+import { backendStates, request, roles, siteUrl, sql, waitFor } from "./checks/helpers";
 import { insideArgs } from "./droplets";
 import { attachRunning, down, Lab, up } from "./lab";
 import { preflight } from "./preflight";
@@ -119,7 +119,7 @@ function background(cmd: string, args: readonly string[]): { done: Promise<Comma
   return { done: new Promise((resolve) => child.once("close", (status) => resolve({ status: status ?? 128, stdout, stderr }))) };
 }
 
-/** The lab's roles (checks.ts), with the two web servers the bench compares and fails over between. */
+/** The lab's roles (lab/checks/helpers.ts), with the two web servers the bench compares and fails over between. */
 function benchRoles(lab: Lab) {
   const found = roles(lab);
   if (found.webs.length < 2) throw new Error("the bench needs at least two web servers (FOOBAR_WEB_SERVERS ≥ 2)");

@@ -5,7 +5,7 @@
  *          (the default: `npm run lab`)
  *   down   tear down whatever the state file records (idempotent, crash-safe)
  *   test   [default|pair]: for each configuration (both unless one is named): up, its checks
- *          (lab/checks.ts; with FOOBAR_LOAD_BALANCERS=2, lab/checks-pair.ts), always down;
+ *          (lab/checks/; with FOOBAR_LOAD_BALANCERS=2, lab/checks/pair.ts), always down;
  *          exit non-zero if a check failed
  *   check  [group]: run the checks that fit the lab that is already up (no up/down), or one group of them
  *          (base, database, scaling, pair, pair-scaling)
@@ -19,10 +19,8 @@
  * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds), FOOBAR_LAB_API_DELAY_MS (how
  * long the emulated API takes to move a reserved IP; default 1000).
  */
-import { Check, checks, httpsOn, siteUrl } from "./checks";
-import { databaseChecks } from "./checks-database";
-import { pairChecks } from "./checks-pair";
-import { pairScalingChecks, scalingChecks } from "./checks-scaling";
+import { Check, checks, databaseChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
+import { httpsOn, siteUrl } from "./checks/helpers";
 import { parseFault } from "./faults";
 import { attachRunning, down, Lab, leftovers, up } from "./lab";
 import { preflight } from "./preflight";

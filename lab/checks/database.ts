@@ -8,9 +8,9 @@
  */
 import * as fs from "node:fs";
 
-import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./checks";
-import type { Lab } from "./lab";
-import { sleep } from "./shell";
+import type { Lab } from "../lab";
+import { sleep } from "../shell";
+import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./helpers";
 
 /** The web servers, by name. */
 function webs(lab: Lab): string[] {

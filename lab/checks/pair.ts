@@ -5,12 +5,13 @@
  */
 import * as fs from "node:fs";
 
-import { userDataText } from "../cloud-init/cloud-config";
-import { FAILOVER_PATHS } from "../cloud-init/keepalived";
-import { backgroundClient, Check, checks, siteUrl, waitFor } from "./checks";
-import type { Lab } from "./lab";
-import { sleep, tryRun } from "./shell";
-import type { LabDroplet } from "./terraform";
+import { userDataText } from "../../cloud-init/cloud-config";
+import { FAILOVER_PATHS } from "../../cloud-init/keepalived";
+import type { Lab } from "../lab";
+import { sleep, tryRun } from "../shell";
+import type { LabDroplet } from "../terraform";
+import { checks } from "./base";
+import { backgroundClient, Check, siteUrl, waitFor } from "./helpers";
 
 /** The failover goal the issue sets for the lab, in seconds: reported, not enforced (a slow machine must not fail CI). */
 export const FAILOVER_GOAL_SECONDS = 5;
@@ -143,7 +144,7 @@ function tokenOn(lab: Lab, name: string): string {
 /** A check of the default suite that holds for a pair as it is. */
 function shared(prefix: string): Check {
   const found = checks.find((check) => check.name.startsWith(prefix));
-  if (!found) throw new Error(`no check named "${prefix}…" in checks.ts`);
+  if (!found) throw new Error(`no check named "${prefix}…" in lab/checks/`);
   return found;
 }
 

@@ -7,8 +7,8 @@
  */
 import { spawnSync } from "node:child_process";
 
-import { Check, siteUrl, sql, underLoad, waitFor } from "./checks";
-import type { Lab } from "./lab";
+import type { Lab } from "../lab";
+import { Check, siteUrl, sql, underLoad, waitFor } from "./helpers";
 
 /** The site's reserved IP and the droplet that holds it now. */
 function siteAddressHolder(lab: Lab): { ip: string; holder: string | undefined } {
