@@ -17,12 +17,17 @@ export function webs(lab: Lab): string[] {
     .sort();
 }
 
-/** `@@super_read_only` of every powered-on web server: name → "0" (writable) or "1". */
+/**
+ * Every powered-on web server's read-only state: name → "0" (writable: `read_only` off, the app can
+ * write), "1" (`super_read_only`: fenced, not even root writes), or "root" (`read_only` only: no
+ * account but root, the agent itself, may write, as while it clones).
+ */
 export function readOnly(lab: Lab): Record<string, string> {
   const states: Record<string, string> = {};
   for (const name of webs(lab)) {
     if (lab.initPid(name) === undefined) continue;
-    const result = lab.execIn(name, ["mysql", "--batch", "--skip-column-names", "--execute", "SELECT @@GLOBAL.super_read_only"], 10_000);
+    const query = "SELECT IF(@@GLOBAL.super_read_only, '1', IF(@@GLOBAL.read_only, 'root', '0'))";
+    const result = lab.execIn(name, ["mysql", "--batch", "--skip-column-names", "--execute", query], 10_000);
     if (result.status === 0) states[name] = result.stdout.trim();
   }
   return states;
