@@ -159,30 +159,41 @@ const checks: Check[] = [
     },
   },
   {
-    name: "no silent gap: a replica off while the primary purges its binary logs rebuilds itself with CLONE from a healthy donor, then replicates; rows and their checksum equal everywhere",
+    name: "no silent gap: a replica off while the primary purges its binary logs rebuilds itself with CLONE from a healthy donor, then replicates; under a writer, 0 acknowledged writes missing, never two writable; rows and their checksum equal everywhere",
     async run(lab) {
-      const states = readOnly(lab);
-      const primary = Object.keys(states).find((name) => states[name] === "0");
-      if (!primary) throw new Error(`no writable primary: ${JSON.stringify(states)}`);
+      const primary = currentPrimary(lab);
       const victim = webs(lab).find((name) => name !== primary)!;
       const url = `${siteUrl(lab)}api/messages`;
-      const before = writeMessages(lab, url, 20, "before the purge");
-      await lab.fault(victim, "stop", "mysql");
-      const meanwhile = writeMessages(lab, url, 20, `while ${victim} is off`);
-      // Every log but the one just opened: the writes above are gone from the primary's logs.
-      sql(lab, primary, "FLUSH BINARY LOGS");
-      const current = sql(lab, primary, "SHOW BINARY LOGS").split("\n").filter(Boolean).pop()!.split("\t")[0]!;
-      sql(lab, primary, `PURGE BINARY LOGS TO '${current}'`);
-      const purged = sql(lab, primary, "SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')");
-      await lab.fault(victim, "start", "mysql");
-      const rebuilt = await waitFor(`${victim}'s agent rebuilding it with CLONE`, 180_000, () =>
-        /rebuilt from .* with CLONE/.test(
-          lab.execIn(victim, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-5min"]).stdout,
-        )
-          ? true
-          : undefined,
-      );
-      await replicating(lab, victim, `${victim} replicating again`, 180_000);
+      const w = writer(lab, "no silent gap");
+      const sampler = sampleWritable(lab);
+      let writes: Writes;
+      let sampled: Sampled;
+      let before: number;
+      let meanwhile: number;
+      let purged: string;
+      let rebuilt: { ms: number };
+      try {
+        before = writeMessages(lab, url, 20, "before the purge");
+        await lab.fault(victim, "stop", "mysql");
+        meanwhile = writeMessages(lab, url, 20, `while ${victim} is off`);
+        // Every log but the one just opened: the writes above are gone from the primary's logs.
+        sql(lab, primary, "FLUSH BINARY LOGS");
+        const current = sql(lab, primary, "SHOW BINARY LOGS").split("\n").filter(Boolean).pop()!.split("\t")[0]!;
+        sql(lab, primary, `PURGE BINARY LOGS TO '${current}'`);
+        purged = sql(lab, primary, "SELECT REPLACE(@@GLOBAL.gtid_purged, '\\n', '')");
+        await lab.fault(victim, "start", "mysql");
+        rebuilt = await waitFor(`${victim}'s agent rebuilding it with CLONE`, 180_000, () =>
+          agentLines(lab, victim).find((line) => /^rebuilt from .* with CLONE/.test(line)),
+        );
+        await replicating(lab, victim, `${victim} replicating again`, 180_000);
+      } finally {
+        writes = await w.stop();
+        sampled = await sampler.stop();
+      }
+      if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
+      const lost = missingOn(lab, victim, writes);
+      if (lost.length > 0)
+        throw new Error(`${lost.length} acknowledged write(s) missing on ${victim} after its rebuild: ids ${lost.slice(0, 10).join(", ")}`);
       const expected = await sameEverywhere(lab, primary);
       const line =
         lab
@@ -191,6 +202,7 @@ const checks: Check[] = [
           .find((l) => /rebuilding from/.test(l)) ?? "";
       return (
         `${before} + ${meanwhile} writes acknowledged, ${victim}'s MySQL off for the second 20; ${primary} purged its logs (gtid_purged ${purged}); ` +
+        `${writeFigures(writes, lost, sampled)}; ` +
         `${victim} rebuilt ${(rebuilt.ms / 1000).toFixed(1)} s after its MySQL started (${line.replace(/^.*foobar-db-agent: /, "")}) and replicates; ` +
         `rows (count, checksum) ${expected} on ${webs(lab).join(", ")}`
       );
@@ -203,8 +215,12 @@ const checks: Check[] = [
       const primary = Object.keys(states).find((name) => states[name] === "0");
       if (!primary) throw new Error(`no writable primary: ${JSON.stringify(states)}`);
       const agent = hostPidOf(lab, primary, "foobar-db-agent.service");
+      const w = writer(lab, "frozen agent");
+      const sampler = sampleWritable(lab);
       process.kill(agent, "SIGSTOP");
       let fenced: { ms: number } | undefined;
+      let writes: Writes;
+      let sampled: Sampled;
       try {
         await lab.fault(primary, "partition");
         fenced = await waitFor(`${primary} read-only with its agent frozen`, 40_000, () =>
@@ -215,16 +231,28 @@ const checks: Check[] = [
       }
       const restarted = lab.execIn(primary, ["journalctl", "--no-pager", "-u", "foobar-db-agent.service", "--since", "-3min"]).stdout;
       if (!/Watchdog timeout/.test(restarted)) throw new Error(`${primary}'s agent was not restarted by the watchdog`);
-      const back = await waitFor(`${primary} writable again once healed (its record never moved)`, 90_000, () =>
-        readOnly(lab)[primary] === "0" ? true : undefined,
-      );
+      let back: { ms: number };
+      try {
+        back = await waitFor(`${primary} writable again once healed (its record never moved)`, 90_000, () =>
+          readOnly(lab)[primary] === "0" ? true : undefined,
+        );
+        await sleep(3000);
+      } finally {
+        writes = await w.stop();
+        sampled = await sampler.stop();
+      }
+      if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
+      const lost = missingOn(lab, primary, writes);
+      if (lost.length > 0)
+        throw new Error(`${lost.length} acknowledged write(s) missing on ${primary}: ids ${lost.slice(0, 10).join(", ")}`);
       const count = sql(lab, primary, "SELECT COUNT(*) FROM foobar.messages");
       await waitFor("equal row counts", 60_000, () =>
         webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
       );
       return (
         `${primary}'s agent (host PID ${agent}) SIGSTOPped and ${primary} cut off: the watchdog killed and restarted the agent, ` +
-        `and ${primary} was read-only ${(fenced.ms / 1000).toFixed(1)} s after the cut; healed, writable again after ${(back.ms / 1000).toFixed(1)} s; ${count} rows everywhere`
+        `and ${primary} was read-only ${(fenced.ms / 1000).toFixed(1)} s after the cut; healed, writable again after ${(back.ms / 1000).toFixed(1)} s; ` +
+        `${writeFigures(writes, lost, sampled)}; ${count} rows everywhere`
       );
     },
   },
