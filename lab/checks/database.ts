@@ -318,11 +318,15 @@ const checks: Check[] = [
       let refusal: { value: string; ms: number } | undefined;
       let before: string;
       let after: string;
-      let namedAt = 0;
+      let fencedAt = 0;
       let backAt = 0;
       try {
-        namedAt = Date.now();
         await promote(lab, stale);
+        // From the moment the old primary has fenced itself (the record moved), no write may be acknowledged.
+        await waitFor(`${primary} fenced once the record names ${stale}`, 60_000, () =>
+          readOnly(lab)[primary] === "1" ? true : undefined,
+        );
+        fencedAt = Date.now();
         await lab.fault(stale, "start", "mysql");
         refusal = await waitFor(`${stale}'s agent refusing the promotion`, 120_000, () =>
           agentLines(lab, stale, 3).find((line) => /^named primary, but (lacks|its replication stopped)/.test(line)),
@@ -345,7 +349,7 @@ const checks: Check[] = [
       if (after !== before || !after.startsWith("1 ")) {
         throw new Error(`${stale} changed while it refused: super_read_only and gtid_executed "${before}", 3 s later "${after}"`);
       }
-      const whileStale = writes.filter((x) => x.at > namedAt + 2000 && x.at < backAt);
+      const whileStale = writes.filter((x) => x.at > fencedAt && x.at < backAt);
       if (whileStale.some((x) => x.code === "201"))
         throw new Error(
           `a write was acknowledged while ${stale} was named and refused: ${JSON.stringify(whileStale.find((x) => x.code === "201"))}`,
@@ -360,7 +364,7 @@ const checks: Check[] = [
       const expected = await sameEverywhere(lab, primary);
       return (
         `${stale} off for ${meanwhile} acknowledged writes, every other server purged its logs; named, ${stale} refused ${(refusal!.ms / 1000).toFixed(1)} s after its MySQL started: ` +
-        `"${refusal!.value.trim()}"; it stayed read-only with gtid_executed unchanged; ${whileStale.length} writes while it was named, none acknowledged; ` +
+        `"${refusal!.value.trim()}"; it stayed read-only with gtid_executed unchanged; ${whileStale.length} writes from the old primary's fencing until it was named back, none acknowledged; ` +
         `${writeFigures(writes, lost, sampled)}; named back, ${primary} took writes, "${rebuilt.value.trim()}", rows (count, checksum) ${expected} everywhere`
       );
     },
