@@ -80,7 +80,6 @@ export async function startDns(state: LabState, records: readonly LabRecord[]): 
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const hostsFile = path.join(dir, "hosts");
   fs.writeFileSync(hostsFile, renderZoneHosts(records), { mode: 0o644 });
-  fs.writeFileSync(`${hostsFile}.records.json`, JSON.stringify(records));
   const serversFile = path.join(dir, "servers");
   fs.writeFileSync(serversFile, renderFailingNames([]), { mode: 0o644 });
   const logFile = path.join(dir, "dnsmasq.log");
@@ -108,7 +107,6 @@ export function updateDns(state: LabState, records: readonly LabRecord[]): void 
   const next = `${hostsFile}.next`;
   fs.writeFileSync(next, renderZoneHosts(records, state.dns.failing), { mode: 0o644 });
   fs.renameSync(next, hostsFile);
-  fs.writeFileSync(`${hostsFile}.records.json`, JSON.stringify(records));
   process.kill(state.dns.pid, "SIGHUP");
 }
 
@@ -124,8 +122,9 @@ export function failNames(state: LabState, names: readonly string[]): void {
   const serversFile = path.join(state.dns.dir, "servers");
   fs.writeFileSync(`${serversFile}.next`, renderFailingNames(names), { mode: 0o644 });
   fs.renameSync(`${serversFile}.next`, serversFile);
-  const records = JSON.parse(fs.readFileSync(path.join(state.dns.dir, "hosts.records.json"), "utf8")) as LabRecord[];
-  updateDns(state, records);
+  // The records served now: the stack the lab is at (apply saves it before it updates the DNS).
+  if (!state.stack) throw new Error("the lab has no stack");
+  updateDns(state, state.stack.records);
 }
 
 /** Stops the resolver (by its recorded PID) and deletes its files; returns what it did. */

@@ -112,6 +112,17 @@ export function writePause(writes: Writes, from: number): number {
   return longest;
 }
 
+/**
+ * Fails on a sample with two writable servers, or on an acknowledged write `server` lacks; returns the
+ * missing ids (none) for the figures.
+ */
+export function nothingLost(lab: Lab, server: string, writes: Writes, sampled: Sampled): number[] {
+  if (sampled.overlaps.length > 0) throw new Error(`two writable primaries: ${sampled.overlaps.slice(0, 3).join(", ")}`);
+  const lost = missingOn(lab, server, writes);
+  if (lost.length > 0) throw new Error(`${lost.length} acknowledged write(s) missing on ${server}: ids ${lost.slice(0, 10).join(", ")}`);
+  return lost;
+}
+
 /** The one writable web server. */
 export function currentPrimary(lab: Lab): string {
   const states = readOnly(lab);
