@@ -6,9 +6,9 @@ import * as path from "path";
 import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
 import { FAILOVER_PATHS, VRRP_LINK } from "../cloud-init/keepalived";
 import { METADATA_GUARD } from "../cloud-init/metadata-guard";
+import { resolveStack } from "../lab/emulations/terraform";
 import { labComputedValues } from "../lab/lab";
-import { resolveStack } from "../lab/terraform";
-import { installScript } from "../rollout";
+import { installScript } from "../tools/rollout";
 import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
 
 /**

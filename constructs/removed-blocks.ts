@@ -1,7 +1,7 @@
 import { TerraformStack } from "cdktf";
 import { Construct, RootConstruct } from "constructs";
 
-import type { RemovedBlock } from "../changes";
+import type { RemovedBlock } from "../tools/changes";
 
 /** A resource a bigger configuration of the stack declares: its type and its construct path below the stack. */
 export interface AbsentResource {

@@ -34,14 +34,14 @@ import {
   WrkResult,
 } from "./bench-report";
 import { backendStates, request, roles, siteUrl, sql, waitFor } from "./checks/helpers";
-import { insideArgs } from "./droplets";
+import { insideArgs } from "./emulations/droplets";
+import { preflight } from "./host/preflight";
+import { baseCached } from "./host/rootfs";
+import { CommandResult, log, sleep, tryRun } from "./host/shell";
+import { readState } from "./host/state";
+import { readTimings, TimingName } from "./host/timings";
 import { attachRunning, down, Lab, up } from "./lab";
-import { preflight } from "./preflight";
-import { baseCached } from "./rootfs";
 import { CLIENT_NS } from "./settings";
-import { CommandResult, log, sleep, tryRun } from "./shell";
-import { readState } from "./state";
-import { readTimings, TimingName } from "./timings";
 
 /** The goals, checked in the table. */
 export const GOALS = {

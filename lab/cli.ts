@@ -22,12 +22,12 @@
 import { Check, checks, databaseChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
 import { httpsOn, siteUrl } from "./checks/helpers";
 import { parseFault } from "./faults";
+import { preflight } from "./host/preflight";
+import { baseCached } from "./host/rootfs";
+import { log } from "./host/shell";
+import { recordTiming } from "./host/timings";
 import { attachRunning, down, Lab, leftovers, up } from "./lab";
-import { preflight } from "./preflight";
-import { baseCached } from "./rootfs";
 import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
-import { log } from "./shell";
-import { recordTiming } from "./timings";
 
 let interrupted = false;
 

@@ -18,9 +18,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { switchPorts } from "./network";
+import { switchPorts } from "./host/network";
+import { log, run, tryRun } from "./host/shell";
 import { dropletSlot, stateDir, SWITCH_NS } from "./settings";
-import { log, run, tryRun } from "./shell";
 
 export const FAULT_KINDS = ["stop", "start", "crash", "poweroff", "poweron", "partition", "slow", "heal"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];

@@ -5,14 +5,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { FAILOVER_TOKEN_VARIABLE } from "../constructs/foobar-stack";
-import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../rollout";
 import { loadSettings } from "../settings";
-import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./acme";
-import { apiDelayMs, apiLogFile, startApi, stopApi } from "./api";
-import { applyChanges, ApplyReport } from "./apply";
-import { startAptProxy, stopAptProxy } from "./apt-proxy";
-import { cgroupHierarchies, LAB_CGROUP, teardownCgroups } from "./cgroups";
-import { failNames, startDns, stopDns } from "./dns";
+import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../tools/rollout";
+import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./emulations/acme";
+import { apiDelayMs, apiLogFile, startApi, stopApi } from "./emulations/api";
+import { applyChanges, ApplyReport } from "./emulations/apply";
+import { failNames, startDns, stopDns } from "./emulations/dns";
 import {
   bootDroplet,
   cloudInitReport,
@@ -23,10 +21,17 @@ import {
   prepareDroplet,
   teardownDroplets,
   waitForCloudInit,
-} from "./droplets";
+} from "./emulations/droplets";
+import { renderFirewall } from "./emulations/firewall";
+import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./emulations/metadata";
+import { randomPassword } from "./emulations/passwords";
+import { createAdminKey, sshFromClient } from "./emulations/ssh";
+import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./emulations/synth";
+import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./emulations/terraform";
+import { createVolume, teardownVolumes } from "./emulations/volumes";
 import { FaultKind, injectFault } from "./faults";
-import { renderFirewall } from "./firewall";
-import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./metadata";
+import { startAptProxy, stopAptProxy } from "./host/apt-proxy";
+import { cgroupHierarchies, LAB_CGROUP, teardownCgroups } from "./host/cgroups";
 import {
   addAcmeHost,
   addApiHost,
@@ -43,9 +48,11 @@ import {
   reservedIpHolders,
   reservedIpHoldersFile,
   teardownNetwork,
-} from "./network";
-import { randomPassword } from "./passwords";
-import { baseCached, ensureBase } from "./rootfs";
+} from "./host/network";
+import { baseCached, ensureBase } from "./host/rootfs";
+import { CommandResult, log, sleep, tryRun } from "./host/shell";
+import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./host/state";
+import { recordTiming } from "./host/timings";
 import {
   ACME_NS,
   API_NS,
@@ -65,13 +72,6 @@ import {
   stateDir,
   UPLINK_ADDRESS,
 } from "./settings";
-import { CommandResult, log, sleep, tryRun } from "./shell";
-import { createAdminKey, sshFromClient } from "./ssh";
-import { AcmeEndpoints, LabState, newState, readState, removeStateFile, saveState } from "./state";
-import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./synth";
-import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./terraform";
-import { recordTiming } from "./timings";
-import { createVolume, teardownVolumes } from "./volumes";
 
 /** What checks get: the resolved stack and ways to act on the running lab. */
 export interface Lab {

@@ -15,8 +15,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, StackJson } from "../changes";
 import { FAILOVER_TOKEN_TERRAFORM_VARIABLE } from "../settings";
+import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, StackJson } from "./changes";
 import {
   mergePlan,
   PlanJson,
@@ -357,7 +357,7 @@ function synthesizer(outdir: string): (variables: Readonly<Record<string, string
   process.chdir(path.resolve(__dirname, ".."));
   // Required here, not imported: the tests of the pure parts above need not load every construct.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { synthesizeStack } = require("../lab/synth") as typeof import("../lab/synth");
+  const { synthesizeStack } = require("../lab/emulations/synth") as typeof import("../lab/emulations/synth");
   // A pair's synthesis needs the failover token; Terraform gets the same one as TF_VAR_failover_token.
   const token = { [FAILOVER_TOKEN_TERRAFORM_VARIABLE]: NO_API_ENVIRONMENT[FAILOVER_TOKEN_TERRAFORM_VARIABLE] };
   return (variables) => synthesizeStack(outdir, { ...variables, ...token }, {}) as StackJson;

@@ -8,7 +8,7 @@
  * Pure functions over the JSON that `terraform show -json` and
  * `terraform providers schema -json` write; `real-plans.ts` runs Terraform.
  */
-import type { StackJson } from "../changes";
+import type { StackJson } from "./changes";
 
 /** A value type as `terraform providers schema -json` writes it: `"string"`, `["set", "number"]`, `["object", {…}]`. */
 export type SchemaType = string | readonly [string, unknown];

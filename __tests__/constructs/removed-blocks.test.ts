@@ -1,8 +1,8 @@
 import { Testing } from "cdktf";
 
-import { RemovedBlock, StackJson, synthesisVariables } from "../../changes";
 import { FoobarStack } from "../../constructs";
 import { loadSettings } from "../../settings";
+import { RemovedBlock, StackJson, synthesisVariables } from "../../tools/changes";
 
 function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
   return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as StackJson;

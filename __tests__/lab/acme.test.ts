@@ -3,10 +3,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { acmeDirectoryUrl, acmeFiles, challtestsrvArgs, renderPebbleConfig } from "../../lab/acme";
+import { acmeDirectoryUrl, acmeFiles, challtestsrvArgs, renderPebbleConfig } from "../../lab/emulations/acme";
+import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "../../lab/emulations/synth";
+import type { LabRecord, LabStack } from "../../lab/emulations/terraform";
 import { siteAddress } from "../../lab/lab";
-import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "../../lab/synth";
-import type { LabRecord, LabStack } from "../../lab/terraform";
 import { FAILOVER_TOKEN_PATTERN } from "../../settings";
 
 describe("pebble's config", () => {

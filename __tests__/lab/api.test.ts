@@ -1,6 +1,6 @@
-import { apiAnswer, apiDelayMs, ApiServerConfig, ApiState } from "../../lab/api";
-import { dropletMetadata, metadataAnswer, withReservedIp } from "../../lab/metadata";
-import type { LabDroplet, LabStack } from "../../lab/terraform";
+import { apiAnswer, apiDelayMs, ApiServerConfig, ApiState } from "../../lab/emulations/api";
+import { dropletMetadata, metadataAnswer, withReservedIp } from "../../lab/emulations/metadata";
+import type { LabDroplet, LabStack } from "../../lab/emulations/terraform";
 
 const TOKEN = `dop_v1_${"ab".repeat(32)}`;
 const config: ApiServerConfig = {

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { cgroupHierarchies, dropletCgroupDirs, inCgroups, LAB_CGROUP } from "../../lab/cgroups";
+import { cgroupHierarchies, dropletCgroupDirs, inCgroups, LAB_CGROUP } from "../../lab/host/cgroups";
 
 // Read off this project's CI machine: a hybrid host (cgroup v1 controllers, a
 // named systemd hierarchy, and the unified hierarchy beside them).

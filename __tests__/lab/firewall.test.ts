@@ -1,7 +1,7 @@
 import { spawnSync } from "child_process";
 
-import { renderFirewall } from "../../lab/firewall";
-import type { LabDroplet, LabFirewall, LabStack } from "../../lab/terraform";
+import { renderFirewall } from "../../lab/emulations/firewall";
+import type { LabDroplet, LabFirewall, LabStack } from "../../lab/emulations/terraform";
 
 const proxy = { aptProxyAddress: "198.51.100.1", aptProxyPort: 3142 };
 

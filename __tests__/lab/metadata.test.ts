@@ -1,7 +1,13 @@
 import { spawnSync } from "child_process";
 
-import { dropletLinkLocal, dropletMetadata, METADATA_ADDRESS, metadataAnswer, renderMetadataSwitchRules } from "../../lab/metadata";
-import type { LabDroplet, LabStack } from "../../lab/terraform";
+import {
+  dropletLinkLocal,
+  dropletMetadata,
+  METADATA_ADDRESS,
+  metadataAnswer,
+  renderMetadataSwitchRules,
+} from "../../lab/emulations/metadata";
+import type { LabDroplet, LabStack } from "../../lab/emulations/terraform";
 
 const web: LabDroplet = {
   address: "digitalocean_droplet.web-01",

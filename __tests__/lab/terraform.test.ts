@@ -1,5 +1,5 @@
-import { randomPassword } from "../../lab/passwords";
-import { ComputedValues, hostAddress, interpolate, resolveStack, TerraformJson } from "../../lab/terraform";
+import { randomPassword } from "../../lab/emulations/passwords";
+import { ComputedValues, hostAddress, interpolate, resolveStack, TerraformJson } from "../../lab/emulations/terraform";
 
 /** Pinned stand-ins for apply-time values, so every resolved value is predictable. */
 const computed: ComputedValues = {

@@ -1,4 +1,4 @@
-import type { ResourceChange, StackJson } from "../../changes";
+import type { ResourceChange, StackJson } from "../../tools/changes";
 import {
   actionOf,
   compareRow,

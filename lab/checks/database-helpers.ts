@@ -5,8 +5,8 @@
  */
 import * as fs from "node:fs";
 
+import { sleep } from "../host/shell";
 import type { Lab } from "../lab";
-import { sleep } from "../shell";
 import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor } from "./helpers";
 
 /** The web servers, by name. */

@@ -6,8 +6,8 @@
  * after the stack has grown to three web servers, and each starts from where
  * the one before left it.
  */
+import { sleep } from "../host/shell";
 import type { Lab } from "../lab";
-import { sleep } from "../shell";
 import {
   agentLines,
   currentPrimary,

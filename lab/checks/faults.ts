@@ -1,6 +1,6 @@
 /** Faults: a stopped, crashed, powered-off or cut-off part, under load. */
 
-import { sleep } from "../shell";
+import { sleep } from "../host/shell";
 import {
   backendStates,
   backgroundClient,

@@ -6,10 +6,10 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 
 import { userDataText } from "../../cloud-init/cloud-config";
+import type { LabDroplet } from "../emulations/terraform";
+import { CommandResult, sleep, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
 import { CLIENT_NS } from "../settings";
-import { CommandResult, sleep, tryRun } from "../shell";
-import type { LabDroplet } from "../terraform";
 
 export interface Check {
   /** A sentence stating the rule: printed as `PASS <name> — <evidence>`. */

@@ -1,9 +1,9 @@
 /** Isolation: droplets are separate machines. */
 import * as path from "node:path";
 
-import { LAB_CGROUP } from "../cgroups";
-import { BASE_MARKER } from "../rootfs";
-import { sleep, tryRun } from "../shell";
+import { LAB_CGROUP } from "../host/cgroups";
+import { BASE_MARKER } from "../host/rootfs";
+import { sleep, tryRun } from "../host/shell";
 import { cgroupLines, Check, unitInvocation, waitFor } from "./helpers";
 
 export const isolationChecks: Check[] = [

@@ -1,15 +1,15 @@
 /**
  * The load balancer pair's checks, run by `npm run test:lab` on a second lab
- * booted with `FOOBAR_LOAD_BALANCERS=2` (see cli.ts). They run in order and
+ * booted with `FOOBAR_LOAD_BALANCERS=2` (see lab/cli.ts). They run in order and
  * each starts from where the one before left the pair.
  */
 import * as fs from "node:fs";
 
 import { userDataText } from "../../cloud-init/cloud-config";
 import { FAILOVER_PATHS } from "../../cloud-init/keepalived";
+import type { LabDroplet } from "../emulations/terraform";
+import { sleep, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
-import { sleep, tryRun } from "../shell";
-import type { LabDroplet } from "../terraform";
 import { checks } from "./base";
 import { backgroundClient, Check, siteUrl, waitFor } from "./helpers";
 

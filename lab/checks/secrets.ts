@@ -1,6 +1,6 @@
 /** Secrets: file modes, logs, the metadata service. */
 
-import { METADATA_ADDRESS } from "../metadata";
+import { METADATA_ADDRESS } from "../emulations/metadata";
 import { Check, generatedSecrets, httpsOn, roles, siteHost } from "./helpers";
 
 export const secretChecks: Check[] = [

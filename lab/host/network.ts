@@ -16,7 +16,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { dropletLinkLocal, METADATA_ADDRESS, METADATA_SWITCH_TABLE, renderMetadataSwitchRules } from "./metadata";
+import { dropletLinkLocal, METADATA_ADDRESS, METADATA_SWITCH_TABLE, renderMetadataSwitchRules } from "../emulations/metadata";
+import { LabDroplet, LabRecord, rangesOverlap } from "../emulations/terraform";
 import {
   ACME_ADDRESS,
   ACME_NS,
@@ -38,10 +39,9 @@ import {
   UPLINK_LINK,
   UPLINK_PORT,
   VPC_BRIDGE,
-} from "./settings";
+} from "../settings";
 import { run, tryRun } from "./shell";
 import { LabState, remember, saveState } from "./state";
-import { LabDroplet, LabRecord, rangesOverlap } from "./terraform";
 
 const NETNS_ETC = "/etc/netns";
 

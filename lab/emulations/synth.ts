@@ -11,9 +11,9 @@ import * as path from "node:path";
 
 import { App } from "cdktf";
 
-import { FoobarStack } from "../constructs";
-import { loadSettings, SETTINGS } from "../settings";
-import { CLIENT_ADDRESS } from "./settings";
+import { FoobarStack } from "../../constructs";
+import { loadSettings, SETTINGS } from "../../settings";
+import { CLIENT_ADDRESS } from "../settings";
 import type { TerraformJson } from "./terraform";
 
 /** The stack's id, as in `main.ts`: `<outdir>/stacks/foobar/cdk.tf.json`. */

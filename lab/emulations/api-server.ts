@@ -8,8 +8,8 @@
 import * as fs from "node:fs";
 import * as https from "node:https";
 
+import { moveReservedIp, reservedIpHolders } from "../host/network";
 import { apiAnswer, ApiServerConfig, ApiState } from "./api";
-import { moveReservedIp, reservedIpHolders } from "./network";
 
 const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as ApiServerConfig;
 const state: ApiState = { holders: reservedIpHolders(), actions: [] };

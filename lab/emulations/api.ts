@@ -21,10 +21,10 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { stopServer, waitUntilServing } from "./processes";
-import { API_ADDRESS, API_NS, stateDir } from "./settings";
-import { log, tryRun } from "./shell";
-import { LabState, saveState } from "./state";
+import { stopServer, waitUntilServing } from "../host/processes";
+import { log, tryRun } from "../host/shell";
+import { LabState, saveState } from "../host/state";
+import { API_ADDRESS, API_NS, stateDir } from "../settings";
 
 /** The host name the droplets call. */
 export const API_HOST_NAME = "api.digitalocean.com";

@@ -18,8 +18,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { loadStacks } from "./environments";
-import { Environment, SettingsError } from "./settings";
+import { loadStacks } from "../environments";
+import { Environment, SettingsError } from "../settings";
 
 /** The environment cdktf and Terraform run with. */
 export function quietEnvironment(env: Environment, emptyConfig: string): Record<string, string | undefined> {
@@ -40,7 +40,7 @@ function main(args: readonly string[]): number {
   }
   const emptyConfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-terraformrc-")), "terraformrc");
   fs.writeFileSync(emptyConfig, "");
-  const cdktf = path.join(__dirname, "node_modules", ".bin", "cdktf");
+  const cdktf = path.join(__dirname, "..", "node_modules", ".bin", "cdktf");
   const result = spawnSync(cdktf, args, { stdio: "inherit", env: quietEnvironment(process.env, emptyConfig) });
   fs.rmSync(path.dirname(emptyConfig), { recursive: true, force: true });
   if (result.error) {

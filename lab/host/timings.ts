@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { cacheDir } from "./settings";
+import { cacheDir } from "../settings";
 
 export type TimingName = "cold up" | "warm up" | "warm test:lab";
 

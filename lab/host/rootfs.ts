@@ -11,8 +11,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { APT_PROXY_PORT, cacheDir, DEBIAN_SUITE, debianMirror, DNS_ADDRESS, UPLINK_ADDRESS } from "../settings";
 import { mountsUnder, removeTree, unmountAll } from "./mounts";
-import { APT_PROXY_PORT, cacheDir, DEBIAN_SUITE, debianMirror, DNS_ADDRESS, UPLINK_ADDRESS } from "./settings";
 import { log, run } from "./shell";
 
 /**

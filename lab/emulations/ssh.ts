@@ -7,10 +7,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { shellQuote } from "../rollout";
-import { CLIENT_NS, stateDir } from "./settings";
-import { CommandResult, run, tryRun } from "./shell";
-import { LabState, saveState } from "./state";
+import { shellQuote } from "../../tools/rollout";
+import { CommandResult, run, tryRun } from "../host/shell";
+import { LabState, saveState } from "../host/state";
+import { CLIENT_NS, stateDir } from "../settings";
 
 /** Makes the lab's admin key pair once; returns its public key. */
 export function createAdminKey(state: LabState): string {

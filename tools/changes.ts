@@ -349,7 +349,7 @@ export function changesTable(synth: (variables: Readonly<Record<string, string>>
 if (require.main === module) {
   // Loaded only here: the planner itself (what the tests and the lab import) needs no synthesis.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { synthesizeStack } = require("./lab/synth") as typeof import("./lab/synth");
+  const { synthesizeStack } = require("../lab/emulations/synth") as typeof import("../lab/emulations/synth");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-changes-"));
   try {
     console.log(changesTable((variables) => synthesizeStack(path.join(dir, "out"), variables, {}) as StackJson));

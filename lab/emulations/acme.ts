@@ -20,11 +20,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "../host/processes";
+import { log, run, tryRun } from "../host/shell";
+import { AcmeEndpoints, LabState, saveState } from "../host/state";
+import { ACME_ADDRESS, ACME_NS, stateDir } from "../settings";
 import { API_HOST_NAME } from "./api";
-import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "./processes";
-import { ACME_ADDRESS, ACME_NS, stateDir } from "./settings";
-import { log, run, tryRun } from "./shell";
-import { AcmeEndpoints, LabState, saveState } from "./state";
 
 /** The DNS name in pebble's HTTPS certificate, besides its address. */
 export const ACME_HOST_NAME = "acme.lab.test";

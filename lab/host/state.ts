@@ -8,8 +8,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { stateDir, stateFile } from "./settings";
-import type { LabStack } from "./terraform";
+import type { LabStack } from "../emulations/terraform";
+import { stateDir, stateFile } from "../settings";
 
 export interface DropletState {
   readonly name: string;

@@ -19,11 +19,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { APP, DEFAULT_APP_COMMAND, renderAppUnit } from "./cloud-init/app";
-import { AppFile } from "./cloud-init/user-data";
-import { readAppFiles, SAMPLE_APP_DIR } from "./constructs/app-files";
-import { loadStacks } from "./environments";
-import { SettingsError } from "./settings";
+import { APP, DEFAULT_APP_COMMAND, renderAppUnit } from "../cloud-init/app";
+import { AppFile } from "../cloud-init/user-data";
+import { readAppFiles, SAMPLE_APP_DIR } from "../constructs/app-files";
+import { loadStacks } from "../environments";
+import { SettingsError } from "../settings";
 
 /** What a command on a droplet returned. */
 export interface RemoteResult {

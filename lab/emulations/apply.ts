@@ -3,7 +3,7 @@
  * way `terraform apply` would change the deployment, from the stack as the
  * current settings synthesize it.
  *
- * The plan is the project's own (`changes.ts`, the provider's ForceNew
+ * The plan is the project's own (`tools/changes.ts`, the provider's ForceNew
  * rules): a droplet whose ForceNew arguments changed, or that is named with
  * `--replace` (`terraform apply -replace`), is destroyed and then created
  * again, with a new id, new addresses and a blank disk, as on DigitalOcean;
@@ -20,12 +20,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { planChanges, protectedVolumesAtRisk, ResourceChange, StackJson } from "../changes";
-import { removeDropletCgroups } from "./cgroups";
-import { updateDns } from "./dns";
-import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
-import { labComputedValues, labFirewall } from "./lab";
-import { startMetadata, stopMetadata } from "./metadata";
+import { planChanges, protectedVolumesAtRisk, ResourceChange, StackJson } from "../../tools/changes";
+import { removeDropletCgroups } from "../host/cgroups";
 import {
   addDropletNetwork,
   applyMetadataSwitchRules,
@@ -34,10 +30,14 @@ import {
   moveReservedIp,
   removeDropletNetwork,
   updateClientHosts,
-} from "./network";
-import { bootTimeoutSeconds, dropletNamespace, PUBLIC_RANGE, stateDir } from "./settings";
-import { log, sleep } from "./shell";
-import { LabState, saveState } from "./state";
+} from "../host/network";
+import { log, sleep } from "../host/shell";
+import { LabState, saveState } from "../host/state";
+import { labComputedValues, labFirewall } from "../lab";
+import { bootTimeoutSeconds, dropletNamespace, PUBLIC_RANGE, stateDir } from "../settings";
+import { updateDns } from "./dns";
+import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
+import { startMetadata, stopMetadata } from "./metadata";
 import { labOverrides, STACK_NAME, synthesizeStack } from "./synth";
 import { LabStack, resolveStack } from "./terraform";
 import { createVolume } from "./volumes";

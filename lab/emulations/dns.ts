@@ -16,11 +16,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "../host/processes";
+import { log, run, tryRun } from "../host/shell";
+import { LabState, saveState } from "../host/state";
+import { API_ADDRESS, DNS_ADDRESS, DNS_NS, stateDir } from "../settings";
 import { API_HOST_NAME } from "./api";
-import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
-import { API_ADDRESS, DNS_ADDRESS, DNS_NS, stateDir } from "./settings";
-import { log, run, tryRun } from "./shell";
-import { LabState, saveState } from "./state";
 import type { LabRecord } from "./terraform";
 
 /** TTL of every answer, in seconds: DigitalOcean's minimum, what the stack gives its internal records. */

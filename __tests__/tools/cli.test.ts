@@ -3,9 +3,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { quietEnvironment } from "../cli";
+import { quietEnvironment } from "../../tools/cli";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "..", "..");
 
 /** Runs an npm script the way an operator does, with `env` over this process's environment minus every FOOBAR_* variable. */
 function npmRun(args: readonly string[], env: Record<string, string>): Promise<{ status: number; stdout: string; stderr: string }> {

@@ -10,13 +10,13 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { createDropletCgroups, dropletCgroupDirs, inCgroups } from "../host/cgroups";
+import { removeTree, unmountAll } from "../host/mounts";
+import { childrenOf, processName, stopProcess } from "../host/processes";
+import { CommandResult, log, run, sleep, tail, tryRun } from "../host/shell";
+import { dropletDir, DropletState, LabState, saveState } from "../host/state";
 import { installLabCa } from "./acme";
-import { createDropletCgroups, dropletCgroupDirs, inCgroups } from "./cgroups";
-import { removeTree, unmountAll } from "./mounts";
-import { childrenOf, processName, stopProcess } from "./processes";
-import { CommandResult, log, run, sleep, tail, tryRun } from "./shell";
 import { installAdminKey } from "./ssh";
-import { dropletDir, DropletState, LabState, saveState } from "./state";
 import type { LabDroplet } from "./terraform";
 import { volumeBinds } from "./volumes";
 

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { packRelease, Release, rollout, RolloutTarget, shellQuote } from "../rollout";
+import { packRelease, Release, rollout, RolloutTarget, shellQuote } from "../../tools/rollout";
 
 const release: Release = {
   files: [

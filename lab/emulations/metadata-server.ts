@@ -8,8 +8,8 @@
 import * as fs from "node:fs";
 import * as http from "node:http";
 
+import { reservedIpHolders } from "../host/network";
 import { metadataAnswer, MetadataServerConfig, withReservedIp } from "./metadata";
-import { reservedIpHolders } from "./network";
 
 const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as MetadataServerConfig;
 

@@ -2,11 +2,11 @@ import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
 
-import { changesTable, planChanges, protectedVolumesAtRisk, StackJson, summarizeChanges, synthesisVariables } from "../changes";
-import { FoobarStack } from "../constructs";
-import { FORCE_NEW_ARGUMENTS } from "../force-new";
-import { loadSettings } from "../settings";
-import { resourcesOf, synthStack } from "./helpers";
+import { FoobarStack } from "../../constructs";
+import { loadSettings } from "../../settings";
+import { changesTable, planChanges, protectedVolumesAtRisk, StackJson, summarizeChanges, synthesisVariables } from "../../tools/changes";
+import { FORCE_NEW_ARGUMENTS } from "../../tools/force-new";
+import { resourcesOf, synthStack } from "../helpers";
 
 /** Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would. */
 function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
@@ -182,7 +182,7 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
 
 describe("the table of changes in docs/day-two.md", () => {
   test("is the one two syntheses per setting give (regenerate it with `npm run -s changes`)", () => {
-    const readme = fs.readFileSync(path.join(__dirname, "..", "docs", "day-two.md"), "utf8");
+    const readme = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "day-two.md"), "utf8");
     const block = /<!-- changes:start -->\n([\s\S]*?)\n<!-- changes:end -->/.exec(readme);
     expect(block).not.toBeNull();
     expect(block![1]).toBe(changesTable(synth));

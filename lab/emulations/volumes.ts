@@ -10,10 +10,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { volumeDevicePath } from "../cloud-init/volume";
-import { stateDir } from "./settings";
-import { log, run, tryRun } from "./shell";
-import { LabState, saveState } from "./state";
+import { volumeDevicePath } from "../../cloud-init/volume";
+import { log, run, tryRun } from "../host/shell";
+import { LabState, saveState } from "../host/state";
+import { stateDir } from "../settings";
 import type { LabVolume } from "./terraform";
 
 /**

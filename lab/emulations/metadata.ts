@@ -15,11 +15,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { METADATA_ADDRESS } from "../cloud-init/metadata-guard";
-import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "./processes";
-import { dropletSlot, METADATA_NS, stateDir, UPLINK_PORT } from "./settings";
-import { log, run, tryRun } from "./shell";
-import { LabState, saveState } from "./state";
+import { METADATA_ADDRESS } from "../../cloud-init/metadata-guard";
+import { NOBODY_ID, spawnUnprivileged, stopServer, waitUntilServing } from "../host/processes";
+import { log, run, tryRun } from "../host/shell";
+import { LabState, saveState } from "../host/state";
+import { dropletSlot, METADATA_NS, stateDir, UPLINK_PORT } from "../settings";
 import type { LabDroplet, LabStack } from "./terraform";
 
 /** DigitalOcean's metadata address (the stack's guard and the lab agree on it). */

@@ -10,8 +10,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { APT_PROXY_PORT, cacheDir, debianMirror, stateDir, UPLINK_ADDRESS } from "../settings";
 import { processName, stopProcess } from "./processes";
-import { APT_PROXY_PORT, cacheDir, debianMirror, stateDir, UPLINK_ADDRESS } from "./settings";
 import { log, run, sleep, tail, tryRun } from "./shell";
 import { LabState, saveState } from "./state";
 
