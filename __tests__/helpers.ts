@@ -8,9 +8,10 @@ import { gunzipSync } from "zlib";
 
 import { FoobarStack } from "../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
+import type { TerraformJson } from "../tools/changes";
 
-/** The synthesized Terraform JSON of a whole stack. */
-export interface StackJson {
+/** The synthesized Terraform JSON of a whole stack, loosely typed for assertions. */
+export interface StackJson extends TerraformJson {
   readonly terraform: Record<string, any>;
   readonly resource: Record<string, Record<string, Record<string, any>>>;
   readonly output: Record<string, { value: unknown; sensitive?: boolean }>;

@@ -328,7 +328,7 @@ describe("cdktf synth with a bad setting", () => {
 });
 
 describe("the README's settings table", () => {
-  test("is the one generated from the declaration in settings.ts", () => {
+  test("is the one generated from the declaration in settings/declaration.ts", () => {
     const readme = fs.readFileSync(path.resolve(__dirname, "..", "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("\n## Settings\n"), readme.indexOf("\n## ", readme.indexOf("\n## Settings\n") + 1));
     const table = section

@@ -2,6 +2,8 @@ import { Domain } from "@cdktf/provider-digitalocean/lib/domain";
 import { Record as DnsRecord } from "@cdktf/provider-digitalocean/lib/record";
 import { Construct } from "constructs";
 
+import { INTERNAL_LABEL } from "../names";
+
 export interface DnsProps {
   /** The zone, such as "foobar.com". */
   readonly domain: string;
@@ -29,19 +31,11 @@ export interface InternalHost {
   readonly address: string;
 }
 
-/** The label under which private addresses are published. */
-export const INTERNAL_LABEL = "internal";
-
 /**
  * TTL of the internal records, in seconds: DigitalOcean's minimum, so a
  * replaced droplet's new address is seen within half a minute.
  */
 export const INTERNAL_TTL = 30;
-
-/** `web-01` → `web-01.internal.foobar.com`: the name droplets use for a private address. */
-export function internalHostName(label: string, domain: string): string {
-  return `${label}.${INTERNAL_LABEL}.${domain}`;
-}
 
 export const DEFAULT_DNS_TTL = 300;
 

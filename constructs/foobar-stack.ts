@@ -7,11 +7,21 @@ import { Construct } from "constructs";
 
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
 import { HAPROXY_STATS } from "../cloud-init/user-data";
+import {
+  FAILOVER_TOKEN_VARIABLE,
+  internalHostName,
+  loadBalancerName,
+  parseDropletName,
+  PRIMARY_DATABASE_LABEL,
+  RESERVED_IP_LABEL,
+  stateKey,
+  webServerName,
+} from "../names";
 import { FAILOVER_TOKEN_PATTERN, MAX_LOAD_BALANCERS, MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
 import { DATA_VOLUME_RESOURCE_ID } from "./data-volume";
 import { DatabasePasswords, PASSWORD_OPTIONS } from "./database-passwords";
-import { Dns, InternalHost, internalHostName, siteHostNames } from "./dns";
+import { Dns, InternalHost, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
 import { CERTIFICATE_VOLUME_ID, LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
@@ -29,30 +39,11 @@ import { DATABASE_VOLUME_ID, WebServer } from "./web-server";
  */
 export const DIGITALOCEAN_PROVIDER_VERSION = ">= 2.71.0, < 3.0.0";
 
-/** The internal name of the MySQL primary's private address: `mysql-primary.internal.<domain>`. */
-export const PRIMARY_DATABASE_LABEL = "mysql-primary";
-
-/** The internal name of the site's reserved IP, for the load balancers of a pair: `reserved-ip.internal.<domain>`. */
-export const RESERVED_IP_LABEL = "reserved-ip";
-
 /** The construct id of the site's address; part of the Terraform addresses of its resources. */
 export const SITE_ADDRESS_ID = "site-address";
 
 /** `removed` blocks (the stack forgets rather than destroys what leaves it) need Terraform 1.7. */
 export const TERRAFORM_VERSION_FOR_REMOVED_BLOCKS = ">= 1.7.0";
-
-/** The Terraform variable that holds the pair's API token (`TF_VAR_failover_token`). */
-export const FAILOVER_TOKEN_VARIABLE = "failover_token";
-
-/** "lb-01", "lb-02": construct ids and droplet names. */
-export function loadBalancerName(index: number): string {
-  return `lb-${String(index).padStart(2, "0")}`;
-}
-
-/** "web-01", "web-02", …: construct ids and droplet names. Renaming one replaces that droplet. */
-export function webServerName(index: number): string {
-  return `web-${String(index).padStart(2, "0")}`;
-}
 
 /**
  * The prefix of every DigitalOcean name (tags, firewalls, VPC, project):
@@ -61,11 +52,6 @@ export function webServerName(index: number): string {
  */
 export function namePrefix(settings: Settings): string {
   return settings.environment ? `${settings.project}-${settings.environment}` : settings.project;
-}
-
-/** The object key of a stack's state in the Spaces bucket. */
-export function stateKey(stackName: string): string {
-  return `${stackName}/terraform.tfstate`;
 }
 
 /**
@@ -271,7 +257,10 @@ export class FoobarStack extends TerraformStack {
     const internalHosts: InternalHost[] = [
       ...webServers.map((web, i) => ({ label: webServerName(i + 1), address: web.server.privateIpv4 })),
       // The one record a promotion changes (FOOBAR_DB_PRIMARY): the database agents follow it.
-      { label: PRIMARY_DATABASE_LABEL, address: webServers[Number(settings.databasePrimary.slice("web-".length)) - 1]!.server.privateIpv4 },
+      {
+        label: PRIMARY_DATABASE_LABEL,
+        address: webServers[Number(parseDropletName(settings.databasePrimary)!.index) - 1]!.server.privateIpv4,
+      },
       ...(pair
         ? [
             ...this.loadBalancers.map((lb, i) => ({ label: lbLabels[i]!, address: lb.server.privateIpv4 })),

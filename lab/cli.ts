@@ -19,6 +19,7 @@
  * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds), FOOBAR_LAB_API_DELAY_MS (how
  * long the emulated API takes to move a reserved IP; default 1000).
  */
+import { isLoadBalancer } from "../names";
 import { Check, checks, databaseChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
 import { httpsOn, siteUrl } from "./checks/helpers";
 import { parseFault } from "./faults";
@@ -161,7 +162,7 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
 
 /** The checks that fit a running lab: the pair's when it has two load balancers. */
 function checksFor(lab: Lab): readonly Check[] {
-  return lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).length > 1
+  return lab.stack.droplets.filter((d) => isLoadBalancer(d.name)).length > 1
     ? [...pairChecks, ...pairScalingChecks]
     : [...checks, ...databaseChecks, ...scalingChecks];
 }

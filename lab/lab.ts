@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { FAILOVER_TOKEN_VARIABLE } from "../constructs/foobar-stack";
+import { FAILOVER_TOKEN_VARIABLE, isLoadBalancer } from "../names";
 import { loadSettings } from "../settings";
 import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../tools/rollout";
 import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./emulations/acme";
@@ -333,7 +333,7 @@ function attach(state: LabState): Lab {
     volumeDevice: (name) => state.volumes?.[name]?.loop,
     rollout: (env, progress) => {
       const droplets = state.stack!.droplets;
-      const lbs = droplets.filter((d) => d.name.startsWith("lb-"));
+      const lbs = droplets.filter((d) => isLoadBalancer(d.name));
       if (lbs.length === 0) throw new Error("the stack has no load balancer");
       const target: RolloutTarget = {
         loadBalancers: lbs.map((lb) => lb.name),

@@ -12,8 +12,8 @@ import * as path from "node:path";
 
 import { FORCE_NEW_ARGUMENTS, OPTIONAL_COMPUTED_ARGUMENTS } from "./force-new";
 
-/** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
-export interface StackJson {
+/** Terraform JSON as cdktf writes it (`resource.<type>.<name> = config`): the one type the tools and the lab read it as. */
+export interface TerraformJson {
   readonly resource?: Record<string, Record<string, Record<string, unknown>>>;
   readonly [key: string]: unknown;
 }
@@ -41,7 +41,7 @@ export interface RemovedBlock {
 }
 
 /** The addresses the stack's `removed` blocks tell Terraform to forget rather than destroy. */
-export function forgottenAddresses(stack: StackJson): Set<string> {
+export function forgottenAddresses(stack: TerraformJson): Set<string> {
   const blocks = (stack.removed ?? []) as readonly RemovedBlock[];
   return new Set(blocks.filter((block) => block.lifecycle?.destroy === false).map((block) => block.from));
 }
@@ -73,8 +73,8 @@ function ignoredChanges(config: Record<string, unknown>): Set<string> {
  * after apply. An argument that refers to a replaced resource and is not
  * ForceNew is updated in place.
  */
-export function planChanges(before: StackJson, after: StackJson, forceReplace: readonly string[] = []): ResourceChange[] {
-  const flatten = (stack: StackJson) =>
+export function planChanges(before: TerraformJson, after: TerraformJson, forceReplace: readonly string[] = []): ResourceChange[] {
+  const flatten = (stack: TerraformJson) =>
     new Map<string, { type: string; config: Record<string, unknown> }>(
       Object.entries(stack.resource ?? {}).flatMap(([type, byName]) =>
         Object.entries(byName).map(([name, config]): [string, { type: string; config: Record<string, unknown> }] => [
@@ -161,7 +161,7 @@ export interface ChangeSummary {
 }
 
 /** A resource as the table names it: `droplet web-01`, `volume web-01-mysql`, `record www`. */
-function describe(address: string, stacks: readonly StackJson[]): string {
+function describe(address: string, stacks: readonly TerraformJson[]): string {
   const [type, name] = [address.slice(0, address.indexOf(".")), address.slice(address.indexOf(".") + 1)];
   const config = stacks.map((s) => s.resource?.[type]?.[name]).find((c) => c !== undefined) ?? {};
   const short = type.replace(/^digitalocean_/, "").replace(/_/g, " ");
@@ -175,7 +175,7 @@ function describe(address: string, stacks: readonly StackJson[]): string {
  * A volume whose block left the configuration is not among them: Terraform
  * deletes it (or, with a `removed` block, forgets it) without looking at the flag.
  */
-export function protectedVolumesAtRisk(before: StackJson, changes: readonly ResourceChange[]): string[] {
+export function protectedVolumesAtRisk(before: TerraformJson, changes: readonly ResourceChange[]): string[] {
   return changes
     .filter((c) => c.type === "digitalocean_volume" && c.action === "replace")
     .map((c) => configOf(before, c))
@@ -183,12 +183,12 @@ export function protectedVolumesAtRisk(before: StackJson, changes: readonly Reso
     .map((config) => String(config.name));
 }
 
-function configOf(stack: StackJson, change: ResourceChange): Record<string, unknown> {
+function configOf(stack: TerraformJson, change: ResourceChange): Record<string, unknown> {
   return stack.resource?.[change.type]?.[change.address.slice(change.type.length + 1)] ?? {};
 }
 
 /** Summarizes `planChanges(before, after)` for docs/day-two.md and for `lab apply`. */
-export function summarizeChanges(before: StackJson, after: StackJson, changes = planChanges(before, after)): ChangeSummary {
+export function summarizeChanges(before: TerraformJson, after: TerraformJson, changes = planChanges(before, after)): ChangeSummary {
   // "monitor alert" six times reads better as "6 monitor alerts".
   const named = (action: ChangeAction) => {
     const names = changes.filter((c) => c.action === action).map((c) => describe(c.address, [before, after]));
@@ -322,7 +322,7 @@ export function synthesisVariables(variables: Readonly<Record<string, string>>):
 }
 
 /** The table of changes (docs/day-two.md), from two syntheses per row: the settings before (the defaults, or the row's `from`) and after. */
-export function changesTable(synth: (variables: Readonly<Record<string, string>>) => StackJson): string {
+export function changesTable(synth: (variables: Readonly<Record<string, string>>) => TerraformJson): string {
   const defaults = synth({});
   const cell = (items: readonly string[]) => (items.length > 0 ? items.join(", ") : "—");
   const settings = (variables: Readonly<Record<string, string>>) =>
@@ -352,7 +352,7 @@ if (require.main === module) {
   const { synthesizeStack } = require("../lab/emulations/synth") as typeof import("../lab/emulations/synth");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-changes-"));
   try {
-    console.log(changesTable((variables) => synthesizeStack(path.join(dir, "out"), variables, {}) as StackJson));
+    console.log(changesTable((variables) => synthesizeStack(path.join(dir, "out"), variables, {}) as TerraformJson));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

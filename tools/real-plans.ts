@@ -16,7 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { FAILOVER_TOKEN_TERRAFORM_VARIABLE } from "../settings";
-import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, StackJson } from "./changes";
+import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, TerraformJson } from "./changes";
 import {
   mergePlan,
   PlanJson,
@@ -95,7 +95,7 @@ export function refusedAddresses(errors: readonly string[]): string[] {
 }
 
 /** The `name` of each resource address in a configuration (the volume names `protectedVolumesAtRisk` returns). */
-function namesOf(stack: StackJson, addresses: readonly string[]): string[] {
+function namesOf(stack: TerraformJson, addresses: readonly string[]): string[] {
   return addresses.map((address) => {
     const [type, name] = [address.slice(0, address.indexOf(".")), address.slice(address.indexOf(".") + 1)];
     return String(stack.resource?.[type]?.[name]?.name ?? address);
@@ -108,7 +108,7 @@ function namesOf(stack: StackJson, addresses: readonly string[]): string[] {
  * forcing attribute the planner does not name, and the volumes Terraform
  * refuses to destroy against those `protectedVolumesAtRisk` predicts.
  */
-export function compareRow(before: StackJson, predicted: readonly ResourceChange[], real: RealPlan): string[] {
+export function compareRow(before: TerraformJson, predicted: readonly ResourceChange[], real: RealPlan): string[] {
   if (real.failure !== undefined) return [`Terraform's plan failed: ${real.failure}`];
   const differences: string[] = [];
   const planned = new Map(predicted.map((c) => [c.address, c]));
@@ -230,7 +230,7 @@ function terraform(dir: string, args: readonly string[]): { status: number; stdo
 }
 
 /** Writes a configuration into `dir` (created if needed) and runs `terraform init`. */
-function initFolder(dir: string, config: StackJson): void {
+function initFolder(dir: string, config: TerraformJson): void {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, "cdk.tf.json"), JSON.stringify(config, null, 2));
   const init = terraform(dir, ["init", "-input=false", "-no-color"]);
@@ -243,7 +243,7 @@ function initFolder(dir: string, config: StackJson): void {
 }
 
 /** Replaces the configuration of an initialised folder (same providers: no new `init`). */
-function rewriteConfig(dir: string, config: StackJson): void {
+function rewriteConfig(dir: string, config: TerraformJson): void {
   fs.writeFileSync(path.join(dir, "cdk.tf.json"), JSON.stringify(config, null, 2));
 }
 
@@ -283,7 +283,7 @@ const MAX_ROUNDS = 8;
  */
 function buildState(
   dir: string,
-  stack: StackJson,
+  stack: TerraformJson,
   version: string,
   schemas: ProviderSchemas,
 ): { state: Map<string, StateResource>; changesPerRound: number[] } {
@@ -316,7 +316,7 @@ function buildState(
 }
 
 /** Plans B in its own folder against A's state; a `prevent_destroy` refusal is re-planned without the flag to see the rest. */
-function planRow(dir: string, after: StackJson, version: string, stateFile: string): RealPlan {
+function planRow(dir: string, after: TerraformJson, version: string, stateFile: string): RealPlan {
   initFolder(dir, prepareConfig(after, version));
   fs.copyFileSync(stateFile, path.join(dir, "terraform.tfstate"));
   const first = plan(dir);
@@ -342,7 +342,7 @@ interface Providers {
 }
 
 /** Initialises `dir` with the stack's own version constraint: whichever version the mirror holds is the one under test. */
-function probeProviders(dir: string, stack: StackJson): Providers {
+function probeProviders(dir: string, stack: TerraformJson): Providers {
   initFolder(dir, prepareConfig(stack, undefined));
   const shown = JSON.parse(terraform(dir, ["version", "-json"]).stdout) as {
     terraform_version: string;
@@ -353,20 +353,20 @@ function probeProviders(dir: string, stack: StackJson): Providers {
 }
 
 /** Synthesizes the stack from FOOBAR_* variables into `outdir`, from the repository (FOOBAR_APP_DIR is relative to it). */
-function synthesizer(outdir: string): (variables: Readonly<Record<string, string>>) => StackJson {
+function synthesizer(outdir: string): (variables: Readonly<Record<string, string>>) => TerraformJson {
   process.chdir(path.resolve(__dirname, ".."));
   // Required here, not imported: the tests of the pure parts above need not load every construct.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { synthesizeStack } = require("../lab/emulations/synth") as typeof import("../lab/emulations/synth");
   // A pair's synthesis needs the failover token; Terraform gets the same one as TF_VAR_failover_token.
   const token = { [FAILOVER_TOKEN_TERRAFORM_VARIABLE]: NO_API_ENVIRONMENT[FAILOVER_TOKEN_TERRAFORM_VARIABLE] };
-  return (variables) => synthesizeStack(outdir, { ...variables, ...token }, {}) as StackJson;
+  return (variables) => synthesizeStack(outdir, { ...variables, ...token }, {}) as TerraformJson;
 }
 
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(0)} s`;
 
 /** Builds the state for `stack` in `dir` and says how it converged. */
-function stateFor(dir: string, stack: StackJson, label: string, version: string, schemas: ProviderSchemas): string {
+function stateFor(dir: string, stack: TerraformJson, label: string, version: string, schemas: ProviderSchemas): string {
   const started = Date.now();
   const built = buildState(dir, stack, version, schemas);
   const rounds = built.changesPerRound;
@@ -389,7 +389,7 @@ function run(root: string): RowResult[] {
   log(`Terraform ${terraformVersion}, digitalocean/digitalocean ${version}: ${SAMPLE_CHANGES.length} rows, in ${root}`);
 
   // One state per distinct `from`: most rows start from the defaults.
-  const states = new Map<string, { stack: StackJson; file: string }>();
+  const states = new Map<string, { stack: TerraformJson; file: string }>();
   const rows: RowResult[] = [];
   for (const [i, sample] of SAMPLE_CHANGES.entries()) {
     const key = JSON.stringify(sample.from ?? {});

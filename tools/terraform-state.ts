@@ -8,7 +8,7 @@
  * Pure functions over the JSON that `terraform show -json` and
  * `terraform providers schema -json` write; `real-plans.ts` runs Terraform.
  */
-import type { StackJson } from "./changes";
+import type { TerraformJson } from "./changes";
 
 /** A value type as `terraform providers schema -json` writes it: `"string"`, `["set", "number"]`, `["object", {…}]`. */
 export type SchemaType = string | readonly [string, unknown];
@@ -345,11 +345,11 @@ export function stateDocument(state: ReadonlyMap<string, StateResource>, terrafo
  * plan (`prevent_destroy`).
  */
 export function prepareConfig(
-  stack: StackJson,
+  stack: TerraformJson,
   providerVersion: string | undefined,
   strip: readonly ("ignore_changes" | "prevent_destroy")[] = [],
-): StackJson {
-  const copy = JSON.parse(JSON.stringify(stack)) as StackJson & {
+): TerraformJson {
+  const copy = JSON.parse(JSON.stringify(stack)) as TerraformJson & {
     terraform: { backend?: unknown; required_providers: Record<string, { version?: string }> };
   };
   copy.terraform.backend = { local: { path: "terraform.tfstate" } };

@@ -2,14 +2,14 @@ import { Testing } from "cdktf";
 
 import { FoobarStack } from "../../constructs";
 import { loadSettings } from "../../settings";
-import { RemovedBlock, StackJson, synthesisVariables } from "../../tools/changes";
+import { RemovedBlock, synthesisVariables, TerraformJson } from "../../tools/changes";
 
-function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
-  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as StackJson;
+function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
+  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as TerraformJson;
 }
 
-const removed = (stack: StackJson) => ((stack.removed ?? []) as RemovedBlock[]).map((block) => block.from);
-const addresses = (stack: StackJson) =>
+const removed = (stack: TerraformJson) => ((stack.removed ?? []) as RemovedBlock[]).map((block) => block.from);
+const addresses = (stack: TerraformJson) =>
   Object.entries(stack.resource ?? {}).flatMap(([type, byName]) => Object.keys(byName).map((name) => `${type}.${name}`));
 
 /** The biggest configuration: every web server slot, two load balancers, HTTPS. */
@@ -25,7 +25,7 @@ describe("what leaves the configuration is forgotten, not destroyed", () => {
     "with %s, every volume the biggest configuration has and this one lacks is named by a removed block with destroy = false",
     (_, variables) => {
       const stack = synth(variables);
-      const volumes = (s: StackJson) => addresses(s).filter((a) => a.startsWith("digitalocean_volume."));
+      const volumes = (s: TerraformJson) => addresses(s).filter((a) => a.startsWith("digitalocean_volume."));
       const absent = volumes(biggest).filter((address) => !volumes(stack).includes(address));
       // HTTPS off: lb-01's and lb-02's certificate volumes, which the biggest (HTTPS) configuration has.
       expect(absent.length).toBeGreaterThan(0);

@@ -4,13 +4,20 @@ import * as path from "path";
 
 import { FoobarStack } from "../../constructs";
 import { loadSettings } from "../../settings";
-import { changesTable, planChanges, protectedVolumesAtRisk, StackJson, summarizeChanges, synthesisVariables } from "../../tools/changes";
+import {
+  changesTable,
+  planChanges,
+  protectedVolumesAtRisk,
+  summarizeChanges,
+  synthesisVariables,
+  TerraformJson,
+} from "../../tools/changes";
 import { FORCE_NEW_ARGUMENTS } from "../../tools/force-new";
 import { resourcesOf, synthStack } from "../helpers";
 
 /** Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would. */
-function synth(variables: Readonly<Record<string, string>> = {}): StackJson {
-  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as StackJson;
+function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
+  return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as TerraformJson;
 }
 
 /** `[address, action]` of every change of a type, in address order. */
@@ -84,33 +91,33 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
   });
 
   test("a block that leaves the configuration is deleted although prevent_destroy was set: Terraform checks the flag only on blocks still there", () => {
-    const before: StackJson = {
+    const before: TerraformJson = {
       resource: { digitalocean_volume: { v: { name: "data", size: 10, lifecycle: { prevent_destroy: true } } } },
     };
     const changes = planChanges(before, { resource: {} });
     expect(changes.map((c) => [c.address, c.action])).toEqual([["digitalocean_volume.v", "delete"]]);
     expect(protectedVolumesAtRisk(before, changes)).toEqual([]);
     // Replacing it is what the flag stops.
-    const renamed: StackJson = {
+    const renamed: TerraformJson = {
       resource: { digitalocean_volume: { v: { name: "other", size: 10, lifecycle: { prevent_destroy: true } } } },
     };
     expect(protectedVolumesAtRisk(before, planChanges(before, renamed))).toEqual(["data"]);
   });
 
   test("a removed block with destroy = false makes Terraform forget the resource instead", () => {
-    const before: StackJson = { resource: { digitalocean_volume: { v: { name: "data", size: 10 } } } };
-    const after: StackJson = { resource: {}, removed: [{ from: "digitalocean_volume.v", lifecycle: { destroy: false } }] };
+    const before: TerraformJson = { resource: { digitalocean_volume: { v: { name: "data", size: 10 } } } };
+    const after: TerraformJson = { resource: {}, removed: [{ from: "digitalocean_volume.v", lifecycle: { destroy: false } }] };
     expect(planChanges(before, after).map((c) => [c.address, c.action])).toEqual([["digitalocean_volume.v", "forget"]]);
   });
 
   test("an Optional+Computed argument that leaves the configuration keeps its value; an Optional-only one is planned to null", () => {
-    const before: StackJson = {
+    const before: TerraformJson = {
       resource: {
         digitalocean_droplet: { d: { image: "x", volume_ids: ["${digitalocean_volume.v.id}"] } },
         digitalocean_reserved_ip: { ip: { region: "nyc3", droplet_id: "${digitalocean_droplet.d.id}" } },
       },
     };
-    const after: StackJson = {
+    const after: TerraformJson = {
       resource: { digitalocean_droplet: { d: { image: "x" } }, digitalocean_reserved_ip: { ip: { region: "nyc3" } } },
     };
     expect(planChanges(before, after).map((c) => [c.address, c.action, c.arguments])).toEqual([
@@ -146,7 +153,7 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
   });
 
   test("the planner follows the provider: a ForceNew argument replaces, ignore_changes is honoured, references to replaced resources spread", () => {
-    const before: StackJson = {
+    const before: TerraformJson = {
       resource: {
         digitalocean_droplet: { a: { image: "x", size: "s", user_data: "1", lifecycle: { ignore_changes: ["user_data"] } } },
         digitalocean_record: { r: { type: "A", domain: "d", value: "${digitalocean_droplet.a.ipv4_address}" } },

@@ -1,4 +1,4 @@
-import type { ResourceChange, StackJson } from "../../tools/changes";
+import type { ResourceChange, TerraformJson } from "../../tools/changes";
 import {
   actionOf,
   compareRow,
@@ -160,7 +160,7 @@ describe("reading a refused plan", () => {
 });
 
 describe("comparing the planner with Terraform", () => {
-  const before: StackJson = {
+  const before: TerraformJson = {
     resource: {
       digitalocean_volume: { "web-01": { name: "web-01-mysql", lifecycle: { prevent_destroy: true } } },
       digitalocean_droplet: { web: { name: "web-01" } },
@@ -236,7 +236,7 @@ describe("a configuration for a folder of its own", () => {
       digitalocean_volume: { v: { name: "v", lifecycle: { prevent_destroy: true } } },
       digitalocean_droplet: { d: { name: "d", lifecycle: { ignore_changes: ["user_data"], prevent_destroy: true } } },
     },
-  } as StackJson;
+  } as TerraformJson;
 
   test("keeps its state in the folder and pins the provider version under test, leaving the stack as it was", () => {
     const config = prepareConfig(stack, "2.99.1") as any;

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 
+import { isWebServer } from "../../names";
 import { sleep } from "../host/shell";
 import type { Lab } from "../lab";
 import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor } from "./helpers";
@@ -13,7 +14,7 @@ import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor } from ".
 export function webs(lab: Lab): string[] {
   return lab.stack.droplets
     .map((d) => d.name)
-    .filter((name) => name.startsWith("web-"))
+    .filter(isWebServer)
     .sort();
 }
 

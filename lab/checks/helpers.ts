@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 
 import { userDataText } from "../../cloud-init/cloud-config";
+import { isLoadBalancer, isWebServer } from "../../names";
 import type { LabDroplet } from "../emulations/terraform";
 import { CommandResult, sleep, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
@@ -19,8 +20,8 @@ export interface Check {
 
 /** The load balancer and the web servers, by the names the stack gives them. */
 export function roles(lab: Lab): { lb: LabDroplet; webs: LabDroplet[]; primary: LabDroplet; replicas: LabDroplet[] } {
-  const lb = lab.stack.droplets.find((d) => d.name.startsWith("lb-"));
-  const webs = lab.stack.droplets.filter((d) => d.name.startsWith("web-")).sort((a, b) => a.name.localeCompare(b.name));
+  const lb = lab.stack.droplets.find((d) => isLoadBalancer(d.name));
+  const webs = lab.stack.droplets.filter((d) => isWebServer(d.name)).sort((a, b) => a.name.localeCompare(b.name));
   if (!lb || webs.length === 0) throw new Error("the stack has no lb-NN or no web-NN droplet");
   return { lb, webs, primary: webs[0], replicas: webs.slice(1) };
 }

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 
 import { userDataText } from "../../cloud-init/cloud-config";
 import { FAILOVER_PATHS } from "../../cloud-init/keepalived";
+import { isLoadBalancer, isWebServer } from "../../names";
 import type { LabDroplet } from "../emulations/terraform";
 import { sleep, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
@@ -21,7 +22,7 @@ const FAILOVER_LIMIT_MS = 60_000;
 const PAIR_SETTLE_MS = 30_000;
 
 function loadBalancers(lab: Lab): LabDroplet[] {
-  const lbs = lab.stack.droplets.filter((d) => d.name.startsWith("lb-")).sort((a, b) => a.name.localeCompare(b.name));
+  const lbs = lab.stack.droplets.filter((d) => isLoadBalancer(d.name)).sort((a, b) => a.name.localeCompare(b.name));
   if (lbs.length !== 2) throw new Error(`the pair checks need two load balancers, the stack has ${lbs.length}`);
   return lbs;
 }
@@ -434,7 +435,7 @@ export const pairChecks: Check[] = [
       }
       const apiLog = lab.apiLog();
       if (apiLog && fs.readFileSync(apiLog, "utf8").includes(token)) leaks.push("the API's request log");
-      const webs = lab.stack.droplets.filter((d) => d.name.startsWith("web-"));
+      const webs = lab.stack.droplets.filter((d) => isWebServer(d.name));
       for (const web of webs) if (userDataText(web.userData).includes(token)) leaks.push(`${web.name}'s user-data`);
       if (leaks.length > 0) throw new Error(`the token leaked: ${leaks.join(", ")}`);
       return `${backup.name}: 1 attempt, refused (401), not retried, exit 1; the token is 0600 root on both load balancers and in none of their journals, cloud-init logs or the API's log`;

@@ -20,7 +20,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { planChanges, protectedVolumesAtRisk, ResourceChange, StackJson } from "../../tools/changes";
+import { planChanges, protectedVolumesAtRisk, ResourceChange, TerraformJson } from "../../tools/changes";
 import { removeDropletCgroups } from "../host/cgroups";
 import {
   addDropletNetwork,
@@ -72,10 +72,10 @@ export async function applyChanges(
 ): Promise<ApplyReport> {
   const old = state.stack;
   if (!old || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
-  const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as StackJson;
+  const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as TerraformJson;
   const nextDir = path.join(stateDir(), "synth-next");
   const overrides = labOverrides(state.acme.endpoints.directoryUrl, state.acme.endpoints.serverCaFile, state.failoverToken ?? "");
-  const after = synthesizeStack(nextDir, env, overrides) as StackJson;
+  const after = synthesizeStack(nextDir, env, overrides) as TerraformJson;
   const forced = replace.map((name) => {
     const droplet = old.droplets.find((d) => d.name === name);
     if (!droplet) throw new Error(`--replace ${name}: no droplet of that name (have: ${old.droplets.map((d) => d.name).join(", ")})`);

@@ -13,8 +13,8 @@ import { App } from "cdktf";
 
 import { FoobarStack } from "../../constructs";
 import { loadSettings, SETTINGS } from "../../settings";
+import type { TerraformJson } from "../../tools/changes";
 import { CLIENT_ADDRESS } from "../settings";
-import type { TerraformJson } from "./terraform";
 
 /** The stack's id, as in `main.ts`: `<outdir>/stacks/foobar/cdk.tf.json`. */
 export const STACK_NAME = "foobar";

@@ -6,11 +6,7 @@
  * through the `computed` hooks, so tests can pin every generated value.
  */
 
-/** Terraform JSON as cdktf writes it: `resource.<type>.<name> = config`. */
-export interface TerraformJson {
-  readonly resource?: Record<string, Record<string, Record<string, unknown>>>;
-  readonly [key: string]: unknown;
-}
+import type { TerraformJson } from "../../tools/changes";
 
 /** One droplet, with every string resolved. */
 export interface LabDroplet {

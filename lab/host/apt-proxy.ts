@@ -33,7 +33,7 @@ export async function startAptProxy(state: LabState): Promise<void> {
     const source = path.join(SYSTEM_CONF, entry);
     if (fs.statSync(source).isFile()) fs.copyFileSync(source, path.join(conf, entry));
   }
-  // The host's own mirror (settings.ts): apt-cacher-ng's stock backend list names mirrors this host may not reach.
+  // The host's own mirror (lab/settings.ts): apt-cacher-ng's stock backend list names mirrors this host may not reach.
   fs.writeFileSync(path.join(conf, "backends_debian"), `${debianMirror()}/\n`);
   run("chown", ["-R", `${USER}:${USER}`, dir, cache]);
 

@@ -18,8 +18,25 @@
 
 import * as fs from "node:fs";
 
-import * as ipaddr from "ipaddr.js";
 import { z } from "zod";
+
+import { webServerName } from "../names";
+import {
+  adminCidr,
+  Declaration,
+  declare,
+  email,
+  flag,
+  fromSchema,
+  httpsUrl,
+  ipv4Network,
+  list,
+  oneOf,
+  optional,
+  text,
+  ValueType,
+  wholeNumber,
+} from "./value-types";
 
 /** Thrown for a bad setting; `main.ts` prints its message alone and exits 1. */
 export class SettingsError extends Error {
@@ -86,182 +103,6 @@ export const LAB_VARIABLE_PREFIX = "FOOBAR_LAB_";
  */
 export const MAX_ADMIN_ADDRESSES = 2 ** 24;
 
-/** Thrown by a value type's `parse`: the value is not accepted. */
-class Rejected extends Error {
-  /**
-   * @param detail why, appended to the message. @default - none
-   * @param got the part of the value at fault (one item of a list). @default - the whole value
-   */
-  constructor(
-    readonly detail?: string,
-    readonly got?: string,
-  ) {
-    super(detail ?? "rejected");
-  }
-}
-
-/** How the text of one variable becomes a typed value. */
-interface ValueType<T> {
-  /** The type's name in the README's table. */
-  readonly type: string;
-  /** What is accepted, for messages and the README: "a whole number from 1 to 10". */
-  readonly accepted: string;
-  /** Parses a trimmed, non-empty value. @throws Rejected */
-  readonly parse: (value: string) => T;
-}
-
-/** One setting: where it comes from, what it accepts and what it does. */
-export interface Declaration<T> {
-  readonly variable: string;
-  readonly valueType: ValueType<T>;
-  /** The value when the variable is unset. */
-  readonly default: T;
-  /** The default as the README shows it. @default - the default in backticks, or "none" */
-  readonly defaultText?: string;
-  /** What is accepted, when more precise than the type's own words. @default - the value type's */
-  readonly accepted?: string;
-  readonly description: string;
-  /**
-   * Where the variable may be set: `app` settings choose the stacks and are
-   * read from the shell only; `stack` settings configure one stack, and come
-   * from an environment's file when environments are in use.
-   *
-   * @default "stack"
-   */
-  readonly scope?: "app" | "stack";
-  /**
-   * A secret: messages never repeat its value (they give its length), and
-   * the stack hands it to Terraform as a sensitive variable, never as text.
-   *
-   * @default false
-   */
-  readonly secret?: boolean;
-}
-
-/** A value type from a zod schema: zod checks, the declaration words the message. */
-function fromSchema<T>(type: string, accepted: string, schema: z.ZodType<T, string>): ValueType<T> {
-  return {
-    type,
-    accepted,
-    parse: (value) => {
-      const result = schema.safeParse(value);
-      if (!result.success) throw new Rejected();
-      return result.data;
-    },
-  };
-}
-
-const wholeNumber = (min: number, max: number): ValueType<number> =>
-  fromSchema(
-    "whole number",
-    `a whole number from ${min} to ${max}`,
-    z
-      .string()
-      .regex(/^\d{1,9}$/)
-      .transform(Number)
-      .pipe(z.number().min(min).max(max)),
-  );
-
-const flag: ValueType<boolean> = fromSchema("boolean", "true or false", z.stringbool({ truthy: ["true"], falsy: ["false"] }));
-
-const oneOf = <V extends string>(values: readonly V[]): ValueType<V> =>
-  fromSchema("one of a list", `one of ${values.join(", ")}`, z.enum(values as [V, ...V[]]));
-
-const text = (accepted: string, pattern: RegExp): ValueType<string> => fromSchema("text", accepted, z.string().regex(pattern));
-
-const email = (accepted: string): ValueType<string> => fromSchema("e-mail", accepted, z.email());
-
-const httpsUrl = (accepted: string, hostname?: RegExp): ValueType<string> =>
-  fromSchema("URL", accepted, z.url({ protocol: /^https$/, ...(hostname ? { hostname } : {}) }));
-
-/** A value the setting may leave unset. */
-const optional = <T>(valueType: ValueType<T>): ValueType<T | undefined> => valueType;
-
-/** A comma-separated list; every item is parsed by `item`, and an empty item is an error. */
-function list<T>(item: ValueType<T>, accepted: string): ValueType<readonly T[]> {
-  return {
-    type: `list of ${item.type}`,
-    accepted,
-    parse: (value) =>
-      value.split(",").map((raw) => {
-        const trimmed = raw.trim();
-        if (trimmed === "") throw new Rejected("an item is empty: remove the extra comma");
-        try {
-          return item.parse(trimmed);
-        } catch (error) {
-          if (error instanceof Rejected) throw new Rejected(error.detail, error.got ?? trimmed);
-          throw error;
-        }
-      }),
-  };
-}
-
-/** A parsed IPv4 network. */
-export interface Ipv4Network {
-  /** Canonical form, such as `203.0.113.0/24`. */
-  readonly cidr: string;
-  readonly address: ipaddr.IPv4;
-  readonly prefix: number;
-}
-
-/**
- * Parses an IPv4 CIDR strictly: four decimal octets without leading zeros,
- * a prefix from 0 to 32, no host bits set.
- *
- * @throws Rejected saying the corrected network when host bits are set.
- */
-function parseIpv4Network(value: string): Ipv4Network {
-  const [address, prefixText, ...rest] = value.split("/");
-  if (rest.length > 0 || prefixText === undefined || !/^\d{1,3}$/.test(prefixText)) throw new Rejected();
-  if (!ipaddr.IPv4.isValidFourPartDecimal(address) || !ipaddr.IPv4.isValidCIDR(value)) throw new Rejected();
-  const prefix = Number(prefixText);
-  const network = ipaddr.IPv4.networkAddressFromCIDR(value);
-  const cidr = `${network.toString()}/${prefix}`;
-  if (network.toString() !== address) throw new Rejected(`host bits are set, the network is ${cidr}`);
-  return { cidr, address: network, prefix };
-}
-
-const ipv4Network = (accepted: string, check: (network: Ipv4Network) => boolean): ValueType<string> => ({
-  type: "IPv4 CIDR",
-  accepted,
-  parse: (value) => {
-    const network = parseIpv4Network(value);
-    if (!check(network)) throw new Rejected();
-    return network.cidr;
-  },
-});
-
-const adminCidr: ValueType<string> = {
-  type: "IPv4 CIDR",
-  accepted: "an IPv4 CIDR such as 203.0.113.7/32",
-  parse: (value) => {
-    if (ipaddr.IPv6.isValidCIDR(value)) {
-      throw new Rejected("the droplets have no IPv6 address, so an IPv6 SSH rule could never match");
-    }
-    return parseIpv4Network(value).cidr;
-  },
-};
-
-/** How many IPv4 addresses the CIDRs cover together, overlaps counted once. */
-export function addressesCovered(cidrs: readonly string[]): number {
-  const ranges = cidrs
-    .map((cidr) => {
-      const [address, prefix] = ipaddr.IPv4.parseCIDR(cidr);
-      const start = address.toByteArray().reduce((n, octet) => n * 256 + octet, 0);
-      const size = 2 ** (32 - prefix);
-      return [start - (start % size), size] as const;
-    })
-    .sort((a, b) => a[0] - b[0]);
-  let total = 0;
-  let end = 0;
-  for (const [start, size] of ranges) {
-    const from = Math.max(start, end);
-    if (start + size > from) total += start + size - from;
-    end = Math.max(end, start + size);
-  }
-  return total;
-}
-
 const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
 /** A PEM file of CA certificates; the file is read to check it. */
@@ -273,9 +114,6 @@ const caFile: ValueType<string | undefined> = {
     return value;
   },
 };
-
-/** Declares one setting, keeping its value type for `Settings`. */
-const declare = <T>(declaration: Declaration<T>): Declaration<T> => declaration;
 
 /**
  * Every setting, in the README's order: the one declaration.
@@ -356,7 +194,7 @@ export const SETTINGS = {
   databasePrimary: declare({
     variable: "FOOBAR_DB_PRIMARY",
     valueType: text("a web server's name such as web-01", /^web-\d{2}$/),
-    default: "web-01",
+    default: webServerName(1),
     description:
       "the web server whose MySQL is the primary. Changing it promotes another: `cdktf deploy` moves the " +
       "`mysql-primary.internal` record, and each server's database agent converges (see the promotion runbook in docs/database.md)",
@@ -605,130 +443,6 @@ export function quoted(value: string): string {
   return JSON.stringify(value);
 }
 
-/** What a declaration accepts, in its own words or its type's. */
-function acceptedOf(declaration: Declaration<unknown>): string {
-  return declaration.accepted ?? declaration.valueType.accepted;
-}
-
-/** Levenshtein distance, for "did you mean". */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length];
-}
-
-/** The declared variable closest to `name`: one it begins, else the fewest edits away. */
-export function closestVariable(name: string): string {
-  const variables = Object.values(SETTING_VARIABLES);
-  return (
-    variables.find((variable) => variable.startsWith(name)) ??
-    variables.reduce((best, variable) => (editDistance(name, variable) < editDistance(name, best) ? variable : best))
-  );
-}
-
-/** Stops on the first `FOOBAR_*` variable that is neither a setting nor the lab's. */
-export function rejectUnknownVariables(env: Environment): void {
-  const known = new Set(Object.values(SETTING_VARIABLES));
-  const unknown = Object.keys(env)
-    .filter((name) => name.startsWith(VARIABLE_PREFIX) && !name.startsWith(LAB_VARIABLE_PREFIX) && !known.has(name))
-    .sort();
-  if (unknown.length > 0) {
-    throw new SettingsError(
-      `${unknown[0]} is not a setting: did you mean ${closestVariable(unknown[0])}? (see the README's settings table)`,
-    );
-  }
-}
-
-/** Parses one variable: the default when unset, an error when blank or not accepted. */
-export function parseVariable<T>(declaration: Declaration<T>, raw: string | undefined): T {
-  if (raw === undefined) return declaration.default;
-  const variable = declaration.variable;
-  if (raw.trim() === "") {
-    const fallback = declaration.defaultText ?? defaultText(declaration.default);
-    throw new SettingsError(`${variable} is set but empty: unset it to take the default (${fallback.replace(/`/g, "")})`);
-  }
-  try {
-    return declaration.valueType.parse(raw.trim());
-  } catch (error) {
-    if (!(error instanceof Rejected)) throw error;
-    const detail = error.detail ? `: ${error.detail}` : "";
-    // A secret is never repeated, not even in an error.
-    const got = declaration.secret ? `a value of ${raw.trim().length} characters` : quoted(error.got ?? raw);
-    throw new SettingsError(`${variable} must be ${acceptedOf(declaration)}, got ${got}${detail}`);
-  }
-}
-
-/**
- * Reads the settings from `env` over the defaults and validates them.
- *
- * @throws SettingsError with a one-line message for the first bad value.
- */
-export function loadSettings(env: Environment = process.env): Settings {
-  rejectUnknownVariables(env);
-  const parsed = Object.fromEntries(
-    Object.entries(SETTINGS).map(([key, declaration]) => [
-      key,
-      parseVariable(declaration as Declaration<unknown>, env[declaration.variable]),
-    ]),
-  ) as { -readonly [K in keyof Settings]: Settings[K] };
-  const v = SETTING_VARIABLES;
-
-  // The RFC 2142 mailbox of the zone, unless the operator names one.
-  if (env[v.acmeEmail] === undefined) parsed.acmeEmail = `webmaster@${parsed.domain}`;
-
-  const covered = addressesCovered(parsed.adminCidrs);
-  if (covered > MAX_ADMIN_ADDRESSES && !parsed.allowSshFromAnywhere) {
-    throw new SettingsError(
-      `${v.adminCidrs} must cover at most a /8 (${MAX_ADMIN_ADDRESSES} addresses) without ` +
-        `${v.allowSshFromAnywhere}=true, got ${quoted(parsed.adminCidrs.join(","))}: ${covered} addresses` +
-        (covered === 2 ** 32 ? ", the whole internet" : ""),
-    );
-  }
-
-  if ((parsed.alertSlackWebhookUrl === undefined) !== (parsed.alertSlackChannel === undefined)) {
-    const [missing, present] =
-      parsed.alertSlackWebhookUrl === undefined
-        ? [v.alertSlackWebhookUrl, v.alertSlackChannel]
-        : [v.alertSlackChannel, v.alertSlackWebhookUrl];
-    throw new SettingsError(`${missing} must be set as well when ${present} is set`);
-  }
-
-  const primaryIndex = Number(parsed.databasePrimary.slice("web-".length));
-  if (primaryIndex < 1 || primaryIndex > parsed.webServers) {
-    throw new SettingsError(
-      `${v.databasePrimary} must name one of the ${parsed.webServers} web servers (web-01 to web-${String(parsed.webServers).padStart(2, "0")}), ` +
-        `got ${quoted(parsed.databasePrimary)}`,
-    );
-  }
-
-  // Terraform reads the token from TF_VAR_failover_token: either name will do, but not two different values.
-  const terraformToken = env[FAILOVER_TOKEN_TERRAFORM_VARIABLE];
-  if (terraformToken !== undefined) {
-    const fromTerraform = parseVariable({ ...SETTINGS.failoverToken, variable: FAILOVER_TOKEN_TERRAFORM_VARIABLE }, terraformToken);
-    if (parsed.failoverToken !== undefined && parsed.failoverToken !== fromTerraform) {
-      throw new SettingsError(`${v.failoverToken} and ${FAILOVER_TOKEN_TERRAFORM_VARIABLE} are both set, to different tokens: set one`);
-    }
-    parsed.failoverToken = fromTerraform;
-  }
-  if (parsed.loadBalancers > 1 && parsed.failoverToken === undefined) {
-    throw new SettingsError(
-      `${v.failoverToken} must be set when ${v.loadBalancers}=${parsed.loadBalancers}: the load balancers assign the reserved IP with it ` +
-        "(a DigitalOcean token with the custom scope reserved_ip:update)",
-    );
-  }
-
-  if (env[v.environmentsDir] !== undefined && parsed.environments.length === 0) {
-    throw new SettingsError(`${v.environments} must be set as well when ${v.environmentsDir} is set`);
-  }
-  return parsed;
-}
-
 /**
  * Reads the PEM certificates of `FOOBAR_ACME_CA_FILE`.
  *
@@ -745,34 +459,4 @@ export function readCaFile(file: string): string {
   const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
   if (!certificates) throw new SettingsError(`${variable} must be a PEM file holding at least one CERTIFICATE block, got ${quoted(file)}`);
   return certificates.join("\n") + "\n";
-}
-
-/** A default as the README shows it. */
-function defaultText(value: unknown): string {
-  if (value === undefined || (Array.isArray(value) && value.length === 0)) return "none";
-  return `\`${String(value)}\``;
-}
-
-/**
- * The README's settings table, generated from `SETTINGS`; a test keeps the
- * README equal to it.
- */
-export function settingsTable(): string {
-  const escape = (cell: string) => cell.replace(/\|/g, "\\|");
-  const rows = Object.values(SETTINGS).map((declaration: Declaration<unknown>) =>
-    [
-      `\`${declaration.variable}\``,
-      declaration.valueType.type,
-      declaration.defaultText ?? defaultText(declaration.default),
-      acceptedOf(declaration),
-      declaration.description,
-    ]
-      .map(escape)
-      .join(" | "),
-  );
-  return [
-    "| Variable | Type | Default | Accepted | What it sets |",
-    "| --- | --- | --- | --- | --- |",
-    ...rows.map((row) => `| ${row} |`),
-  ].join("\n");
 }
