@@ -23,8 +23,8 @@ import {
 } from "./mysql";
 import { renderNginxSite } from "./nginx";
 import {
-  BIND_ADDRESSES_SCRIPT,
-  MYSQL_BIND_DROP_IN,
+  bindAddressesScript,
+  mysqlBindDropIn,
   PRIVATE_ADDRESS_PATHS,
   PRIVATE_ADDRESS_VARIABLE,
   renderNetworkEnvironment,
@@ -159,7 +159,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       ...host.writeFiles,
       ...volumes.writeFiles,
       { path: PRIVATE_ADDRESS_PATHS.environment, content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange }) },
-      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: BIND_ADDRESSES_SCRIPT },
+      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
       ...certificateFiles,
       // The rest after the package: haproxy's user must exist, and dpkg must never see a foreign conffile.
       {
@@ -266,8 +266,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         path: PRIVATE_ADDRESS_PATHS.environment,
         content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange, webPort: WEB_PORT }),
       },
-      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: BIND_ADDRESSES_SCRIPT },
-      { path: PRIVATE_ADDRESS_PATHS.mysqlDropIn, content: MYSQL_BIND_DROP_IN },
+      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
+      { path: PRIVATE_ADDRESS_PATHS.mysqlDropIn, content: mysqlBindDropIn() },
       {
         path: MYSQL_PATHS.setupEnvironment,
         permissions: "0600",
