@@ -1,5 +1,5 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
-import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, DEPLOY_HOOK_SCRIPT, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
+import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
 import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
@@ -139,7 +139,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
   const certificateFiles: WriteFile[] = https
     ? [
         { path: CERTIFICATE_PATHS.placeholderScript, permissions: "0755", content: renderPlaceholderScript(input.siteHostNames) },
-        { path: CERTIFICATE_PATHS.deployHook, permissions: "0755", content: DEPLOY_HOOK_SCRIPT },
+        { path: CERTIFICATE_PATHS.deployHook, permissions: "0755", content: deployHookScript() },
         {
           path: CERTIFICATE_PATHS.unitPath,
           content: renderCertificateUnit({
