@@ -1,4 +1,5 @@
 import { renderEnvironmentFile } from "./environment-file";
+import { dropletFile } from "./files";
 
 /** Where the application lives on a web server, and who runs it. */
 export const APP = {
@@ -79,30 +80,12 @@ export interface AppUnitInput {
   readonly command: string;
 }
 
-/** Renders the systemd unit that runs the application as its own unprivileged user. */
+/** Renders the systemd unit that runs the application as its own unprivileged user (`cloud-init/files/etc/systemd/system/foobar-app.service`). */
 export function renderAppUnit(input: AppUnitInput): string {
-  const lines = [
-    "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
-    "[Unit]",
-    "Description=foobar application server",
-    "After=network-online.target mysql.service",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    `User=${APP.user}`,
-    `Group=${APP.user}`,
-    `WorkingDirectory=${APP.directory}`,
-    `EnvironmentFile=${APP.environmentFile}`,
-    `ExecStart=${input.command}`,
-    "Restart=always",
-    "RestartSec=2",
-    "NoNewPrivileges=yes",
-    "ProtectSystem=full",
-    "ProtectHome=yes",
-    "PrivateTmp=yes",
-    "",
-    "[Install]",
-    "WantedBy=multi-user.target",
-  ];
-  return lines.join("\n") + "\n";
+  return dropletFile(APP.unitPath, {
+    USER: APP.user,
+    DIRECTORY: APP.directory,
+    ENVIRONMENT_FILE: APP.environmentFile,
+    COMMAND: input.command,
+  });
 }

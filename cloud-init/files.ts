@@ -6,6 +6,8 @@
  *
  * A file may hold named placeholders, `@@NAME@@`, only where a value must
  * stay declared once in TypeScript (a path the lab or another file reads).
+ * A file whose name depends on the input has a placeholder in its name too
+ * (`foobar-volume-@@LABEL@@.service`): its renderer knows where it lands.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

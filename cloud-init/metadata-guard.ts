@@ -25,6 +25,7 @@
  * world-readable: DigitalOcean's datasource keeps the user-data out of it.
  */
 import { WriteFile } from "./cloud-config";
+import { dropletFile } from "./files";
 
 /** The metadata service's address on every droplet. */
 export const METADATA_ADDRESS = "169.254.169.254";
@@ -52,59 +53,44 @@ export const CLOUD_INIT_COPIES = {
 const g = METADATA_GUARD;
 
 /**
+ * The ruleset (`cloud-init/files/usr/local/sbin/foobar-metadata-guard.nft`):
+ * its own file so that it reads, and is checked (`nft -c`, once its names are
+ * filled), as nftables. It lies beside the script, which embeds it in a
+ * here-document, and is never written to the droplet on its own: on the
+ * first boot bootcmd runs the script before write_files writes anything.
+ */
+const RULESET_FILE = `${g.script}.nft`;
+
+/**
  * The nftables commands: `add` leaves what exists (and do-agent's id in the
  * set) as it is; the chain is flushed so its one rule is never doubled.
  */
-export const METADATA_GUARD_RULESET = [
-  `add table inet ${g.table}`,
-  `add set inet ${g.table} ${g.allowedSet} { type uid; }`,
-  `add element inet ${g.table} ${g.allowedSet} { 0 }`,
-  `add chain inet ${g.table} ${g.chain} { type filter hook output priority 0; policy accept; }`,
-  `flush chain inet ${g.table} ${g.chain}`,
-  `add rule inet ${g.table} ${g.chain} ip daddr ${METADATA_ADDRESS} meta skuid != @${g.allowedSet} counter reject`,
-].join("\n");
+export function metadataGuardRuleset(): string {
+  return dropletFile(RULESET_FILE, { TABLE: g.table, ALLOWED_SET: g.allowedSet, CHAIN: g.chain, METADATA_ADDRESS });
+}
 
-/** The guard's script: idempotent, POSIX sh. */
-export const METADATA_GUARD_SCRIPT = [
-  "#!/bin/sh",
-  "# Managed by cloud-init (foobar): only root and DigitalOcean's metrics agent reach the",
-  `# metadata service at ${METADATA_ADDRESS}, which serves this droplet's user-data and its secrets.`,
-  "set -eu",
-  "nft -f - <<'EOF'",
-  METADATA_GUARD_RULESET,
-  "EOF",
-  `if uid=$(id -u ${g.metricsAgentUser} 2>/dev/null); then`,
-  `    nft add element inet ${g.table} ${g.allowedSet} "{ $uid }"`,
-  "fi",
-  "# cloud-init's copies of the user-data: root only.",
-  `chmod 0700 ${CLOUD_INIT_COPIES.instancesFolder}`,
-  `if [ -e ${CLOUD_INIT_COPIES.combinedConfig} ]; then chmod 0600 ${CLOUD_INIT_COPIES.combinedConfig}; fi`,
-  "",
-].join("\n");
+/** The guard's script (`cloud-init/files/usr/local/sbin/foobar-metadata-guard`): idempotent, POSIX sh. */
+export function metadataGuardScript(): string {
+  return dropletFile(g.script, {
+    METADATA_ADDRESS,
+    // Inside the script's here-document, whose EOF line follows: without the ruleset's last line end.
+    RULESET: metadataGuardRuleset().replace(/\n$/, ""),
+    METRICS_AGENT_USER: g.metricsAgentUser,
+    TABLE: g.table,
+    ALLOWED_SET: g.allowedSet,
+    INSTANCES_FOLDER: CLOUD_INIT_COPIES.instancesFolder,
+    COMBINED_CONFIG: CLOUD_INIT_COPIES.combinedConfig,
+  });
+}
 
 /**
  * The unit that applies the guard on every boot, before the network is
- * configured and before any ordinary service.
+ * configured and before any ordinary service
+ * (`cloud-init/files/etc/systemd/system/foobar-metadata-guard.service`).
  */
-export const METADATA_GUARD_UNIT = [
-  "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
-  "[Unit]",
-  "Description=Only root reaches the metadata service (foobar)",
-  "DefaultDependencies=no",
-  "After=local-fs.target",
-  "Before=network-pre.target sysinit.target shutdown.target",
-  "Wants=network-pre.target",
-  "Conflicts=shutdown.target",
-  "",
-  "[Service]",
-  "Type=oneshot",
-  "RemainAfterExit=yes",
-  `ExecStart=${g.script}`,
-  "",
-  "[Install]",
-  "WantedBy=sysinit.target",
-  "",
-].join("\n");
+export function metadataGuardUnit(): string {
+  return dropletFile(g.unitPath, { SCRIPT: g.script });
+}
 
 /** What every droplet's cloud-config gets for the guard. */
 export interface MetadataGuard {
@@ -118,12 +104,13 @@ export interface MetadataGuard {
 
 /** The guard's parts of a droplet's cloud-config. */
 export function metadataGuard(): MetadataGuard {
+  const script = metadataGuardScript();
   return {
-    bootcmd: [["sh", "-c", METADATA_GUARD_SCRIPT]],
+    bootcmd: [["sh", "-c", script]],
     packages: ["nftables"],
     writeFiles: [
-      { path: g.script, permissions: "0755", content: METADATA_GUARD_SCRIPT },
-      { path: g.unitPath, content: METADATA_GUARD_UNIT },
+      { path: g.script, permissions: "0755", content: script },
+      { path: g.unitPath, content: metadataGuardUnit() },
     ],
     runcmd: [
       ["systemctl", "daemon-reload"],

@@ -1,4 +1,5 @@
 import { renderEnvironmentFile } from "./environment-file";
+import { dropletFile } from "./files";
 
 /**
  * A droplet cannot be told its own private address in its user-data (the
@@ -33,61 +34,22 @@ export function renderNetworkEnvironment(input: NetworkEnvironmentInput): string
   });
 }
 
-export const MYSQL_BIND_DROP_IN =
-  [
-    "# Managed by cloud-init (foobar): bind MySQL to the private address found at boot.",
-    "[Service]",
-    `ExecStartPre=${PRIVATE_ADDRESS_PATHS.script}`,
-  ].join("\n") + "\n";
+/** Runs the address script before every MySQL start: the snippet it writes binds MySQL. */
+export function mysqlBindDropIn(): string {
+  return dropletFile(PRIVATE_ADDRESS_PATHS.mysqlDropIn, { BIND_ADDRESSES_SCRIPT: PRIVATE_ADDRESS_PATHS.script });
+}
 
 /**
  * Writes the private address to an environment file and, on web servers, the
- * snippets that bind MySQL and Nginx to it.
+ * snippets that bind MySQL and Nginx to it
+ * (`cloud-init/files/usr/local/sbin/foobar-bind-addresses`).
  */
-export const BIND_ADDRESSES_SCRIPT =
-  [
-    "#!/bin/bash",
-    "# Managed by cloud-init (foobar). Finds this droplet's address in the VPC",
-    "# range and writes the files that bind daemons to it.",
-    "set -euo pipefail",
-    "# shellcheck source=/dev/null  # written by cloud-init next to this script",
-    `. ${PRIVATE_ADDRESS_PATHS.environment}`,
-    "",
-    "to_number() {",
-    "  local IFS=.",
-    "  local a b c d",
-    '  read -r a b c d <<< "$1"',
-    "  echo $(( (a << 24) + (b << 16) + (c << 8) + d ))",
-    "}",
-    "",
-    'network=$(to_number "${VPC_IP_RANGE%/*}")',
-    "prefix=${VPC_IP_RANGE#*/}",
-    "mask=$(( (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF ))",
-    "",
-    "private_address() {",
-    "  local address",
-    "  for address in $(ip -4 -o addr show scope global | awk '{ split($4, a, \"/\"); print a[1] }'); do",
-    '    if (( ($(to_number "$address") & mask) == network )); then',
-    '      echo "$address"',
-    "      return 0",
-    "    fi",
-    "  done",
-    "  return 1",
-    "}",
-    "",
-    "# The private interface may come up a moment after boot.",
-    "for _ in $(seq 1 60); do",
-    "  if address=$(private_address); then",
-    `    printf '${PRIVATE_ADDRESS_VARIABLE}=%s\\n' "$address" > ${PRIVATE_ADDRESS_PATHS.addressEnvironment}`,
-    '    if [ -n "${WEB_PORT:-}" ]; then',
-    `      printf '[mysqld]\\nbind_address = %s\\n' "$address" > ${PRIVATE_ADDRESS_PATHS.mysqlSnippet}`,
-    `      mkdir -p "$(dirname ${PRIVATE_ADDRESS_PATHS.nginxSnippet})"`,
-    `      printf 'listen %s:%s default_server;\\n' "$address" "$WEB_PORT" > ${PRIVATE_ADDRESS_PATHS.nginxSnippet}`,
-    "    fi",
-    "    exit 0",
-    "  fi",
-    "  sleep 1",
-    "done",
-    'echo "foobar-bind-addresses: no address in $VPC_IP_RANGE" >&2',
-    "exit 1",
-  ].join("\n") + "\n";
+export function bindAddressesScript(): string {
+  return dropletFile(PRIVATE_ADDRESS_PATHS.script, {
+    NETWORK_ENVIRONMENT: PRIVATE_ADDRESS_PATHS.environment,
+    ADDRESS_VARIABLE: PRIVATE_ADDRESS_VARIABLE,
+    ADDRESS_ENVIRONMENT: PRIVATE_ADDRESS_PATHS.addressEnvironment,
+    MYSQL_SNIPPET: PRIVATE_ADDRESS_PATHS.mysqlSnippet,
+    NGINX_SNIPPET: PRIVATE_ADDRESS_PATHS.nginxSnippet,
+  });
+}

@@ -1,5 +1,5 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
-import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, DEPLOY_HOOK_SCRIPT, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
+import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
 import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
@@ -23,8 +23,8 @@ import {
 } from "./mysql";
 import { renderNginxSite } from "./nginx";
 import {
-  BIND_ADDRESSES_SCRIPT,
-  MYSQL_BIND_DROP_IN,
+  bindAddressesScript,
+  mysqlBindDropIn,
   PRIVATE_ADDRESS_PATHS,
   PRIVATE_ADDRESS_VARIABLE,
   renderNetworkEnvironment,
@@ -139,7 +139,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
   const certificateFiles: WriteFile[] = https
     ? [
         { path: CERTIFICATE_PATHS.placeholderScript, permissions: "0755", content: renderPlaceholderScript(input.siteHostNames) },
-        { path: CERTIFICATE_PATHS.deployHook, permissions: "0755", content: DEPLOY_HOOK_SCRIPT },
+        { path: CERTIFICATE_PATHS.deployHook, permissions: "0755", content: deployHookScript() },
         {
           path: CERTIFICATE_PATHS.unitPath,
           content: renderCertificateUnit({
@@ -159,7 +159,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       ...host.writeFiles,
       ...volumes.writeFiles,
       { path: PRIVATE_ADDRESS_PATHS.environment, content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange }) },
-      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: BIND_ADDRESSES_SCRIPT },
+      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
       ...certificateFiles,
       // The rest after the package: haproxy's user must exist, and dpkg must never see a foreign conffile.
       {
@@ -266,8 +266,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         path: PRIVATE_ADDRESS_PATHS.environment,
         content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange, webPort: WEB_PORT }),
       },
-      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: BIND_ADDRESSES_SCRIPT },
-      { path: PRIVATE_ADDRESS_PATHS.mysqlDropIn, content: MYSQL_BIND_DROP_IN },
+      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
+      { path: PRIVATE_ADDRESS_PATHS.mysqlDropIn, content: mysqlBindDropIn() },
       {
         path: MYSQL_PATHS.setupEnvironment,
         permissions: "0600",

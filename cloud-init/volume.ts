@@ -10,6 +10,7 @@
  * use the data).
  */
 import { WriteFile } from "./cloud-config";
+import { dropletFile } from "./files";
 
 /** Where DigitalOcean exposes an attached volume. */
 export function volumeDevicePath(volumeName: string): string {
@@ -18,55 +19,24 @@ export function volumeDevicePath(volumeName: string): string {
 
 export const VOLUME_SCRIPT_PATH = "/usr/local/sbin/foobar-mount-volume";
 
-/** Seconds the script waits for an attached volume's device to appear. */
-export const VOLUME_WAIT_SECONDS = 300;
-
 /** Where a volume itself is mounted: `/mnt/<label>`, DigitalOcean's convention. */
 export function volumeRoot(label: string): string {
   return `/mnt/${label}`;
 }
 
 /**
- * `foobar-mount-volume DEVICE MOUNT_POINT LABEL`: waits for the device,
- * formats it ext4 only if it holds no filesystem, mounts it on `/mnt/LABEL`
- * and binds its `data` folder onto MOUNT_POINT. Idempotent.
+ * `foobar-mount-volume DEVICE MOUNT_POINT LABEL`
+ * (`cloud-init/files/usr/local/sbin/foobar-mount-volume`): waits up to 300 s
+ * for the device, formats it ext4 only if it holds no filesystem, mounts it on
+ * `/mnt/LABEL` and binds its `data` folder onto MOUNT_POINT. Idempotent.
  *
  * The data lives in a folder of the volume, not at its root, because a new
  * ext4 filesystem holds `lost+found`, and `mysqld --initialize` refuses a
  * data directory that is not empty.
  */
-export const VOLUME_SCRIPT = [
-  "#!/bin/sh",
-  "# Managed by cloud-init (foobar): mount a DigitalOcean volume, formatting it only when it is blank.",
-  "set -eu",
-  "device=$1 mount_point=$2 label=$3",
-  "root=/mnt/$label",
-  'log() { echo "foobar-mount-volume: $*"; }',
-  `waited=0`,
-  'until [ -b "$device" ]; do',
-  `  if [ "$waited" -ge ${VOLUME_WAIT_SECONDS} ]; then log "$device did not appear within ${VOLUME_WAIT_SECONDS} s"; exit 1; fi`,
-  "  sleep 1",
-  "  waited=$((waited + 1))",
-  "done",
-  'if ! mountpoint -q "$root"; then',
-  "  # blkid exits 2 when it finds no filesystem signature at all; anything else is left alone.",
-  '  status=0; blkid -p "$device" >/dev/null 2>&1 || status=$?',
-  '  if [ "$status" -eq 2 ]; then',
-  '    log "$device holds no filesystem: formatting it (ext4, label $label)"',
-  '    mkfs.ext4 -q -L "$label" "$device"',
-  '  elif [ "$status" -ne 0 ]; then',
-  '    log "blkid could not read $device (exit $status): not formatting it"; exit 1',
-  "  else",
-  '    log "$device holds a filesystem: mounting it as it is"',
-  "  fi",
-  '  mkdir -p "$root"',
-  '  mount -o defaults,noatime,discard "$device" "$root"',
-  "fi",
-  'mkdir -p "$root/data" "$mount_point"',
-  'if ! mountpoint -q "$mount_point"; then mount --bind "$root/data" "$mount_point"; fi',
-  'log "$device mounted on $root, its data on $mount_point"',
-  "",
-].join("\n");
+export function volumeScript(): string {
+  return dropletFile(VOLUME_SCRIPT_PATH);
+}
 
 /** One volume mounted on a droplet. */
 export interface VolumeMount {
@@ -98,43 +68,29 @@ export interface VolumeParts {
  */
 export function volumeParts(mounts: readonly VolumeMount[]): VolumeParts {
   if (mounts.length === 0) return { bootcmd: [], writeFiles: [], runcmd: [] };
+  const script = volumeScript();
   const args = (mount: VolumeMount) => [volumeDevicePath(mount.volumeName), mount.mountPoint, mount.label];
   return {
     // bootcmd runs before write_files on the first boot: the script inline.
-    bootcmd: mounts.map((mount) => ["sh", "-c", VOLUME_SCRIPT, "foobar-mount-volume", ...args(mount)]),
+    bootcmd: mounts.map((mount) => ["sh", "-c", script, "foobar-mount-volume", ...args(mount)]),
     writeFiles: [
-      { path: VOLUME_SCRIPT_PATH, permissions: "0755", content: VOLUME_SCRIPT },
+      { path: VOLUME_SCRIPT_PATH, permissions: "0755", content: script },
       ...mounts.flatMap((mount): WriteFile[] => [
         {
           path: `/etc/systemd/system/${volumeUnitName(mount)}`,
-          content: [
-            "# Managed by cloud-init (foobar): edit the CDKTF stack, not this file.",
-            "[Unit]",
-            `Description=Mount the DigitalOcean volume ${mount.volumeName} on ${mount.mountPoint}`,
-            "DefaultDependencies=no",
-            "After=local-fs.target",
-            `Before=${mount.requiredBy.join(" ")}`,
-            "",
-            "[Service]",
-            "Type=oneshot",
-            "RemainAfterExit=yes",
-            `ExecStart=${VOLUME_SCRIPT_PATH} ${args(mount).join(" ")}`,
-            "",
-            "[Install]",
-            "WantedBy=multi-user.target",
-            "",
-          ].join("\n"),
+          content: dropletFile("/etc/systemd/system/foobar-volume-@@LABEL@@.service", {
+            VOLUME_NAME: mount.volumeName,
+            MOUNT_POINT: mount.mountPoint,
+            REQUIRED_BY: mount.requiredBy.join(" "),
+            SCRIPT: VOLUME_SCRIPT_PATH,
+            DEVICE: volumeDevicePath(mount.volumeName),
+            LABEL: mount.label,
+          }),
         },
         // Never start on an empty folder of the droplet's own disk.
         ...mount.requiredBy.map((unit) => ({
           path: `/etc/systemd/system/${unit}.d/foobar-volume.conf`,
-          content: [
-            "# Managed by cloud-init (foobar): the data lives on a volume.",
-            "[Unit]",
-            `Requires=${volumeUnitName(mount)}`,
-            `After=${volumeUnitName(mount)}`,
-            "",
-          ].join("\n"),
+          content: dropletFile("/etc/systemd/system/@@REQUIRED_UNIT@@.d/foobar-volume.conf", { VOLUME_UNIT: volumeUnitName(mount) }),
         })),
       ]),
     ],

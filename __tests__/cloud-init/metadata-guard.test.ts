@@ -1,11 +1,15 @@
 import {
   METADATA_GUARD,
-  METADATA_GUARD_RULESET,
-  METADATA_GUARD_SCRIPT,
-  METADATA_GUARD_UNIT,
   metadataGuard,
+  metadataGuardRuleset,
+  metadataGuardScript,
+  metadataGuardUnit,
 } from "../../cloud-init/metadata-guard";
 import { droplet, fileAt, parseCloudConfig, synthStack } from "../helpers";
+
+const METADATA_GUARD_RULESET = metadataGuardRuleset().trimEnd();
+const METADATA_GUARD_SCRIPT = metadataGuardScript();
+const METADATA_GUARD_UNIT = metadataGuardUnit();
 
 describe("the metadata guard", () => {
   test("rejects traffic to 169.254.169.254 from every socket not owned by an allowed user, root alone at first", () => {

@@ -1,4 +1,4 @@
-import { VOLUME_SCRIPT, volumeDevicePath, volumeParts, volumeUnitName } from "../../cloud-init/volume";
+import { volumeDevicePath, volumeParts, volumeScript, volumeUnitName } from "../../cloud-init/volume";
 
 const mount = { volumeName: "web-01-mysql", mountPoint: "/var/lib/mysql", label: "mysql", requiredBy: ["mysql.service"] };
 
@@ -8,17 +8,17 @@ describe("volumes on a droplet", () => {
   });
 
   test("format only a volume on which blkid finds no filesystem at all (exit 2), never one it cannot read", () => {
-    const lines = VOLUME_SCRIPT.split("\n");
+    const lines = volumeScript().split("\n");
     const format = lines.findIndex((l) => l.includes("mkfs.ext4"));
     expect(lines.slice(format - 3, format).join("\n")).toMatch(/blkid -p "\$device"[\s\S]*if \[ "\$status" -eq 2 \]; then/);
-    expect(VOLUME_SCRIPT).toContain('elif [ "$status" -ne 0 ]; then');
-    expect(VOLUME_SCRIPT.match(/mkfs/g)).toHaveLength(1);
+    expect(volumeScript()).toContain('elif [ "$status" -ne 0 ]; then');
+    expect(volumeScript().match(/mkfs/g)).toHaveLength(1);
   });
 
   test("mount on the first boot before packages (bootcmd), and before the services that need it on every boot", () => {
     const parts = volumeParts([mount]);
     expect(parts.bootcmd).toEqual([
-      ["sh", "-c", VOLUME_SCRIPT, "foobar-mount-volume", volumeDevicePath("web-01-mysql"), "/var/lib/mysql", "mysql"],
+      ["sh", "-c", volumeScript(), "foobar-mount-volume", volumeDevicePath("web-01-mysql"), "/var/lib/mysql", "mysql"],
     ]);
     const unit = parts.writeFiles.find((f) => f.path === `/etc/systemd/system/${volumeUnitName(mount)}`)!.content;
     expect(unit).toContain("Before=mysql.service");
