@@ -145,7 +145,9 @@ export const MYSQL_INSTALL_SCRIPT_PATH = "/usr/local/sbin/foobar-mysql-install";
  * then unusable until its files are removed; they are removed only while the
  * site's database was never created on this volume, so no data is ever lost.
  */
-export const MYSQL_INSTALL_SCRIPT = dropletFile(MYSQL_INSTALL_SCRIPT_PATH, { SETUP_ENVIRONMENT: MYSQL_PATHS.setupEnvironment });
+export function mysqlInstallScript(): string {
+  return dropletFile(MYSQL_INSTALL_SCRIPT_PATH, { SETUP_ENVIRONMENT: MYSQL_PATHS.setupEnvironment });
+}
 
 /**
  * The first-boot setup script, the same on every web server; its role comes
@@ -170,14 +172,16 @@ export const MYSQL_INSTALL_SCRIPT = dropletFile(MYSQL_INSTALL_SCRIPT_PATH, { SET
  * auto-positioning. Nothing of this setup is written to a replica's binary
  * log. Every statement is one that MySQL 8.0, 8.4 and 9.x all accept.
  */
-export const MYSQL_SETUP_SCRIPT = dropletFile(MYSQL_PATHS.setupScript, {
-  SETUP_ENVIRONMENT: MYSQL_PATHS.setupEnvironment,
-  APP_SCHEMA: MYSQL_PATHS.appSchema,
-  // Inside an unquoted heredoc: backquotes escaped.
-  HEARTBEAT_SQL: heartbeatSql("$DATABASE_NAME")
-    .map((statement) => statement.replace(/`/g, "\\`"))
-    .join("\n"),
-});
+export function mysqlSetupScript(): string {
+  return dropletFile(MYSQL_PATHS.setupScript, {
+    SETUP_ENVIRONMENT: MYSQL_PATHS.setupEnvironment,
+    APP_SCHEMA: MYSQL_PATHS.appSchema,
+    // Inside an unquoted heredoc: backquotes escaped.
+    HEARTBEAT_SQL: heartbeatSql("$DATABASE_NAME")
+      .map((statement) => statement.replace(/`/g, "\\`"))
+      .join("\n"),
+  });
+}
 
 /**
  * Seconds a primary that cannot resolve its own record (cut off from the

@@ -12,11 +12,11 @@ import {
   databaseAgentScript,
   databaseAgentUnit,
   DatabaseRole,
-  MYSQL_INSTALL_SCRIPT,
   MYSQL_INSTALL_SCRIPT_PATH,
   MYSQL_PATHS,
-  MYSQL_SETUP_SCRIPT,
   MYSQL_USERS,
+  mysqlInstallScript,
+  mysqlSetupScript,
   renderDatabaseAgentEnvironment,
   renderMysqlServerConfig,
   renderMysqlSetupEnvironment,
@@ -249,7 +249,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
   });
   return {
     hostname: input.hostname,
-    // mysql-server comes from runcmd (MYSQL_INSTALL_SCRIPT), where a failed initialization can be retried.
+    // mysql-server comes from runcmd (mysqlInstallScript), where a failed initialization can be retried.
     // python3-dnspython: the database agent asks DNS past the local cache.
     packages: ["nginx", "gunicorn", "python3-pymysql", "python3-dnspython", ...host.packages],
     systemUsers: [{ name: APP.user, homedir: APP.directory }],
@@ -281,8 +281,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
           semiSyncTimeoutMs: input.semiSyncTimeoutMs,
         }),
       },
-      gzipped({ path: MYSQL_PATHS.setupScript, permissions: "0700", content: MYSQL_SETUP_SCRIPT }),
-      gzipped({ path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: MYSQL_INSTALL_SCRIPT }),
+      gzipped({ path: MYSQL_PATHS.setupScript, permissions: "0700", content: mysqlSetupScript() }),
+      gzipped({ path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: mysqlInstallScript() }),
       { path: DATABASE_AGENT.environment, content: renderDatabaseAgentEnvironment(input.databaseAgent) },
       gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: databaseAgentScript(PRIVATE_ADDRESS_PATHS) }),
       { path: DATABASE_AGENT.unitPath, content: databaseAgentUnit() },

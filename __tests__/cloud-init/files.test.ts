@@ -31,13 +31,17 @@ describe("files kept in the tree that mirrors the droplet", () => {
 
 /** Every file of the tree, as the path it lands at (`/usr/local/sbin/…`). */
 function treeFiles(root: string, under = "/"): string[] {
-  return fs
-    .readdirSync(path.join(root, under), { withFileTypes: true })
-    .flatMap((entry) => {
-      const file = path.posix.join(under, entry.name);
-      return entry.isDirectory() ? treeFiles(root, file) : [file];
-    })
-    .sort();
+  return (
+    fs
+      .readdirSync(path.join(root, under), { withFileTypes: true })
+      // Python's bytecode cache (git ignores it) is not part of the tree.
+      .filter((entry) => entry.name !== "__pycache__")
+      .flatMap((entry) => {
+        const file = path.posix.join(under, entry.name);
+        return entry.isDirectory() ? treeFiles(root, file) : [file];
+      })
+      .sort()
+  );
 }
 
 /** The shell scripts of a tree, found by their shebang. */
