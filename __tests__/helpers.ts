@@ -6,6 +6,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { gunzipSync } from "zlib";
 
+import { filesRunAtBoot } from "../cloud-init/cloud-config";
 import { FoobarStack } from "../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
 import type { TerraformJson } from "../tools/changes";
@@ -73,7 +74,13 @@ export function parseCloudConfig(userData: string): ParsedCloudConfig {
 export function reviewable(stack: StackJson): StackJson {
   const copy = JSON.parse(JSON.stringify(stack));
   for (const resource of Object.values(copy.resource?.digitalocean_droplet ?? {}) as { user_data: unknown }[]) {
-    resource.user_data = parseCloudConfig(resource.user_data as string);
+    const config = parseCloudConfig(resource.user_data as string);
+    // A script bootcmd writes and runs (writeAndRun): its text in place of its packed form.
+    for (const argv of (config.bootcmd ?? []) as string[][]) {
+      const [file] = filesRunAtBoot([argv]);
+      if (file) argv[4] = file.content;
+    }
+    resource.user_data = config;
   }
   return copy;
 }

@@ -92,15 +92,42 @@ function packed(file: WriteFile): WriteFile {
 }
 
 /**
+ * What a `writeAndRun` command runs: `$0` is the file's path, `$1` its gzipped
+ * content in base64, the rest the script's arguments.
+ */
+const WRITE_AND_RUN = (permissions: string) =>
+  `set -eu; printf %s "$1" | base64 -d | gunzip > "$0.new"; chmod ${permissions} "$0.new"; mv -f "$0.new" "$0"; shift; exec "$0" "$@"`;
+
+/**
+ * A bootcmd entry that writes `file` and runs it with `args`. bootcmd runs
+ * before write_files on the first boot, so a script it needs travels in the
+ * command itself; the command also leaves it where the units that run it on
+ * later boots find it. So the script is carried once, packed, and not again
+ * in write_files. bootcmd runs on every boot: the same bytes each time.
+ */
+export function writeAndRun(file: WriteFile, args: readonly string[] = []): string[] {
+  return ["sh", "-c", WRITE_AND_RUN(file.permissions ?? "0644"), file.path, gzipped(file).content, ...args];
+}
+
+/** The files `writeAndRun` entries of a bootcmd carry: path and text. */
+export function filesRunAtBoot(bootcmd: readonly (readonly string[])[]): { path: string; content: string }[] {
+  return bootcmd
+    .filter((argv) => argv[0] === "sh" && argv[1] === "-c" && /^set -eu; printf %s "\$1" \| base64 -d \| gunzip/.test(argv[2] ?? ""))
+    .map((argv) => ({ path: argv[3]!, content: gunzipSync(Buffer.from(argv[4]!, "base64")).toString("utf8") }));
+}
+
+/**
  * User-data as a reader searches it: the document, followed by the text of
- * every file it carries packed (`gz+b64`), as cloud-init writes them.
+ * every file it carries packed (`gz+b64` files, and scripts bootcmd writes and
+ * runs), as they land on the droplet.
  */
 export function userDataText(userData: string): string {
-  const files = (YAML.parse(userData) as { write_files?: { content: string; encoding?: string }[] } | null)?.write_files ?? [];
-  const packedFiles = files
+  const document = YAML.parse(userData) as { write_files?: { content: string; encoding?: string }[]; bootcmd?: string[][] } | null;
+  const packedFiles = (document?.write_files ?? [])
     .filter((file) => file.encoding === "gz+b64")
     .map((file) => gunzipSync(Buffer.from(file.content, "base64")).toString("utf8"));
-  return [userData, ...packedFiles].join("\n");
+  const bootFiles = filesRunAtBoot(document?.bootcmd ?? []).map((file) => file.content);
+  return [userData, ...packedFiles, ...bootFiles].join("\n");
 }
 
 export function renderCloudConfig(config: CloudConfig): string {

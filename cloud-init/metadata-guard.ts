@@ -24,7 +24,7 @@
  * content, is made 0600. `/run/cloud-init/instance-data.json` stays
  * world-readable: DigitalOcean's datasource keeps the user-data out of it.
  */
-import { WriteFile } from "./cloud-config";
+import { writeAndRun, WriteFile } from "./cloud-config";
 import { dropletFile } from "./files";
 
 /** The metadata service's address on every droplet. */
@@ -94,7 +94,7 @@ export function metadataGuardUnit(): string {
 
 /** What every droplet's cloud-config gets for the guard. */
 export interface MetadataGuard {
-  /** Runs the script inline: on the first boot, bootcmd runs before write_files. */
+  /** Writes the script and runs it: on the first boot, bootcmd runs before write_files. */
   readonly bootcmd: readonly (readonly string[])[];
   readonly packages: readonly string[];
   readonly writeFiles: readonly WriteFile[];
@@ -104,14 +104,11 @@ export interface MetadataGuard {
 
 /** The guard's parts of a droplet's cloud-config. */
 export function metadataGuard(): MetadataGuard {
-  const script = metadataGuardScript();
   return {
-    bootcmd: [["sh", "-c", script]],
+    // Written by bootcmd (on the first boot it runs before write_files), where the unit finds it.
+    bootcmd: [writeAndRun({ path: g.script, permissions: "0755", content: metadataGuardScript() })],
     packages: ["nftables"],
-    writeFiles: [
-      { path: g.script, permissions: "0755", content: script },
-      { path: g.unitPath, content: metadataGuardUnit() },
-    ],
+    writeFiles: [{ path: g.unitPath, content: metadataGuardUnit() }],
     runcmd: [
       ["systemctl", "daemon-reload"],
       ["systemctl", "enable", g.unitName],

@@ -9,7 +9,7 @@
  * mount point) and from a unit on every later boot (before the services that
  * use the data).
  */
-import { WriteFile } from "./cloud-config";
+import { writeAndRun, WriteFile } from "./cloud-config";
 import { dropletFile } from "./files";
 
 /** Where DigitalOcean exposes an attached volume. */
@@ -71,10 +71,14 @@ export function volumeParts(mounts: readonly VolumeMount[]): VolumeParts {
   const script = volumeScript();
   const args = (mount: VolumeMount) => [volumeDevicePath(mount.volumeName), mount.mountPoint, mount.label];
   return {
-    // bootcmd runs before write_files on the first boot: the script inline.
-    bootcmd: mounts.map((mount) => ["sh", "-c", script, "foobar-mount-volume", ...args(mount)]),
+    // bootcmd runs before write_files on the first boot: the first mount writes the script (where the units
+    // find it on later boots) and runs it, the others run it.
+    bootcmd: mounts.map((mount, i) =>
+      i === 0
+        ? writeAndRun({ path: VOLUME_SCRIPT_PATH, permissions: "0755", content: script }, args(mount))
+        : [VOLUME_SCRIPT_PATH, ...args(mount)],
+    ),
     writeFiles: [
-      { path: VOLUME_SCRIPT_PATH, permissions: "0755", content: script },
       ...mounts.flatMap((mount): WriteFile[] => [
         {
           path: `/etc/systemd/system/${volumeUnitName(mount)}`,

@@ -1,8 +1,12 @@
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { gunzipSync } from "node:zlib";
 
 import * as YAML from "yaml";
 
-import { escapeTerraformTemplate, renderCloudConfig } from "../../cloud-init/cloud-config";
+import { escapeTerraformTemplate, filesRunAtBoot, renderCloudConfig, writeAndRun } from "../../cloud-init/cloud-config";
 
 describe("renderCloudConfig", () => {
   const config = renderCloudConfig({
@@ -78,6 +82,32 @@ describe("renderCloudConfig", () => {
     test("a file gzip would not shrink stays text", () => {
       expect(byPath("/tiny")).toEqual(expect.objectContaining({ content: "a\n" }));
     });
+  });
+});
+
+describe("writeAndRun: a script bootcmd needs, carried once", () => {
+  test("sh writes the file with its mode, runs it with the arguments, and writes the same bytes again on the next boot", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-write-and-run-"));
+    const script = `#!/bin/sh\necho "ran $0 with $# arguments: $1 / $2"\n`;
+    const argv = writeAndRun({ path: path.join(dir, "hello"), permissions: "0750", content: script }, ["a b", "c"]);
+    for (const boot of [1, 2]) {
+      const run = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+      expect({ boot, status: run.status, stdout: run.stdout, stderr: run.stderr }).toEqual({
+        boot,
+        status: 0,
+        stdout: `ran ${path.join(dir, "hello")} with 2 arguments: a b / c\n`,
+        stderr: "",
+      });
+      expect(fs.readFileSync(path.join(dir, "hello"), "utf8")).toBe(script);
+      expect(fs.statSync(path.join(dir, "hello")).mode & 0o777).toBe(0o750);
+    }
+    expect(fs.readdirSync(dir)).toEqual(["hello"]);
+    expect(filesRunAtBoot([argv])).toEqual([{ path: path.join(dir, "hello"), content: script }]);
+  });
+
+  test("fails the boot when the file cannot be written (the check can fail)", () => {
+    const argv = writeAndRun({ path: "/nonexistent-dir/hello", permissions: "0755", content: "#!/bin/sh\ntrue\n" });
+    expect(spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" }).status).not.toBe(0);
   });
 });
 

@@ -1,3 +1,4 @@
+import { filesRunAtBoot } from "../../cloud-init/cloud-config";
 import {
   METADATA_GUARD,
   metadataGuard,
@@ -57,14 +58,12 @@ describe("the metadata guard", () => {
     );
   });
 
-  test("bootcmd runs the very script the unit runs, so the first boot is guarded before write_files", () => {
+  test("bootcmd writes the very script the unit runs, and runs it, so the first boot is guarded before write_files", () => {
     const guard = metadataGuard();
-    expect(guard.bootcmd).toEqual([["sh", "-c", METADATA_GUARD_SCRIPT]]);
-    expect(guard.writeFiles).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ path: METADATA_GUARD.script, permissions: "0755", content: METADATA_GUARD_SCRIPT }),
-      ]),
-    );
+    expect(guard.bootcmd).toHaveLength(1);
+    expect(filesRunAtBoot(guard.bootcmd)).toEqual([{ path: METADATA_GUARD.script, content: METADATA_GUARD_SCRIPT }]);
+    // Carried once: not again in write_files.
+    expect(guard.writeFiles.map((file) => file.path)).toEqual([METADATA_GUARD.unitPath]);
   });
 });
 
@@ -74,9 +73,8 @@ describe.each([
 ])("every droplet is guarded (%s)", (_name, stack) => {
   test.each(["lb-01", "web-01", "web-02"])("%s: bootcmd first, nftables, the script and the unit, enabled first in runcmd", (name) => {
     const config = parseCloudConfig(droplet(stack, name).user_data);
-    expect((config.bootcmd as unknown[])[0]).toEqual(["sh", "-c", METADATA_GUARD_SCRIPT]);
+    expect(filesRunAtBoot([(config.bootcmd as string[][])[0]!])).toEqual([{ path: METADATA_GUARD.script, content: METADATA_GUARD_SCRIPT }]);
     expect(config.packages).toContain("nftables");
-    expect(fileAt(config, METADATA_GUARD.script)).toBe(METADATA_GUARD_SCRIPT);
     expect(fileAt(config, METADATA_GUARD.unitPath)).toBe(METADATA_GUARD_UNIT);
     // runcmd[0] is cloud-init's "set -e"; the guard comes right after, before any service is started.
     expect(config.runcmd.slice(1, 4)).toEqual([

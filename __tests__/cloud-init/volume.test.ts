@@ -1,3 +1,4 @@
+import { filesRunAtBoot } from "../../cloud-init/cloud-config";
 import { volumeDevicePath, volumeParts, volumeScript, volumeUnitName } from "../../cloud-init/volume";
 
 const mount = { volumeName: "web-01-mysql", mountPoint: "/var/lib/mysql", label: "mysql", requiredBy: ["mysql.service"] };
@@ -17,14 +18,24 @@ describe("volumes on a droplet", () => {
 
   test("mount on the first boot before packages (bootcmd), and before the services that need it on every boot", () => {
     const parts = volumeParts([mount]);
-    expect(parts.bootcmd).toEqual([
-      ["sh", "-c", volumeScript(), "foobar-mount-volume", volumeDevicePath("web-01-mysql"), "/var/lib/mysql", "mysql"],
-    ]);
+    expect(parts.bootcmd).toHaveLength(1);
+    expect(parts.bootcmd[0]!.slice(-3)).toEqual([volumeDevicePath("web-01-mysql"), "/var/lib/mysql", "mysql"]);
+    expect(filesRunAtBoot(parts.bootcmd)).toEqual([{ path: "/usr/local/sbin/foobar-mount-volume", content: volumeScript() }]);
+    expect(parts.writeFiles.map((file) => file.path)).not.toContain("/usr/local/sbin/foobar-mount-volume");
     const unit = parts.writeFiles.find((f) => f.path === `/etc/systemd/system/${volumeUnitName(mount)}`)!.content;
     expect(unit).toContain("Before=mysql.service");
     const dropIn = parts.writeFiles.find((f) => f.path === "/etc/systemd/system/mysql.service.d/foobar-volume.conf")!.content;
     expect(dropIn).toContain("Requires=foobar-volume-mysql.service");
     expect(parts.runcmd).toContainEqual(["systemctl", "enable", "foobar-volume-mysql.service"]);
+  });
+
+  test("a second volume runs the script the first one's command wrote", () => {
+    const parts = volumeParts([
+      mount,
+      { ...mount, volumeName: "web-01-logs", mountPoint: "/var/log/foobar", label: "logs", requiredBy: [] },
+    ]);
+    expect(filesRunAtBoot(parts.bootcmd)).toHaveLength(1);
+    expect(parts.bootcmd[1]).toEqual(["/usr/local/sbin/foobar-mount-volume", volumeDevicePath("web-01-logs"), "/var/log/foobar", "logs"]);
   });
 
   test("give nothing to a droplet without volumes", () => {
