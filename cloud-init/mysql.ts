@@ -1,3 +1,5 @@
+import * as path from "node:path";
+
 import { renderEnvironmentFile } from "./environment-file";
 import { dropletFile } from "./files";
 
@@ -201,6 +203,8 @@ export function promoteAfterSeconds(ttlSeconds: number): number {
 
 export const DATABASE_AGENT = {
   script: "/usr/local/sbin/foobar-db-agent",
+  /** Its decisions, a module of their own: what the Python tests drive rule by rule. */
+  decisions: "/usr/local/lib/foobar/db_decisions.py",
   unitName: "foobar-db-agent.service",
   unitPath: "/etc/systemd/system/foobar-db-agent.service",
   environment: "/etc/foobar/db-agent.env",
@@ -228,7 +232,7 @@ export function renderDatabaseAgentEnvironment(input: DatabaseAgentInput): strin
  * every second it makes this server's MySQL what `mysql-primary.internal`
  * says it is. Promotion is declarative: change `FOOBAR_DB_PRIMARY`, deploy,
  * and the record moves; nothing else changes. Its rules are in the file's
- * docstring, and its decision function is tested rule by rule
+ * docstring, and its decision function (`databaseAgentDecisions`) is tested rule by rule
  * (`__tests__/cloud-init/python/test_db_agent.py`).
  */
 export function databaseAgentScript(paths: { readonly addressEnvironment: string }): string {
@@ -237,8 +241,14 @@ export function databaseAgentScript(paths: { readonly addressEnvironment: string
     AGENT_ENVIRONMENT: DATABASE_AGENT.environment,
     ADDRESS_ENVIRONMENT: paths.addressEnvironment,
     STATUS_FILE: DATABASE_AGENT.status,
+    DECISIONS_DIR: path.posix.dirname(DATABASE_AGENT.decisions),
     HEARTBEAT_SQL: heartbeatSql("{database}").join(" "),
   });
+}
+
+/** The agent's decisions (`cloud-init/files/usr/local/lib/foobar/db_decisions.py`), which it imports. */
+export function databaseAgentDecisions(): string {
+  return dropletFile(DATABASE_AGENT.decisions);
 }
 
 /** The agent's unit: a watchdog, restarted forever (runcmd starts it after the first-boot setup). */

@@ -8,6 +8,7 @@ import { failoverFiles, FailoverInput, failoverRuncmd } from "./keepalived";
 import { metadataGuard } from "./metadata-guard";
 import {
   DATABASE_AGENT,
+  databaseAgentDecisions,
   DatabaseAgentInput,
   databaseAgentScript,
   databaseAgentUnit,
@@ -285,6 +286,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       gzipped({ path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: mysqlInstallScript() }),
       { path: DATABASE_AGENT.environment, content: renderDatabaseAgentEnvironment(input.databaseAgent) },
       gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: databaseAgentScript(PRIVATE_ADDRESS_PATHS) }),
+      gzipped({ path: DATABASE_AGENT.decisions, permissions: "0644", content: databaseAgentDecisions() }),
       { path: DATABASE_AGENT.unitPath, content: databaseAgentUnit() },
       ...appFiles,
       {

@@ -4,6 +4,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import {
+  DATABASE_AGENT,
+  databaseAgentDecisions,
   databaseAgentScript,
   databaseAgentUnit,
   DURABILITY_SETTINGS,
@@ -201,18 +203,31 @@ describe("the database agent", () => {
     expect(run.status).toBe(0);
   });
 
-  test("as written to the droplet, it compiles, and every placeholder is filled", () => {
+  test("as written to the droplet, it and its decisions compile, every placeholder is filled, and it imports them from where they are written", () => {
     expect(script).not.toMatch(/@@[A-Z_]+@@/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "db-agent-"));
     try {
-      fs.writeFileSync(path.join(dir, "agent.py"), script);
-      const compiled = spawnSync("python3", ["-m", "py_compile", path.join(dir, "agent.py")], { encoding: "utf8" });
-      expect(compiled.stderr).toBe("");
-      expect(compiled.status).toBe(0);
+      // The agent as written, with its decisions in a folder of its own: it must import and start up to its
+      // first use of the droplet (reading the environment files, absent here).
+      const lib = path.join(dir, "lib");
+      fs.mkdirSync(lib);
+      fs.writeFileSync(path.join(lib, path.basename(DATABASE_AGENT.decisions)), databaseAgentDecisions());
+      fs.writeFileSync(path.join(dir, "agent.py"), script.replace(`"${path.dirname(DATABASE_AGENT.decisions)}"`, JSON.stringify(lib)));
+      const run = spawnSync(
+        "python3",
+        ["-c", `import runpy; runpy.run_path(${JSON.stringify(path.join(dir, "agent.py"))}, run_name="not_main")`],
+        {
+          encoding: "utf8",
+          env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+        },
+      );
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(script).toContain('SETUP_ENVIRONMENT = "/etc/foobar/mysql-setup.env"');
+    expect(script).toContain(`sys.path.insert(0, "${path.dirname(DATABASE_AGENT.decisions)}")`);
   });
 
   test("runs under a watchdog and is restarted forever: a stuck or dead agent cannot leave a cut-off primary writable", () => {

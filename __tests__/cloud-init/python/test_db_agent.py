@@ -6,7 +6,12 @@ import importlib.util
 import pathlib
 import unittest
 
-AGENT = pathlib.Path(__file__).resolve().parents[3] / "cloud-init/files/usr/local/sbin/foobar-db-agent"
+import sys
+
+FILES = pathlib.Path(__file__).resolve().parents[3] / "cloud-init/files"
+AGENT = FILES / "usr/local/sbin/foobar-db-agent"
+# The agent imports its decisions from beside it on the droplet; here, from the tree.
+sys.path.insert(0, str(FILES / "usr/local/lib/foobar"))
 loader = importlib.machinery.SourceFileLoader("db_agent", str(AGENT))
 spec = importlib.util.spec_from_loader("db_agent", loader)
 agent = importlib.util.module_from_spec(spec)
