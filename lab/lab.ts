@@ -27,9 +27,10 @@ import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./emulations/meta
 import { randomPassword } from "./emulations/passwords";
 import { createAdminKey, sshFromClient } from "./emulations/ssh";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./emulations/synth";
-import { ComputedValues, LabDroplet, LabStack, rangesOverlap, resolveStack } from "./emulations/terraform";
+import { ComputedValues, LabDroplet, LabStack, resolveStack } from "./emulations/terraform";
 import { createVolume, teardownVolumes } from "./emulations/volumes";
 import { FaultKind, injectFault } from "./faults";
+import { rangesOverlap } from "./host/addresses";
 import { startAptProxy, stopAptProxy } from "./host/apt-proxy";
 import { cgroupHierarchies, LAB_CGROUP, teardownCgroups } from "./host/cgroups";
 import {

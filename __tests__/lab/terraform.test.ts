@@ -1,5 +1,6 @@
 import { randomPassword } from "../../lab/emulations/passwords";
-import { ComputedValues, hostAddress, interpolate, resolveStack } from "../../lab/emulations/terraform";
+import { ComputedValues, interpolate, resolveStack } from "../../lab/emulations/terraform";
+import { hostAddress } from "../../lab/host/addresses";
 import type { TerraformJson } from "../../tools/changes";
 
 /** Pinned stand-ins for apply-time values, so every resolved value is predictable. */

@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { dropletLinkLocal, METADATA_ADDRESS, METADATA_SWITCH_TABLE, renderMetadataSwitchRules } from "../emulations/metadata";
-import { LabDroplet, LabRecord, rangesOverlap } from "../emulations/terraform";
+import { LabDroplet, LabRecord } from "../emulations/terraform";
 import {
   ACME_ADDRESS,
   ACME_NS,
@@ -40,6 +40,7 @@ import {
   UPLINK_PORT,
   VPC_BRIDGE,
 } from "../settings";
+import { rangesOverlap } from "./addresses";
 import { run, tryRun } from "./shell";
 import { LabState, remember, saveState } from "./state";
 
