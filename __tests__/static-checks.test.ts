@@ -4,6 +4,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
+import { filesRunAtBoot } from "../cloud-init/cloud-config";
 import { FAILOVER_PATHS, VRRP_LINK } from "../cloud-init/keepalived";
 import { METADATA_GUARD } from "../cloud-init/metadata-guard";
 import { resolveStack } from "../lab/emulations/terraform";
@@ -223,11 +224,16 @@ describe("shellcheck", () => {
   const scripts = [
     ...userData.flatMap((u) => {
       const config = parseCloudConfig(u.text);
+      const bootcmd = (config.bootcmd ?? []) as string[][];
       return [
-        ...config.write_files
+        ...[...config.write_files, ...filesRunAtBoot(bootcmd)]
           .filter((f) => f.content.startsWith("#!/bin/"))
           .map((f) => ({ label: `${u.label} ${f.path}`, content: f.content })),
         { label: `${u.label} runcmd`, content: runcmdScript(config.runcmd) },
+        // The commands themselves (sh -c '…'): writeAndRun's, for one.
+        ...bootcmd
+          .filter((argv) => argv[0] === "sh" && argv[1] === "-c")
+          .map((argv, i) => ({ label: `${u.label} bootcmd ${i + 1}`, content: `#!/bin/sh\n${argv[2]}\n` })),
       ];
     }),
     // What `npm run rollout` runs on a web server over SSH.
@@ -240,6 +246,8 @@ describe("shellcheck", () => {
     expect(scripts.filter((s) => s.label.includes("foobar-install-certificate")).length).toBeGreaterThan(0);
     expect(scripts.filter((s) => s.label.includes("foobar-placeholder-certificate")).length).toBeGreaterThan(0);
     expect(scripts.filter((s) => s.label.includes("foobar-mount-volume")).length).toBeGreaterThan(0);
+    expect(scripts.filter((s) => s.label.includes("foobar-metadata-guard")).length).toBeGreaterThan(0);
+    expect(scripts.filter((s) => s.label.includes("bootcmd")).length).toBeGreaterThan(0);
   });
 
   test.each(scripts.map((s) => [s.label, s]))("finds nothing to fix in %s", (_label, s) => {
@@ -256,7 +264,7 @@ describe("shellcheck", () => {
 describe("the metadata guard", () => {
   const guards = userData.map((u) => {
     const config = parseCloudConfig(u.text);
-    const script = config.write_files.find((f) => f.path === METADATA_GUARD.script)!.content;
+    const script = filesRunAtBoot((config.bootcmd ?? []) as string[][]).find((f) => f.path === METADATA_GUARD.script)!.content;
     const unit = config.write_files.find((f) => f.path === METADATA_GUARD.unitPath)!.content;
     return { label: u.label, script, unit };
   });
