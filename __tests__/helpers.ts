@@ -3,10 +3,9 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as YAML from "yaml";
 import { gunzipSync } from "zlib";
 
-import { filesRunAtBoot } from "../cloud-init/cloud-config";
+import { filesRunAtBoot, parseUserData } from "../cloud-init/cloud-config";
 import { FoobarStack } from "../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
 import type { TerraformJson } from "../tools/changes";
@@ -54,10 +53,10 @@ export interface ParsedCloudConfig {
   [key: string]: unknown;
 }
 
-/** The parsed document, with gzipped files (`gz+b64`) unpacked to their text, as cloud-init writes them. */
+/** The document cloud-init reads (the parts merged), with gzipped files (`gz+b64`) unpacked to their text, as cloud-init writes them. */
 export function parseCloudConfig(userData: string): ParsedCloudConfig {
-  expect(userData.startsWith("#cloud-config\n")).toBe(true);
-  const config = YAML.parse(userData) as ParsedCloudConfig;
+  expect(userData.startsWith("#cloud-config\n") || userData.startsWith("Content-Type: multipart/mixed;")).toBe(true);
+  const config = parseUserData(userData) as ParsedCloudConfig;
   for (const file of config.write_files ?? []) {
     if (file.encoding !== "gz+b64") continue;
     file.content = gunzipSync(Buffer.from(file.content, "base64")).toString("utf8");

@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -278,7 +280,9 @@ describe("cdktf synth with a bad setting", () => {
 
   // Every bad value of issue 12's list, and a few more.
   const bigCaFile = path.join(path.dirname(caFile), "bundle.pem");
-  fs.writeFileSync(bigCaFile, fs.readFileSync(caFile, "utf8").replace("MIIB", "M".repeat(1000)).repeat(200));
+  // Random bodies: user-data is compressed, and 200 copies of one certificate would pack into almost nothing.
+  const randomCertificate = () => fs.readFileSync(caFile, "utf8").replace("MIIB", randomBytes(750).toString("base64"));
+  fs.writeFileSync(bigCaFile, Array.from({ length: 200 }, randomCertificate).join(""));
   const appWithLink = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-app-link-"));
   fs.writeFileSync(path.join(appWithLink, "app.py"), "print('hi')\n");
   fs.symlinkSync("app.py", path.join(appWithLink, "link.py"));

@@ -2,9 +2,10 @@ import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { gunzipSync, gzipSync } from "zlib";
 
 import { CERTIFICATE_PATHS } from "../cloud-init/certificate";
-import { filesRunAtBoot } from "../cloud-init/cloud-config";
+import { filesRunAtBoot, parseUserData } from "../cloud-init/cloud-config";
 import { FAILOVER_PATHS, VRRP_LINK } from "../cloud-init/keepalived";
 import { METADATA_GUARD } from "../cloud-init/metadata-guard";
 import { resolveStack } from "../lab/emulations/terraform";
@@ -53,12 +54,44 @@ const userData = Object.entries(stacks).flatMap(([stackName, stack]) =>
   })),
 );
 
+/** The Python cloud-init runs with (its script's first line), which can import its modules. */
+const cloudInitPython = fs
+  .readFileSync(execFileSync("sh", ["-c", "command -v cloud-init"], { encoding: "utf8" }).trim(), "utf8")
+  .split("\n")[0]!
+  .replace(/^#!\s*/, "");
+
+/** What cloud-init's own code makes of a user-data (merge_user_data.py): the cloud-config, as JSON text. */
+function mergedByCloudInit(name: string, userDataText: string): string {
+  const script = path.join(__dirname, "cloud-init", "python", "merge_user_data.py");
+  const result = spawnSync(cloudInitPython, [script, writeTemp(name, userDataText)], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`merge_user_data.py failed: ${result.stderr}`);
+  return result.stdout;
+}
+
 describe("cloud-init schema", () => {
-  test.each(userData.map((u) => [u.label, u]))("accepts the user-data of %s", (_label, u) => {
-    const file = writeTemp(`${u.label.replace(/\W+/g, "-")}.yaml`, u.text);
-    const result = run("cloud-init", ["schema", "--config-file", file]);
-    expect(result.output).toMatch(/Valid (schema|cloud-config)/);
-    expect(result.status).toBe(0);
+  // cloud-init's own code merges the parts (merge_user_data.py); what it makes is what parseUserData says, and valid.
+  test.each(userData.map((u) => [u.label, u]))(
+    "merges the parts of the user-data of %s as meant, into a valid cloud-config",
+    (_label, u) => {
+      const label = u.label.replace(/\W+/g, "-");
+      const merged = mergedByCloudInit(`${label}.mime`, u.text);
+      expect(JSON.parse(merged)).toEqual(JSON.parse(JSON.stringify(parseUserData(u.text))));
+      const file = writeTemp(`${label}.yaml`, `#cloud-config\n${merged}`);
+      const result = run("cloud-init", ["schema", "--config-file", file]);
+      expect(result.output).toMatch(/Valid (schema|cloud-config)/);
+      expect(result.status).toBe(0);
+    },
+  );
+
+  test("the merge can fail: a packed part without merge_how replaces the first part's files", () => {
+    const u = userData.find((x) => x.name === "web-01")!;
+    const [, packedPart] = u.text.split(/^--==foobar-user-data==$/m).slice(1, 3);
+    const packed = gunzipSync(Buffer.from(packedPart!.split("\n\n")[1]!, "base64"))
+      .toString("utf8")
+      .replace(/^merge_how: .*\n/m, "");
+    const broken = u.text.replace(packedPart!.split("\n\n")[1]!, gzipSync(packed).toString("base64") + "\n");
+    const merged = mergedByCloudInit("broken.mime", broken);
+    expect(JSON.parse(merged).write_files.length).toBeLessThan(parseUserData(u.text).write_files!.length);
   });
 
   test("rejects a document with a wrongly typed module (the check can fail)", () => {
@@ -67,7 +100,7 @@ describe("cloud-init schema", () => {
   });
 
   test("checks a user-data with a CA to trust too", () => {
-    expect(userData.filter((u) => u.name === "lb-01" && /^ca_certs:/m.test(u.text))).toHaveLength(1);
+    expect(userData.filter((u) => u.name === "lb-01" && parseUserData(u.text).ca_certs !== undefined)).toHaveLength(1);
   });
 });
 

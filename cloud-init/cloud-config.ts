@@ -79,19 +79,6 @@ export function gzipped(file: WriteFile): WriteFile {
 }
 
 /**
- * A file as user-data carries it: gzipped when that is smaller and it holds
- * no Terraform reference (a YAML block also pays its indentation on every
- * line). The files are kept as text in this repository, where they are read
- * and checked; `cdktf synth` output shows them packed.
- */
-function packed(file: WriteFile): WriteFile {
-  if (file.encoding === "gz+b64" || /\$\{TfToken\[/.test(file.content)) return file;
-  const gz = gzipped(file);
-  const plainBytes = Buffer.byteLength(file.content) + 6 * file.content.split("\n").length;
-  return Buffer.byteLength(gz.content) < plainBytes ? gz : file;
-}
-
-/**
  * What a `writeAndRun` command runs: `$0` is the file's path, `$1` its gzipped
  * content in base64, the rest the script's arguments.
  */
@@ -116,20 +103,72 @@ export function filesRunAtBoot(bootcmd: readonly (readonly string[])[]): { path:
     .map((argv) => ({ path: argv[3]!, content: gunzipSync(Buffer.from(argv[4]!, "base64")).toString("utf8") }));
 }
 
+/** A Terraform reference, as cdktf writes it before synthesis resolves it: `${TfToken[TOKEN.12]}`. */
+const TOKEN = /\$\{TfToken\[/;
+
+/** Between the parts of the user-data: never in a file, a command, or base64. */
+const BOUNDARY = "==foobar-user-data==";
+
 /**
- * User-data as a reader searches it: the document, followed by the text of
- * every file it carries packed (`gz+b64` files, and scripts bootcmd writes and
- * runs), as they land on the droplet.
+ * How cloud-init merges the packed part into the first: lists appended
+ * (`write_files`), keys the first part has left as they are.
  */
-export function userDataText(userData: string): string {
-  const document = YAML.parse(userData) as { write_files?: { content: string; encoding?: string }[]; bootcmd?: string[][] } | null;
-  const packedFiles = (document?.write_files ?? [])
-    .filter((file) => file.encoding === "gz+b64")
-    .map((file) => gunzipSync(Buffer.from(file.content, "base64")).toString("utf8"));
-  const bootFiles = filesRunAtBoot(document?.bootcmd ?? []).map((file) => file.content);
-  return [userData, ...packedFiles, ...bootFiles].join("\n");
+const MERGE_HOW = "list(append)+dict(no_replace,recurse_list)+str()";
+
+/**
+ * The user-data as cloud-init reads it: one cloud-config document, the parts
+ * merged (`write_files` appended), every file's text as it lands.
+ */
+export function parseUserData(userData: string): Record<string, unknown> & { write_files?: Record<string, unknown>[] } {
+  const documents = userData.startsWith("#cloud-config\n")
+    ? [YAML.parse(userData) as Record<string, unknown>]
+    : userData
+        .split(`--${BOUNDARY}`)
+        .slice(1, -1)
+        .map((part) => {
+          const [headers, ...body] = part.replace(/^\n/, "").split("\n\n");
+          const text = /^Content-Type: application\/gzip$/m.test(headers!)
+            ? gunzipSync(Buffer.from(body.join("\n\n"), "base64")).toString("utf8")
+            : body.join("\n\n");
+          return YAML.parse(text) as Record<string, unknown>;
+        });
+  const merged: Record<string, unknown> & { write_files?: Record<string, unknown>[] } = {};
+  for (const document of documents) {
+    for (const [key, value] of Object.entries(document)) {
+      if (key === "merge_how") continue;
+      if (key === "write_files") merged.write_files = [...(merged.write_files ?? []), ...(value as Record<string, unknown>[])];
+      else if (!(key in merged)) merged[key] = value;
+    }
+  }
+  return merged;
 }
 
+/**
+ * User-data as a reader searches it: the document cloud-init reads, and the
+ * text of every file it carries packed (`gz+b64` files, and scripts bootcmd
+ * writes and runs), as they land on the droplet.
+ */
+export function userDataText(userData: string): string {
+  const document = parseUserData(userData);
+  const packedFiles = (document.write_files ?? [])
+    .filter((file) => file.encoding === "gz+b64")
+    .map((file) => gunzipSync(Buffer.from(file.content as string, "base64")).toString("utf8"));
+  const bootFiles = filesRunAtBoot((document.bootcmd ?? []) as string[][]).map((file) => file.content);
+  return [YAML.stringify(document, { lineWidth: 0 }), ...packedFiles, ...bootFiles].join("\n");
+}
+
+/**
+ * Renders the user-data: what cloud-init reads as one `#cloud-config`.
+ *
+ * DigitalOcean accepts 64 KiB of user-data, and most of it is scripts and
+ * text that compress well. So it is a MIME multi-part message of two parts
+ * cloud-init merges: a plain one with what holds a Terraform reference
+ * (Terraform must see and resolve those, a few files such as the secrets'
+ * environment files), and one gzipped part (base64) with everything else,
+ * whose files are appended to the first's. Without anything to pack, the
+ * plain document alone. The values may contain cdktf tokens that Terraform
+ * resolves at apply time.
+ */
 export function renderCloudConfig(config: CloudConfig): string {
   const document = {
     ...(config.bootcmd?.length ? { bootcmd: config.bootcmd.map((argv) => [...argv]) } : {}),
@@ -153,7 +192,7 @@ export function renderCloudConfig(config: CloudConfig): string {
     ...(config.trustedCaCertificates?.length ? { ca_certs: { trusted: [...config.trustedCaCertificates] } } : {}),
     package_update: true,
     packages: [...config.packages],
-    write_files: config.writeFiles.map(packed).map((file) => ({
+    write_files: config.writeFiles.map((file) => ({
       path: file.path,
       content: file.content,
       owner: file.owner ?? "root:root",
@@ -165,9 +204,40 @@ export function renderCloudConfig(config: CloudConfig): string {
     // exit code; "set -e" makes any failed step fail the boot visibly.
     runcmd: ["set -e", ...config.runcmd.map((argv) => [...argv])],
   };
-  // lineWidth 0: never fold long lines, so tokens and scripts stay intact.
-  // cloud-init reads YAML 1.1 (PyYAML), where a bare `on`, `yes` or `off` is a
-  // boolean: writing 1.1 quotes them, so `ufw allow in on vrrp0` stays text.
+  const plain: Record<string, unknown> = {};
+  const packed: Record<string, unknown> = { merge_how: MERGE_HOW };
+  for (const [key, value] of Object.entries(document)) {
+    if (key === "write_files") {
+      plain.write_files = document.write_files.filter((file) => TOKEN.test(file.content));
+      packed.write_files = document.write_files.filter((file) => !TOKEN.test(file.content));
+    } else if (TOKEN.test(JSON.stringify(value))) plain[key] = value;
+    else packed[key] = value;
+  }
+  if ((plain.write_files as unknown[]).length === 0) delete plain.write_files;
+  if ((packed.write_files as unknown[]).length === 0) return cloudConfigText(document);
+  const gzipped = gzipSync(cloudConfigText(packed), { level: 9 }).toString("base64");
+  const parts = [
+    ["Content-Type: text/cloud-config; charset=\"utf-8\"", "Content-Transfer-Encoding: 8bit", "", cloudConfigText(plain)],
+    ["Content-Type: application/gzip", "Content-Transfer-Encoding: base64", "", ...(gzipped.match(/.{1,76}/g) ?? []), ""],
+  ].map((lines) => lines.join("\n"));
+  if (parts.some((part) => part.includes(BOUNDARY))) throw new Error(`user-data of ${config.hostname} holds ${BOUNDARY}`);
+  return [
+    `Content-Type: multipart/mixed; boundary="${BOUNDARY}"`,
+    "MIME-Version: 1.0",
+    "",
+    ...parts.map((part) => `--${BOUNDARY}\n${part}`),
+    `--${BOUNDARY}--`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * One `#cloud-config` document. lineWidth 0: never fold long lines, so
+ * tokens and scripts stay intact. cloud-init reads YAML 1.1 (PyYAML), where
+ * a bare `on`, `yes` or `off` is a boolean: writing 1.1 quotes them, so
+ * `ufw allow in on vrrp0` stays text.
+ */
+function cloudConfigText(document: Record<string, unknown>): string {
   return "#cloud-config\n" + YAML.stringify(document, { lineWidth: 0, minContentWidth: 0, version: "1.1" });
 }
 

@@ -1,6 +1,6 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
 import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
-import { CloudConfig, gzipped, WriteFile } from "./cloud-config";
+import { CloudConfig, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
 import { HARDENING_PACKAGES, HostFirewallRule, RELOAD_SSHD, SSHD_HARDENING, ufwCommands, UNATTENDED_UPGRADES } from "./hardening";
@@ -238,16 +238,12 @@ export interface WebServerUserDataInput {
 export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig {
   const host = hardening(input.hostFirewall);
   const volumes = volumeParts([input.databaseVolume]);
-  // Text files gzipped: the application is the largest part of a web server's user-data.
-  const appFiles: WriteFile[] = input.appFiles.map((file) => {
-    const written: WriteFile = {
-      path: `${APP.directory}/${file.relativePath}`,
-      content: file.content,
-      ...(file.encoding ? { encoding: file.encoding } : {}),
-      ...(file.executable ? { permissions: "0755" } : {}),
-    };
-    return file.encoding ? written : gzipped(written);
-  });
+  const appFiles: WriteFile[] = input.appFiles.map((file) => ({
+    path: `${APP.directory}/${file.relativePath}`,
+    content: file.content,
+    ...(file.encoding ? { encoding: file.encoding } : {}),
+    ...(file.executable ? { permissions: "0755" } : {}),
+  }));
   return {
     hostname: input.hostname,
     // mysql-server comes from runcmd (mysqlInstallScript), where a failed initialization can be retried.
@@ -282,11 +278,11 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
           semiSyncTimeoutMs: input.semiSyncTimeoutMs,
         }),
       },
-      gzipped({ path: MYSQL_PATHS.setupScript, permissions: "0700", content: mysqlSetupScript() }),
-      gzipped({ path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: mysqlInstallScript() }),
+      { path: MYSQL_PATHS.setupScript, permissions: "0700", content: mysqlSetupScript() },
+      { path: MYSQL_INSTALL_SCRIPT_PATH, permissions: "0700", content: mysqlInstallScript() },
       { path: DATABASE_AGENT.environment, content: renderDatabaseAgentEnvironment(input.databaseAgent) },
-      gzipped({ path: DATABASE_AGENT.script, permissions: "0700", content: databaseAgentScript(PRIVATE_ADDRESS_PATHS) }),
-      gzipped({ path: DATABASE_AGENT.decisions, permissions: "0644", content: databaseAgentDecisions() }),
+      { path: DATABASE_AGENT.script, permissions: "0700", content: databaseAgentScript(PRIVATE_ADDRESS_PATHS) },
+      { path: DATABASE_AGENT.decisions, permissions: "0644", content: databaseAgentDecisions() },
       { path: DATABASE_AGENT.unitPath, content: databaseAgentUnit() },
       ...appFiles,
       {

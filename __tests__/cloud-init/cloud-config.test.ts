@@ -6,7 +6,7 @@ import { gunzipSync } from "node:zlib";
 
 import * as YAML from "yaml";
 
-import { escapeTerraformTemplate, filesRunAtBoot, renderCloudConfig, writeAndRun } from "../../cloud-init/cloud-config";
+import { escapeTerraformTemplate, filesRunAtBoot, parseUserData, renderCloudConfig, writeAndRun } from "../../cloud-init/cloud-config";
 
 describe("renderCloudConfig", () => {
   const config = renderCloudConfig({
@@ -19,10 +19,9 @@ describe("renderCloudConfig", () => {
     ],
     runcmd: [["systemctl", "restart", "nginx.service"]],
   });
-  const document = YAML.parse(config);
+  const document = parseUserData(config);
 
-  test("starts with #cloud-config and parses back as YAML", () => {
-    expect(config.startsWith("#cloud-config\n")).toBe(true);
+  test("is the document cloud-init reads", () => {
     expect(document.hostname).toBe("web-01");
     expect(document.package_update).toBe(true);
     expect(document.packages).toEqual(["nginx"]);
@@ -52,35 +51,56 @@ describe("renderCloudConfig", () => {
     expect(text).toContain(long);
   });
 
-  describe("files are packed (gzipped) when that is smaller and they hold no Terraform reference", () => {
+  describe("is packed: what holds no Terraform reference travels gzipped, in a second part cloud-init merges", () => {
     const script = "#!/bin/sh\n" + "echo 'the same line, again and again'\n".repeat(40);
     const reference = "PASSWORD=${TfToken[TOKEN.12]}\n" + "X=1\n".repeat(40);
-    const files = YAML.parse(
-      renderCloudConfig({
-        hostname: "h",
-        packages: [],
-        writeFiles: [
-          { path: "/script", content: script },
-          { path: "/env", content: reference },
-          { path: "/tiny", content: "a\n" },
-        ],
-        runcmd: [],
-      }),
-    ).write_files as { path: string; content: string; encoding?: string }[];
-    const byPath = (path: string) => files.find((file) => file.path === path)!;
+    const userData = renderCloudConfig({
+      hostname: "h",
+      packages: ["nginx"],
+      writeFiles: [
+        { path: "/script", content: script },
+        { path: "/env", content: reference },
+      ],
+      runcmd: [["echo", "${TfToken[TOKEN.13]}"]],
+    });
+    const [plainPart, packedPart] = userData.split(/^--==foobar-user-data==$/m).slice(1, 3);
 
-    test("a script that compresses is gzipped, and unpacks to the same text", () => {
-      expect(byPath("/script").encoding).toBe("gz+b64");
-      expect(gunzipSync(Buffer.from(byPath("/script").content, "base64")).toString("utf8")).toBe(script);
+    test("a MIME message of two parts: plain cloud-config, then gzip in base64", () => {
+      expect(userData.split("\n").slice(0, 2)).toEqual([
+        'Content-Type: multipart/mixed; boundary="==foobar-user-data=="',
+        "MIME-Version: 1.0",
+      ]);
+      expect(plainPart).toMatch(/^\nContent-Type: text\/cloud-config; charset="utf-8"\n[^]*\n\n#cloud-config\n/);
+      expect(packedPart).toMatch(/^\nContent-Type: application\/gzip\nContent-Transfer-Encoding: base64\n\n/);
+      expect(userData.endsWith("--==foobar-user-data==--\n")).toBe(true);
     });
 
-    test("a file with a Terraform reference stays text (Terraform could not resolve it inside base64)", () => {
-      expect(byPath("/env")).toEqual(expect.objectContaining({ content: reference }));
-      expect(byPath("/env").encoding).toBeUndefined();
+    test("Terraform sees every reference: the file and the command that hold one are in the plain part", () => {
+      expect(plainPart).toContain("PASSWORD=${TfToken[TOKEN.12]}");
+      expect(plainPart).toContain("${TfToken[TOKEN.13]}");
+      expect(plainPart).not.toContain("again and again");
     });
 
-    test("a file gzip would not shrink stays text", () => {
-      expect(byPath("/tiny")).toEqual(expect.objectContaining({ content: "a\n" }));
+    test("the packed part says how cloud-init merges it: its files appended to the first part's", () => {
+      const packed = gunzipSync(Buffer.from(packedPart!.split("\n\n")[1]!, "base64")).toString("utf8");
+      expect(packed.startsWith("#cloud-config\n")).toBe(true);
+      expect(YAML.parse(packed)).toEqual(
+        expect.objectContaining({ merge_how: "list(append)+dict(no_replace,recurse_list)+str()", packages: ["nginx"] }),
+      );
+    });
+
+    test("merged, every file is there once, as text", () => {
+      const merged = parseUserData(userData);
+      expect(merged.write_files!.map((file) => [file.path, file.content])).toEqual([
+        ["/env", reference],
+        ["/script", script],
+      ]);
+      expect(merged.merge_how).toBeUndefined();
+    });
+
+    test("without anything to pack, the plain document alone", () => {
+      const plain = renderCloudConfig({ hostname: "h", packages: [], writeFiles: [{ path: "/env", content: reference }], runcmd: [] });
+      expect(plain.startsWith("#cloud-config\n")).toBe(true);
     });
   });
 });
