@@ -217,7 +217,7 @@ export function renderCloudConfig(config: CloudConfig): string {
   if ((packed.write_files as unknown[]).length === 0) return cloudConfigText(document);
   const gzipped = gzipSync(cloudConfigText(packed), { level: 9 }).toString("base64");
   const parts = [
-    ["Content-Type: text/cloud-config; charset=\"utf-8\"", "Content-Transfer-Encoding: 8bit", "", cloudConfigText(plain)],
+    ['Content-Type: text/cloud-config; charset="utf-8"', "Content-Transfer-Encoding: 8bit", "", cloudConfigText(plain)],
     ["Content-Type: application/gzip", "Content-Transfer-Encoding: base64", "", ...(gzipped.match(/.{1,76}/g) ?? []), ""],
   ].map((lines) => lines.join("\n"));
   if (parts.some((part) => part.includes(BOUNDARY))) throw new Error(`user-data of ${config.hostname} holds ${BOUNDARY}`);
