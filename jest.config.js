@@ -1,3 +1,5 @@
+const os = require("os");
+
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: "node",
@@ -9,4 +11,7 @@ module.exports = {
   transform: { "^.+\\.ts$": "ts-jest" },
   // Synthesis and the real-tool checks take a few seconds each.
   testTimeout: 120000,
+  // At least two test files at a time: jest's default on two cores is one, but much of a
+  // test file's time is its child processes (main.ts, cdktf, terraform, the static checkers).
+  maxWorkers: Math.max(2, os.cpus().length - 1),
 };

@@ -3,12 +3,7 @@ import * as fs from "fs";
 
 import { FoobarStack } from "./constructs";
 import { loadStacks } from "./environments";
-import { SettingsError } from "./settings";
-
-// cdktf's App creates its output folder as soon as it exists; remember
-// whether it was there so a failed synthesis leaves nothing behind.
-const outdir = process.env.CDKTF_OUTDIR ?? "cdktf.out";
-const outdirExisted = fs.existsSync(outdir);
+import { Environment, SettingsError } from "./settings";
 
 /**
  * Under the cdktf CLI (`npx cdktf synth|diff|deploy`, which sets this variable
@@ -19,26 +14,45 @@ const outdirExisted = fs.existsSync(outdir);
  * The output folder then holds only this failed synthesis (cdktf removes the
  * stacks it no longer sees), so nothing stale can be deployed.
  */
-function reportToCdktfCli(error: SettingsError): void {
-  const app = new App({ context: { "@cdktf/disable_stack_trace_in_metadata": true } });
+function reportToCdktfCli(error: SettingsError, outdir: string): void {
+  const app = new App({ outdir, context: { "@cdktf/disable_stack_trace_in_metadata": true } });
   Annotations.of(new TerraformStack(app, "settings")).addError(error.message);
   app.synth();
 }
 
-try {
-  // One stack, `foobar`, or one per environment (environments.ts).
-  const stacks = loadStacks(process.env);
-  const app = new App();
-  for (const stack of stacks) new FoobarStack(app, stack.name, stack.settings);
-  app.synth();
-} catch (error) {
-  if (!(error instanceof SettingsError)) throw error;
-  if (process.env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS !== undefined) {
-    reportToCdktfCli(error);
-  } else {
-    // Run directly (tests, `npm run -s synth`'s check): one line, exit 1, nothing written.
-    if (!outdirExisted) fs.rmSync(outdir, { recursive: true, force: true });
-    console.error(`error: ${error.message}`);
-    process.exit(1);
+/**
+ * What this app does when run (`node -r ts-node/register/transpile-only main.ts`,
+ * cdktf.json's `app`), with `env` as its environment: synthesizes one stack,
+ * `foobar`, or one per environment (environments.ts) into `CDKTF_OUTDIR`.
+ *
+ * Returns the exit status. Run directly (tests, `npm run -s synth`'s check), a
+ * bad setting is one line on stderr (`printError`), status 1, and nothing
+ * written. Any other error is thrown.
+ */
+export function synthesize(env: Environment, printError: (line: string) => void = console.error): number {
+  // cdktf's App creates its output folder as soon as it exists; remember
+  // whether it was there so a failed synthesis leaves nothing behind.
+  const outdir = env.CDKTF_OUTDIR ?? "cdktf.out";
+  const outdirExisted = fs.existsSync(outdir);
+  try {
+    const stacks = loadStacks(env);
+    const app = new App({ outdir });
+    for (const stack of stacks) new FoobarStack(app, stack.name, stack.settings);
+    app.synth();
+  } catch (error) {
+    if (!(error instanceof SettingsError)) throw error;
+    if (env.CDKTF_CONTINUE_SYNTH_ON_ERROR_ANNOTATIONS !== undefined) {
+      reportToCdktfCli(error, outdir);
+    } else {
+      if (!outdirExisted) fs.rmSync(outdir, { recursive: true, force: true });
+      printError(`error: ${error.message}`);
+      return 1;
+    }
   }
+  return 0;
+}
+
+if (require.main === module) {
+  const status = synthesize(process.env);
+  if (status !== 0) process.exit(status);
 }

@@ -3,10 +3,12 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { format } from "util";
 import { gunzipSync } from "zlib";
 
 import { filesRunAtBoot, parseUserData } from "../cloud-init/cloud-config";
 import { FoobarStack } from "../constructs";
+import { synthesize } from "../main";
 import { DEFAULT_SETTINGS, Settings } from "../settings";
 import type { TerraformJson } from "../tools/changes";
 
@@ -100,6 +102,13 @@ export interface SynthRun {
   readonly outdir: string;
 }
 
+/** A fresh output folder for one synthesis, not yet created, and the environment it runs with. */
+function synthRunEnvironment(env: Readonly<Record<string, string>>): { outdir: string; env: Record<string, string | undefined> } {
+  const outdir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-")), "cdktf.out");
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_")));
+  return { outdir, env: { ...baseEnv, ...env, CDKTF_OUTDIR: outdir } };
+}
+
 /**
  * Runs `main.ts` as `npx cdktf synth` does, with `env` over this process's
  * environment minus every `FOOBAR_*` variable (the operator's own settings
@@ -107,15 +116,39 @@ export interface SynthRun {
  * several overlap.
  */
 export function synthCli(env: Readonly<Record<string, string>>): Promise<SynthRun> {
-  const outdir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-synth-")), "cdktf.out");
-  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FOOBAR_")));
+  const { outdir, env: childEnv } = synthRunEnvironment(env);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ["-r", "ts-node/register/transpile-only", "main.ts"],
-      { cwd: path.resolve(__dirname, ".."), env: { ...baseEnv, ...env, CDKTF_OUTDIR: outdir }, encoding: "utf8" },
+      { cwd: path.resolve(__dirname, ".."), env: childEnv, encoding: "utf8" },
       (error, _stdout, stderr) =>
         resolve({ status: error ? (error.code as number) : 0, stderr, wroteOutput: fs.existsSync(outdir), outdir }),
     );
   });
+}
+
+/**
+ * The same run as `synthCli`, in this process: `main.ts`'s own `synthesize`,
+ * the code its process runs, with the same environment and a fresh output
+ * folder. Its stderr is everything written to stderr meanwhile: its one line,
+ * and any warning (console.error, console.warn, process.stderr). What only
+ * the process adds (`process.exit`, loading the app) `synthCli` proves.
+ */
+export function synthInProcess(env: Readonly<Record<string, string>>): SynthRun {
+  const { outdir, env: runEnv } = synthRunEnvironment(env);
+  const stderr: string[] = [];
+  const print = (...args: unknown[]) => void stderr.push(`${format(...args)}\n`);
+  const spies = [
+    jest.spyOn(console, "error").mockImplementation(print),
+    jest.spyOn(console, "warn").mockImplementation(print),
+    jest.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => stderr.push(String(chunk)) > 0),
+  ];
+  let status: number;
+  try {
+    status = synthesize(runEnv);
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+  }
+  return { status, stderr: stderr.join(""), wroteOutput: fs.existsSync(outdir), outdir };
 }

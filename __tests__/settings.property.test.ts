@@ -17,7 +17,7 @@ import {
   SPACES_REGIONS,
   SUPPORTED_IMAGES,
 } from "../settings";
-import { droplet, fileAt, parseCloudConfig, resourcesOf, synthCli, synthStack } from "./helpers";
+import { droplet, fileAt, parseCloudConfig, resourcesOf, synthInProcess, synthStack } from "./helpers";
 
 /** Cases run, by property, printed at the end. */
 const ran: Record<string, number> = {};
@@ -351,30 +351,35 @@ describe("the settings loader (property-based)", () => {
   });
 });
 
-describe("npx cdktf synth with generated bad environments", () => {
-  const badEnvironments = fc.sample(
-    anyEnvironment.filter((env) => {
-      // A child's environment cannot hold NUL bytes.
-      if (Object.values(env).some((value) => value.includes("\0"))) return false;
-      try {
-        loadSettings(env);
-        return false;
-      } catch {
-        return true;
-      }
-    }),
-    { numRuns: 6, seed: 12 },
-  );
+/**
+ * Generated bad environments through main.ts's own synthesize, in this
+ * process: one line, exit 1, no cdktf.out. (settings.test.ts also runs
+ * main.ts as its own process, for a bad value found in each place.)
+ */
+describe("main.ts with generated bad environments", () => {
+  const badEnvironment = anyEnvironment.filter((env) => {
+    // A process's environment cannot hold NUL bytes.
+    if (Object.values(env).some((value) => value.includes("\0"))) return false;
+    try {
+      loadSettings(env);
+      return false;
+    } catch {
+      return true;
+    }
+  });
 
-  test.concurrent.each(badEnvironments.map((env) => [JSON.stringify(env), env]))(
-    "exits 1 with one line and writes no cdktf.out for %s",
-    async (_label, env) => {
-      count("CLI run");
-      const result = await synthCli(env);
-      expect(result.status).toBe(1);
-      expect(result.stderr.trim().split("\n")).toHaveLength(1);
-      expect(result.stderr).toMatch(/^error: FOOBAR_/);
-      expect(result.wroteOutput).toBe(false);
-    },
-  );
+  test("exits 1 with one line and writes no cdktf.out (200 generated environments)", () => {
+    fc.assert(
+      fc.property(badEnvironment, (env) => {
+        count("bad environment synthesized");
+        const result = synthInProcess(env);
+        expect(result.status).toBe(1);
+        expect(result.stderr.trim().split("\n")).toHaveLength(1);
+        expect(result.stderr).toMatch(/^error: FOOBAR_/);
+        expect(result.wroteOutput).toBe(false);
+        fs.rmSync(path.dirname(result.outdir), { recursive: true });
+      }),
+      { numRuns: 200 },
+    );
+  });
 });

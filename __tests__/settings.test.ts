@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { synthCli } from "./helpers";
+import { synthCli, synthInProcess, SynthRun } from "./helpers";
 
 /** A made-up token of the right shape (not a secret). */
 const FAKE_TOKEN = `dop_v1_${"0123456789abcdef".repeat(4)}`;
@@ -287,7 +287,7 @@ describe("cdktf synth with a bad setting", () => {
   fs.writeFileSync(path.join(appWithLink, "app.py"), "print('hi')\n");
   fs.symlinkSync("app.py", path.join(appWithLink, "link.py"));
 
-  test.concurrent.each([
+  const badSettings: [string, string][] = [
     ["FOOBAR_HTTPS", ""],
     ["FOOBAR_PROJECT", ""],
     ["FOOBAR_DOMAIN", " "],
@@ -308,14 +308,29 @@ describe("cdktf synth with a bad setting", () => {
     ["FOOBAR_APP_DIR", "/nonexistent/app"],
     ["FOOBAR_REGION", "mars1"],
     ["FOOBAR_WEB_SERVERS", "0"],
-  ])("stops with one line naming %s, a non-zero exit and nothing written, for %p", async (variable, value) => {
-    const result = await synthCli({ [variable]: value });
-    expect(result.status).toBe(1);
-    const lines = result.stderr.trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^error: /);
-    expect(lines[0]).toContain(variable);
-    expect(result.wroteOutput).toBe(false);
+  ];
+
+  /** What the rule looks at: the exit status, stderr's lines, whether an output folder was left. */
+  const outcome = (run: SynthRun) => ({ status: run.status, stderr: run.stderr.trim().split("\n"), wroteOutput: run.wroteOutput });
+  const stoppedNaming = (variable: string) => ({
+    status: 1,
+    stderr: [expect.stringMatching(new RegExp(`^error: .*${variable}`))],
+    wroteOutput: false,
+  });
+
+  // Each value through main.ts's own code (synthesize), in this process.
+  test.each(badSettings)("stops with one line naming %s, a non-zero exit and nothing written, for %p", (variable, value) => {
+    expect(outcome(synthInProcess({ [variable]: value }))).toEqual(stoppedNaming(variable));
+  });
+
+  // And main.ts as its own process, as `npx cdktf synth` runs it (process.exit, stderr), once for
+  // each place a bad setting can be found: before the app exists, and while it builds the stack.
+  test.concurrent.each([
+    ["FOOBAR_WEB_SERVERS", "0", "reading the settings"],
+    ["FOOBAR_APP_DIR", appWithLink, "reading the application files"],
+    ["FOOBAR_ACME_CA_FILE", bigCaFile, "building a server's user-data"],
+  ])("as its own process, stops with one line naming %s, exit 1 and nothing written, for %p (found while %s)", async (variable, value) => {
+    expect(outcome(await synthCli({ [variable]: value }))).toEqual(stoppedNaming(variable));
   });
 
   test("succeeds without a DigitalOcean token", () => {
