@@ -4,7 +4,6 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { format } from "util";
-import { gunzipSync } from "zlib";
 
 import { filesRunAtBoot, parseUserData } from "../cloud-init/cloud-config";
 import { FoobarStack } from "../constructs";
@@ -55,16 +54,10 @@ export interface ParsedCloudConfig {
   [key: string]: unknown;
 }
 
-/** The document cloud-init reads (the parts merged), with gzipped files (`gz+b64`) unpacked to their text, as cloud-init writes them. */
+/** The document cloud-init reads: the parts of the user-data merged. */
 export function parseCloudConfig(userData: string): ParsedCloudConfig {
   expect(userData.startsWith("#cloud-config\n") || userData.startsWith("Content-Type: multipart/mixed;")).toBe(true);
-  const config = parseUserData(userData) as ParsedCloudConfig;
-  for (const file of config.write_files ?? []) {
-    if (file.encoding !== "gz+b64") continue;
-    file.content = gunzipSync(Buffer.from(file.content, "base64")).toString("utf8");
-    delete file.encoding;
-  }
-  return config;
+  return parseUserData(userData) as ParsedCloudConfig;
 }
 
 /**

@@ -22,7 +22,7 @@ export interface WriteFile {
   /** Octal mode as a string, such as "0600". @default "0644" */
   readonly permissions?: string;
   /** `b64` when `content` is base64. @default - plain text */
-  readonly encoding?: "b64" | "gz+b64";
+  readonly encoding?: "b64";
   /**
    * Write in the final stage, after packages are installed and users exist.
    * Needed for files owned by a package's or a service's user.
@@ -58,25 +58,8 @@ export interface CloudConfig {
   readonly runcmd: readonly (readonly string[])[];
 }
 
-/**
- * Renders a `#cloud-config` document.
- *
- * The document is plain YAML; values may contain cdktf tokens that Terraform
- * resolves at apply time.
- */
-/**
- * The same file gzipped (cloud-init's `gz+b64`): a third of the size for
- * scripts and text, for the 64 KiB of user-data a droplet accepts. Only for
- * content without Terraform references, which Terraform could not resolve
- * inside base64. Deterministic: gzip's header holds no time here.
- */
-export function gzipped(file: WriteFile): WriteFile {
-  if (file.encoding === "gz+b64") return file;
-  // cdktf's placeholders for references look like `${TfToken[TOKEN.12]}`.
-  if (/\$\{TfToken\[/.test(file.content)) throw new Error(`${file.path} holds a Terraform reference: it cannot be gzipped`);
-  const bytes = file.encoding === "b64" ? Buffer.from(file.content, "base64") : Buffer.from(file.content, "utf8");
-  return { ...file, content: gzipSync(bytes, { level: 9 }).toString("base64"), encoding: "gz+b64" };
-}
+/** A Terraform reference, as cdktf writes it before synthesis resolves it: `${TfToken[TOKEN.12]}`. */
+const TOKEN = /\$\{TfToken\[/;
 
 /**
  * What a `writeAndRun` command runs: `$0` is the file's path, `$1` its gzipped
@@ -84,6 +67,12 @@ export function gzipped(file: WriteFile): WriteFile {
  */
 const WRITE_AND_RUN = (permissions: string) =>
   `set -eu; printf %s "$1" | base64 -d | gunzip > "$0.new"; chmod ${permissions} "$0.new"; mv -f "$0.new" "$0"; shift; exec "$0" "$@"`;
+
+/** `file`'s text gzipped, in base64; it must hold no Terraform reference, which Terraform could not resolve there. */
+function packedScript(file: WriteFile): string {
+  if (TOKEN.test(file.content)) throw new Error(`${file.path} holds a Terraform reference: it cannot be packed`);
+  return gzipSync(file.content, { level: 9 }).toString("base64");
+}
 
 /**
  * A bootcmd entry that writes `file` and runs it with `args`. bootcmd runs
@@ -93,7 +82,7 @@ const WRITE_AND_RUN = (permissions: string) =>
  * in write_files. bootcmd runs on every boot: the same bytes each time.
  */
 export function writeAndRun(file: WriteFile, args: readonly string[] = []): string[] {
-  return ["sh", "-c", WRITE_AND_RUN(file.permissions ?? "0644"), file.path, gzipped(file).content, ...args];
+  return ["sh", "-c", WRITE_AND_RUN(file.permissions ?? "0644"), file.path, packedScript(file), ...args];
 }
 
 /** The files `writeAndRun` entries of a bootcmd carry: path and text. */
@@ -102,9 +91,6 @@ export function filesRunAtBoot(bootcmd: readonly (readonly string[])[]): { path:
     .filter((argv) => argv[0] === "sh" && argv[1] === "-c" && /^set -eu; printf %s "\$1" \| base64 -d \| gunzip/.test(argv[2] ?? ""))
     .map((argv) => ({ path: argv[3]!, content: gunzipSync(Buffer.from(argv[4]!, "base64")).toString("utf8") }));
 }
-
-/** A Terraform reference, as cdktf writes it before synthesis resolves it: `${TfToken[TOKEN.12]}`. */
-const TOKEN = /\$\{TfToken\[/;
 
 /** Between the parts of the user-data: never in a file, a command, or base64. */
 const BOUNDARY = "==foobar-user-data==";
@@ -145,16 +131,12 @@ export function parseUserData(userData: string): Record<string, unknown> & { wri
 
 /**
  * User-data as a reader searches it: the document cloud-init reads, and the
- * text of every file it carries packed (`gz+b64` files, and scripts bootcmd
- * writes and runs), as they land on the droplet.
+ * text of every script bootcmd writes and runs, as they land on the droplet.
  */
 export function userDataText(userData: string): string {
   const document = parseUserData(userData);
-  const packedFiles = (document.write_files ?? [])
-    .filter((file) => file.encoding === "gz+b64")
-    .map((file) => gunzipSync(Buffer.from(file.content as string, "base64")).toString("utf8"));
   const bootFiles = filesRunAtBoot((document.bootcmd ?? []) as string[][]).map((file) => file.content);
-  return [YAML.stringify(document, { lineWidth: 0 }), ...packedFiles, ...bootFiles].join("\n");
+  return [YAML.stringify(document, { lineWidth: 0 }), ...bootFiles].join("\n");
 }
 
 /**
