@@ -1,5 +1,6 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
 import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
+import { BackupInput } from "./backup";
 import { CloudConfig, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
@@ -232,6 +233,8 @@ export interface WebServerUserDataInput {
   readonly semiSyncTimeoutMs: number;
   /** What the database agent needs: every server that may be writable, the records' TTL. */
   readonly databaseAgent: DatabaseAgentInput;
+  /** Where and how the database is backed up. @default - no backups */
+  readonly backup?: BackupInput;
 }
 
 /** The `#cloud-config` of a web server: Nginx, the application, MySQL and the host's hardening. */

@@ -1,5 +1,6 @@
 import { Construct } from "constructs";
 
+import { BackupInput } from "../cloud-init/backup";
 import { DatabaseRole } from "../cloud-init/mysql";
 import { AppFile, webServerCloudConfig, WebServerUserDataInput } from "../cloud-init/user-data";
 import { DataVolume } from "./data-volume";
@@ -42,6 +43,8 @@ export interface WebServerProps {
   readonly databaseVolumeGib: number;
   /** Let Terraform delete the MySQL data volume. @default false */
   readonly allowDataLoss?: boolean;
+  /** Where and how the database is backed up. @default - no backups */
+  readonly backup?: BackupInput;
 }
 
 /** MySQL's own default is 10 s; a commit should not stall that long when a replica is away. */
@@ -98,6 +101,7 @@ export class WebServer extends Construct {
       }),
       semiSyncTimeoutMs: props.semiSyncTimeoutMs ?? DEFAULT_SEMI_SYNC_TIMEOUT_MS,
       databaseAgent: { peerHosts: props.peerHosts ?? [], recordTtlSeconds: INTERNAL_TTL },
+      backup: props.backup,
     };
     this.server = new Server(this, "server", {
       name: props.name,
