@@ -201,6 +201,10 @@ export function promoteAfterSeconds(ttlSeconds: number): number {
   return ttlSeconds + 2 * FENCE_AFTER_SECONDS;
 }
 
+/** Consent files the agent reads (db_decisions.py declares them too; a test keeps both the same). */
+export const FORCE_PROMOTE_FLAG_PATH = "/etc/foobar/db-agent.force-promote";
+export const REBUILD_FLAG_PATH = "/etc/foobar/db-agent.rebuild";
+
 export const DATABASE_AGENT = {
   script: "/usr/local/sbin/foobar-db-agent",
   /** Its decisions, a module of their own: what the Python tests drive rule by rule. */

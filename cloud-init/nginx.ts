@@ -13,6 +13,8 @@ export interface NginxInput {
   readonly staticRoot: string;
   /** Port of the application server on 127.0.0.1. */
   readonly appPort: number;
+  /** Serves the backup status file at this path (JSON: ages and errors, no secret). @default - none */
+  readonly backupStatus?: { readonly path: string; readonly file: string };
 }
 
 /** The response header that names the web server that answered. */
@@ -95,6 +97,17 @@ export function renderNginxSite(input: NginxInput): string {
     "        try_files $uri @app;",
     "    }",
     "",
+    ...(input.backupStatus
+      ? [
+          `    location = ${input.backupStatus.path} {`,
+          `        alias ${input.backupStatus.file};`,
+          "        default_type application/json;",
+          "        expires off;",
+          '        add_header Cache-Control "no-store" always;',
+          "    }",
+          "",
+        ]
+      : []),
     "    location @app {",
     "        proxy_pass http://foobar_app;",
     "        proxy_http_version 1.1;",

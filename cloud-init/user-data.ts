@@ -1,6 +1,6 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
 import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
-import { BackupInput } from "./backup";
+import { BACKUP, BackupInput, backupParts } from "./backup";
 import { CloudConfig, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
@@ -241,6 +241,15 @@ export interface WebServerUserDataInput {
 export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig {
   const host = hardening(input.hostFirewall);
   const volumes = volumeParts([input.databaseVolume]);
+  const backup =
+    input.backup &&
+    backupParts(input.backup, {
+      volumeLabel: input.databaseVolume.label,
+      setupEnvironment: MYSQL_PATHS.setupEnvironment,
+      agentEnvironment: DATABASE_AGENT.environment,
+      addressEnvironment: PRIVATE_ADDRESS_PATHS.addressEnvironment,
+      agentUnit: DATABASE_AGENT.unitName,
+    });
   const appFiles: WriteFile[] = input.appFiles.map((file) => ({
     path: `${APP.directory}/${file.relativePath}`,
     content: file.content,
@@ -251,7 +260,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
     hostname: input.hostname,
     // mysql-server comes from runcmd (mysqlInstallScript), where a failed initialization can be retried.
     // python3-dnspython: the database agent asks DNS past the local cache.
-    packages: ["nginx", "gunicorn", "python3-pymysql", "python3-dnspython", ...host.packages],
+    packages: ["nginx", "gunicorn", "python3-pymysql", "python3-dnspython", ...host.packages, ...(backup?.packages ?? [])],
     systemUsers: [{ name: APP.user, homedir: APP.directory }],
     writeFiles: [
       DPKG_LOCK_WAIT,
@@ -287,6 +296,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       { path: DATABASE_AGENT.script, permissions: "0700", content: databaseAgentScript(PRIVATE_ADDRESS_PATHS) },
       { path: DATABASE_AGENT.decisions, permissions: "0644", content: databaseAgentDecisions() },
       { path: DATABASE_AGENT.unitPath, content: databaseAgentUnit() },
+      ...(backup?.writeFiles ?? []),
       ...appFiles,
       {
         path: APP.environmentFile,
@@ -314,6 +324,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
           siteHostNames: input.siteHostNames,
           staticRoot: APP.staticDirectory,
           appPort: APP.port,
+          backupStatus: backup && { path: BACKUP.statusPath, file: BACKUP.status },
         }),
       },
     ],
@@ -333,6 +344,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       ["systemctl", "daemon-reload"],
       // After the first-boot setup: from now on the agent keeps MySQL primary or replica.
       ["systemctl", "enable", "--now", DATABASE_AGENT.unitName],
+      ...(backup?.runcmd ?? []),
       ["systemctl", "enable", "--now", APP.unitName],
       ...host.runcmd,
     ],

@@ -218,20 +218,25 @@ function sshTarget(loadBalancers: readonly string[], webServers: RolloutTarget["
   };
 }
 
+/** The stack's droplets as Terraform's state has them (`terraform output -json servers`), by name. */
+export function serversFromState(stackName: string): Record<string, { role: string; public_ipv4: string }> {
+  const dir = path.join("cdktf.out", "stacks", stackName);
+  const output = spawnSync("terraform", [`-chdir=${dir}`, "output", "-json", "servers"], { encoding: "utf8" });
+  if (output.status !== 0) {
+    throw new SettingsError(
+      `the servers come from Terraform's state: \`terraform -chdir=${dir} output -json servers\` failed (deploy first, with the same settings): ${(output.stderr || "").trim().split("\n").pop()}`,
+    );
+  }
+  return JSON.parse(output.stdout) as Record<string, { role: string; public_ipv4: string }>;
+}
+
 async function main(args: readonly string[]): Promise<number> {
   try {
     const stacks = loadStacks(process.env);
     const stack = args[0] ? stacks.find((s) => s.name === args[0]) : stacks.length === 1 ? stacks[0] : undefined;
     if (!stack)
       throw new SettingsError(`rollout needs one of the stacks: ${stacks.map((s) => s.name).join(", ")} (npm run rollout -- <stack>)`);
-    const dir = path.join("cdktf.out", "stacks", stack.name);
-    const output = spawnSync("terraform", [`-chdir=${dir}`, "output", "-json", "servers"], { encoding: "utf8" });
-    if (output.status !== 0) {
-      throw new SettingsError(
-        `rollout reads the servers from Terraform's state: \`terraform -chdir=${dir} output -json servers\` failed (deploy first, with the same settings): ${(output.stderr || "").trim().split("\n").pop()}`,
-      );
-    }
-    const servers = JSON.parse(output.stdout) as Record<string, { role: string; public_ipv4: string }>;
+    const servers = serversFromState(stack.name);
     const lbs = Object.values(servers)
       .filter((s) => s.role === "load-balancer")
       .map((s) => s.public_ipv4);
