@@ -8,7 +8,7 @@
  *          (lab/checks/; with FOOBAR_LOAD_BALANCERS=2, lab/checks/pair.ts), always down;
  *          exit non-zero if a check failed
  *   check  [group]: run the checks that fit the lab that is already up (no up/down), or one group of them
- *          (base, database, scaling, pair, pair-scaling)
+ *          (base, database, backups, scaling, pair, pair-scaling)
  *   fault  <droplet> <kind> [unit|ms|droplet]: inject one fault into the lab that is up (see faults.ts)
  *   apply  [--replace <droplet>]...: change the lab that is up to what the settings synthesize now, like
  *          `terraform apply [-replace=…]` (see apply.ts)
@@ -20,7 +20,7 @@
  * long the emulated API takes to move a reserved IP; default 1000).
  */
 import { isLoadBalancer } from "../names";
-import { Check, checks, databaseChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
+import { backupChecks, Check, checks, databaseChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
 import { httpsOn, siteUrl } from "./checks/helpers";
 import { parseFault } from "./faults";
 import { preflight } from "./host/preflight";
@@ -147,7 +147,7 @@ async function main(argv: string[]): Promise<number> {
 
 /** What `test` boots, in order: the operator's settings, then the same with a load balancer pair. */
 const CONFIGURATIONS: readonly { name: string; what: string; env: Record<string, string>; checks: readonly Check[] }[] = [
-  { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks, ...scalingChecks] },
+  { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks] },
   { name: "pair", what: "FOOBAR_LOAD_BALANCERS=2", env: { FOOBAR_LOAD_BALANCERS: "2" }, checks: [...pairChecks, ...pairScalingChecks] },
 ];
 
@@ -155,6 +155,7 @@ const CONFIGURATIONS: readonly { name: string; what: string; env: Record<string,
 const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
   base: checks,
   database: databaseChecks,
+  backups: backupChecks,
   scaling: scalingChecks,
   pair: pairChecks,
   "pair-scaling": pairScalingChecks,
@@ -164,7 +165,7 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
 function checksFor(lab: Lab): readonly Check[] {
   return lab.stack.droplets.filter((d) => isLoadBalancer(d.name)).length > 1
     ? [...pairChecks, ...pairScalingChecks]
-    : [...checks, ...databaseChecks, ...scalingChecks];
+    : [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks];
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */

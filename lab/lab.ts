@@ -6,9 +6,11 @@ import * as path from "node:path";
 
 import { FAILOVER_TOKEN_VARIABLE, isLoadBalancer } from "../names";
 import { loadSettings } from "../settings";
+import { RestoreTarget } from "../tools/restore";
 import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../tools/rollout";
 import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./emulations/acme";
 import { apiDelayMs, apiLogFile, startApi, stopApi } from "./emulations/api";
+import { createBackupIdentity } from "./emulations/backup-identity";
 import { applyChanges, ApplyReport } from "./emulations/apply";
 import { failNames, startDns, stopDns } from "./emulations/dns";
 import {
@@ -25,7 +27,7 @@ import {
 import { renderFirewall } from "./emulations/firewall";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./emulations/metadata";
 import { randomPassword } from "./emulations/passwords";
-import { createAdminKey, sshFromClient } from "./emulations/ssh";
+import { createAdminKey, sshFromClient, sshFromClientCommand } from "./emulations/ssh";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./emulations/synth";
 import { ComputedValues, LabDroplet, LabStack, resolveStack } from "./emulations/terraform";
 import { createVolume, teardownVolumes } from "./emulations/volumes";
@@ -109,6 +111,10 @@ export interface Lab {
   volumeDevice(name: string): string | undefined;
   /** `npm run rollout` against the lab: the application `env` names, to every web server in turn, over SSH. */
   rollout(env: NodeJS.ProcessEnv, progress?: (line: string) => void): Promise<string[]>;
+  /** `npm run restore`'s target in the lab: the web servers over SSH from the client namespace; `primary` is FOOBAR_DB_PRIMARY's. */
+  restoreTarget(primary: string): RestoreTarget;
+  /** The age identity the lab's backups are encrypted to (a host path: the operator's machine). */
+  readonly backupIdentity?: string;
   /** Runs a bash script as root on a droplet over SSH from the client namespace (the admin's machine), `input` on its stdin. */
   ssh(name: string, script: string, input?: string): CommandResult;
   /** Injects a fault into one droplet (see faults.ts), logged with a timestamp; returns what happened. */
@@ -151,7 +157,7 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     // The stack embeds the CA of pebble's HTTPS certificate: make it first.
     const acmeFiles = createAcmeCertificates(state);
     state.failoverToken = makeLabToken();
-    const overrides = labOverrides(acmeDirectoryUrl(), acmeFiles.serverCaFile, state.failoverToken);
+    const overrides = labOverrides(acmeDirectoryUrl(), acmeFiles.serverCaFile, state.failoverToken, createBackupIdentity(state));
     state.synthDir = path.join(stateDir(), "synth");
     saveState(state);
     const tf = synthesizeStack(state.synthDir, env, overrides);
@@ -347,6 +353,17 @@ function attach(state: LabState): Lab {
       return rollout(target, releaseFromSettings(loadSettings(env)), progress);
     },
     ssh: (name, script, input) => sshFromClient(state, lab.droplet(name).publicIpv4, script, input),
+    backupIdentity: state.backupIdentity?.file,
+    restoreTarget: (primary) => {
+      const webs = state.stack!.droplets.filter((d) => haproxyServerName(d.name) !== undefined);
+      const droplet = (label: string) => webs.find((d) => haproxyServerName(d.name) === label)!;
+      return {
+        webServers: webs.map((d) => haproxyServerName(d.name)!),
+        primary,
+        run: (label, script) => sshFromClient(state, droplet(label).publicIpv4, script),
+        command: (label, script) => sshFromClientCommand(state, droplet(label).publicIpv4, script),
+      };
+    },
     initPid: (name) => containerInit(state, name),
     execIn: (name, cmd, timeoutMs, input) => execInDroplet(state, name, cmd, timeoutMs, input),
     client: (cmd, timeoutMs) => tryRun("ip", ["netns", "exec", CLIENT_NS, ...cmd], { timeoutMs: timeoutMs ?? 60_000 }),

@@ -62,11 +62,12 @@ export function sampleWritable(lab: Lab) {
   };
 }
 
-/** A writer posting a message every 200 ms; records the ids acknowledged with 201, and when. */
+/** A writer posting a message every 200 ms; records the ids acknowledged with 201, when each was sent and answered. */
 export function writer(lab: Lab, label: string) {
   const url = `${siteUrl(lab)}api/messages`;
+  // Bash expands the words in order: the first date is the sending time, the last the answer's.
   const client = backgroundClient(
-    `i=0; while :; do i=$((i + 1)); echo "$(date +%s%3N) $(curl -s --max-time 5 --cacert '${lab.acme.issuingRootFile}' -H 'Content-Type: application/json' --data "{\\"body\\":\\"${label} $i\\"}" -w ' %{http_code}' '${url}' | tr -d '\\n')"; sleep 0.2; done`,
+    `i=0; while :; do i=$((i + 1)); echo "$(date +%s%3N) $(curl -s --max-time 5 --cacert '${lab.acme.issuingRootFile}' -H 'Content-Type: application/json' --data "{\\"body\\":\\"${label} $i\\"}" -w ' %{http_code}' '${url}' | tr -d '\\n') $(date +%s%3N)"; sleep 0.2; done`,
   );
   return {
     async stop() {
@@ -74,12 +75,14 @@ export function writer(lab: Lab, label: string) {
         .trim()
         .split("\n")
         .map((line) => {
-          const at = Number(line.split(" ")[0]);
-          const code = line.slice(line.lastIndexOf(" ") + 1);
+          const words = line.trim().split(" ");
+          const at = Number(words[0]);
+          const answeredAt = Number(words[words.length - 1]);
+          const code = words[words.length - 2] ?? "";
           const id = /"id": (\d+)/.exec(line)?.[1];
-          return { at, code, id: id === undefined ? undefined : Number(id) };
+          return { at, answeredAt, code, id: id === undefined ? undefined : Number(id) };
         })
-        .filter((w) => Number.isFinite(w.at));
+        .filter((w) => Number.isFinite(w.at) && Number.isFinite(w.answeredAt));
     },
   };
 }

@@ -9,6 +9,7 @@
  * `Lab` handle: `lab.client([...])` for traffic (from the client namespace),
  * `lab.execIn(name, [...])` to look inside a droplet.
  */
+export { backupChecks } from "./backups";
 export { checks } from "./base";
 export { databaseChecks } from "./database";
 export type { Check } from "./helpers";

@@ -33,31 +33,35 @@ export function installAdminKey(state: LabState, merged: string): void {
   fs.writeFileSync(path.join(ssh, "authorized_keys"), fs.readFileSync(`${state.adminKey}.pub`, "utf8"), { mode: 0o600 });
 }
 
+/** The command line that runs a bash script as root on `address` over SSH from the client namespace. */
+export function sshFromClientCommand(state: LabState, address: string, script: string): string[] {
+  if (!state.adminKey) throw new Error("the lab has no admin key");
+  return [
+    "ip",
+    "netns",
+    "exec",
+    CLIENT_NS,
+    "ssh",
+    "-i",
+    state.adminKey,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
+    `root@${address}`,
+    `bash -c ${shellQuote(script)}`,
+  ];
+}
+
 /** Runs a bash script as root on `address` over SSH from the client namespace. */
 export function sshFromClient(state: LabState, address: string, script: string, input?: string): CommandResult {
   if (!state.adminKey) return { status: 255, stdout: "", stderr: "the lab has no admin key" };
-  return tryRun(
-    "ip",
-    [
-      "netns",
-      "exec",
-      CLIENT_NS,
-      "ssh",
-      "-i",
-      state.adminKey,
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "LogLevel=ERROR",
-      "-o",
-      "ConnectTimeout=5",
-      `root@${address}`,
-      `bash -c ${shellQuote(script)}`,
-    ],
-    { input, timeoutMs: 300_000 },
-  );
+  const [program, ...args] = sshFromClientCommand(state, address, script);
+  return tryRun(program!, args, { input, timeoutMs: 300_000 });
 }

@@ -16,6 +16,9 @@ import { loadSettings, SETTINGS } from "../../settings";
 import type { TerraformJson } from "../../tools/changes";
 import { CLIENT_ADDRESS } from "../settings";
 
+/** The backup bucket of every lab. */
+export const LAB_BACKUP_BUCKET = "foobar-lab-backups";
+
 /** The stack's id, as in `main.ts`: `<outdir>/stacks/foobar/cdk.tf.json`. */
 export const STACK_NAME = "foobar";
 
@@ -28,8 +31,10 @@ type Environment = Readonly<Record<string, string | undefined>>;
  * @param acmeDirectoryUrl the lab pebble's directory.
  * @param acmeCaFile PEM of the CA that signed pebble's HTTPS certificate.
  */
-export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string, failoverToken: string): Record<string, string> {
+export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string, failoverToken: string, backupRecipient?: string): Record<string, string> {
   return {
+    // Backups on, to the lab's Spaces (spaces.ts), encrypted to an identity the lab made (backup-identity.ts).
+    ...(backupRecipient ? { FOOBAR_BACKUP_BUCKET: LAB_BACKUP_BUCKET, FOOBAR_BACKUP_RECIPIENT: backupRecipient } : {}),
     FOOBAR_ACME_DIRECTORY_URL: acmeDirectoryUrl,
     FOOBAR_ACME_CA_FILE: acmeCaFile,
     // SSH from the client namespace, the lab's stand-in for the admin's machine.

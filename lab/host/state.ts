@@ -77,6 +77,8 @@ export interface LabState {
   api?: { pid?: number; dir: string };
   /** The API token the stack was synthesized with (`FOOBAR_FAILOVER_TOKEN`), made per lab. */
   failoverToken?: string;
+  /** The age identity the lab's backups are encrypted to (a host path), and its recipient. */
+  backupIdentity?: { file: string; recipient: string };
   /** The metadata service: its directory (config, request log) and its PID once started. */
   metadata?: { pid?: number; dir: string };
   /** The ACME CA: its files, its two processes, and what checks need to know about it. */
