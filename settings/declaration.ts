@@ -263,9 +263,9 @@ export const SETTINGS = {
     valueType: flag,
     default: false,
     description:
-      "`true` lets Terraform delete the volumes (MySQL data, certificates) on `cdktf destroy`, on a replacement and when " +
-      "their server leaves the configuration; otherwise it refuses the first two (`prevent_destroy`) and forgets, not " +
-      "deletes, a volume whose server left (`removed` blocks): nothing is deleted",
+      "`true` lets Terraform delete the volumes (MySQL data, certificates) and the backup bucket (once empty) on `cdktf destroy`, " +
+      "on a replacement and when their server (or `FOOBAR_BACKUP_BUCKET`) leaves the configuration; otherwise it refuses the first two " +
+      "(`prevent_destroy`) and forgets, not deletes, what left (`removed` blocks): nothing is deleted",
   }),
   replicaMaxLagSeconds: declare({
     variable: "FOOBAR_REPLICA_MAX_LAG",

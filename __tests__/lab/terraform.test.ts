@@ -10,6 +10,7 @@ const computed: ComputedValues = {
   firstPrivateHost: 2,
   firstReservedHost: 200,
   password: (spec) => "p".repeat(spec.length),
+  spacesKey: () => ({ accessKey: "DO00LABKEY", secretKey: "lab/secret+key" }),
 };
 
 /** A tiny stack: one VPC, a tag, a password, two droplets, a firewall, a domain and a record. */
