@@ -472,7 +472,8 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
       const grants = (config.grant ?? []) as Record<string, unknown>[];
       return grants.some((grant, i) => str(grant.bucket, `digitalocean_spaces_key.${name}.grant[${i}].bucket`) === bucket);
     });
-    if (keys.length !== 1) throw new Error(`the lab needs exactly one digitalocean_spaces_key granted on ${where}, the stack has ${keys.length}`);
+    if (keys.length !== 1)
+      throw new Error(`the lab needs exactly one digitalocean_spaces_key granted on ${where}, the stack has ${keys.length}`);
     const key = computedAttrs.get(`digitalocean_spaces_key.${keys[0]![0]}`)!;
     spaces = {
       bucket,
