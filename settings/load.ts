@@ -11,10 +11,10 @@ import {
   MAX_ADMIN_ADDRESSES,
   quoted,
   SETTING_VARIABLES,
-  SPACES_REGIONS,
   SETTINGS,
   Settings,
   SettingsError,
+  SPACES_REGIONS,
   VARIABLE_PREFIX,
 } from "./declaration";
 import { addressesCovered, Declaration, Rejected } from "./value-types";

@@ -218,7 +218,9 @@ export function summarizeChanges(before: TerraformJson, after: TerraformJson, ch
       }
     } else if (change.type === "digitalocean_spaces_bucket") {
       if (change.action === "forget") {
-        costs.push(`${name} kept: Terraform forgets the backup bucket, which stays in the account with its backups (billed) until you delete it`);
+        costs.push(
+          `${name} kept: Terraform forgets the backup bucket, which stays in the account with its backups (billed) until you delete it`,
+        );
       } else if (change.action === "replace" && protectedVolumes.includes(name)) {
         costs.push(`**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes it once empty)`);
       } else if (change.action === "replace" || change.action === "delete") {
@@ -321,7 +323,9 @@ export const SAMPLE_CHANGES: readonly SampleChange[] = [
   { variables: { FOOBAR_STATE_BUCKET: "foobar-state" }, note: "no resource changes: the state moves (`terraform init -migrate-state`)" },
   {
     variables: { FOOBAR_BACKUP_BUCKET: "foobar-backups", FOOBAR_BACKUP_RECIPIENT: SAMPLE_AGE_RECIPIENT },
-    note: "Terraform needs `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY`; the web servers learn of the bucket from their user-data: " + USER_DATA_ONLY,
+    note:
+      "Terraform needs `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY`; the web servers learn of the bucket from their user-data: " +
+      USER_DATA_ONLY,
   },
 ];
 

@@ -1,7 +1,6 @@
+import { AnnotationMetadataEntryType, TerraformOutput, Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
-
-import { AnnotationMetadataEntryType, TerraformOutput, Testing } from "cdktf";
 
 import { Backups, FoobarStack } from "../../constructs";
 import { DEFAULT_SETTINGS, Settings } from "../../settings";
