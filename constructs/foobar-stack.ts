@@ -125,6 +125,9 @@ export class FoobarStack extends TerraformStack {
     const hostNames = siteHostNames(settings.domain, settings.hostName, settings.apexRecord);
     const trustedCa = settings.acmeCaFile !== undefined ? readCaFile(settings.acmeCaFile) : undefined;
     const siteUrl = `${settings.https ? "https" : "http"}://${hostNames[0]}/`;
+    if (settings.backupBucket !== undefined && settings.backupRecipient === undefined) {
+      throw new Error(`${SETTINGS.backupRecipient.variable} must be set when ${SETTINGS.backupBucket.variable} is set`);
+    }
 
     // Default: names as they always were. In an environment every name
     // carries `<project>-<environment>`; construct ids never change.
@@ -177,9 +180,6 @@ export class FoobarStack extends TerraformStack {
             allowDeletion: settings.allowDataLoss,
           })
         : undefined);
-    if (backups && settings.backupRecipient === undefined) {
-      throw new Error(`${SETTINGS.backupRecipient.variable} must be set when ${SETTINGS.backupBucket.variable} is set`);
-    }
     const backup: BackupInput | undefined = backups
       ? {
           bucket: settings.backupBucket!,
