@@ -9,6 +9,8 @@ import { synthCli, synthInProcess, SynthRun } from "./helpers";
 
 /** A made-up token of the right shape (not a secret). */
 const FAKE_TOKEN = `dop_v1_${"0123456789abcdef".repeat(4)}`;
+/** A well-formed age recipient (what `age-keygen` prints; nobody holds its identity). */
+const RECIPIENT = `age1${"qpzry9x8gf2tvdw0s3jn54khce6mua7l".repeat(2).slice(0, 58)}`;
 import { DEFAULT_SETTINGS, loadSettings, SETTINGS, SettingsError, settingsTable } from "../settings";
 
 const caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foobar-ca-")), "ca.pem");
@@ -62,6 +64,11 @@ describe("settings", () => {
       FOOBAR_DB_PRIMARY: "web-02",
       FOOBAR_DB_SEMI_SYNC_TIMEOUT: "5000",
       FOOBAR_FAILOVER_TOKEN: FAKE_TOKEN,
+      FOOBAR_BACKUP_BUCKET: "shop-backups",
+      FOOBAR_BACKUP_REGION: "ams3",
+      FOOBAR_BACKUP_RECIPIENT: RECIPIENT,
+      FOOBAR_BACKUP_RETENTION_DAYS: "90",
+      FOOBAR_BACKUP_EVERY_HOURS: "6",
     });
     expect(settings).toEqual({
       loadBalancers: 2,
@@ -104,6 +111,11 @@ describe("settings", () => {
       stateBucket: "shop-terraform-state",
       stateRegion: "fra1",
       stateLocking: false,
+      backupBucket: "shop-backups",
+      backupRegion: "ams3",
+      backupRecipient: RECIPIENT,
+      backupRetentionDays: 90,
+      backupEveryHours: 6,
     });
   });
 
@@ -272,6 +284,93 @@ describe("settings", () => {
     ["FOOBAR_ALERT_CERT_EXPIRY_DAYS", "0", 'FOOBAR_ALERT_CERT_EXPIRY_DAYS must be a whole number from 1 to 60, got "0"'],
   ])("throws when %s is %p, naming the setting, the value and what is accepted", (variable, value, message) => {
     expect(() => loadSettings({ [variable]: value })).toThrow(new SettingsError(message));
+  });
+});
+
+describe("backups (FOOBAR_BACKUP_*)", () => {
+  const on = { FOOBAR_BACKUP_BUCKET: "foobar-backups", FOOBAR_BACKUP_RECIPIENT: RECIPIENT };
+
+  test("are off by default: no bucket, no recipient, no region", () => {
+    const settings = loadSettings({});
+    expect([settings.backupBucket, settings.backupRecipient, settings.backupRegion]).toEqual([undefined, undefined, undefined]);
+    expect([settings.backupRetentionDays, settings.backupEveryHours]).toEqual([30, 24]);
+  });
+
+  test("with a bucket and a recipient, the bucket is in FOOBAR_REGION when Spaces has it, or in FOOBAR_BACKUP_REGION", () => {
+    expect(loadSettings(on)).toEqual(
+      expect.objectContaining({ backupBucket: "foobar-backups", backupRecipient: RECIPIENT, backupRegion: "nyc3" }),
+    );
+    expect(loadSettings({ ...on, FOOBAR_REGION: "fra1" }).backupRegion).toBe("fra1");
+    expect(loadSettings({ ...on, FOOBAR_REGION: "nyc1", FOOBAR_BACKUP_REGION: "nyc3" }).backupRegion).toBe("nyc3");
+  });
+
+  test.each([
+    [
+      { FOOBAR_BACKUP_BUCKET: "Foobar_Backups" },
+      'FOOBAR_BACKUP_BUCKET must be a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens, got "Foobar_Backups"',
+    ],
+    [
+      { FOOBAR_BACKUP_BUCKET: "ab" },
+      'FOOBAR_BACKUP_BUCKET must be a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens, got "ab"',
+    ],
+    [
+      { FOOBAR_BACKUP_BUCKET: "-backups" },
+      'FOOBAR_BACKUP_BUCKET must be a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens, got "-backups"',
+    ],
+    [
+      { FOOBAR_BACKUP_BUCKET: "backups-" },
+      'FOOBAR_BACKUP_BUCKET must be a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens, got "backups-"',
+    ],
+    [
+      { FOOBAR_BACKUP_BUCKET: "b".repeat(64) },
+      `FOOBAR_BACKUP_BUCKET must be a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens, got "${"b".repeat(64)}"`,
+    ],
+    [
+      { ...on, FOOBAR_BACKUP_REGION: "nyc1" },
+      'FOOBAR_BACKUP_REGION must be one of ams3, atl1, blr1, fra1, lon1, nyc3, sfo2, sfo3, sgp1, syd1, tor1, got "nyc1"',
+    ],
+    [
+      { ...on, FOOBAR_BACKUP_RECIPIENT: "age1abc" },
+      'FOOBAR_BACKUP_RECIPIENT must be an age recipient: age1 and 58 lower-case bech32 characters, got "age1abc"',
+    ],
+    [
+      { ...on, FOOBAR_BACKUP_RECIPIENT: `age1${"b".repeat(58)}` },
+      `FOOBAR_BACKUP_RECIPIENT must be an age recipient: age1 and 58 lower-case bech32 characters, got "age1${"b".repeat(58)}"`,
+    ],
+    [{ ...on, FOOBAR_BACKUP_RETENTION_DAYS: "0" }, 'FOOBAR_BACKUP_RETENTION_DAYS must be a whole number from 1 to 3650, got "0"'],
+    [{ ...on, FOOBAR_BACKUP_RETENTION_DAYS: "3651" }, 'FOOBAR_BACKUP_RETENTION_DAYS must be a whole number from 1 to 3650, got "3651"'],
+    [{ ...on, FOOBAR_BACKUP_EVERY_HOURS: "0" }, 'FOOBAR_BACKUP_EVERY_HOURS must be a whole number from 1 to 168, got "0"'],
+    [{ ...on, FOOBAR_BACKUP_EVERY_HOURS: "1.5" }, 'FOOBAR_BACKUP_EVERY_HOURS must be a whole number from 1 to 168, got "1.5"'],
+    [
+      { FOOBAR_BACKUP_BUCKET: "foobar-backups" },
+      "FOOBAR_BACKUP_RECIPIENT must be set when FOOBAR_BACKUP_BUCKET is set: run `age-keygen -o backup-identity.txt`, set this to the public key it prints (age1…), and keep the identity file yourself, off the droplets",
+    ],
+    [
+      { FOOBAR_BACKUP_RECIPIENT: RECIPIENT },
+      "FOOBAR_BACKUP_RECIPIENT is set but FOOBAR_BACKUP_BUCKET is not: set FOOBAR_BACKUP_BUCKET to turn backups on, or unset FOOBAR_BACKUP_RECIPIENT",
+    ],
+    [
+      { FOOBAR_BACKUP_REGION: "ams3" },
+      "FOOBAR_BACKUP_REGION is set but FOOBAR_BACKUP_BUCKET is not: set FOOBAR_BACKUP_BUCKET to turn backups on, or unset FOOBAR_BACKUP_REGION",
+    ],
+    [
+      { FOOBAR_BACKUP_RETENTION_DAYS: "7" },
+      "FOOBAR_BACKUP_RETENTION_DAYS is set but FOOBAR_BACKUP_BUCKET is not: set FOOBAR_BACKUP_BUCKET to turn backups on, or unset FOOBAR_BACKUP_RETENTION_DAYS",
+    ],
+    [
+      { FOOBAR_BACKUP_EVERY_HOURS: "6" },
+      "FOOBAR_BACKUP_EVERY_HOURS is set but FOOBAR_BACKUP_BUCKET is not: set FOOBAR_BACKUP_BUCKET to turn backups on, or unset FOOBAR_BACKUP_EVERY_HOURS",
+    ],
+    [
+      { ...on, FOOBAR_STATE_BUCKET: "foobar-backups" },
+      'FOOBAR_BACKUP_BUCKET must differ from FOOBAR_STATE_BUCKET, both are "foobar-backups": a web server\'s key may overwrite and delete anything in the backup bucket',
+    ],
+    [
+      { ...on, FOOBAR_REGION: "nyc1" },
+      'FOOBAR_BACKUP_REGION must be set when FOOBAR_BACKUP_BUCKET is set and FOOBAR_REGION is "nyc1", which has no Spaces: one of ams3, atl1, blr1, fra1, lon1, nyc3, sfo2, sfo3, sgp1, syd1, tor1',
+    ],
+  ])("throws for %p, in one line naming the variable, the value and what is accepted", (env, message) => {
+    expect(() => loadSettings(env)).toThrow(new SettingsError(message));
   });
 });
 

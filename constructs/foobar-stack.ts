@@ -2,10 +2,11 @@ import { Project } from "@cdktf/provider-digitalocean/lib/project";
 import { DigitaloceanProvider } from "@cdktf/provider-digitalocean/lib/provider";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { RandomProvider } from "@cdktf/provider-random/lib/provider";
-import { TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
+import { Annotations, TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
 import { Construct } from "constructs";
 
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
+import { BackupInput } from "../cloud-init/backup";
 import { HAPROXY_STATS } from "../cloud-init/user-data";
 import {
   FAILOVER_TOKEN_VARIABLE,
@@ -17,8 +18,9 @@ import {
   stateKey,
   webServerName,
 } from "../names";
-import { FAILOVER_TOKEN_PATTERN, MAX_LOAD_BALANCERS, MAX_WEB_SERVERS, readCaFile, Settings } from "../settings";
+import { FAILOVER_TOKEN_PATTERN, MAX_LOAD_BALANCERS, MAX_WEB_SERVERS, readCaFile, SETTINGS, Settings } from "../settings";
 import { readAppFiles, SAMPLE_APP_DIR } from "./app-files";
+import { BACKUP_BUCKET_RESOURCE_ID, Backups, BACKUPS_ID } from "./backups";
 import { DATA_VOLUME_RESOURCE_ID } from "./data-volume";
 import { DatabasePasswords, PASSWORD_OPTIONS } from "./database-passwords";
 import { Dns, InternalHost, siteHostNames } from "./dns";
@@ -30,7 +32,7 @@ import { AbsentResource, forgetWhenRemoved } from "./removed-blocks";
 import { RoleTags } from "./role-tags";
 import { DropletOptions } from "./server";
 import { SITE_ADDRESS_ASSIGNMENT_ID, SiteAddress } from "./site-address";
-import { SpacesBackend, TERRAFORM_VERSION_FOR_SPACES } from "./spaces-backend";
+import { SpacesBackend, spacesEndpoint, TERRAFORM_VERSION_FOR_SPACES } from "./spaces-backend";
 import { DATABASE_VOLUME_ID, WebServer } from "./web-server";
 
 /**
@@ -74,6 +76,23 @@ function absentVolumes(settings: Settings): AbsentResource[] {
   ];
 }
 
+/**
+ * What synthesis says about backups, once per stack: a warning when there are
+ * none, the bucket when there are.
+ */
+export function backupNotice(settings: Settings): { readonly level: "warning" | "info"; readonly message: string } {
+  const bucket = SETTINGS.backupBucket.variable;
+  return settings.backupBucket === undefined
+    ? {
+        level: "warning",
+        message: `no backups: ${bucket} is not set, so a deleted row or a lost volume cannot be recovered (docs/database.md, "Backups")`,
+      }
+    : {
+        level: "info",
+        message: `backups: the web servers' databases go to the Spaces bucket ${settings.backupBucket} (${settings.backupRegion ?? settings.region}), encrypted to ${SETTINGS.backupRecipient.variable}`,
+      };
+}
+
 /** DigitalOcean's project `environment` for an environment's name. */
 function projectEnvironment(environment: string | undefined): string {
   if (environment === "staging") return "Staging";
@@ -95,6 +114,8 @@ export class FoobarStack extends TerraformStack {
   public readonly siteAddress: SiteAddress;
   /** Present only when an alert e-mail or Slack webhook is set. */
   public readonly monitoring?: Monitoring;
+  /** The backup bucket and its key; present only when `FOOBAR_BACKUP_BUCKET` is set. */
+  public readonly backups?: Backups;
 
   constructor(scope: Construct, id: string, settings: Settings) {
     super(scope, id);
@@ -104,6 +125,9 @@ export class FoobarStack extends TerraformStack {
     const hostNames = siteHostNames(settings.domain, settings.hostName, settings.apexRecord);
     const trustedCa = settings.acmeCaFile !== undefined ? readCaFile(settings.acmeCaFile) : undefined;
     const siteUrl = `${settings.https ? "https" : "http"}://${hostNames[0]}/`;
+    if (settings.backupBucket !== undefined && settings.backupRecipient === undefined) {
+      throw new Error(`${SETTINGS.backupRecipient.variable} must be set when ${SETTINGS.backupBucket.variable} is set`);
+    }
 
     // Default: names as they always were. In an environment every name
     // carries `<project>-<environment>`; construct ids never change.
@@ -142,6 +166,31 @@ export class FoobarStack extends TerraformStack {
       sshKeys: settings.sshKeys,
     };
 
+    // Off by default (FOOBAR_BACKUP_BUCKET), and said so at every synthesis.
+    const notice = backupNotice(settings);
+    if (notice.level === "warning") Annotations.of(this).addWarning(notice.message);
+    else Annotations.of(this).addInfo(notice.message);
+    const backups = (this.backups =
+      settings.backupBucket !== undefined
+        ? new Backups(this, BACKUPS_ID, {
+            bucket: settings.backupBucket,
+            region: settings.backupRegion ?? settings.region,
+            keyName: `${project}-backups`,
+            retentionDays: settings.backupRetentionDays,
+            allowDeletion: settings.allowDataLoss,
+          })
+        : undefined);
+    const backup: BackupInput | undefined = backups
+      ? {
+          bucket: settings.backupBucket!,
+          region: backups.region,
+          recipient: settings.backupRecipient!,
+          accessKeyId: backups.accessKeyId,
+          secretAccessKey: backups.secretAccessKey,
+          everyHours: settings.backupEveryHours,
+        }
+      : undefined;
+
     const webServers: WebServer[] = [];
     for (let index = 1; index <= settings.webServers; index++) {
       const id = webServerName(index);
@@ -164,6 +213,7 @@ export class FoobarStack extends TerraformStack {
           adminCidrs: settings.adminCidrs,
           databaseVolumeGib: settings.databaseVolumeGib,
           allowDataLoss: settings.allowDataLoss,
+          backup,
         }),
       );
     }
@@ -249,6 +299,8 @@ export class FoobarStack extends TerraformStack {
     // deletion would unassign the site's address.
     const absent: AbsentResource[] = [
       ...(settings.allowDataLoss ? [] : absentVolumes(settings)),
+      // Backups turned off: the bucket and its backups stay in the account.
+      ...(settings.allowDataLoss || backups ? [] : [{ type: "digitalocean_spaces_bucket", path: [BACKUPS_ID, BACKUP_BUCKET_RESOURCE_ID] }]),
       ...(pair ? [{ type: "digitalocean_reserved_ip_assignment", path: [SITE_ADDRESS_ID, SITE_ADDRESS_ASSIGNMENT_ID] }] : []),
     ];
     if (absent.length > 0) this.addOverride("removed", forgetWhenRemoved(this, absent));
@@ -316,6 +368,7 @@ export class FoobarStack extends TerraformStack {
         ].map((data) => data.volume.urn),
         this.siteAddress.reservedIp.urn,
         this.dns.domain.urn,
+        ...(backups ? [backups.bucket.urn] : []),
       ],
     });
 
@@ -353,6 +406,20 @@ export class FoobarStack extends TerraformStack {
         ]),
       ]),
     });
+    if (backups) {
+      new TerraformOutput(this, "backup_bucket", {
+        description: "The Spaces bucket the web servers back their databases up to",
+        value: backups.bucket.name,
+      });
+      new TerraformOutput(this, "backup_region", {
+        description: "The backup bucket's Spaces region",
+        value: backups.region,
+      });
+      new TerraformOutput(this, "backup_endpoint", {
+        description: "The backup bucket's S3 endpoint",
+        value: spacesEndpoint(backups.region),
+      });
+    }
     new TerraformOutput(this, "mysql_replication_password", {
       description: "Password of the MySQL replication user",
       value: passwords.replication.result,

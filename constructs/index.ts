@@ -1,4 +1,5 @@
 export * from "./app-files";
+export * from "./backups";
 export * from "./data-volume";
 export * from "./database-passwords";
 export * from "./dns";

@@ -66,9 +66,12 @@ export class WebServer extends Construct {
   public readonly server: Server;
   public readonly databaseRole: DatabaseRole;
   public readonly databaseVolume: DataVolume;
+  /** Where and how its database is backed up; undefined without backups. */
+  public readonly backup?: BackupInput;
 
   constructor(scope: Construct, id: string, props: WebServerProps) {
     super(scope, id);
+    this.backup = props.backup;
     this.databaseRole = (props.databasePrimary ?? props.index === 1) ? "primary" : "replica";
     const roleTag = this.databaseRole === "primary" ? props.tags.databasePrimary : props.tags.databaseReplica;
     this.databaseVolume = new DataVolume(this, DATABASE_VOLUME_ID, {

@@ -26,7 +26,7 @@ import {
 } from "./emulations/droplets";
 import { renderFirewall } from "./emulations/firewall";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./emulations/metadata";
-import { randomPassword } from "./emulations/passwords";
+import { randomPassword, randomSpacesKey } from "./emulations/passwords";
 import { createAdminKey, sshFromClient, sshFromClientCommand } from "./emulations/ssh";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./emulations/synth";
 import { ComputedValues, LabDroplet, LabStack, resolveStack } from "./emulations/terraform";
@@ -135,6 +135,7 @@ export function labComputedValues(state?: LabState): ComputedValues {
     firstReservedHost: FIRST_RESERVED_IP_HOST,
     firstPrivateHost: FIRST_DROPLET_PRIVATE_HOST,
     password: randomPassword,
+    spacesKey: randomSpacesKey,
     // What `TF_VAR_failover_token` gives Terraform: the token the stack was synthesized with.
     variables: { [FAILOVER_TOKEN_VARIABLE]: state?.failoverToken ?? makeLabToken() },
   };

@@ -78,11 +78,18 @@ export const FAILOVER_TOKEN_PATTERN = /^dop_v1_[0-9a-f]{64}$/;
 export const FAILOVER_TOKEN_TERRAFORM_VARIABLE = "TF_VAR_failover_token";
 
 /**
- * Spaces regions: where a state bucket can be.
+ * Spaces regions: where a state or backup bucket can be (Spaces Standard
+ * Storage, as DigitalOcean's availability page listed it in March 2026).
  *
- * @see https://docs.digitalocean.com/products/platform/availability-matrix/
+ * @see https://docs.digitalocean.com/products/spaces/details/availability/
  */
 export const SPACES_REGIONS = ["ams3", "atl1", "blr1", "fra1", "lon1", "nyc3", "sfo2", "sfo3", "sgp1", "syd1", "tor1"] as const;
+
+/** A Spaces (S3) bucket name: 3 to 63 lower-case letters, digits or hyphens, starting and ending with a letter or digit. */
+export const SPACES_BUCKET_NAME = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+
+/** An age X25519 recipient: `age1` and 58 bech32 characters. */
+export const AGE_RECIPIENT_PATTERN = /^age1[02-9ac-hj-np-z]{58}$/;
 
 /** An environment's name: a short DNS label, so `<project>-<environment>-web-01` stays a valid host name. */
 export const ENVIRONMENT_NAME = /^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?$/;
@@ -114,6 +121,9 @@ const caFile: ValueType<string | undefined> = {
     return value;
   },
 };
+
+/** A Spaces bucket's name, for the state and the backups. */
+const spacesBucket = text("a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens", SPACES_BUCKET_NAME);
 
 /**
  * Every setting, in the README's order: the one declaration.
@@ -253,9 +263,9 @@ export const SETTINGS = {
     valueType: flag,
     default: false,
     description:
-      "`true` lets Terraform delete the volumes (MySQL data, certificates) on `cdktf destroy`, on a replacement and when " +
-      "their server leaves the configuration; otherwise it refuses the first two (`prevent_destroy`) and forgets, not " +
-      "deletes, a volume whose server left (`removed` blocks): nothing is deleted",
+      "`true` lets Terraform delete the volumes (MySQL data, certificates) and the backup bucket (once empty) on `cdktf destroy`, " +
+      "on a replacement and when their server (or `FOOBAR_BACKUP_BUCKET`) leaves the configuration; otherwise it refuses the first two " +
+      "(`prevent_destroy`) and forgets, not deletes, what left (`removed` blocks): nothing is deleted",
   }),
   replicaMaxLagSeconds: declare({
     variable: "FOOBAR_REPLICA_MAX_LAG",
@@ -386,7 +396,7 @@ export const SETTINGS = {
   }),
   stateBucket: declare({
     variable: "FOOBAR_STATE_BUCKET",
-    valueType: optional(text("a Spaces bucket name: 3 to 63 lower-case letters, digits or hyphens", /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/)),
+    valueType: optional(spacesBucket),
     default: undefined,
     defaultText: "none: local state",
     description:
@@ -406,6 +416,43 @@ export const SETTINGS = {
     description:
       "lock the state with Terraform's S3 lock file (`use_lockfile`, conditional writes); `false` only if your " +
       "bucket refuses them (see [Locking](docs/environments-and-state.md#locking))",
+  }),
+  backupBucket: declare<string | undefined>({
+    variable: "FOOBAR_BACKUP_BUCKET",
+    valueType: optional(spacesBucket),
+    default: undefined,
+    defaultText: "none: **no backups**",
+    description:
+      "create this Spaces bucket (versioned, protected like the volumes) and a key that can use it and nothing else, for the " +
+      "web servers' database backups; not `FOOBAR_STATE_BUCKET`. Terraform needs `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY` " +
+      "at deploy time (see [Backups](docs/database.md#backups))",
+  }),
+  backupRegion: declare<string | undefined>({
+    variable: "FOOBAR_BACKUP_REGION",
+    valueType: optional(oneOf(SPACES_REGIONS)),
+    default: undefined,
+    defaultText: "`FOOBAR_REGION` if Spaces has it",
+    description: "the backup bucket's region; needs `FOOBAR_BACKUP_BUCKET`",
+  }),
+  backupRecipient: declare<string | undefined>({
+    variable: "FOOBAR_BACKUP_RECIPIENT",
+    valueType: optional(text("an age recipient: age1 and 58 lower-case bech32 characters", AGE_RECIPIENT_PATTERN)),
+    default: undefined,
+    description:
+      "the age public key every backup is encrypted to (`age-keygen -o backup-identity.txt` prints it; the identity file " +
+      "stays with you, never on a droplet); required with `FOOBAR_BACKUP_BUCKET`",
+  }),
+  backupRetentionDays: declare({
+    variable: "FOOBAR_BACKUP_RETENTION_DAYS",
+    valueType: wholeNumber(1, 3650),
+    default: 30,
+    description: "days the bucket keeps a backup, and an overwritten or deleted one's old version; needs `FOOBAR_BACKUP_BUCKET`",
+  }),
+  backupEveryHours: declare({
+    variable: "FOOBAR_BACKUP_EVERY_HOURS",
+    valueType: wholeNumber(1, 168),
+    default: 24,
+    description: "hours between base backups; needs `FOOBAR_BACKUP_BUCKET`",
   }),
 };
 

@@ -14,6 +14,7 @@ import {
   SETTINGS,
   Settings,
   SettingsError,
+  SPACES_REGIONS,
   VARIABLE_PREFIX,
 } from "./declaration";
 import { addressesCovered, Declaration, Rejected } from "./value-types";
@@ -136,10 +137,48 @@ export function loadSettings(env: Environment = process.env): Settings {
     );
   }
 
+  checkBackups(env, parsed);
+
   if (env[v.environmentsDir] !== undefined && parsed.environments.length === 0) {
     throw new SettingsError(`${v.environments} must be set as well when ${v.environmentsDir} is set`);
   }
   return parsed;
+}
+
+/**
+ * The backup settings together: every `FOOBAR_BACKUP_*` needs the bucket, the
+ * bucket needs a recipient and a Spaces region, and is not the state's.
+ * Resolves the region's default (`FOOBAR_REGION`) in `parsed`.
+ */
+function checkBackups(env: Environment, parsed: { -readonly [K in keyof Settings]: Settings[K] }): void {
+  const v = SETTING_VARIABLES;
+  if (parsed.backupBucket === undefined) {
+    const stray = [v.backupRecipient, v.backupRegion, v.backupRetentionDays, v.backupEveryHours].find((name) => env[name] !== undefined);
+    if (stray)
+      throw new SettingsError(`${stray} is set but ${v.backupBucket} is not: set ${v.backupBucket} to turn backups on, or unset ${stray}`);
+    return;
+  }
+  if (parsed.backupBucket === parsed.stateBucket) {
+    throw new SettingsError(
+      `${v.backupBucket} must differ from ${v.stateBucket}, both are ${quoted(parsed.backupBucket)}: ` +
+        "a web server's key may overwrite and delete anything in the backup bucket",
+    );
+  }
+  if (parsed.backupRecipient === undefined) {
+    throw new SettingsError(
+      `${v.backupRecipient} must be set when ${v.backupBucket} is set: run \`age-keygen -o backup-identity.txt\`, ` +
+        "set this to the public key it prints (age1…), and keep the identity file yourself, off the droplets",
+    );
+  }
+  if (parsed.backupRegion === undefined) {
+    if (!(SPACES_REGIONS as readonly string[]).includes(parsed.region)) {
+      throw new SettingsError(
+        `${v.backupRegion} must be set when ${v.backupBucket} is set and ${v.region} is ${quoted(parsed.region)}, ` +
+          `which has no Spaces: one of ${SPACES_REGIONS.join(", ")}`,
+      );
+    }
+    parsed.backupRegion = parsed.region;
+  }
 }
 
 /** A default as the README shows it. */

@@ -169,15 +169,18 @@ function describe(address: string, stacks: readonly TerraformJson[]): string {
   return label ? `${short} ${label}` : short;
 }
 
+/** Resource types that hold data: the volumes and the backup bucket, protected by `prevent_destroy` and `removed` blocks. */
+export const DATA_RESOURCE_TYPES: readonly string[] = ["digitalocean_volume", "digitalocean_spaces_bucket"];
+
 /**
- * The volumes a plan would replace although `lifecycle.prevent_destroy`
+ * The volumes and buckets a plan would replace although `lifecycle.prevent_destroy`
  * protects them: Terraform refuses such a plan before it changes anything.
- * A volume whose block left the configuration is not among them: Terraform
+ * One whose block left the configuration is not among them: Terraform
  * deletes it (or, with a `removed` block, forgets it) without looking at the flag.
  */
 export function protectedVolumesAtRisk(before: TerraformJson, changes: readonly ResourceChange[]): string[] {
   return changes
-    .filter((c) => c.type === "digitalocean_volume" && c.action === "replace")
+    .filter((c) => DATA_RESOURCE_TYPES.includes(c.type) && c.action === "replace")
     .map((c) => configOf(before, c))
     .filter((config) => (config.lifecycle as { prevent_destroy?: boolean } | undefined)?.prevent_destroy)
     .map((config) => String(config.name));
@@ -213,6 +216,16 @@ export function summarizeChanges(before: TerraformJson, after: TerraformJson, ch
       } else if (change.action === "replace" || change.action === "delete") {
         costs.push(`**${lost} lost**`);
       }
+    } else if (change.type === "digitalocean_spaces_bucket") {
+      if (change.action === "forget") {
+        costs.push(
+          `${name} kept: Terraform forgets the backup bucket, which stays in the account with its backups (billed) until you delete it`,
+        );
+      } else if (change.action === "replace" && protectedVolumes.includes(name)) {
+        costs.push(`**Terraform stops: ${name} is protected** (with \`FOOBAR_ALLOW_DATA_LOSS=true\` it deletes it once empty)`);
+      } else if (change.action === "replace" || change.action === "delete") {
+        costs.push(`**the backups in ${name} lost** once it is empty (Terraform never empties it)`);
+      }
     } else if (change.type === "digitalocean_reserved_ip" && change.action === "replace") {
       costs.push("**the site's address changes** (clients follow the DNS TTL)");
     } else if (change.type === "digitalocean_reserved_ip_assignment" && change.action === "delete") {
@@ -238,6 +251,9 @@ export function summarizeChanges(before: TerraformJson, after: TerraformJson, ch
     costs,
   };
 }
+
+/** A well-formed age recipient for the table's backup row (no one holds its identity). */
+const SAMPLE_AGE_RECIPIENT = `age1${"q".repeat(58)}`;
 
 /** What the table says of a setting that only the user-data carries. */
 const USER_DATA_ONLY = "user-data only: new droplets get it; an existing one only when you replace it (`-replace`, see the runbook)";
@@ -305,6 +321,12 @@ export const SAMPLE_CHANGES: readonly SampleChange[] = [
   { variables: { FOOBAR_HSTS_MAX_AGE: "600" }, note: USER_DATA_ONLY },
   { variables: { FOOBAR_ALERT_EMAILS: "ops@foobar.com" } },
   { variables: { FOOBAR_STATE_BUCKET: "foobar-state" }, note: "no resource changes: the state moves (`terraform init -migrate-state`)" },
+  {
+    variables: { FOOBAR_BACKUP_BUCKET: "foobar-backups", FOOBAR_BACKUP_RECIPIENT: SAMPLE_AGE_RECIPIENT },
+    note:
+      "Terraform needs `SPACES_ACCESS_KEY_ID`/`SPACES_SECRET_ACCESS_KEY`; the web servers learn of the bucket from their user-data: " +
+      USER_DATA_ONLY,
+  },
 ];
 
 /**

@@ -7,8 +7,9 @@
  * (digitalocean/droplet/resource_droplet.go, volume/resource_volume.go,
  * reservedip/resource_reserved_ip.go and resource_reserved_ip_assignment.go,
  * domain/resource_record.go and resource_domain.go, vpc/resource_vpc.go,
- * tag/resource_tag.go; firewall, project, monitor alert and uptime resources
- * have none that we set) and hashicorp/terraform-provider-random
+ * tag/resource_tag.go, spaces/resource_spaces_bucket.go; firewall, project,
+ * monitor alert, uptime and Spaces key resources have none that we set: a
+ * key's name and grants are updated in place) and hashicorp/terraform-provider-random
  * (internal/provider/resource_password.go). A type missing here is treated as
  * never replaced, so a test checks that every type the stack uses is listed.
  */
@@ -22,6 +23,9 @@ export const FORCE_NEW_ARGUMENTS: Readonly<Record<string, readonly string[]>> = 
   digitalocean_domain: ["name", "ip_address"],
   digitalocean_vpc: ["region", "ip_range"],
   digitalocean_tag: ["name"],
+  // `name` is not ForceNew in the provider's schema (only `region` is).
+  digitalocean_spaces_bucket: ["region"],
+  digitalocean_spaces_key: [],
   digitalocean_firewall: [],
   digitalocean_project: [],
   digitalocean_monitor_alert: [],

@@ -1,7 +1,8 @@
-import { randomPassword } from "../../lab/emulations/passwords";
+import { randomPassword, randomSpacesKey } from "../../lab/emulations/passwords";
 import { ComputedValues, interpolate, resolveStack } from "../../lab/emulations/terraform";
 import { hostAddress } from "../../lab/host/addresses";
 import type { TerraformJson } from "../../tools/changes";
+import { synthStack } from "../helpers";
 
 /** Pinned stand-ins for apply-time values, so every resolved value is predictable. */
 const computed: ComputedValues = {
@@ -10,6 +11,7 @@ const computed: ComputedValues = {
   firstPrivateHost: 2,
   firstReservedHost: 200,
   password: (spec) => "p".repeat(spec.length),
+  spacesKey: () => ({ accessKey: "DO00LABKEY", secretKey: "lab/secret+key" }),
 };
 
 /** A tiny stack: one VPC, a tag, a password, two droplets, a firewall, a domain and a record. */
@@ -206,5 +208,71 @@ describe("resolveStack for apply (a running lab's values)", () => {
     expect(stack.reservedIps).toEqual([
       { address: "digitalocean_reserved_ip.site", ip: "198.51.100.200", assignedTo: "lb-01", placedOnCreate: false },
     ]);
+  });
+});
+
+describe("resolveStack with backups (a Spaces bucket and its key)", () => {
+  const withBackups = (): TerraformJson => {
+    const tf = tinyStack() as { resource: Record<string, Record<string, Record<string, unknown>>> };
+    tf.resource.digitalocean_spaces_bucket = { backups: { name: "foobar-backups", region: "ams3", acl: "private" } };
+    tf.resource.digitalocean_spaces_key = {
+      backups: { name: "foobar-backups", grant: [{ bucket: "${digitalocean_spaces_bucket.backups.name}", permission: "readwrite" }] },
+    };
+    tf.resource.digitalocean_droplet.web.user_data =
+      "#cloud-config\nwrite_files:\n- path: /etc/foobar/backup.env\n  content: |\n" +
+      "    AWS_ACCESS_KEY_ID=${digitalocean_spaces_key.backups.access_key}\n" +
+      "    AWS_SECRET_ACCESS_KEY=${digitalocean_spaces_key.backups.secret_key}\n" +
+      "    BUCKET=${digitalocean_spaces_bucket.backups.name}\n";
+    return tf;
+  };
+
+  test("the stack's bucket and the key granted on it become LabStack.spaces, with lab-made credentials", () => {
+    expect(resolveStack(withBackups(), computed).spaces).toEqual({
+      bucket: "foobar-backups",
+      region: "ams3",
+      accessKeyId: "DO00LABKEY",
+      secretAccessKey: "lab/secret+key",
+    });
+  });
+
+  test("an env file in user-data that names the key gets the same lab-made values", () => {
+    const web = resolveStack(withBackups(), computed).droplets[1]!;
+    expect(web.userData).toContain("AWS_ACCESS_KEY_ID=DO00LABKEY\n    AWS_SECRET_ACCESS_KEY=lab/secret+key\n    BUCKET=foobar-backups\n");
+  });
+
+  test("the key's values stay what they were for the whole lab run (apply keeps them)", () => {
+    const first = resolveStack(withBackups(), { ...computed, spacesKey: () => ({ accessKey: "DO00FIRST", secretKey: "first" }) });
+    const again = resolveStack(withBackups(), {
+      ...computed,
+      spacesKey: () => ({ accessKey: "DO00OTHER", secretKey: "other" }),
+      previous: { attrs: first.computed, renew: new Set() },
+    });
+    expect(again.spaces).toEqual(first.spaces);
+    expect(again.spaces!.accessKeyId).toBe("DO00FIRST");
+  });
+
+  test("without a bucket there is no spaces, and a key granted on no bucket of the stack is refused", () => {
+    expect(resolveStack(tinyStack(), computed).spaces).toBeUndefined();
+    const tf = withBackups() as { resource: Record<string, Record<string, Record<string, unknown>>> };
+    tf.resource.digitalocean_spaces_key.backups.grant = [{ bucket: "elsewhere", permission: "readwrite" }];
+    expect(() => resolveStack(tf, computed)).toThrow("exactly one digitalocean_spaces_key granted on digitalocean_spaces_bucket.backups");
+  });
+
+  test("the synthesized stack with FOOBAR_BACKUP_BUCKET resolves: the lab serves its bucket and accepts its key", () => {
+    const tf = synthStack({ backupBucket: "foobar-backups", backupRecipient: `age1${"q".repeat(58)}`, backupRegion: "fra1" });
+    const stack = resolveStack(tf, computed);
+    expect(stack.spaces).toEqual({
+      bucket: "foobar-backups",
+      region: "fra1",
+      accessKeyId: "DO00LABKEY",
+      secretAccessKey: "lab/secret+key",
+    });
+  });
+
+  test("randomSpacesKey makes keys shaped like DigitalOcean's, a new one each time", () => {
+    const [a, b] = [randomSpacesKey(), randomSpacesKey()];
+    expect(a.accessKey).toMatch(/^DO[A-Z0-9]{18}$/);
+    expect(a.secretKey).toMatch(/^[A-Za-z0-9+/]{43}$/);
+    expect(a).not.toEqual(b);
   });
 });

@@ -3,7 +3,7 @@
  */
 import { randomInt } from "node:crypto";
 
-import type { PasswordSpec } from "./terraform";
+import type { PasswordSpec, SpacesKeyValues } from "./terraform";
 
 /**
  * A crypto-random password like the random provider's: drawn from the enabled
@@ -28,4 +28,15 @@ export function randomPassword(spec: PasswordSpec): string {
     const count = (chars: string): number => [...candidate].filter((ch) => chars.includes(ch)).length;
     if (classes.every((c) => count(c.chars) >= c.min)) return candidate;
   }
+}
+
+/**
+ * A made-up Spaces key, shaped like DigitalOcean's: an access key id of `DO`
+ * and 18 upper-case letters or digits, and a 43-character base64 secret
+ * (which may hold `+` and `/`, as real ones do).
+ */
+export function randomSpacesKey(): SpacesKeyValues {
+  const draw = (alphabet: string, length: number) => Array.from({ length }, () => alphabet[randomInt(alphabet.length)]).join("");
+  const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  return { accessKey: `DO${draw(upper, 18)}`, secretKey: draw(`${upper}abcdefghijklmnopqrstuvwxyz+/`, 43) };
 }

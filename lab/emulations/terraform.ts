@@ -93,6 +93,25 @@ export interface LabVpc {
   readonly ipRange: string;
 }
 
+/**
+ * The backup bucket and the key granted on it (`digitalocean_spaces_bucket`,
+ * `digitalocean_spaces_key`): what the lab's Spaces emulation serves and accepts.
+ */
+export interface LabSpaces {
+  readonly bucket: string;
+  readonly region: string;
+  /** The key's `access_key`, made up by the lab (`ComputedValues.spacesKey`). */
+  readonly accessKeyId: string;
+  /** The key's `secret_key`, made up by the lab. */
+  readonly secretAccessKey: string;
+}
+
+/** A Spaces key's made-up credentials. */
+export interface SpacesKeyValues {
+  readonly accessKey: string;
+  readonly secretKey: string;
+}
+
 /** Everything the lab needs from the stack, resolved. */
 export interface LabStack {
   readonly vpc: LabVpc;
@@ -101,6 +120,8 @@ export interface LabStack {
   readonly records: readonly LabRecord[];
   readonly volumes: readonly LabVolume[];
   readonly reservedIps: readonly LabReservedIp[];
+  /** The backup bucket and its key. @default - none: the stack has no backups */
+  readonly spaces?: LabSpaces;
   /** Every computed attribute the lab made up, by Terraform address (what `apply` keeps). */
   readonly computed: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
@@ -132,6 +153,8 @@ export interface ComputedValues {
   readonly firstReservedHost: number;
   /** Makes a `random_password` result that meets the resource's settings. */
   readonly password: (spec: PasswordSpec) => string;
+  /** Makes a `digitalocean_spaces_key`'s `access_key` and `secret_key`. */
+  readonly spacesKey: () => SpacesKeyValues;
   /**
    * The running lab's values, for `apply`: every resource keeps its computed
    * attributes unless its address is in `renew`. @default - a new lab
@@ -150,7 +173,7 @@ export interface PreviousValues {
 }
 
 /** Resource types whose `id` is their `name`. */
-const ID_IS_NAME = ["digitalocean_domain", "digitalocean_tag"];
+const ID_IS_NAME = ["digitalocean_domain", "digitalocean_spaces_bucket", "digitalocean_tag"];
 
 /**
  * Resolves the lab-relevant resources of a synthesized stack.
@@ -159,7 +182,8 @@ const ID_IS_NAME = ["digitalocean_domain", "digitalocean_tag"];
  * resource's own config value, or to a value the lab computes (droplet `id`,
  * `ipv4_address`, `ipv4_address_private`, `urn`; vpc `id`/`urn`; domain and tag
  * `id`; random_password `result`; volume `id`/`urn`; reserved IP
- * `ip_address`/`id`/`urn`). `$${` and `%%{` are unescaped. Only the
+ * `ip_address`/`id`/`urn`; Spaces bucket `id`/`urn`/`endpoint`; Spaces key
+ * `access_key`/`secret_key`/`id`, made up by `computed.spacesKey`). `$${` and `%%{` are unescaped. Only the
  * fields the lab uses are resolved, so references inside ignored resources
  * (projects, alerts, outputs) never matter.
  *
@@ -250,6 +274,20 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
         minSpecial: Number(config.min_special ?? 0),
       }),
     }));
+  }
+  for (const [name, config] of ofType("digitalocean_spaces_bucket")) {
+    // The provider's own values: the bucket's id is its name, its endpoint is the region's.
+    computeOnce(`digitalocean_spaces_bucket.${name}`, () => ({
+      urn: `do:space:${String(config.name)}`,
+      endpoint: `${String(config.region ?? "nyc3")}.digitaloceanspaces.com`,
+      bucket_domain_name: `${String(config.name)}.${String(config.region ?? "nyc3")}.digitaloceanspaces.com`,
+    }));
+  }
+  for (const [name] of ofType("digitalocean_spaces_key")) {
+    computeOnce(`digitalocean_spaces_key.${name}`, () => {
+      const key = computed.spacesKey();
+      return { id: key.accessKey, access_key: key.accessKey, secret_key: key.secretKey };
+    });
   }
   dropletEntries.forEach(([name]) => {
     const attrs = computedAttrs.get(`digitalocean_droplet.${name}`)!;
@@ -423,6 +461,28 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
     return { address: where, ip, assignedTo: assigned[0]?.droplet, placedOnCreate: ownDropletId !== undefined };
   });
 
+  const buckets = ofType("digitalocean_spaces_bucket");
+  if (buckets.length > 1) throw new Error(`the lab emulates one Spaces bucket, the stack has ${buckets.length}`);
+  let spaces: LabSpaces | undefined;
+  if (buckets.length === 1) {
+    const [bucketName, bucketConfig] = buckets[0]!;
+    const where = `digitalocean_spaces_bucket.${bucketName}`;
+    const bucket = str(bucketConfig.name, `${where}.name`);
+    const keys = ofType("digitalocean_spaces_key").filter(([name, config]) => {
+      const grants = (config.grant ?? []) as Record<string, unknown>[];
+      return grants.some((grant, i) => str(grant.bucket, `digitalocean_spaces_key.${name}.grant[${i}].bucket`) === bucket);
+    });
+    if (keys.length !== 1)
+      throw new Error(`the lab needs exactly one digitalocean_spaces_key granted on ${where}, the stack has ${keys.length}`);
+    const key = computedAttrs.get(`digitalocean_spaces_key.${keys[0]![0]}`)!;
+    spaces = {
+      bucket,
+      region: optStr(bucketConfig.region, `${where}.region`) ?? "nyc3",
+      accessKeyId: key.access_key!,
+      secretAccessKey: key.secret_key!,
+    };
+  }
+
   return {
     vpc: { address: `digitalocean_vpc.${vpcName}`, name: str(vpcConfig.name, `digitalocean_vpc.${vpcName}.name`), ipRange: vpcRange },
     droplets,
@@ -430,6 +490,7 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
     records,
     volumes,
     reservedIps,
+    ...(spaces ? { spaces } : {}),
     computed: Object.fromEntries(computedAttrs),
   };
 }
