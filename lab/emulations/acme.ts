@@ -5,7 +5,8 @@
  *
  * Two CAs are involved:
  * - the lab's "ACME server CA", made here with openssl for two days, signs
- *   pebble's own HTTPS certificate and the API emulator's (api.ts); the stack
+ *   pebble's own HTTPS certificate, the API emulator's (api.ts) and the Spaces
+ *   emulator's (spaces.ts); the stack
  *   is synthesized with it as `FOOBAR_ACME_CA_FILE`, so the load balancer can
  *   talk to the directory, and every droplet's image trusts it
  *   (`installLabCa`), as real images trust the CA of the real API;
@@ -24,7 +25,10 @@ import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "../
 import { log, run, tryRun } from "../host/shell";
 import { AcmeEndpoints, LabState, saveState } from "../host/state";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "../settings";
+import { SPACES_REGIONS } from "../../settings";
 import { API_HOST_NAME } from "./api";
+import { spacesCertificateNames } from "./spaces";
+import { SPACES_DOMAIN } from "./spaces-s3";
 
 /** The DNS name in pebble's HTTPS certificate, besides its address. */
 export const ACME_HOST_NAME = "acme.lab.test";
@@ -52,6 +56,9 @@ export interface AcmeFiles {
   /** The API emulator's HTTPS certificate, for api.digitalocean.com (its key is root's only). */
   readonly apiCertFile: string;
   readonly apiKeyFile: string;
+  /** The Spaces emulator's HTTPS certificate, for every Spaces region's endpoint and buckets (spaces.ts); its key is `nobody`'s only. */
+  readonly spacesCertFile: string;
+  readonly spacesKeyFile: string;
 }
 
 /** The directory URL the stack is synthesized with. */
@@ -67,6 +74,8 @@ export function acmeFiles(dir: string): AcmeFiles {
     listenerKeyFile: path.join(dir, "listener.key"),
     apiCertFile: path.join(dir, "api.pem"),
     apiKeyFile: path.join(dir, "api.key"),
+    spacesCertFile: path.join(dir, "spaces.pem"),
+    spacesKeyFile: path.join(dir, "spaces.key"),
   };
 }
 
@@ -195,6 +204,37 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
     "extendedKeyUsage=serverAuth",
   ]);
   fs.chmodSync(files.apiKeyFile, 0o400);
+  // And one the backups call: Spaces (spaces.ts). Every region, since the CA signs before the stack is synthesized.
+  run("openssl", [
+    "req",
+    "-x509",
+    "-new",
+    ...newKey,
+    "-keyout",
+    files.spacesKeyFile,
+    "-out",
+    files.spacesCertFile,
+    "-days",
+    days,
+    "-CA",
+    files.serverCaFile,
+    "-CAkey",
+    caKey,
+    "-subj",
+    `/CN=${SPACES_DOMAIN}`,
+    "-addext",
+    `subjectAltName=${spacesCertificateNames(SPACES_REGIONS)
+      .map((name) => `DNS:${name}`)
+      .join(",")}`,
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-addext",
+    "keyUsage=critical,digitalSignature",
+    "-addext",
+    "extendedKeyUsage=serverAuth",
+  ]);
+  fs.chownSync(files.spacesKeyFile, NOBODY_ID, NOBODY_ID);
+  fs.chmodSync(files.spacesKeyFile, 0o400);
   // Nothing else is ever signed with it.
   fs.rmSync(caKey);
   fs.chmodSync(files.serverCaFile, 0o644);

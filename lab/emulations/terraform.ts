@@ -94,6 +94,15 @@ export interface LabVpc {
 }
 
 /** Everything the lab needs from the stack, resolved. */
+/** A Spaces bucket and the one key pair that may use it (spaces.ts serves it). */
+export interface LabSpaces {
+  readonly bucket: string;
+  /** Its region slug, such as `nyc3`. */
+  readonly region: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
 export interface LabStack {
   readonly vpc: LabVpc;
   readonly droplets: readonly LabDroplet[];
@@ -101,6 +110,8 @@ export interface LabStack {
   readonly records: readonly LabRecord[];
   readonly volumes: readonly LabVolume[];
   readonly reservedIps: readonly LabReservedIp[];
+  /** The Spaces bucket backups go to and the key the droplets use for it; absent when the stack has none. */
+  readonly spaces?: LabSpaces;
   /** Every computed attribute the lab made up, by Terraform address (what `apply` keeps). */
   readonly computed: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
