@@ -263,6 +263,18 @@ export function xmlEscape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]!);
 }
 
+/** XML text with its entities and character references (`&quot;`, `&#34;`, `&#x22;`, …) replaced. */
+export function xmlUnescape(text: string): string {
+  const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+  return text.replace(/&(#x[0-9a-fA-F]+|#\d+|[a-z]+);/g, (whole, ref: string) =>
+    ref.startsWith("#x")
+      ? String.fromCodePoint(parseInt(ref.slice(2), 16))
+      : ref.startsWith("#")
+        ? String.fromCodePoint(Number(ref.slice(1)))
+        : (named[ref] ?? whole),
+  );
+}
+
 /** An XML document from nested plain values: arrays repeat their element, `undefined` is left out. */
 export type XmlValue = string | number | boolean | undefined | XmlValue[] | { [name: string]: XmlValue };
 
@@ -294,7 +306,9 @@ export function completedParts(body: string): { partNumber: number; etag: string
   for (const match of body.matchAll(/<Part>([\s\S]*?)<\/Part>/g)) {
     const inner = match[1] ?? "";
     const partNumber = Number(/<PartNumber>\s*(\d+)\s*<\/PartNumber>/.exec(inner)?.[1]);
-    const etag = (/<ETag>([\s\S]*?)<\/ETag>/.exec(inner)?.[1] ?? "").replace(/&quot;|"/g, "").trim();
+    const etag = xmlUnescape(/<ETag>([\s\S]*?)<\/ETag>/.exec(inner)?.[1] ?? "")
+      .replace(/"/g, "")
+      .trim();
     parts.push({ partNumber, etag });
   }
   if (parts.length === 0) throw new S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
