@@ -16,7 +16,11 @@ import { SPACES_REGIONS } from "../../settings";
 
 /** AWS's published SigV4 example for S3 (GET Object with a Range header). */
 const AWS_EXAMPLE = {
-  credentials: { bucket: "examplebucket", accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" },
+  credentials: {
+    bucket: "examplebucket",
+    accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+    secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+  },
   request: {
     method: "GET",
     url: "/test.txt",
@@ -73,7 +77,10 @@ describe("requests are routed by host and path, for the one bucket served", () =
 
   test("virtual-host style (rclone's DigitalOcean provider) and path style name the same object", () => {
     expect(bucketAndKey("backups.nyc3.digitaloceanspaces.com", "/db/base%201.bin")).toEqual({ bucket: "backups", key: "db/base 1.bin" });
-    expect(bucketAndKey("nyc3.digitaloceanspaces.com:443", "/backups/db/base%201.bin")).toEqual({ bucket: "backups", key: "db/base 1.bin" });
+    expect(bucketAndKey("nyc3.digitaloceanspaces.com:443", "/backups/db/base%201.bin")).toEqual({
+      bucket: "backups",
+      key: "db/base 1.bin",
+    });
     expect(bucketAndKey("198.51.100.6", "/backups/db/x")).toEqual({ bucket: "backups", key: "db/x" });
   });
 

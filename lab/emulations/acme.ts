@@ -21,11 +21,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { SPACES_REGIONS } from "../../settings";
 import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "../host/processes";
 import { log, run, tryRun } from "../host/shell";
 import { AcmeEndpoints, LabState, saveState } from "../host/state";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "../settings";
-import { SPACES_REGIONS } from "../../settings";
 import { API_HOST_NAME } from "./api";
 import { spacesCertificateNames } from "./spaces";
 import { SPACES_DOMAIN } from "./spaces-s3";

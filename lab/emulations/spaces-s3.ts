@@ -109,7 +109,18 @@ export function route(request: S3Request, bucketServed: string): S3Operation {
       if (query.has("versioning")) return { op: "GetBucketVersioning" };
       if (query.has("uploads")) return { op: "ListMultipartUploads" };
       const other = [...query.keys()].find(
-        (name) => !["list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after", "marker", "encoding-type", "fetch-owner"].includes(name),
+        (name) =>
+          ![
+            "list-type",
+            "prefix",
+            "delimiter",
+            "max-keys",
+            "continuation-token",
+            "start-after",
+            "marker",
+            "encoding-type",
+            "fetch-owner",
+          ].includes(name),
       );
       if (other) throw new S3Error(501, "NotImplemented", `the lab's Spaces does not emulate GET ?${other} on a bucket`);
       return { op: "ListObjects", v2: query.get("list-type") === "2" };
@@ -281,7 +292,10 @@ export type XmlValue = string | number | boolean | undefined | XmlValue[] | { [n
 function element(name: string, value: XmlValue): string {
   if (value === undefined) return "";
   if (Array.isArray(value)) return value.map((item) => element(name, item)).join("");
-  if (typeof value === "object") return `<${name}>${Object.entries(value).map(([n, v]) => element(n, v)).join("")}</${name}>`;
+  if (typeof value === "object")
+    return `<${name}>${Object.entries(value)
+      .map(([n, v]) => element(n, v))
+      .join("")}</${name}>`;
   return `<${name}>${xmlEscape(String(value))}</${name}>`;
 }
 
@@ -311,7 +325,8 @@ export function completedParts(body: string): { partNumber: number; etag: string
       .trim();
     parts.push({ partNumber, etag });
   }
-  if (parts.length === 0) throw new S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
+  if (parts.length === 0)
+    throw new S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema");
   for (let i = 1; i < parts.length; i++) {
     if (parts[i]!.partNumber <= parts[i - 1]!.partNumber) {
       throw new S3Error(400, "InvalidPartOrder", "The list of parts was not in ascending order.");

@@ -15,8 +15,8 @@
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import * as https from "node:https";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 
@@ -173,7 +173,11 @@ function found(key: string): ObjectMeta {
 function uploadDir(uploadId: string, key: string): string {
   const dir = path.join(dirs.uploads, uploadId.replace(/[^0-9a-f]/g, ""));
   const meta = path.join(dir, "upload.json");
-  if (!/^[0-9a-f]{32}$/.test(uploadId) || !fs.existsSync(meta) || (JSON.parse(fs.readFileSync(meta, "utf8")) as { key: string }).key !== key) {
+  if (
+    !/^[0-9a-f]{32}$/.test(uploadId) ||
+    !fs.existsSync(meta) ||
+    (JSON.parse(fs.readFileSync(meta, "utf8")) as { key: string }).key !== key
+  ) {
     throw new S3Error(404, "NoSuchUpload", "The specified multipart upload does not exist.");
   }
   return dir;
@@ -195,12 +199,20 @@ async function handle(operation: S3Operation, payloadHash: string, request: Inco
       );
       return 200;
     case "CreateBucket":
-      throw new S3Error(409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.");
+      throw new S3Error(
+        409,
+        "BucketAlreadyOwnedByYou",
+        "Your previous request to create the named bucket succeeded and you already own it.",
+      );
     case "HeadBucket":
       response.writeHead(200).end();
       return 200;
     case "GetBucketLocation":
-      sendXml(response, 200, xmlDocument("LocationConstraint", {}).replace("></LocationConstraint>", `>${config.region}</LocationConstraint>`));
+      sendXml(
+        response,
+        200,
+        xmlDocument("LocationConstraint", {}).replace("></LocationConstraint>", `>${config.region}</LocationConstraint>`),
+      );
       return 200;
     case "GetBucketVersioning":
       sendXml(response, 200, xmlDocument("VersioningConfiguration", { Status: "Enabled" }));
@@ -279,7 +291,11 @@ async function handle(operation: S3Operation, payloadHash: string, request: Inco
         contentType: request.headers["content-type"] ?? "binary/octet-stream",
         userMetadata: userMetadata(request),
       });
-      sendXml(response, 200, xmlDocument("InitiateMultipartUploadResult", { Bucket: config.bucket, Key: operation.key, UploadId: uploadId }));
+      sendXml(
+        response,
+        200,
+        xmlDocument("InitiateMultipartUploadResult", { Bucket: config.bucket, Key: operation.key, UploadId: uploadId }),
+      );
       return 200;
     }
     case "UploadPart": {
