@@ -1,6 +1,6 @@
 import { APP, renderAppEnvironment, renderAppUnit } from "./app";
-import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
 import { BackupInput } from "./backup";
+import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
 import { CloudConfig, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
