@@ -28,7 +28,6 @@ import { AcmeEndpoints, LabState, saveState } from "../host/state";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "../settings";
 import { API_HOST_NAME } from "./api";
 import { spacesCertificateNames } from "./spaces";
-import { SPACES_DOMAIN } from "./spaces-s3";
 
 /** The DNS name in pebble's HTTPS certificate, besides its address. */
 export const ACME_HOST_NAME = "acme.lab.test";
@@ -150,89 +149,44 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
     "-addext",
     "keyUsage=critical,keyCertSign,cRLSign",
   ]);
-  run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
-    files.listenerKeyFile,
-    "-out",
-    files.listenerCertFile,
-    "-days",
-    days,
-    "-CA",
-    files.serverCaFile,
-    "-CAkey",
-    caKey,
-    "-subj",
-    `/CN=${ACME_HOST_NAME}`,
-    "-addext",
-    `subjectAltName=IP:${ACME_ADDRESS},DNS:${ACME_HOST_NAME}`,
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "keyUsage=critical,digitalSignature",
-    "-addext",
-    "extendedKeyUsage=serverAuth",
-  ]);
+  /** A server certificate signed by the CA, for `names` (`DNS:…` or `IP:…`); the first names its subject. */
+  const serverCertificate = (keyFile: string, certFile: string, names: readonly string[]) =>
+    run("openssl", [
+      "req",
+      "-x509",
+      "-new",
+      ...newKey,
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      days,
+      "-CA",
+      files.serverCaFile,
+      "-CAkey",
+      caKey,
+      "-subj",
+      `/CN=${names[0]!.replace(/^(DNS|IP):/, "")}`,
+      "-addext",
+      `subjectAltName=${names.join(",")}`,
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-addext",
+      "keyUsage=critical,digitalSignature",
+      "-addext",
+      "extendedKeyUsage=serverAuth",
+    ]);
+  serverCertificate(files.listenerKeyFile, files.listenerCertFile, [`DNS:${ACME_HOST_NAME}`, `IP:${ACME_ADDRESS}`]);
   // The lab's "internet" has one more HTTPS server the droplets call: DigitalOcean's API (api.ts).
-  run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
-    files.apiKeyFile,
-    "-out",
-    files.apiCertFile,
-    "-days",
-    days,
-    "-CA",
-    files.serverCaFile,
-    "-CAkey",
-    caKey,
-    "-subj",
-    `/CN=${API_HOST_NAME}`,
-    "-addext",
-    `subjectAltName=DNS:${API_HOST_NAME}`,
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "keyUsage=critical,digitalSignature",
-    "-addext",
-    "extendedKeyUsage=serverAuth",
-  ]);
+  serverCertificate(files.apiKeyFile, files.apiCertFile, [`DNS:${API_HOST_NAME}`]);
   fs.chmodSync(files.apiKeyFile, 0o400);
   // And one the backups call: Spaces (spaces.ts). Every region, since the CA signs before the stack is synthesized.
-  run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
+  serverCertificate(
     files.spacesKeyFile,
-    "-out",
     files.spacesCertFile,
-    "-days",
-    days,
-    "-CA",
-    files.serverCaFile,
-    "-CAkey",
-    caKey,
-    "-subj",
-    `/CN=${SPACES_DOMAIN}`,
-    "-addext",
-    `subjectAltName=${spacesCertificateNames(SPACES_REGIONS)
-      .map((name) => `DNS:${name}`)
-      .join(",")}`,
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "keyUsage=critical,digitalSignature",
-    "-addext",
-    "extendedKeyUsage=serverAuth",
-  ]);
+    spacesCertificateNames(SPACES_REGIONS).map((name) => `DNS:${name}`),
+  );
   fs.chownSync(files.spacesKeyFile, NOBODY_ID, NOBODY_ID);
   fs.chmodSync(files.spacesKeyFile, 0o400);
   // Nothing else is ever signed with it.
