@@ -130,18 +130,18 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
   const files = acmeFiles(dir);
   const caKey = path.join(dir, "server-ca.key");
   const days = String(ACME_CERTIFICATE_DAYS);
-  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"];
+  /** `openssl req`'s arguments for a new P-256 key in `keyFile` and a certificate for it in `certFile`. */
+  const newCertificate = (keyFile: string, certFile: string) =>
+    ["req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"].concat([
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      days,
+    ]);
   run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
-    caKey,
-    "-out",
-    files.serverCaFile,
-    "-days",
-    days,
+    ...newCertificate(caKey, files.serverCaFile),
     "-subj",
     `/CN=foobar lab ACME server CA ${state.startedAt}`,
     "-addext",
@@ -152,16 +152,7 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
   /** A server certificate signed by the CA, for `names` (`DNS:…` or `IP:…`); the first names its subject. */
   const serverCertificate = (keyFile: string, certFile: string, names: readonly string[]) =>
     run("openssl", [
-      "req",
-      "-x509",
-      "-new",
-      ...newKey,
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-      "-days",
-      days,
+      ...newCertificate(keyFile, certFile),
       "-CA",
       files.serverCaFile,
       "-CAkey",
