@@ -27,6 +27,7 @@ import {
 import { renderFirewall } from "./emulations/firewall";
 import { LINK_LOCAL_RANGE, startMetadata, stopMetadata } from "./emulations/metadata";
 import { randomPassword, randomSpacesKey } from "./emulations/passwords";
+import { spacesLog, startSpaces, stopSpaces } from "./emulations/spaces";
 import { createAdminKey, sshFromClient, sshFromClientCommand } from "./emulations/ssh";
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "./emulations/synth";
 import { ComputedValues, LabDroplet, LabStack, resolveStack } from "./emulations/terraform";
@@ -43,6 +44,7 @@ import {
   addDropletNetwork,
   addGuardRoutes,
   addMetadataHost,
+  addSpacesHost,
   applyNftables,
   assignReservedIp,
   createSwitch,
@@ -72,6 +74,7 @@ import {
   GUARD_ROUTE_METRIC,
   METADATA_NS,
   PUBLIC_RANGE,
+  SPACES_NS,
   stateDir,
   UPLINK_ADDRESS,
 } from "./settings";
@@ -125,6 +128,8 @@ export interface Lab {
   reservedIpHolder(ip: string): string | undefined;
   /** The API emulator's request log (host path). */
   apiLog(): string | undefined;
+  /** The Spaces emulator's request log (host path), undefined when the stack has no bucket. */
+  spacesLog(): string | undefined;
 }
 
 /** Stand-ins for values that only exist after `terraform apply`. */
@@ -209,8 +214,12 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       certFile: acmeFiles.apiCertFile,
       keyFile: acmeFiles.apiKeyFile,
     });
+    if (stack.spaces) {
+      addSpacesHost(state);
+      await startSpaces(state, stack.spaces, { certFile: acmeFiles.spacesCertFile, keyFile: acmeFiles.spacesKeyFile });
+    }
     log(
-      `network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}, firewalls applied`,
+      `network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}${stack.spaces ? `, ${SPACES_NS}` : ""}, firewalls applied`,
     );
     for (const volume of stack.volumes) createVolume(state, volume);
     stopIf(interrupted);
@@ -264,6 +273,8 @@ export async function down(): Promise<string[]> {
   log("dns: stopped");
   removed.push(...(await stopApi(state)));
   log("api: stopped");
+  removed.push(...(await stopSpaces(state)));
+  log("spaces: stopped");
   removed.push(...(await stopAptProxy(state)));
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
@@ -375,6 +386,7 @@ function attach(state: LabState): Lab {
     reservedIpHolder: (ip) => reservedIpHolders()[ip],
     failNames: (names) => failNames(state, names),
     apiLog: () => apiLogFile(state),
+    spacesLog: () => spacesLog(state),
     fault: (droplet, kind, unitOrDelay) =>
       injectFault(
         { dropletNames: state.stack!.droplets.map((d) => d.name), execIn: lab.execIn, powerOff: lab.powerOff, powerOn: lab.powerOn },

@@ -10,7 +10,8 @@
  *   .1 the host's end of the uplink (where the apt proxy listens),
  *   .2 the `lab-client` namespace, .3 the `lab-acme` namespace (the lab's ACME
  *   CA), .4 the `lab-dns` namespace (DigitalOcean's resolvers and DNS zone),
- *   .5 the `lab-api` namespace (DigitalOcean's API),
+ *   .5 the `lab-api` namespace (DigitalOcean's API), .6 the `lab-spaces`
+ *   namespace (DigitalOcean Spaces, when the stack has a backup bucket),
  *   .10 and up the droplets' `eth0`, .200 and up the reserved IPs;
  * - link-local: the metadata service at 169.254.169.254 (namespace `lab-meta`),
  *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
@@ -32,6 +33,8 @@ export const ACME_ADDRESS = "198.51.100.3";
 export const DNS_ADDRESS = "198.51.100.4";
 /** DigitalOcean's API, emulated (api.ts): what api.digitalocean.com resolves to in the lab. */
 export const API_ADDRESS = "198.51.100.5";
+/** DigitalOcean Spaces, emulated (spaces.ts): what `<region>.digitaloceanspaces.com` and the bucket's name resolve to in the lab. */
+export const SPACES_ADDRESS = "198.51.100.6";
 /** First public address handed to a droplet. */
 export const FIRST_DROPLET_PUBLIC_HOST = 10;
 /** First public address handed to a reserved IP. */
@@ -49,6 +52,8 @@ export const ACME_NS = "lab-acme";
 export const DNS_NS = "lab-dns";
 /** DigitalOcean's API, emulated (see api.ts). */
 export const API_NS = "lab-api";
+/** DigitalOcean Spaces, emulated (see spaces.ts). */
+export const SPACES_NS = "lab-spaces";
 /** DigitalOcean's metadata service, emulated (see metadata.ts). */
 export const METADATA_NS = "lab-meta";
 export const DROPLET_NS_PREFIX = "lab-";

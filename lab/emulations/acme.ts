@@ -5,7 +5,8 @@
  *
  * Two CAs are involved:
  * - the lab's "ACME server CA", made here with openssl for two days, signs
- *   pebble's own HTTPS certificate and the API emulator's (api.ts); the stack
+ *   pebble's own HTTPS certificate, the API emulator's (api.ts) and the Spaces
+ *   emulator's (spaces.ts); the stack
  *   is synthesized with it as `FOOBAR_ACME_CA_FILE`, so the load balancer can
  *   talk to the directory, and every droplet's image trusts it
  *   (`installLabCa`), as real images trust the CA of the real API;
@@ -20,11 +21,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
+import { SPACES_REGIONS } from "../../settings";
 import { NOBODY_ID, spawnUnprivileged, stopProcess, waitUntilServing } from "../host/processes";
 import { log, run, tryRun } from "../host/shell";
 import { AcmeEndpoints, LabState, saveState } from "../host/state";
 import { ACME_ADDRESS, ACME_NS, stateDir } from "../settings";
 import { API_HOST_NAME } from "./api";
+import { spacesCertificateNames } from "./spaces";
 
 /** The DNS name in pebble's HTTPS certificate, besides its address. */
 export const ACME_HOST_NAME = "acme.lab.test";
@@ -52,6 +55,9 @@ export interface AcmeFiles {
   /** The API emulator's HTTPS certificate, for api.digitalocean.com (its key is root's only). */
   readonly apiCertFile: string;
   readonly apiKeyFile: string;
+  /** The Spaces emulator's HTTPS certificate, for every Spaces region's endpoint and buckets (spaces.ts); its key is `nobody`'s only. */
+  readonly spacesCertFile: string;
+  readonly spacesKeyFile: string;
 }
 
 /** The directory URL the stack is synthesized with. */
@@ -67,6 +73,8 @@ export function acmeFiles(dir: string): AcmeFiles {
     listenerKeyFile: path.join(dir, "listener.key"),
     apiCertFile: path.join(dir, "api.pem"),
     apiKeyFile: path.join(dir, "api.key"),
+    spacesCertFile: path.join(dir, "spaces.pem"),
+    spacesKeyFile: path.join(dir, "spaces.key"),
   };
 }
 
@@ -122,18 +130,18 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
   const files = acmeFiles(dir);
   const caKey = path.join(dir, "server-ca.key");
   const days = String(ACME_CERTIFICATE_DAYS);
-  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"];
+  /** `openssl req`'s arguments for a new P-256 key in `keyFile` and a certificate for it in `certFile`. */
+  const newCertificate = (keyFile: string, certFile: string) =>
+    ["req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-noenc"].concat([
+      "-keyout",
+      keyFile,
+      "-out",
+      certFile,
+      "-days",
+      days,
+    ]);
   run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
-    caKey,
-    "-out",
-    files.serverCaFile,
-    "-days",
-    days,
+    ...newCertificate(caKey, files.serverCaFile),
     "-subj",
     `/CN=foobar lab ACME server CA ${state.startedAt}`,
     "-addext",
@@ -141,60 +149,37 @@ export function createAcmeCertificates(state: LabState): AcmeFiles {
     "-addext",
     "keyUsage=critical,keyCertSign,cRLSign",
   ]);
-  run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
-    files.listenerKeyFile,
-    "-out",
-    files.listenerCertFile,
-    "-days",
-    days,
-    "-CA",
-    files.serverCaFile,
-    "-CAkey",
-    caKey,
-    "-subj",
-    `/CN=${ACME_HOST_NAME}`,
-    "-addext",
-    `subjectAltName=IP:${ACME_ADDRESS},DNS:${ACME_HOST_NAME}`,
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "keyUsage=critical,digitalSignature",
-    "-addext",
-    "extendedKeyUsage=serverAuth",
-  ]);
+  /** A server certificate signed by the CA, for `names` (`DNS:…` or `IP:…`); the first names its subject. */
+  const serverCertificate = (keyFile: string, certFile: string, names: readonly string[]) =>
+    run("openssl", [
+      ...newCertificate(keyFile, certFile),
+      "-CA",
+      files.serverCaFile,
+      "-CAkey",
+      caKey,
+      "-subj",
+      `/CN=${names[0]!.replace(/^(DNS|IP):/, "")}`,
+      "-addext",
+      `subjectAltName=${names.join(",")}`,
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-addext",
+      "keyUsage=critical,digitalSignature",
+      "-addext",
+      "extendedKeyUsage=serverAuth",
+    ]);
+  serverCertificate(files.listenerKeyFile, files.listenerCertFile, [`DNS:${ACME_HOST_NAME}`, `IP:${ACME_ADDRESS}`]);
   // The lab's "internet" has one more HTTPS server the droplets call: DigitalOcean's API (api.ts).
-  run("openssl", [
-    "req",
-    "-x509",
-    "-new",
-    ...newKey,
-    "-keyout",
-    files.apiKeyFile,
-    "-out",
-    files.apiCertFile,
-    "-days",
-    days,
-    "-CA",
-    files.serverCaFile,
-    "-CAkey",
-    caKey,
-    "-subj",
-    `/CN=${API_HOST_NAME}`,
-    "-addext",
-    `subjectAltName=DNS:${API_HOST_NAME}`,
-    "-addext",
-    "basicConstraints=critical,CA:FALSE",
-    "-addext",
-    "keyUsage=critical,digitalSignature",
-    "-addext",
-    "extendedKeyUsage=serverAuth",
-  ]);
+  serverCertificate(files.apiKeyFile, files.apiCertFile, [`DNS:${API_HOST_NAME}`]);
   fs.chmodSync(files.apiKeyFile, 0o400);
+  // And one the backups call: Spaces (spaces.ts). Every region, since the CA signs before the stack is synthesized.
+  serverCertificate(
+    files.spacesKeyFile,
+    files.spacesCertFile,
+    spacesCertificateNames(SPACES_REGIONS).map((name) => `DNS:${name}`),
+  );
+  fs.chownSync(files.spacesKeyFile, NOBODY_ID, NOBODY_ID);
+  fs.chmodSync(files.spacesKeyFile, 0o400);
   // Nothing else is ever signed with it.
   fs.rmSync(caKey);
   fs.chmodSync(files.serverCaFile, 0o644);

@@ -21,20 +21,28 @@ import { log, run, tryRun } from "../host/shell";
 import { LabState, saveState } from "../host/state";
 import { API_ADDRESS, DNS_ADDRESS, DNS_NS, stateDir } from "../settings";
 import { API_HOST_NAME } from "./api";
-import type { LabRecord } from "./terraform";
+import { spacesHostsLines } from "./spaces";
+import type { LabRecord, LabSpaces } from "./terraform";
 
 /** TTL of every answer, in seconds: DigitalOcean's minimum, what the stack gives its internal records. */
 export const DNS_TTL_SECONDS = 30;
 
 /**
  * The hosts file dnsmasq answers from: one `address name` line per A record,
- * but none for a name that must fail (dnsmasq answers from here first).
+ * but none for a name that must fail (dnsmasq answers from here first), and
+ * the lab's own servers: the API, and Spaces when the stack has a bucket.
  */
-export function renderZoneHosts(records: readonly LabRecord[], failing: readonly string[] = []): string {
+export function renderZoneHosts(
+  records: readonly LabRecord[],
+  failing: readonly string[] = [],
+  spaces?: Pick<LabSpaces, "bucket" | "region">,
+): string {
   const lines = ["# foobar lab: the stack's DNS records (DigitalOcean DNS, emulated)"];
   for (const record of records) if (record.type === "A" && !failing.includes(record.fqdn)) lines.push(`${record.value} ${record.fqdn}`);
   // The one name of the internet the droplets call besides the stack's: the API (emulated, api.ts).
   lines.push(`${API_ADDRESS} ${API_HOST_NAME}`);
+  // And the backups' bucket (emulated, spaces.ts), when the stack has one.
+  lines.push(...spacesHostsLines(spaces));
   return lines.join("\n") + "\n";
 }
 
@@ -79,7 +87,7 @@ export async function startDns(state: LabState, records: readonly LabRecord[]): 
   saveState(state);
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const hostsFile = path.join(dir, "hosts");
-  fs.writeFileSync(hostsFile, renderZoneHosts(records), { mode: 0o644 });
+  fs.writeFileSync(hostsFile, renderZoneHosts(records, [], state.stack?.spaces), { mode: 0o644 });
   const serversFile = path.join(dir, "servers");
   fs.writeFileSync(serversFile, renderFailingNames([]), { mode: 0o644 });
   const logFile = path.join(dir, "dnsmasq.log");
@@ -105,7 +113,7 @@ export function updateDns(state: LabState, records: readonly LabRecord[]): void 
   if (!state.dns?.pid) throw new Error("the lab's DNS is not running");
   const hostsFile = path.join(state.dns.dir, "hosts");
   const next = `${hostsFile}.next`;
-  fs.writeFileSync(next, renderZoneHosts(records, state.dns.failing), { mode: 0o644 });
+  fs.writeFileSync(next, renderZoneHosts(records, state.dns.failing, state.stack?.spaces), { mode: 0o644 });
   fs.renameSync(next, hostsFile);
   process.kill(state.dns.pid, "SIGHUP");
 }

@@ -33,6 +33,8 @@ import {
   METADATA_NS,
   PUBLIC_BRIDGE,
   PUBLIC_RANGE,
+  SPACES_ADDRESS,
+  SPACES_NS,
   stateDir,
   SWITCH_NS,
   UPLINK_ADDRESS,
@@ -169,6 +171,12 @@ export function addAcmeHost(state: LabState): void {
 export function addApiHost(state: LabState): void {
   addNamespace(state, API_NS);
   plug(API_NS, "eth0", "pub-api", PUBLIC_BRIDGE, `${API_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
+}
+
+/** Creates the namespace of DigitalOcean Spaces, emulated (spaces.ts), on the public bridge. */
+export function addSpacesHost(state: LabState): void {
+  addNamespace(state, SPACES_NS);
+  plug(SPACES_NS, "eth0", "pub-spaces", PUBLIC_BRIDGE, `${SPACES_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
 }
 
 /** Creates the namespace of the lab's DNS (DigitalOcean's resolver) on the public bridge. */
