@@ -10,8 +10,8 @@ import { RestoreTarget } from "../tools/restore";
 import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../tools/rollout";
 import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./emulations/acme";
 import { apiDelayMs, apiLogFile, startApi, stopApi } from "./emulations/api";
-import { createBackupIdentity } from "./emulations/backup-identity";
 import { applyChanges, ApplyReport } from "./emulations/apply";
+import { createBackupIdentity } from "./emulations/backup-identity";
 import { failNames, startDns, stopDns } from "./emulations/dns";
 import {
   bootDroplet,

@@ -94,7 +94,10 @@ export function parseStamp(stamp: string): Date {
 }
 
 export function formatStamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 }
 
 /** Sorts the listing into base backups, binary logs and restores. */
@@ -122,11 +125,28 @@ export function readBucket(objects: readonly BucketObject[]): BucketContents {
       unknown.push(object.Path);
     }
   }
-  const byTime = <T>(time: (item: T) => Date, key: (item: T) => string) => (a: T, b: T) =>
-    time(a).getTime() - time(b).getTime() || key(a).localeCompare(key(b));
-  bases.sort(byTime((b) => b.finished, (b) => b.key));
-  binlogs.sort(byTime((b) => b.closed, (b) => b.key));
-  restores.sort(byTime((r) => r.frozen, (r) => r.key));
+  const byTime =
+    <T>(time: (item: T) => Date, key: (item: T) => string) =>
+    (a: T, b: T) =>
+      time(a).getTime() - time(b).getTime() || key(a).localeCompare(key(b));
+  bases.sort(
+    byTime(
+      (b) => b.finished,
+      (b) => b.key,
+    ),
+  );
+  binlogs.sort(
+    byTime(
+      (b) => b.closed,
+      (b) => b.key,
+    ),
+  );
+  restores.sort(
+    byTime(
+      (r) => r.frozen,
+      (r) => r.key,
+    ),
+  );
   return { bases, binlogs, restores, unknown };
 }
 
@@ -173,7 +193,9 @@ export function planRestore(contents: BucketContents, until: Date | "latest"): R
   const timeline =
     until === "latest" ? all[all.length - 1]! : all.find((t) => (!t.from || until >= t.from) && (!t.until || until <= t.until));
   if (!timeline) {
-    throw new RestorePlanError(`${show(until as Date)} is while a restore ran (the site was read-only); restorable: ${windows || "nothing"}`);
+    throw new RestorePlanError(
+      `${show(until as Date)} is while a restore ran (the site was read-only); restorable: ${windows || "nothing"}`,
+    );
   }
   if (!timeline.oldest || !timeline.newest) {
     throw new RestorePlanError(

@@ -62,7 +62,9 @@ const STEP = "/usr/local/sbin/foobar-restore";
 function step(target: RestoreTarget, name: string, args: string, what: string): string {
   const result = target.run(name, `${STEP} ${args}`);
   if (result.status !== 0) {
-    throw new RestoreError(`${what} on ${name} failed: ${(result.stderr || result.stdout).trim().split("\n").pop() ?? `exit ${result.status}`}`);
+    throw new RestoreError(
+      `${what} on ${name} failed: ${(result.stderr || result.stdout).trim().split("\n").pop() ?? `exit ${result.status}`}`,
+    );
   }
   return result.stdout;
 }
@@ -98,7 +100,10 @@ export function describeBucket(objects: readonly BucketObject[], now: Date): str
 
 /** Streams one object from the bucket, decrypted here, into a staging step on the primary. */
 function stage(target: RestoreTarget, identity: string, key: string, into: string): void {
-  const source = target.command(target.primary, `${STEP} fetch ${shellQuote(key)}`).map(shellQuote).join(" ");
+  const source = target
+    .command(target.primary, `${STEP} fetch ${shellQuote(key)}`)
+    .map(shellQuote)
+    .join(" ");
   const sink = target.command(target.primary, `${STEP} ${into}`).map(shellQuote).join(" ");
   const result = spawnSync("bash", ["-o", "pipefail", "-c", `${source} | age -d -i ${shellQuote(identity)} | ${sink}`], {
     encoding: "utf8",
@@ -145,16 +150,24 @@ export async function restore(target: RestoreTarget, options: RestoreOptions): P
     const running = sqlValue(target, target.primary, "SELECT VERSION()").split("-")[0] ?? "";
     const series = (version: string) => version.split(".").slice(0, 2).join(".");
     if (series(running) !== series(plan.base.mysqlVersion)) {
-      throw new RestoreError(`the base backup is from MySQL ${plan.base.mysqlVersion}, ${target.primary} runs ${running}: restore onto a ${series(plan.base.mysqlVersion)} server`);
+      throw new RestoreError(
+        `the base backup is from MySQL ${plan.base.mysqlVersion}, ${target.primary} runs ${running}: restore onto a ${series(plan.base.mysqlVersion)} server`,
+      );
     }
     for (const line of describePlan(plan)) say(line);
     const figures: Record<string, number> = {};
     let started = Date.now();
-    for (const binlog of plan.binlogs) stage(target, options.identity, binlog.key, `stage-binlog ${id} ${shellQuote(binlog.key.replace(/\//g, "_"))}`);
+    for (const binlog of plan.binlogs)
+      stage(target, options.identity, binlog.key, `stage-binlog ${id} ${shellQuote(binlog.key.replace(/\//g, "_"))}`);
     const until = plan.until === "latest" ? "latest" : plan.until.toISOString();
     const last = step(target, target.primary, `last ${id} ${until}`, "reading the last transaction").trim();
     say(`last transaction replayed: ${last}`);
-    if (!options.yes && !(await (options.confirm ?? (() => Promise.resolve(false)))(`restore ${target.webServers.join(", ")} to this point? The site is read-only until it is done`))) {
+    if (
+      !options.yes &&
+      !(await (options.confirm ?? (() => Promise.resolve(false)))(
+        `restore ${target.webServers.join(", ")} to this point? The site is read-only until it is done`,
+      ))
+    ) {
       throw new RestoreError("not confirmed: nothing changed (the staged files are on the primary's volume)");
     }
     stage(target, options.identity, plan.base.key, `stage-base ${id}`);
@@ -170,21 +183,29 @@ export async function restore(target: RestoreTarget, options: RestoreOptions): P
     figures.replaySeconds = (Date.now() - started) / 1000;
     say(`restored ${target.primary}: ${sqlValue(target, target.primary, "SELECT REPLACE(@@GLOBAL.gtid_executed, '\\n', '')")}`);
     step(target, target.primary, "primary", "starting the primary's agent");
-    await waitFor(`${target.primary} becoming writable`, 120, () => sqlValue(target, target.primary, "SELECT @@GLOBAL.super_read_only") === "0");
+    await waitFor(
+      `${target.primary} becoming writable`,
+      120,
+      () => sqlValue(target, target.primary, "SELECT @@GLOBAL.super_read_only") === "0",
+    );
     figures.writableSeconds = (Date.now() - started) / 1000;
     say(`${target.primary} is the writable primary, ${figures.writableSeconds.toFixed(1)} s after the freeze`);
     const others = target.webServers.filter((name) => name !== target.primary);
     for (const name of others) step(target, name, "rebuild", "starting the rebuild");
     for (const name of others) {
-      await waitFor(`${name} rebuilding and replicating`, 1800, () =>
-        sqlValue(target, name, "SELECT GROUP_CONCAT(SERVICE_STATE) FROM performance_schema.replication_applier_status") === "ON",
+      await waitFor(
+        `${name} rebuilding and replicating`,
+        1800,
+        () => sqlValue(target, name, "SELECT GROUP_CONCAT(SERVICE_STATE) FROM performance_schema.replication_applier_status") === "ON",
       );
       say(`${name} rebuilt from ${target.primary} and replicating`);
     }
     figures.rebuiltSeconds = (Date.now() - started) / 1000;
     step(target, target.primary, `mark ${formatStamp(frozen)}--${formatStamp(new Date())}`, "marking the restore in the bucket");
     step(target, target.primary, "base", "starting a base backup of the restored data");
-    say(`done in ${figures.rebuiltSeconds.toFixed(1)} s from the freeze; a base backup of the restored data is being taken on ${target.primary}`);
+    say(
+      `done in ${figures.rebuiltSeconds.toFixed(1)} s from the freeze; a base backup of the restored data is being taken on ${target.primary}`,
+    );
     return figures;
   } finally {
     target.run(target.primary, `${STEP} unlock ${id}`);
@@ -192,7 +213,13 @@ export async function restore(target: RestoreTarget, options: RestoreOptions): P
 }
 
 /** The command-line arguments: `--list`, or `--to <time|latest>` with `--identity <file>`, `--yes`; and a stack. */
-export function parseArguments(args: readonly string[]): { list: boolean; until?: Date | "latest"; identity?: string; yes: boolean; stack?: string } {
+export function parseArguments(args: readonly string[]): {
+  list: boolean;
+  until?: Date | "latest";
+  identity?: string;
+  yes: boolean;
+  stack?: string;
+} {
   const parsed: { list: boolean; until?: Date | "latest"; identity?: string; yes: boolean; stack?: string } = { list: false, yes: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -205,21 +232,31 @@ export function parseArguments(args: readonly string[]): { list: boolean; until?
       else if (value === "latest") parsed.until = "latest";
       else {
         const time = /Z$|[+-]\d{2}:\d{2}$/.test(value) ? new Date(value) : new Date(NaN);
-        if (Number.isNaN(time.getTime())) throw new RestoreError(`--to takes a time with its zone, such as 2026-12-02T10:03:00Z, or latest; got "${value}"`);
+        if (Number.isNaN(time.getTime()))
+          throw new RestoreError(`--to takes a time with its zone, such as 2026-12-02T10:03:00Z, or latest; got "${value}"`);
         parsed.until = time;
       }
     } else if (arg.startsWith("--")) throw new RestoreError(`unknown option ${arg} (restore takes --list, --to, --identity, --yes)`);
     else if (parsed.stack === undefined) parsed.stack = arg;
     else throw new RestoreError(`one stack at most, got ${parsed.stack} and ${arg}`);
   }
-  if (!parsed.list && parsed.until === undefined) throw new RestoreError("restore needs --list, or --to <time|latest> (see docs/database.md, \"Backups\")");
+  if (!parsed.list && parsed.until === undefined)
+    throw new RestoreError('restore needs --list, or --to <time|latest> (see docs/database.md, "Backups")');
   return parsed;
 }
 
 /** Over SSH from this machine: `ssh root@<address> bash -c '<script>'`. */
 function sshTarget(webServers: readonly { name: string; host: string }[], primary: string): RestoreTarget {
   const hostOf = (name: string) => webServers.find((w) => w.name === name)!.host;
-  const command = (name: string, script: string) => ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", `root@${hostOf(name)}`, `bash -c ${shellQuote(script)}`];
+  const command = (name: string, script: string) => [
+    "ssh",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=10",
+    `root@${hostOf(name)}`,
+    `bash -c ${shellQuote(script)}`,
+  ];
   return {
     webServers: webServers.map((w) => w.name),
     primary,
@@ -241,7 +278,8 @@ export async function restoreCommand(target: RestoreTarget, args: readonly strin
   }
   let identity = parsed.identity;
   if (identity === undefined) {
-    if (!process.stdin.isTTY) throw new RestoreError("--identity <file> is needed (the age identity whose recipient the backups are encrypted to)");
+    if (!process.stdin.isTTY)
+      throw new RestoreError("--identity <file> is needed (the age identity whose recipient the backups are encrypted to)");
     const prompt = readline.createInterface({ input: process.stdin, output: process.stdout });
     identity = (await prompt.question("age identity file: ")).trim();
     prompt.close();
@@ -261,8 +299,10 @@ async function main(args: readonly string[]): Promise<number> {
   const parsed = parseArguments(args);
   const stacks = loadStacks(process.env);
   const stack = parsed.stack ? stacks.find((s) => s.name === parsed.stack) : stacks.length === 1 ? stacks[0] : undefined;
-  if (!stack) throw new SettingsError(`restore needs one of the stacks: ${stacks.map((s) => s.name).join(", ")} (npm run restore -- --list <stack>)`);
-  if ((stack.settings as { backupBucket?: string }).backupBucket === undefined) throw new SettingsError(`the stack ${stack.name} has no backups (FOOBAR_BACKUP_BUCKET is not set)`);
+  if (!stack)
+    throw new SettingsError(`restore needs one of the stacks: ${stacks.map((s) => s.name).join(", ")} (npm run restore -- --list <stack>)`);
+  if ((stack.settings as { backupBucket?: string }).backupBucket === undefined)
+    throw new SettingsError(`the stack ${stack.name} has no backups (FOOBAR_BACKUP_BUCKET is not set)`);
   const servers = serversFromState(stack.name);
   const webs = Object.entries(servers)
     .filter(([name, s]) => s.role.startsWith("web") && haproxyServerName(name) !== undefined)

@@ -126,8 +126,14 @@ describe("the tree holds no file the stack does not use", () => {
       return readFile(dropletPath, values);
     });
     try {
-      // Volumes, web servers, and a pair of load balancers with HTTPS: every renderer runs.
-      synthStack({ loadBalancers: 2, failoverToken: `dop_v1_${"0123456789abcdef".repeat(4)}` });
+      // Volumes, web servers with backups, and a pair of load balancers with HTTPS: every renderer runs.
+      synthStack({
+        loadBalancers: 2,
+        failoverToken: `dop_v1_${"0123456789abcdef".repeat(4)}`,
+        backupBucket: "foobar-backups",
+        backupRecipient: `age1${"q".repeat(58)}`,
+        backupRegion: "nyc3",
+      });
     } finally {
       spy.mockRestore();
     }

@@ -1,4 +1,13 @@
-import { BucketObject, describePlan, formatStamp, parseStamp, planRestore, readBucket, RestorePlanError, timelines } from "../../tools/backup-plan";
+import {
+  BucketObject,
+  describePlan,
+  formatStamp,
+  parseStamp,
+  planRestore,
+  readBucket,
+  RestorePlanError,
+  timelines,
+} from "../../tools/backup-plan";
 import { describeBucket, parseArguments, RestoreError } from "../../tools/restore";
 
 const base = (started: string, finished: string, host = "web-02", version = "8.0.40") => ({
@@ -57,10 +66,7 @@ describe("planning a restore", () => {
   test("takes the newest base that ended before the time, and every log closed since that base began, through the one that holds the time", () => {
     const plan = planRestore(contents, at("20261202T090000Z"));
     expect(plan.base.key).toContain("20261202T060000Z");
-    expect(keys(plan.binlogs)).toEqual([
-      "20261202T060230Z--web-01--binlog.000021.age",
-      "20261202T100000Z--web-01--binlog.000022.age",
-    ]);
+    expect(keys(plan.binlogs)).toEqual(["20261202T060230Z--web-01--binlog.000021.age", "20261202T100000Z--web-01--binlog.000022.age"]);
   });
 
   test("a log closed before the base began is never replayed: the base holds it", () => {
@@ -99,7 +105,9 @@ describe("planning a restore", () => {
   });
 
   test("an empty bucket, or one with logs but no base, has nothing to restore", () => {
-    expect(() => planRestore(readBucket([]), "latest")).toThrow("no base backup in the bucket for the current history; restorable: nothing");
+    expect(() => planRestore(readBucket([]), "latest")).toThrow(
+      "no base backup in the bucket for the current history; restorable: nothing",
+    );
     expect(() => planRestore(readBucket([binlog("20261202T100000Z", "web-01", "binlog.000001")]), "latest")).toThrow(/no base backup/);
   });
 });

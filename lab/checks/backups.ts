@@ -9,7 +9,17 @@ import { BaseBackup, readBucket } from "../../tools/backup-plan";
 import { listBucket, restore, RestoreTarget } from "../../tools/restore";
 import { log, run, sleep } from "../host/shell";
 import type { Lab } from "../lab";
-import { contents, currentPrimary, replicating, sameEverywhere, webs, withDiagnostics, writePause, writer, Writes } from "./database-helpers";
+import {
+  contents,
+  currentPrimary,
+  replicating,
+  sameEverywhere,
+  webs,
+  withDiagnostics,
+  writePause,
+  writer,
+  Writes,
+} from "./database-helpers";
 import { Check, request, siteUrl, sql, waitFor } from "./helpers";
 
 const WORK_DIR = "/mnt/mysql/backup";
@@ -76,7 +86,12 @@ async function siteWhole(lab: Lab, primary: string): Promise<string> {
   const rows = await sameEverywhere(lab, primary);
   const page = request(lab, siteUrl(lab));
   if (page.code !== "200") throw new Error(`the site answers ${page.code} after the restore`);
-  const write = request(lab, `${siteUrl(lab)}api/messages`, ["-H", "Content-Type: application/json", "--data", '{"body":"after the restore"}']);
+  const write = request(lab, `${siteUrl(lab)}api/messages`, [
+    "-H",
+    "Content-Type: application/json",
+    "--data",
+    '{"body":"after the restore"}',
+  ]);
   if (write.code !== "201") throw new Error(`a write after the restore answered ${write.code}: ${write.body.slice(0, 200)}`);
   return rows;
 }
@@ -103,7 +118,16 @@ const checks: Check[] = [
       const base = await baseAfter(lab, since, 10_000);
       if (base.host === primary) throw new Error(`the base backup was taken on the primary ${primary}, though replicas were healthy`);
       for (const name of webs(lab)) {
-        const said = lab.execIn(name, ["journalctl", "--no-pager", "-o", "cat", "-u", "foobar-backup-base.service", "--since", "-10min"]).stdout;
+        const said = lab.execIn(name, [
+          "journalctl",
+          "--no-pager",
+          "-o",
+          "cat",
+          "-u",
+          "foobar-backup-base.service",
+          "--since",
+          "-10min",
+        ]).stdout;
         if (said.includes("base backup base/")) took = said.split("\n").find((l) => l.includes("base backup base/")) ?? "";
       }
       const refused = writes.filter((x) => x.code !== "201").length;
@@ -126,10 +150,9 @@ const checks: Check[] = [
       let writes: Writes;
       // T is a whole second: binary log events carry whole seconds.
       const T = Math.ceil((Date.now() + 8000) / 1000) * 1000;
-      let deletedAt = 0;
+      const deletedAt = T + 3000;
       try {
-        await sleep(T + 3000 - Date.now());
-        deletedAt = Date.now();
+        await sleep(deletedAt - Date.now());
         sql(lab, primary, "DELETE FROM foobar.messages");
         await sleep(2000);
       } finally {
@@ -137,13 +160,16 @@ const checks: Check[] = [
       }
       const waited = await archivedPast(lab, deletedAt);
       const { before, after } = splitAt(writes, T);
-      if (before.length === 0 || after.length === 0) throw new Error(`the writer needs writes on both sides of T: ${before.length} before, ${after.length} after`);
+      if (before.length === 0 || after.length === 0)
+        throw new Error(`the writer needs writes on both sides of T: ${before.length} before, ${after.length} after`);
       const figures = await restoreTo(lab, new Date(T));
       const have = present(lab, primary, [...before, ...after]);
       const missing = before.filter((id) => !have.has(id));
       const extra = after.filter((id) => have.has(id));
-      if (missing.length > 0) throw new Error(`${missing.length} row(s) acknowledged before T missing after the restore: ids ${missing.slice(0, 10).join(", ")}`);
-      if (extra.length > 0) throw new Error(`${extra.length} row(s) sent after T present after the restore: ids ${extra.slice(0, 10).join(", ")}`);
+      if (missing.length > 0)
+        throw new Error(`${missing.length} row(s) acknowledged before T missing after the restore: ids ${missing.slice(0, 10).join(", ")}`);
+      if (extra.length > 0)
+        throw new Error(`${extra.length} row(s) sent after T present after the restore: ids ${extra.slice(0, 10).join(", ")}`);
       const aside = lab.execIn(primary, ["bash", "-c", `ls -d ${WORK_DIR}/aside-* && du -sh ${WORK_DIR}/aside-* | tail -1`]);
       if (aside.status !== 0) throw new Error(`no data directory set aside on ${primary}: ${aside.stderr.trim()}`);
       const rows = await siteWhole(lab, primary);
@@ -160,10 +186,9 @@ const checks: Check[] = [
       if (marks.length > 0) await baseAfter(lab, marks[marks.length - 1]!.finished, 600_000);
       const w = writer(lab, "total-loss");
       let writes: Writes;
-      let lossAt = 0;
+      const lossAt = Date.now() + 70_000;
       try {
-        await sleep(70_000);
-        lossAt = Date.now();
+        await sleep(lossAt - Date.now());
         await Promise.all(names.map((name) => lab.fault(name, "poweroff")));
       } finally {
         writes = await w.stop();
@@ -183,11 +208,16 @@ const checks: Check[] = [
       const started = Date.now();
       const figures = await restoreTo(lab, "latest");
       const acknowledged = writes.filter((x) => x.code === "201" && x.id !== undefined);
-      const have = present(lab, primary, acknowledged.map((x) => x.id!));
+      const have = present(
+        lab,
+        primary,
+        acknowledged.map((x) => x.id!),
+      );
       const lost = acknowledged.filter((x) => !have.has(x.id!));
       const rpo = lost.length ? (lossAt - Math.min(...lost.map((x) => x.answeredAt))) / 1000 : 0;
       const rows = await siteWhole(lab, primary);
-      if (rpo > 60) throw new Error(`${lost.length} acknowledged writes lost, the oldest ${rpo.toFixed(1)} s before the loss: over the 60 s RPO`);
+      if (rpo > 60)
+        throw new Error(`${lost.length} acknowledged writes lost, the oldest ${rpo.toFixed(1)} s before the loss: over the 60 s RPO`);
       const kept = contents(lab, primary);
       return `${acknowledged.length} writes acknowledged before the loss, ${lost.length} lost: RPO seen ${rpo.toFixed(1)} s; the new primary said "${holding.slice(0, 60)}…"; restore ${((Date.now() - started) / 1000).toFixed(1)} s (writable ${figures.writableSeconds!.toFixed(1)} s after the freeze, replicas rebuilt ${figures.rebuiltSeconds!.toFixed(1)} s); rows ${kept}, the same everywhere (${rows})`;
     },

@@ -74,7 +74,12 @@ export async function applyChanges(
   if (!old || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
   const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as TerraformJson;
   const nextDir = path.join(stateDir(), "synth-next");
-  const overrides = labOverrides(state.acme.endpoints.directoryUrl, state.acme.endpoints.serverCaFile, state.failoverToken ?? "", state.backupIdentity?.recipient);
+  const overrides = labOverrides(
+    state.acme.endpoints.directoryUrl,
+    state.acme.endpoints.serverCaFile,
+    state.failoverToken ?? "",
+    state.backupIdentity?.recipient,
+  );
   const after = synthesizeStack(nextDir, env, overrides) as TerraformJson;
   const forced = replace.map((name) => {
     const droplet = old.droplets.find((d) => d.name === name);

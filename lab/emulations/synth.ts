@@ -31,7 +31,12 @@ type Environment = Readonly<Record<string, string | undefined>>;
  * @param acmeDirectoryUrl the lab pebble's directory.
  * @param acmeCaFile PEM of the CA that signed pebble's HTTPS certificate.
  */
-export function labOverrides(acmeDirectoryUrl: string, acmeCaFile: string, failoverToken: string, backupRecipient?: string): Record<string, string> {
+export function labOverrides(
+  acmeDirectoryUrl: string,
+  acmeCaFile: string,
+  failoverToken: string,
+  backupRecipient?: string,
+): Record<string, string> {
   return {
     // Backups on, to the lab's Spaces (spaces.ts), encrypted to an identity the lab made (backup-identity.ts).
     ...(backupRecipient ? { FOOBAR_BACKUP_BUCKET: LAB_BACKUP_BUCKET, FOOBAR_BACKUP_RECIPIENT: backupRecipient } : {}),

@@ -133,6 +133,9 @@ export function removeDropletNetwork(state: LabState, dropletName: string): stri
   const ns = dropletNamespace(dropletName);
   state.namespaces = state.namespaces.filter((name) => name !== ns);
   saveState(state);
+  // The switch's ends first, at once: the kernel frees a deleted namespace's links later, and a droplet of the
+  // same name created meanwhile (a replacement) would find its ports still taken.
+  for (const port of switchPorts(dropletSlot(dropletName))) tryRun("ip", ["-n", SWITCH_NS, "link", "del", port]);
   return listNamespaces().includes(ns) && tryRun("ip", ["netns", "del", ns]).status === 0 ? [`namespace ${ns}`] : [];
 }
 
