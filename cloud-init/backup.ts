@@ -87,6 +87,8 @@ export function backupParts(input: BackupInput, context: BackupContext) {
         RCLONE_CONFIG_SPACES_ENDPOINT: `https://${spacesEndpoint(input.region)}`,
         RCLONE_CONFIG_SPACES_ACCESS_KEY_ID: input.accessKeyId,
         RCLONE_CONFIG_SPACES_SECRET_ACCESS_KEY: input.secretAccessKey,
+        // Errors only: the cause of a failure is then the last line it prints (no notice about a config file).
+        RCLONE_LOG_LEVEL: "ERROR",
       }),
     },
     {

@@ -98,13 +98,13 @@ export function describeBucket(objects: readonly BucketObject[], now: Date): str
   return lines;
 }
 
-/** Streams one object from the bucket, decrypted here, into a staging step on the primary. */
-function stage(target: RestoreTarget, identity: string, key: string, into: string): void {
+/** Streams one object from the bucket, decrypted here, into a staging step on `host`. */
+function stage(target: RestoreTarget, host: string, identity: string, key: string, into: string): void {
   const source = target
-    .command(target.primary, `${STEP} fetch ${shellQuote(key)}`)
+    .command(host, `${STEP} fetch ${shellQuote(key)}`)
     .map(shellQuote)
     .join(" ");
-  const sink = target.command(target.primary, `${STEP} ${into}`).map(shellQuote).join(" ");
+  const sink = target.command(host, `${STEP} ${into}`).map(shellQuote).join(" ");
   const result = spawnSync("bash", ["-o", "pipefail", "-c", `${source} | age -d -i ${shellQuote(identity)} | ${sink}`], {
     encoding: "utf8",
     maxBuffer: 16 * 1024 * 1024,
@@ -135,42 +135,50 @@ export function identityRecipient(identity: string): string {
   return result.stdout.trim();
 }
 
-/** Runs a whole restore; returns the figures (seconds). */
-export async function restore(target: RestoreTarget, options: RestoreOptions): Promise<Record<string, number>> {
+/** What every restore does first, on `host`, before anything changes: the identity, the lock, the plan, the logs staged. */
+async function prepare(target: RestoreTarget, host: string, options: RestoreOptions) {
   const say = options.progress;
   const recipient = identityRecipient(options.identity);
-  const theirs = step(target, target.primary, "recipient", "reading the stack's recipient").trim();
+  const theirs = step(target, host, "recipient", "reading the stack's recipient").trim();
   if (recipient !== theirs) {
     throw new RestoreError(`the identity ${options.identity} is for ${recipient}, but the backups are encrypted to ${theirs}`);
   }
   const id = `${formatStamp(new Date())}-${process.pid}`;
-  step(target, target.primary, `lock ${id}`, "taking the restore lock");
+  step(target, host, `lock ${id}`, "taking the restore lock");
   try {
     const plan = planRestore(readBucket(listBucket(target)), options.until);
-    const running = sqlValue(target, target.primary, "SELECT VERSION()").split("-")[0] ?? "";
+    const running = sqlValue(target, host, "SELECT VERSION()").split("-")[0] ?? "";
     const series = (version: string) => version.split(".").slice(0, 2).join(".");
     if (series(running) !== series(plan.base.mysqlVersion)) {
       throw new RestoreError(
-        `the base backup is from MySQL ${plan.base.mysqlVersion}, ${target.primary} runs ${running}: restore onto a ${series(plan.base.mysqlVersion)} server`,
+        `the base backup is from MySQL ${plan.base.mysqlVersion}, ${host} runs ${running}: restore onto a ${series(plan.base.mysqlVersion)} server`,
       );
     }
     for (const line of describePlan(plan)) say(line);
-    const figures: Record<string, number> = {};
-    let started = Date.now();
-    for (const binlog of plan.binlogs)
-      stage(target, options.identity, binlog.key, `stage-binlog ${id} ${shellQuote(binlog.key.replace(/\//g, "_"))}`);
+    for (const binlog of plan.binlogs) {
+      stage(target, host, options.identity, binlog.key, `stage-binlog ${id} ${shellQuote(binlog.key.replace(/\//g, "_"))}`);
+    }
     const until = plan.until === "latest" ? "latest" : plan.until.toISOString();
-    const last = step(target, target.primary, `last ${id} ${until}`, "reading the last transaction").trim();
-    say(`last transaction replayed: ${last}`);
-    if (
-      !options.yes &&
-      !(await (options.confirm ?? (() => Promise.resolve(false)))(
-        `restore ${target.webServers.join(", ")} to this point? The site is read-only until it is done`,
-      ))
-    ) {
+    say(`last transaction replayed: ${step(target, host, `last ${id} ${until}`, "reading the last transaction").trim()}`);
+    return { id, plan, until, unlock: () => target.run(host, `${STEP} unlock ${id}`) };
+  } catch (error) {
+    target.run(host, `${STEP} unlock ${id}`);
+    throw error;
+  }
+}
+
+/** Runs a whole restore; returns the figures (seconds). */
+export async function restore(target: RestoreTarget, options: RestoreOptions): Promise<Record<string, number>> {
+  const say = options.progress;
+  let started = Date.now();
+  const { id, plan, until, unlock } = await prepare(target, target.primary, options);
+  try {
+    const question = `restore ${target.webServers.join(", ")} to this point? The site is read-only until it is done`;
+    if (!options.yes && !(await (options.confirm ?? (() => Promise.resolve(false)))(question))) {
       throw new RestoreError("not confirmed: nothing changed (the staged files are on the primary's volume)");
     }
-    stage(target, options.identity, plan.base.key, `stage-base ${id}`);
+    const figures: Record<string, number> = {};
+    stage(target, target.primary, options.identity, plan.base.key, `stage-base ${id}`);
     figures.stageSeconds = (Date.now() - started) / 1000;
     say(`staged on ${target.primary} in ${figures.stageSeconds.toFixed(1)} s`);
 
@@ -208,23 +216,45 @@ export async function restore(target: RestoreTarget, options: RestoreOptions): P
     );
     return figures;
   } finally {
-    target.run(target.primary, `${STEP} unlock ${id}`);
+    unlock();
+  }
+}
+
+/**
+ * A restore beside the site: the base and the logs to the time, in a scratch MySQL on a replica (the primary when
+ * there is none), on its own socket; the site is never touched. Returns where it is.
+ */
+export async function restoreBeside(target: RestoreTarget, options: RestoreOptions): Promise<{ host: string; socket: string; id: string }> {
+  const host = target.webServers.find((name) => name !== target.primary) ?? target.primary;
+  const { id, plan, until, unlock } = await prepare(target, host, options);
+  try {
+    stage(target, host, options.identity, plan.base.key, `stage-base ${id}`);
+    const socket = step(target, host, `beside ${id} ${until}`, "starting the scratch MySQL").trim().split("\n").pop()!;
+    options.progress(`a scratch MySQL on ${host} holds the data as of ${until}: \`mysql --socket=${socket} foobar\` there (as root)`);
+    options.progress(`when done: \`${STEP} beside-stop ${id}\` on ${host}; its files stay in ${socket.replace(/\/run\/mysqld.sock$/, "")}`);
+    return { host, socket, id };
+  } finally {
+    unlock();
   }
 }
 
 /** The command-line arguments: `--list`, or `--to <time|latest>` with `--identity <file>`, `--yes`; and a stack. */
-export function parseArguments(args: readonly string[]): {
+export interface RestoreArguments {
   list: boolean;
+  beside: boolean;
   until?: Date | "latest";
   identity?: string;
   yes: boolean;
   stack?: string;
-} {
-  const parsed: { list: boolean; until?: Date | "latest"; identity?: string; yes: boolean; stack?: string } = { list: false, yes: false };
+}
+
+export function parseArguments(args: readonly string[]): RestoreArguments {
+  const parsed: RestoreArguments = { list: false, beside: false, yes: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === "--list") parsed.list = true;
     else if (arg === "--yes") parsed.yes = true;
+    else if (arg === "--beside") parsed.beside = true;
     else if (arg === "--to" || arg === "--identity") {
       const value = args[++i];
       if (value === undefined) throw new RestoreError(`${arg} needs a value`);
@@ -236,7 +266,8 @@ export function parseArguments(args: readonly string[]): {
           throw new RestoreError(`--to takes a time with its zone, such as 2026-12-02T10:03:00Z, or latest; got "${value}"`);
         parsed.until = time;
       }
-    } else if (arg.startsWith("--")) throw new RestoreError(`unknown option ${arg} (restore takes --list, --to, --identity, --yes)`);
+    } else if (arg.startsWith("--"))
+      throw new RestoreError(`unknown option ${arg} (restore takes --list, --to, --identity, --yes, --beside)`);
     else if (parsed.stack === undefined) parsed.stack = arg;
     else throw new RestoreError(`one stack at most, got ${parsed.stack} and ${arg}`);
   }
@@ -291,7 +322,9 @@ export async function restoreCommand(target: RestoreTarget, args: readonly strin
     prompt.close();
     return answer.trim() === "yes";
   };
-  await restore(target, { until: parsed.until!, identity, yes: parsed.yes, confirm, progress });
+  const options = { until: parsed.until!, identity, yes: parsed.yes, confirm, progress };
+  if (parsed.beside) await restoreBeside(target, options);
+  else await restore(target, options);
   return 0;
 }
 

@@ -154,6 +154,7 @@ describe("the restore command line", () => {
   test("takes --list, or --to with a time and its zone, or latest", () => {
     expect(parseArguments(["--list"])).toMatchObject({ list: true });
     expect(parseArguments(["--to", "2026-12-02T10:03:00Z", "--identity", "id.txt", "--yes", "staging"])).toEqual({
+      beside: false,
       list: false,
       until: new Date("2026-12-02T10:03:00Z"),
       identity: "id.txt",

@@ -6,7 +6,7 @@
  * database checks (three web servers, web-03 the primary) and leave the same.
  */
 import { BaseBackup, readBucket } from "../../tools/backup-plan";
-import { listBucket, restore, RestoreTarget } from "../../tools/restore";
+import { listBucket, restore, restoreBeside, RestoreTarget } from "../../tools/restore";
 import { log, run, sleep } from "../host/shell";
 import type { Lab } from "../lab";
 import {
@@ -162,6 +162,30 @@ const checks: Check[] = [
       const { before, after } = splitAt(writes, T);
       if (before.length === 0 || after.length === 0)
         throw new Error(`the writer needs writes on both sides of T: ${before.length} before, ${after.length} after`);
+      // First beside the site, on a replica: the rows are there to read, and the site is not touched.
+      const siteBefore = contents(lab, primary);
+      const beside = await restoreBeside(target(lab), {
+        until: new Date(T),
+        identity: identity(lab),
+        yes: true,
+        progress: (line) => log(`restore --beside: ${line}`),
+      });
+      const scratch = lab.execIn(beside.host, [
+        "mysql",
+        `--socket=${beside.socket}`,
+        "--batch",
+        "--skip-column-names",
+        "--execute",
+        `SELECT CONCAT_WS(' ', COUNT(*), SUM(id IN (${before.join(",")})), SUM(id IN (${after.join(",")}))) FROM foobar.messages`,
+      ]);
+      lab.execIn(beside.host, ["/usr/local/sbin/foobar-restore", "beside-stop", beside.id]);
+      const [scratchRows, scratchBefore, scratchAfter] = scratch.stdout.trim().split(" ").map(Number);
+      if (scratch.status !== 0 || scratchBefore !== before.length || scratchAfter !== 0) {
+        throw new Error(
+          `the scratch MySQL on ${beside.host} holds ${scratch.stdout.trim() || scratch.stderr.trim()} (rows, of the ${before.length} before T, of the ${after.length} after)`,
+        );
+      }
+      if (contents(lab, primary) !== siteBefore) throw new Error("the site's rows changed during the restore beside it");
       const figures = await restoreTo(lab, new Date(T));
       const have = present(lab, primary, [...before, ...after]);
       const missing = before.filter((id) => !have.has(id));
@@ -173,7 +197,7 @@ const checks: Check[] = [
       const aside = lab.execIn(primary, ["bash", "-c", `ls -d ${WORK_DIR}/aside-* && du -sh ${WORK_DIR}/aside-* | tail -1`]);
       if (aside.status !== 0) throw new Error(`no data directory set aside on ${primary}: ${aside.stderr.trim()}`);
       const rows = await siteWhole(lab, primary);
-      return `T ${new Date(T).toISOString()}: ${before.length} rows acknowledged before T, 0 missing; ${after.length} sent after T, 0 present; archive caught up ${(waited / 1000).toFixed(0)} s after the DELETE; restore: staged in ${figures.stageSeconds!.toFixed(1)} s, writable ${figures.writableSeconds!.toFixed(1)} s and every replica rebuilt ${figures.rebuiltSeconds!.toFixed(1)} s after the freeze (RTO for the lab's data); rows everywhere (count checksum) ${rows}; set aside: ${aside.stdout.trim().split("\n").pop()}`;
+      return `T ${new Date(T).toISOString()}: beside the site, a scratch MySQL on ${beside.host} held ${scratchRows} rows, all ${before.length} acknowledged before T; then on the site: ${before.length} rows acknowledged before T, 0 missing; ${after.length} sent after T, 0 present; archive caught up ${(waited / 1000).toFixed(0)} s after the DELETE; restore: staged in ${figures.stageSeconds!.toFixed(1)} s, writable ${figures.writableSeconds!.toFixed(1)} s and every replica rebuilt ${figures.rebuiltSeconds!.toFixed(1)} s after the freeze (RTO for the lab's data); rows everywhere (count checksum) ${rows}; set aside: ${aside.stdout.trim().split("\n").pop()}`;
     },
   },
   {
