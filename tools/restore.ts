@@ -110,7 +110,9 @@ function stage(target: RestoreTarget, host: string, identity: string, key: strin
     maxBuffer: 16 * 1024 * 1024,
   });
   if (result.status !== 0) {
-    const cause = (result.stderr || "").trim().split("\n").filter(Boolean).pop() ?? `exit ${result.status}`;
+    // The first line that says what went wrong (age adds a line asking for reports after its error).
+    const lines = (result.stderr || "").trim().split("\n").filter(Boolean);
+    const cause = lines.find((line) => /error/i.test(line)) ?? lines.pop() ?? `exit ${result.status}`;
     throw new RestoreError(`could not fetch, decrypt and stage ${key}: ${cause}`);
   }
 }

@@ -162,6 +162,7 @@ describe("the restore command line", () => {
       stack: "staging",
     });
     expect(parseArguments(["--to", "latest"]).until).toBe("latest");
+    expect(parseArguments(["--to", "latest", "--beside"])).toMatchObject({ beside: true, until: "latest" });
   });
 
   test.each([

@@ -5,8 +5,12 @@
  * and its volume) recovered from the bucket alone. They run after the
  * database checks (three web servers, web-03 the primary) and leave the same.
  */
-import { BaseBackup, readBucket } from "../../tools/backup-plan";
-import { listBucket, restore, restoreBeside, RestoreTarget } from "../../tools/restore";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { BaseBackup, formatStamp, readBucket } from "../../tools/backup-plan";
+import { listBucket, restore, restoreBeside, RestoreOptions, RestoreTarget } from "../../tools/restore";
 import { log, run, sleep } from "../host/shell";
 import type { Lab } from "../lab";
 import {
@@ -140,6 +144,86 @@ const checks: Check[] = [
       const archived = bucket(lab, primary).binlogs;
       if (!archived.some((b) => b.host.endsWith(primary))) throw new Error(`no binary log of the primary ${primary} in the bucket`);
       return `${took.replace(/^foobar-backup: /, "")}; ${writes.length} writes during it, none refused, longest pause between acknowledged writes ${pause} ms; ${archived.length} binary logs archived so far; status: newest base ${String(status.bucket?.newest_base)}, newest binary log ${String(status.bucket?.newest_binlog)}`;
+    },
+  },
+  {
+    name: "restore refuses bad input with one line and touches nothing: a wrong or missing identity, a time outside the window, a restore already running, a corrupt object",
+    async run(lab) {
+      const primary = currentPrimary(lab);
+      const before = contents(lab, primary);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-restore-check-"));
+      const options = (changes: Partial<RestoreOptions>): RestoreOptions => ({
+        until: "latest",
+        identity: identity(lab),
+        yes: true,
+        progress: () => undefined,
+        ...changes,
+      });
+      const refused: string[] = [];
+      const expectRefusal = async (what: string, attempt: Promise<unknown>, message: RegExp) => {
+        const error = await attempt.then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
+        if (!error) throw new Error(`${what}: the restore went ahead`);
+        if (!message.test(error.message) || error.message.includes("\n"))
+          throw new Error(`${what}: "${error.message}" is not the one line expected (${message})`);
+        refused.push(`${what}: "${error.message.slice(0, 110)}"`);
+      };
+      const garbage = `base/${formatStamp(new Date())}--${formatStamp(new Date())}--web-99--mysql-${sql(lab, primary, "SELECT VERSION()").split("-")[0]}.tar.gz.age`;
+      try {
+        const wrong = path.join(dir, "wrong.txt");
+        run("age-keygen", ["-o", wrong]);
+        await expectRefusal(
+          "another identity",
+          restore(target(lab), options({ identity: wrong })),
+          /^the identity .* is for age1\w+, but the backups are encrypted to age1\w+$/,
+        );
+        await expectRefusal(
+          "no identity file",
+          restore(target(lab), options({ identity: path.join(dir, "absent.txt") })),
+          /does not exist$/,
+        );
+        await expectRefusal(
+          "a time outside the window",
+          restore(target(lab), options({ until: new Date("2000-01-01T00:00:00Z") })),
+          /is outside the recovery window; restorable: /,
+        );
+        lab.execIn(primary, ["/usr/local/sbin/foobar-restore", "lock", "held-by-the-check"]);
+        await expectRefusal(
+          "a restore already running",
+          restore(target(lab), options({})),
+          /another restore holds .* \(run held-by-the-check\)/,
+        );
+        lab.execIn(primary, ["/usr/local/sbin/foobar-restore", "unlock", "held-by-the-check"]);
+        const put = lab.execIn(primary, [
+          "bash",
+          "-c",
+          `set -a; . /etc/foobar/backup.env; head -c 4096 /dev/urandom | rclone rcat "spaces:$BACKUP_BUCKET/${garbage}"`,
+        ]);
+        if (put.status !== 0) throw new Error(`could not put a corrupt object: ${put.stderr.trim()}`);
+        await expectRefusal(
+          "a corrupt base backup",
+          restoreBeside(target(lab), options({})),
+          /could not fetch, decrypt and stage base\/.*web-99.*: age: /,
+        );
+      } finally {
+        lab.execIn(primary, ["/usr/local/sbin/foobar-restore", "unlock", "held-by-the-check"]);
+        lab.execIn(primary, [
+          "bash",
+          "-c",
+          `set -a; . /etc/foobar/backup.env; rclone deletefile "spaces:$BACKUP_BUCKET/${garbage}" || true`,
+        ]);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      const after = contents(lab, primary);
+      if (currentPrimary(lab) !== primary) throw new Error(`the primary changed from ${primary}`);
+      for (const name of webs(lab)) {
+        const active = lab.execIn(name, ["systemctl", "is-active", "foobar-db-agent", "foobar-backup-archive"]).stdout.trim();
+        if (active !== "active\nactive") throw new Error(`${name}: agent and archiver not both running after the refusals: ${active}`);
+      }
+      if (after !== before) throw new Error(`the primary's rows changed during the refusals: ${before} then ${after}`);
+      return refused.join("; ");
     },
   },
   {
