@@ -326,8 +326,7 @@ const checks: Check[] = [
       const rows = await siteWhole(lab, primary);
       if (rpo > 60)
         throw new Error(`${lost.length} acknowledged writes lost, the oldest ${rpo.toFixed(1)} s before the loss: over the 60 s RPO`);
-      const kept = contents(lab, primary);
-      return `${acknowledged.length} writes acknowledged before the loss, ${lost.length} lost: RPO seen ${rpo.toFixed(1)} s; the new primary said "${holding.slice(0, 60)}…"; restore ${((Date.now() - started) / 1000).toFixed(1)} s (writable ${figures.writableSeconds!.toFixed(1)} s after the freeze, replicas rebuilt ${figures.rebuiltSeconds!.toFixed(1)} s); rows ${kept}, the same everywhere (${rows})`;
+      return `${acknowledged.length} writes acknowledged before the loss, ${lost.length} lost: RPO seen ${rpo.toFixed(1)} s; the new primary said "${holding.slice(0, 60)}…"; restore ${((Date.now() - started) / 1000).toFixed(1)} s (writable ${figures.writableSeconds!.toFixed(1)} s after the freeze, replicas rebuilt ${figures.rebuiltSeconds!.toFixed(1)} s); rows (count checksum) ${rows}, the same everywhere`;
     },
   },
 ];
