@@ -3,8 +3,10 @@
  * uses: pure functions over the bucket's listing (`rclone lsjson`), tested on
  * fixtures. The names are written by `foobar-backup` and `npm run restore`:
  *
- * - `base/<started>--<finished>--<host>--mysql-<version>.tar.gz.age`: a base
- *   backup, consistent at some moment between started and finished;
+ * - `base/<holds>--<finished>--<host>--mysql-<version>.tar.gz.age`: a base
+ *   backup that holds every transaction the primary committed before `holds`
+ *   (a replica's newest heartbeat when it began, or its start on the primary)
+ *   and none committed after `finished`;
  * - `binlog/<day>/<closed>--<host>--<file>.age`: a binary log of the primary
  *   of the time, closed (last written) at `closed`;
  * - `restore/<frozen>--<finished>.json`: a restore froze the site at
@@ -23,6 +25,7 @@ export interface BucketObject {
 
 export interface BaseBackup {
   readonly key: string;
+  /** It holds every transaction the primary committed before this: replay starts from here. */
   readonly started: Date;
   readonly finished: Date;
   readonly host: string;

@@ -83,6 +83,17 @@ describe("planning a restore", () => {
     ]);
   });
 
+  test("a base from a replica that lagged is named for what it surely holds: every log closed since then is replayed", () => {
+    // The replica's newest heartbeat said 05:50 when the clone began at 06:00: web-01 closed a log at 05:55.
+    const lagging = readBucket([
+      base("20261202T055000Z", "20261202T060500Z"),
+      binlog("20261202T054500Z", "web-01", "binlog.000019"),
+      binlog("20261202T055500Z", "web-01", "binlog.000020"),
+      binlog("20261202T060230Z", "web-01", "binlog.000021"),
+    ]);
+    expect(planRestore(lagging, "latest").binlogs.map((b) => b.file)).toEqual(["binlog.000020", "binlog.000021"]);
+  });
+
   test("a time before a base ended uses the day before's base", () => {
     const plan = planRestore(contents, at("20261202T060400Z"));
     expect(plan.base.key).toContain("20261201T060000Z");
