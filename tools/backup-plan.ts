@@ -155,16 +155,20 @@ export function readBucket(objects: readonly BucketObject[]): BucketContents {
 
 /** The histories in the bucket, oldest first; the last is the site's current one. */
 export function timelines(contents: BucketContents): Timeline[] {
-  const bounds: { from?: Date; until?: Date }[] = [];
+  const bounds: { from?: Date; until?: Date; frozen?: Date }[] = [];
   let from: Date | undefined;
+  let frozen: Date | undefined;
   for (const restore of contents.restores) {
-    bounds.push({ from, until: restore.frozen });
+    bounds.push({ from, until: restore.frozen, frozen });
     from = restore.finished;
+    frozen = restore.frozen;
   }
-  bounds.push({ from });
-  return bounds.map(({ from, until }) => {
+  bounds.push({ from, frozen });
+  return bounds.map(({ from, until, frozen }) => {
     const inside = (time: Date) => (!from || time >= from) && (!until || time <= until);
-    const bases = contents.bases.filter((b) => (!from || b.started >= from) && inside(b.finished));
+    // A base of this history ended in it and began after the restore before it froze the site (what it
+    // holds may reach back a little before the restore ended: a heartbeat's margin).
+    const bases = contents.bases.filter((b) => inside(b.finished) && (!frozen || b.started >= frozen));
     const binlogs = contents.binlogs.filter((b) => inside(b.closed));
     const first = bases[0];
     const newest = [...binlogs.filter((b) => !first || b.closed >= first.started).map((b) => b.closed), ...bases.map((b) => b.finished)];

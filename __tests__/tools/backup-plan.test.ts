@@ -148,6 +148,15 @@ describe("restores start a new history", () => {
     expect(keys(current.binlogs)).toEqual(["20261202T111300Z--web-01--binlog.000002.age"]);
   });
 
+  test("a base taken right after the restore belongs to the new history, though what it holds reaches back a second", () => {
+    const justAfter = readBucket([
+      ...DAY,
+      { Path: "restore/20261202T110000Z--20261202T110500Z.json", Size: 50 },
+      base("20261202T110459Z", "20261202T110510Z", "web-01"),
+    ]);
+    expect(planRestore(justAfter, "latest").base.key).toContain("20261202T110459Z");
+  });
+
   test("a time while the restore ran is refused", () => {
     expect(() => planRestore(after, at("20261202T110200Z"))).toThrow(/while a restore ran/);
   });
