@@ -187,9 +187,10 @@ export async function sameEverywhere(lab: Lab, primary: string): Promise<string>
 
 /**
  * What a failed database check needs to find its cause: every web server's
- * read-only flag, replication status and the last lines of its agent's journal.
+ * read-only flag, replication status and the last lines of the journals of
+ * `units` (the database agent's by default).
  */
-export function databaseDiagnostics(lab: Lab): string {
+export function databaseDiagnostics(lab: Lab, units: readonly string[] = ["foobar-db-agent.service"]): string {
   return webs(lab)
     .map((name) => {
       if (lab.initPid(name) === undefined) return `--- ${name}: powered off`;
@@ -201,9 +202,9 @@ export function databaseDiagnostics(lab: Lab): string {
           return `no replication status: ${(error as Error).message}`;
         }
       })();
-      const journal = lab
-        .execIn(name, ["journalctl", "--no-pager", "-o", "short-precise", "-n", "25", "-u", "foobar-db-agent.service"], 10_000)
-        .stdout.trim();
+      const journal = units
+        .map((unit) => lab.execIn(name, ["journalctl", "--no-pager", "-o", "short-precise", "-n", "25", "-u", unit], 10_000).stdout.trim())
+        .join("\n");
       return `--- ${name}: read-only ${readOnly(lab)[name] ?? "?"}; ${status}\n${journal}`;
     })
     .join("\n");
@@ -229,15 +230,15 @@ export function hostPidOf(lab: Lab, droplet: string, unit: string): number {
   throw new Error(`no host process for ${unit} (PID ${inside} in ${droplet})`);
 }
 
-/** A check whose failure carries the database diagnostics. */
-export function withDiagnostics(check: Check): Check {
+/** A check whose failure carries the database diagnostics (with the journals of `units`). */
+export function withDiagnostics(check: Check, units?: readonly string[]): Check {
   return {
     name: check.name,
     async run(lab) {
       try {
         return await check.run(lab);
       } catch (error) {
-        throw new Error(`${(error as Error).message}\n${databaseDiagnostics(lab)}`, { cause: error });
+        throw new Error(`${(error as Error).message}\n${databaseDiagnostics(lab, units)}`, { cause: error });
       }
     },
   };

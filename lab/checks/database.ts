@@ -356,4 +356,4 @@ const checks: Check[] = [
 ];
 
 /** The database checks, each reporting every server's agent journal and replication status when it fails. */
-export const databaseChecks: Check[] = checks.map(withDiagnostics);
+export const databaseChecks: Check[] = checks.map((check) => withDiagnostics(check));
