@@ -50,7 +50,7 @@ export function forgottenAddresses(stack: TerraformJson): Set<string> {
 const META_ARGUMENTS = new Set(["lifecycle", "depends_on", "provider", "count", "for_each", "//"]);
 
 /** `type.name` of every resource referenced anywhere in a value. */
-function referencedResources(value: unknown): Set<string> {
+export function referencedResources(value: unknown): Set<string> {
   const found = new Set<string>();
   const text = JSON.stringify(value ?? null);
   for (const match of text.matchAll(/\$\{([a-z0-9_]+\.[A-Za-z0-9_-]+)\.[a-z0-9_]+/g)) found.add(match[1]!);

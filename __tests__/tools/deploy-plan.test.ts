@@ -1,0 +1,160 @@
+import { Testing } from "cdktf";
+
+import { FoobarStack } from "../../constructs";
+import { loadSettings } from "../../settings";
+import { planChanges, synthesisVariables, TerraformJson } from "../../tools/changes";
+import { DeployExecutor, DeployStopped, runDeploy } from "../../tools/deploy";
+import { planDeploy, RunningRoles } from "../../tools/deploy-plan";
+
+const synthesized = new Map<string, TerraformJson>();
+function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
+  const env = synthesisVariables(variables);
+  const key = JSON.stringify(Object.entries(env).sort());
+  if (!synthesized.has(key)) {
+    synthesized.set(key, JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(env)))) as TerraformJson);
+  }
+  return synthesized.get(key)!;
+}
+
+/** The deploy of a change from `from` to `from` + `change`, with the running roles given. */
+function deployOf(from: Record<string, string>, change: Record<string, string>, roles: RunningRoles) {
+  const before = synth(from);
+  const after = synth({ ...from, ...change });
+  return planDeploy(after, planChanges(before, after), roles);
+}
+
+const PAIR = { FOOBAR_LOAD_BALANCERS: "2", FOOBAR_WEB_SERVERS: "3" };
+const order = (plan: ReturnType<typeof planDeploy>) => plan.steps.map((s) => `${s.droplet}:${s.role}${s.handOver ? `+${s.handOver}` : ""}`);
+
+describe("the order of a deploy", () => {
+  test("a size change: replicas first, then the primary after a switchover, then the pair's backup, then its master after the address moves", () => {
+    const plan = deployOf(PAIR, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-01", masterLoadBalancer: "lb-01" });
+    expect(order(plan)).toEqual([
+      "web-02:replica",
+      "web-03:replica",
+      "web-01:primary+primary",
+      "lb-02:backup-load-balancer",
+      "lb-01:master-load-balancer+address",
+    ]);
+    expect(plan.steps.every((s) => s.action === "resize")).toBe(true);
+  });
+
+  test("the roles are the running ones: the primary and the master may not be those the settings first named", () => {
+    const plan = deployOf(PAIR, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-02", masterLoadBalancer: "lb-02" });
+    expect(order(plan)).toEqual([
+      "web-01:replica",
+      "web-03:replica",
+      "web-02:primary+primary",
+      "lb-01:backup-load-balancer",
+      "lb-02:master-load-balancer+address",
+    ]);
+  });
+
+  test("one load balancer goes last, with nothing to hand over to", () => {
+    const plan = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
+    expect(order(plan)).toEqual(["web-02:replica", "web-01:primary+primary", "lb-01:only-load-balancer"]);
+    expect(plan.steps.every((s) => s.action === "replace")).toBe(true);
+  });
+
+  test("a droplet's step applies what follows from it: its DNS records, and the site's address with its load balancer", () => {
+    const plan = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
+    const targets = Object.fromEntries(plan.steps.map((s) => [s.droplet, s.targets]));
+    expect(targets["web-02"]).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_record\.dns_internal-web-02_/)]));
+    expect(targets["web-01"]).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^digitalocean_record\.dns_internal-web-01_/),
+        expect.stringMatching(/^digitalocean_record\.dns_internal-mysql-primary_/),
+      ]),
+    );
+    expect(targets["lb-01"]).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_reserved_ip_assignment\./)]));
+  });
+
+  test("a change that names several droplets waits for the last of them (the project lists every droplet)", () => {
+    const plan = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
+    expect(plan.atOnce.filter((a) => a.startsWith("digitalocean_project."))).toEqual([]);
+    expect(plan.steps[plan.steps.length - 1]!.targets).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_project\./)]));
+  });
+
+  test("what disturbs no droplet goes at once, and no droplet has a turn", () => {
+    const plan = deployOf({}, { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32", FOOBAR_WEB_SERVERS: "3" }, { primary: "web-01" });
+    expect(plan.steps).toEqual([]);
+    expect(plan.atOnce).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^digitalocean_firewall\./),
+        expect.stringMatching(/^digitalocean_droplet\.web-03_/),
+        expect.stringMatching(/^digitalocean_volume\.web-03_/),
+      ]),
+    );
+  });
+
+  test("every change is applied exactly once", () => {
+    const before = synth(PAIR);
+    const after = synth({ ...PAIR, FOOBAR_IMAGE: "ubuntu-26-04-x64" });
+    const changes = planChanges(before, after);
+    const plan = planDeploy(after, changes, { primary: "web-01", masterLoadBalancer: "lb-01" });
+    const applied = [...plan.atOnce, ...plan.steps.flatMap((s) => s.targets)];
+    expect([...applied].sort()).toEqual(changes.map((c) => c.address).sort());
+  });
+
+  test("roles that name no droplet of the configuration are refused, naming it", () => {
+    expect(() => deployOf({}, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-09" })).toThrow(
+      "the primary web-09 is not among the droplets (lb-01, web-01, web-02)",
+    );
+  });
+});
+
+/** An executor that records what it is asked, and fails where told. */
+function recorder(failOn?: { action: keyof DeployExecutor; droplet: string }, drained: readonly string[] = []) {
+  const calls: string[] = [];
+  const act = (action: keyof DeployExecutor, droplet: string) => {
+    calls.push(`${action} ${droplet}`);
+    if (failOn?.action === action && failOn.droplet === droplet) throw new Error(`${droplet} answers 503`);
+  };
+  const executor: DeployExecutor = {
+    apply: async (targets) => void calls.push(`apply ${targets.length}`),
+    drained: async () => drained,
+    switchPrimaryFrom: async (d) => (act("switchPrimaryFrom", d), "web-02"),
+    moveAddressFrom: async (d) => (act("moveAddressFrom", d), "lb-02"),
+    drain: async (d) => act("drain", d),
+    ready: async (d) => act("ready", d),
+    readmit: async (d) => act("readmit", d),
+  };
+  return { calls, executor };
+}
+
+describe("running a deploy", () => {
+  const plan = deployOf({}, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-01" });
+
+  test("each droplet in turn: hand over, drain, apply it alone, ready, readmit", async () => {
+    const { calls, executor } = recorder();
+    await runDeploy(plan, executor);
+    expect(calls).toEqual([
+      ...["drain web-02", "apply 1", "ready web-02", "readmit web-02"],
+      ...["switchPrimaryFrom web-01", "drain web-01", "apply 1", "ready web-01", "readmit web-01"],
+      ...["drain lb-01", "apply 1", "ready lb-01", "readmit lb-01"],
+    ]);
+  });
+
+  test("it stops at the first droplet that does not come back, and touches none after it", async () => {
+    const { calls, executor } = recorder({ action: "ready", droplet: "web-02" });
+    const stopped = runDeploy(plan, executor);
+    await expect(stopped).rejects.toThrow(DeployStopped);
+    await expect(stopped).rejects.toThrow(
+      "web-02 (resize) failed; it is left as it is (drained, once its turn drained it): web-02 answers 503; untouched: web-01, lb-01; once the cause is fixed, run the deploy again: it goes on from here",
+    );
+    expect(calls).toEqual(["drain web-02", "apply 1", "ready web-02"]);
+  });
+
+  test("run again, it readmits what a stopped deploy left drained before anything else", async () => {
+    const rest = { ...plan, steps: plan.steps.slice(1) };
+    const { calls, executor } = recorder(undefined, ["web-02"]);
+    await runDeploy(rest, executor);
+    expect(calls.slice(0, 3)).toEqual(["ready web-02", "readmit web-02", "switchPrimaryFrom web-01"]);
+  });
+
+  test("a droplet left drained that is still not healthy stops the deploy before any change", async () => {
+    const { calls, executor } = recorder({ action: "ready", droplet: "web-02" }, ["web-02"]);
+    await expect(runDeploy(plan, executor)).rejects.toThrow("web-02, left drained by a stopped deploy, is not healthy: web-02 answers 503");
+    expect(calls).toEqual(["ready web-02"]);
+  });
+});

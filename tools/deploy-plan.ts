@@ -1,0 +1,142 @@
+/**
+ * The order of a deploy: which changes go at once, and which droplets are
+ * changed one at a time, in what order and with what around them.
+ *
+ * `terraform apply` does a whole plan at once: every droplet resized, or
+ * replaced, together. A deploy splits the same plan (tools/changes.ts):
+ *
+ * 1. **at once**: every change that disturbs no running droplet (DNS,
+ *    firewalls, monitors, volumes grown, droplets created or removed), and
+ *    that needs no droplet changed first;
+ * 2. **one droplet at a time**: every droplet replaced or resized (a resize
+ *    powers it off), with the changes that follow from it (its DNS records,
+ *    the site's address on a load balancer). Web servers that replicate go
+ *    first, then the primary's server, which hands the primary role to a
+ *    replica first (a planned switchover); then the load balancers: the
+ *    pair's backup, then the master, which hands the site's address over
+ *    first; a single load balancer last of all, since replacing it is the
+ *    one step that costs requests.
+ *
+ * Pure: the same steps drive Terraform (`npm run deploy`) and the lab's
+ * apply (`npm run lab -- deploy`).
+ */
+import { referencedResources, ResourceChange, TerraformJson } from "./changes";
+
+/** What a droplet is to the site when the deploy starts (the running stack says; the configuration may not). */
+export type DeployRole = "replica" | "primary" | "backup-load-balancer" | "master-load-balancer" | "only-load-balancer";
+
+/** What happens to one droplet in its step. */
+export type DropletAction = "replace" | "resize";
+
+/** One droplet's turn. */
+export interface DeployStep {
+  /** The droplet's name (`web-02`, `foobar-staging-lb-01`). */
+  readonly droplet: string;
+  readonly role: DeployRole;
+  readonly action: DropletAction;
+  /** What to do before the droplet leaves the site: hand the primary role, or the site's address, to another droplet. */
+  readonly handOver?: "primary" | "address";
+  /** Terraform addresses applied in this step (`-target`): the droplet's and those of changes that wait for it. */
+  readonly targets: readonly string[];
+}
+
+/** A whole deploy. */
+export interface DeployPlan {
+  /** Terraform addresses applied first, at once. */
+  readonly atOnce: readonly string[];
+  readonly steps: readonly DeployStep[];
+}
+
+/** The roles of the running droplets, by name. */
+export interface RunningRoles {
+  /** The web server that is the writable primary now (it may not be the one FOOBAR_DB_PRIMARY names). */
+  readonly primary: string;
+  /** The pair's master now (it holds the site's address); undefined with one load balancer. */
+  readonly masterLoadBalancer?: string;
+}
+
+const DROPLET = "digitalocean_droplet";
+
+/** Droplet arguments whose change disturbs the droplet: `size` powers it off to resize it. */
+const DISRUPTIVE_UPDATES: readonly string[] = ["size"];
+
+function configOf(stack: TerraformJson, address: string): Record<string, unknown> | undefined {
+  const dot = address.indexOf(".");
+  return stack.resource?.[address.slice(0, dot)]?.[address.slice(dot + 1)];
+}
+
+/** The droplet's slot label (`web-02` of `foobar-staging-web-02`), or undefined. */
+function slotOf(name: string): string | undefined {
+  return /(?:^|-)((?:lb|web)-\d{2,})$/.exec(name)?.[1];
+}
+
+function roleOf(name: string, roles: RunningRoles, loadBalancers: number): DeployRole {
+  if (slotOf(name)?.startsWith("web-")) return name === roles.primary ? "primary" : "replica";
+  if (loadBalancers < 2) return "only-load-balancer";
+  return name === roles.masterLoadBalancer ? "master-load-balancer" : "backup-load-balancer";
+}
+
+/** The order of roles in a deploy: replicas, the primary, then the load balancers (the master after its backup). */
+const ROLE_ORDER: readonly DeployRole[] = ["replica", "primary", "backup-load-balancer", "master-load-balancer", "only-load-balancer"];
+
+/** Every resource an address depends on in `stack`, itself included (what `terraform apply -target` takes along). */
+function dependencies(stack: TerraformJson, address: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(address)) return seen;
+  seen.add(address);
+  for (const ref of referencedResources(configOf(stack, address) ?? {})) dependencies(stack, ref, seen);
+  return seen;
+}
+
+/**
+ * Splits a plan into what goes at once and the droplets' turns.
+ *
+ * @param after the configuration being deployed (Terraform JSON).
+ * @param changes `planChanges(before, after)`.
+ * @param roles who is the primary and the pair's master now.
+ * @throws Error when `roles` names a droplet the configuration lacks.
+ */
+export function planDeploy(after: TerraformJson, changes: readonly ResourceChange[], roles: RunningRoles): DeployPlan {
+  const droplets = Object.values(after.resource?.[DROPLET] ?? {}).map((config) => String(config.name));
+  if (!droplets.includes(roles.primary)) throw new Error(`the primary ${roles.primary} is not among the droplets (${droplets.join(", ")})`);
+  if (roles.masterLoadBalancer !== undefined && !droplets.includes(roles.masterLoadBalancer)) {
+    throw new Error(`the load balancer ${roles.masterLoadBalancer} is not among the droplets (${droplets.join(", ")})`);
+  }
+  const loadBalancers = droplets.filter((name) => slotOf(name)?.startsWith("lb-")).length;
+  const disruptive = changes.filter(
+    (c) =>
+      c.type === DROPLET && (c.action === "replace" || (c.action === "update" && c.arguments.some((a) => DISRUPTIVE_UPDATES.includes(a)))),
+  );
+  const turns = disruptive
+    .map((c) => {
+      const name = String(configOf(after, c.address)?.name);
+      return {
+        address: c.address,
+        name,
+        role: roleOf(name, roles, loadBalancers),
+        action: (c.action === "replace" ? "replace" : "resize") as DropletAction,
+      };
+    })
+    .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || a.name.localeCompare(b.name));
+  const turnOf = new Map(turns.map((turn, index) => [turn.address, index]));
+  // A change that depends on a droplet's turn waits for the last of those turns: `-target` on it
+  // earlier would take that droplet along.
+  const atOnce: string[] = [];
+  const waiting = turns.map((turn) => [turn.address]);
+  for (const change of changes) {
+    if (turnOf.has(change.address)) continue;
+    const needs = [...dependencies(after, change.address)].map((a) => turnOf.get(a)).filter((i): i is number => i !== undefined);
+    if (needs.length === 0) atOnce.push(change.address);
+    else waiting[Math.max(...needs)]!.push(change.address);
+  }
+  return {
+    atOnce,
+    steps: turns.map((turn, index) => ({
+      droplet: turn.name,
+      role: turn.role,
+      action: turn.action,
+      ...(turn.role === "primary" ? { handOver: "primary" as const } : {}),
+      ...(turn.role === "master-load-balancer" ? { handOver: "address" as const } : {}),
+      targets: waiting[index]!,
+    })),
+  };
+}
