@@ -140,3 +140,30 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
     })),
   };
 }
+
+/**
+ * The configuration as `terraform apply -target` leaves it: `before`, with
+ * the targeted resources (and what they depend on) as `after` declares
+ * them, and those `after` no longer declares gone. What the lab applies for
+ * one step; once every step is applied, it is `after`.
+ */
+export function targetedConfiguration(before: TerraformJson, after: TerraformJson, targets: readonly string[]): TerraformJson {
+  const taken = new Set<string>();
+  for (const target of targets) {
+    if (configOf(after, target)) dependencies(after, target, taken);
+    else taken.add(target);
+  }
+  const resource: Record<string, Record<string, Record<string, unknown>>> = {};
+  const put = (address: string, config: Record<string, unknown>) => {
+    const dot = address.indexOf(".");
+    (resource[address.slice(0, dot)] ??= {})[address.slice(dot + 1)] = config;
+  };
+  for (const [type, byName] of Object.entries(before.resource ?? {})) {
+    for (const [name, config] of Object.entries(byName)) if (!taken.has(`${type}.${name}`)) put(`${type}.${name}`, config);
+  }
+  for (const address of taken) {
+    const config = configOf(after, address);
+    if (config) put(address, config);
+  }
+  return { ...after, resource };
+}

@@ -4,7 +4,7 @@ import { FoobarStack } from "../../constructs";
 import { loadSettings } from "../../settings";
 import { planChanges, synthesisVariables, TerraformJson } from "../../tools/changes";
 import { DeployExecutor, DeployStopped, runDeploy } from "../../tools/deploy";
-import { planDeploy, RunningRoles } from "../../tools/deploy-plan";
+import { planDeploy, RunningRoles, targetedConfiguration } from "../../tools/deploy-plan";
 
 const synthesized = new Map<string, TerraformJson>();
 function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
@@ -156,5 +156,34 @@ describe("running a deploy", () => {
     const { calls, executor } = recorder({ action: "ready", droplet: "web-02" }, ["web-02"]);
     await expect(runDeploy(plan, executor)).rejects.toThrow("web-02, left drained by a stopped deploy, is not healthy: web-02 answers 503");
     expect(calls).toEqual(["ready web-02"]);
+  });
+});
+
+describe("a step's configuration (what `terraform apply -target` leaves)", () => {
+  test("after every step, the configuration is the one deployed, and each step changed no droplet but its own", () => {
+    const before = synth(PAIR);
+    const after = synth({ ...PAIR, FOOBAR_IMAGE: "ubuntu-26-04-x64", FOOBAR_WEB_SERVERS: "4" });
+    const plan = planDeploy(after, planChanges(before, after), { primary: "web-01", masterLoadBalancer: "lb-01" });
+    let current = targetedConfiguration(before, after, plan.atOnce);
+    expect(
+      planChanges(before, current)
+        .map((c) => c.address)
+        .sort(),
+    ).toEqual([...plan.atOnce].sort());
+    for (const step of plan.steps) {
+      const next = targetedConfiguration(current, after, step.targets);
+      const changed = planChanges(current, next);
+      // Every target changes; of the droplets, only the step's own (what merely names it, like the
+      // project's list of droplets, follows in the step of the last droplet it names).
+      expect(changed.map((c) => c.address)).toEqual(expect.arrayContaining([...step.targets]));
+      expect(
+        changed
+          .filter((c) => c.type === "digitalocean_droplet")
+          .map((c) => String(next.resource!.digitalocean_droplet![c.address.split(".")[1]!]!.name)),
+      ).toEqual([step.droplet]);
+      current = next;
+    }
+    expect(planChanges(current, after)).toEqual([]);
+    expect(Object.keys(current.resource!).sort()).toEqual(Object.keys(after.resource!).sort());
   });
 });
