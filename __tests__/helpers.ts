@@ -8,8 +8,8 @@ import { format } from "util";
 import { filesRunAtBoot, parseUserData } from "../cloud-init/cloud-config";
 import { FoobarStack } from "../constructs";
 import { synthesize } from "../main";
-import { DEFAULT_SETTINGS, Settings } from "../settings";
-import type { TerraformJson } from "../tools/changes";
+import { DEFAULT_SETTINGS, loadSettings, Settings } from "../settings";
+import { synthesisVariables, TerraformJson } from "../tools/changes";
 
 /** The synthesized Terraform JSON of a whole stack, loosely typed for assertions. */
 export interface StackJson extends TerraformJson {
@@ -17,6 +17,32 @@ export interface StackJson extends TerraformJson {
   readonly resource: Record<string, Record<string, Record<string, any>>>;
   readonly output: Record<string, { value: unknown; sensitive?: boolean }>;
   readonly [key: string]: unknown;
+}
+
+/** Freezes `value` and everything in it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}
+
+/**
+ * Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would.
+ * Each set of variables is synthesized once per test file (the planner's tests
+ * ask many times for the same stacks): a stack depends only on the variables
+ * and the files they name, which no test changes. It is frozen, so a planner
+ * that changed a stack would throw, not hand on a changed one.
+ */
+const synthesized = new Map<string, TerraformJson>();
+export function synthFromVariables(variables: Readonly<Record<string, string>> = {}): TerraformJson {
+  const env = synthesisVariables(variables);
+  const key = JSON.stringify(Object.entries(env).sort());
+  if (!synthesized.has(key)) {
+    synthesized.set(key, deepFreeze(JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(env)))) as TerraformJson));
+  }
+  return synthesized.get(key)!;
 }
 
 /** Synthesizes the whole stack with the defaults, changed by `changes`. */

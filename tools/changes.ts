@@ -181,13 +181,15 @@ export const DATA_RESOURCE_TYPES: readonly string[] = ["digitalocean_volume", "d
 export function protectedVolumesAtRisk(before: TerraformJson, changes: readonly ResourceChange[]): string[] {
   return changes
     .filter((c) => DATA_RESOURCE_TYPES.includes(c.type) && c.action === "replace")
-    .map((c) => configOf(before, c))
+    .map((c) => configOf(before, c.address))
     .filter((config) => (config.lifecycle as { prevent_destroy?: boolean } | undefined)?.prevent_destroy)
     .map((config) => String(config.name));
 }
 
-function configOf(stack: TerraformJson, change: ResourceChange): Record<string, unknown> {
-  return stack.resource?.[change.type]?.[change.address.slice(change.type.length + 1)] ?? {};
+/** The arguments of the resource at `type.name` in a stack; empty when the stack has none there. */
+export function configOf(stack: TerraformJson, address: string): Record<string, unknown> {
+  const dot = address.indexOf(".");
+  return stack.resource?.[address.slice(0, dot)]?.[address.slice(dot + 1)] ?? {};
 }
 
 /** Summarizes `planChanges(before, after)` for docs/day-two.md and for `lab apply`. */
@@ -200,7 +202,7 @@ export function summarizeChanges(before: TerraformJson, after: TerraformJson, ch
       return n > 1 ? `${n} ${name}s` : name;
     });
   };
-  const nameOf = (c: ResourceChange) => String(configOf(before, c).name ?? "");
+  const nameOf = (c: ResourceChange) => String(configOf(before, c.address).name ?? "");
   const costs: string[] = [];
   const protectedVolumes = protectedVolumesAtRisk(before, changes);
   for (const change of changes) {

@@ -20,7 +20,8 @@
  * Pure: the same steps drive Terraform (`npm run deploy`) and the lab's
  * apply (`npm run lab -- deploy`).
  */
-import { referencedResources, ResourceChange, TerraformJson } from "./changes";
+import { configOf, referencedResources, ResourceChange, TerraformJson } from "./changes";
+import { haproxyServerName } from "./rollout";
 
 /** What a droplet is to the site when the deploy starts (the running stack says; the configuration may not). */
 export type DeployRole = "replica" | "primary" | "backup-load-balancer" | "master-load-balancer" | "only-load-balancer";
@@ -60,18 +61,8 @@ const DROPLET = "digitalocean_droplet";
 /** Droplet arguments whose change disturbs the droplet: `size` powers it off to resize it. */
 const DISRUPTIVE_UPDATES: readonly string[] = ["size"];
 
-function configOf(stack: TerraformJson, address: string): Record<string, unknown> | undefined {
-  const dot = address.indexOf(".");
-  return stack.resource?.[address.slice(0, dot)]?.[address.slice(dot + 1)];
-}
-
-/** The droplet's slot label (`web-02` of `foobar-staging-web-02`), or undefined. */
-function slotOf(name: string): string | undefined {
-  return /(?:^|-)((?:lb|web)-\d{2,})$/.exec(name)?.[1];
-}
-
 function roleOf(name: string, roles: RunningRoles, loadBalancers: number): DeployRole {
-  if (slotOf(name)?.startsWith("web-")) return name === roles.primary ? "primary" : "replica";
+  if (haproxyServerName(name)) return name === roles.primary ? "primary" : "replica";
   if (loadBalancers < 2) return "only-load-balancer";
   return name === roles.masterLoadBalancer ? "master-load-balancer" : "backup-load-balancer";
 }
@@ -83,7 +74,7 @@ const ROLE_ORDER: readonly DeployRole[] = ["replica", "primary", "backup-load-ba
 function dependencies(stack: TerraformJson, address: string, seen = new Set<string>()): Set<string> {
   if (seen.has(address)) return seen;
   seen.add(address);
-  for (const ref of referencedResources(configOf(stack, address) ?? {})) dependencies(stack, ref, seen);
+  for (const ref of referencedResources(configOf(stack, address))) dependencies(stack, ref, seen);
   return seen;
 }
 
@@ -101,14 +92,15 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
   if (roles.masterLoadBalancer !== undefined && !droplets.includes(roles.masterLoadBalancer)) {
     throw new Error(`the load balancer ${roles.masterLoadBalancer} is not among the droplets (${droplets.join(", ")})`);
   }
-  const loadBalancers = droplets.filter((name) => slotOf(name)?.startsWith("lb-")).length;
+  // The stack's droplets are web servers and load balancers.
+  const loadBalancers = droplets.filter((name) => !haproxyServerName(name)).length;
   const disruptive = changes.filter(
     (c) =>
       c.type === DROPLET && (c.action === "replace" || (c.action === "update" && c.arguments.some((a) => DISRUPTIVE_UPDATES.includes(a)))),
   );
   const turns = disruptive
     .map((c) => {
-      const name = String(configOf(after, c.address)?.name);
+      const name = String(configOf(after, c.address).name);
       return {
         address: c.address,
         name,
@@ -141,6 +133,11 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
   };
 }
 
+/** Whether a stack declares a resource at `type.name` (every declared one has arguments). */
+function declares(stack: TerraformJson, address: string): boolean {
+  return Object.keys(configOf(stack, address)).length > 0;
+}
+
 /**
  * The configuration as `terraform apply -target` leaves it: `before`, with
  * the targeted resources (and what they depend on) as `after` declares
@@ -150,7 +147,7 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
 export function targetedConfiguration(before: TerraformJson, after: TerraformJson, targets: readonly string[]): TerraformJson {
   const taken = new Set<string>();
   for (const target of targets) {
-    if (configOf(after, target)) dependencies(after, target, taken);
+    if (declares(after, target)) dependencies(after, target, taken);
     else taken.add(target);
   }
   const resource: Record<string, Record<string, Record<string, unknown>>> = {};
@@ -161,9 +158,6 @@ export function targetedConfiguration(before: TerraformJson, after: TerraformJso
   for (const [type, byName] of Object.entries(before.resource ?? {})) {
     for (const [name, config] of Object.entries(byName)) if (!taken.has(`${type}.${name}`)) put(`${type}.${name}`, config);
   }
-  for (const address of taken) {
-    const config = configOf(after, address);
-    if (config) put(address, config);
-  }
+  for (const address of taken) if (declares(after, address)) put(address, configOf(after, address));
   return { ...after, resource };
 }

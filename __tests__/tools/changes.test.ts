@@ -1,45 +1,9 @@
-import { Testing } from "cdktf";
 import * as fs from "fs";
 import * as path from "path";
 
-import { FoobarStack } from "../../constructs";
-import { loadSettings } from "../../settings";
-import {
-  changesTable,
-  planChanges,
-  protectedVolumesAtRisk,
-  summarizeChanges,
-  synthesisVariables,
-  TerraformJson,
-} from "../../tools/changes";
+import { changesTable, planChanges, protectedVolumesAtRisk, summarizeChanges, TerraformJson } from "../../tools/changes";
 import { FORCE_NEW_ARGUMENTS } from "../../tools/force-new";
-import { resourcesOf, synthStack } from "../helpers";
-
-/** Freezes `value` and everything in it. */
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const item of Object.values(value)) deepFreeze(item);
-  }
-  return value;
-}
-
-/**
- * Synthesizes the stack from FOOBAR_* variables, as `npx cdktf synth` would.
- * Each set of variables is synthesized once in this file (the tests and the
- * table ask 52 times for 31 stacks): a stack depends only on the variables
- * and the files they name, which nothing here changes. It is frozen, so a
- * planner that changed a stack would throw, not hand on a changed one.
- */
-const synthesized = new Map<string, TerraformJson>();
-function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
-  const env = synthesisVariables(variables);
-  const key = JSON.stringify(Object.entries(env).sort());
-  if (!synthesized.has(key)) {
-    synthesized.set(key, deepFreeze(JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(env)))) as TerraformJson));
-  }
-  return synthesized.get(key)!;
-}
+import { resourcesOf, synthFromVariables as synth, synthStack } from "../helpers";
 
 /** `[address, action]` of every change of a type, in address order. */
 const actionsOn = (changes: ReturnType<typeof planChanges>, type: string) =>

@@ -1,20 +1,7 @@
-import { Testing } from "cdktf";
-
-import { FoobarStack } from "../../constructs";
-import { loadSettings } from "../../settings";
-import { planChanges, synthesisVariables, TerraformJson } from "../../tools/changes";
+import { planChanges } from "../../tools/changes";
 import { DeployExecutor, DeployStopped, runDeploy } from "../../tools/deploy";
 import { planDeploy, RunningRoles, targetedConfiguration } from "../../tools/deploy-plan";
-
-const synthesized = new Map<string, TerraformJson>();
-function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
-  const env = synthesisVariables(variables);
-  const key = JSON.stringify(Object.entries(env).sort());
-  if (!synthesized.has(key)) {
-    synthesized.set(key, JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(env)))) as TerraformJson);
-  }
-  return synthesized.get(key)!;
-}
+import { synthFromVariables as synth } from "../helpers";
 
 /** The deploy of a change from `from` to `from` + `change`, with the running roles given. */
 function deployOf(from: Record<string, string>, change: Record<string, string>, roles: RunningRoles) {
