@@ -127,14 +127,12 @@ export function installScript(): string {
 function serverState(target: RolloutTarget, loadBalancer: string, name: string): { status: string; sessions: number } {
   const result = target.run(loadBalancer, haproxyCommand("show stat"));
   if (result.status !== 0)
-    throw new Error(
-      `rollout: cannot read HAProxy's state on the load balancer (${loadBalancer}): ${(result.stderr || result.stdout).trim()}`,
-    );
+    throw new Error(`cannot read HAProxy's state on the load balancer (${loadBalancer}): ${(result.stderr || result.stdout).trim()}`);
   const row = result.stdout
     .split("\n")
     .map((line) => line.split(","))
     .find((fields) => fields[0] === BACKEND && fields[1] === name);
-  if (!row) throw new Error(`rollout: HAProxy has no server ${BACKEND}/${name}`);
+  if (!row) throw new Error(`HAProxy has no server ${BACKEND}/${name}`);
   return { status: row[17] ?? "", sessions: Number(row[4] ?? 0) };
 }
 
@@ -143,9 +141,32 @@ async function until<T>(what: string, seconds: number, probe: () => T | undefine
   for (;;) {
     const value = probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`rollout: ${what} not within ${seconds} s`);
+    if (Date.now() > deadline) throw new Error(`${what} not within ${seconds} s`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/** Stops new requests to a web server on every load balancer, and waits until those in flight finish. */
+export async function drainServer(target: RolloutTarget, name: string): Promise<void> {
+  for (const lb of target.loadBalancers) {
+    const drain = target.run(lb, haproxyCommand(`set server ${BACKEND}/${name} state drain`));
+    if (drain.status !== 0 || drain.stdout.trim() !== "")
+      throw new Error(`HAProxy on ${lb} did not drain ${name}: ${(drain.stdout + drain.stderr).trim()}`);
+  }
+  await until(`${name}'s requests in flight finishing`, 30, () =>
+    target.loadBalancers.every((lb) => serverState(target, lb, name).sessions === 0) ? true : undefined,
+  );
+}
+
+/** Puts a web server back in rotation on every load balancer, and waits until each sees it UP. */
+export async function readmitServer(target: RolloutTarget, name: string): Promise<void> {
+  for (const lb of target.loadBalancers) {
+    const ready = target.run(lb, haproxyCommand(`set server ${BACKEND}/${name} state ready`));
+    if (ready.status !== 0) throw new Error(`HAProxy on ${lb} did not take ${name} back: ${(ready.stdout + ready.stderr).trim()}`);
+  }
+  await until(`${name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () =>
+    target.loadBalancers.every((lb) => serverState(target, lb, name).status === "UP") ? true : undefined,
+  );
 }
 
 /**
@@ -162,19 +183,15 @@ export async function rollout(target: RolloutTarget, release: Release, progress:
       );
     }
   }
-  const onEvery = (what: (lb: string) => boolean) => target.loadBalancers.every(what);
   const done: string[] = [];
   for (const web of target.webServers) {
     const started = Date.now();
-    for (const lb of target.loadBalancers) {
-      const drain = target.run(lb, haproxyCommand(`set server ${BACKEND}/${web.name} state drain`));
-      if (drain.status !== 0 || drain.stdout.trim() !== "")
-        throw new Error(`rollout: HAProxy on ${lb} did not drain ${web.name}: ${(drain.stdout + drain.stderr).trim()}`);
+    try {
+      await drainServer(target, web.name);
+    } catch (error) {
+      throw new Error(`rollout: ${(error as Error).message}`, { cause: error });
     }
     progress(`${web.name}: drained`);
-    await until(`${web.name}'s requests in flight finishing`, 30, () =>
-      onEvery((lb) => serverState(target, lb, web.name).sessions === 0) ? true : undefined,
-    );
     const install = target.run(web.host, installScript(), packed);
     if (install.status !== 0) {
       throw new Error(
@@ -182,14 +199,11 @@ export async function rollout(target: RolloutTarget, release: Release, progress:
       );
     }
     progress(`${web.name}: installed, the application answers`);
-    for (const lb of target.loadBalancers) {
-      const ready = target.run(lb, haproxyCommand(`set server ${BACKEND}/${web.name} state ready`));
-      if (ready.status !== 0)
-        throw new Error(`rollout: HAProxy on ${lb} did not take ${web.name} back: ${(ready.stdout + ready.stderr).trim()}`);
+    try {
+      await readmitServer(target, web.name);
+    } catch (error) {
+      throw new Error(`rollout: ${(error as Error).message}`, { cause: error });
     }
-    await until(`${web.name} UP in HAProxy`, HEALTHY_WITHIN_SECONDS, () =>
-      onEvery((lb) => serverState(target, lb, web.name).status === "UP") ? true : undefined,
-    );
     const line = `${web.name}: new release serving, back in rotation after ${((Date.now() - started) / 1000).toFixed(1)} s`;
     progress(line);
     done.push(line);

@@ -9,6 +9,8 @@
  * again, with a new id, new addresses and a blank disk, as on DigitalOcean;
  * its volumes are kept and attached to the new droplet. Resources are
  * destroyed first, then created (Terraform's default order, all at once).
+ * A droplet whose size changed is powered off and on again (DigitalOcean's
+ * resize: same disk, same addresses), all of them at once.
  * DNS records and the reserved IP follow; every cloud firewall is
  * recomputed, since tag rules expand to addresses. A volume Terraform
  * forgets (its server left the configuration) keeps its loop device and its
@@ -36,7 +38,7 @@ import { LabState, saveState } from "../host/state";
 import { labComputedValues, labFirewall } from "../lab";
 import { bootTimeoutSeconds, dropletNamespace, PUBLIC_RANGE, stateDir } from "../settings";
 import { updateDns } from "./dns";
-import { bootDroplet, cloudInitReport, containerInit, powerOff, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
+import { bootDroplet, cloudInitReport, containerInit, powerOff, powerOn, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
 import { startMetadata, stopMetadata } from "./metadata";
 import { labOverrides, STACK_NAME, synthesizeStack } from "./synth";
 import { LabStack, resolveStack } from "./terraform";
@@ -49,6 +51,8 @@ export interface ApplyReport {
   readonly replaced: readonly string[];
   readonly created: readonly string[];
   readonly deleted: readonly string[];
+  /** Droplets powered off and on for a new size, by name. */
+  readonly resized: readonly string[];
   /** One line per change: what, and why. */
   readonly lines: readonly string[];
 }
@@ -70,17 +74,46 @@ export async function applyChanges(
   replace: readonly string[],
   interrupted: () => boolean,
 ): Promise<ApplyReport> {
-  const old = state.stack;
-  if (!old || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
-  const before = JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as TerraformJson;
-  const nextDir = path.join(stateDir(), "synth-next");
+  return applyConfiguration(state, synthesizeNext(state, env), replace, interrupted);
+}
+
+/** The configuration the lab's current settings synthesize, with its overrides; written to `synth-next`. */
+export function synthesizeNext(state: LabState, env: NodeJS.ProcessEnv): TerraformJson {
+  if (!state.stack || !state.synthDir || !state.acme?.endpoints) throw new Error("no lab is up: run `npm run lab` first");
   const overrides = labOverrides(
     state.acme.endpoints.directoryUrl,
     state.acme.endpoints.serverCaFile,
     state.failoverToken ?? "",
     state.backupIdentity?.recipient,
   );
-  const after = synthesizeStack(nextDir, env, overrides) as TerraformJson;
+  return synthesizeStack(path.join(stateDir(), "synth-next"), env, overrides) as TerraformJson;
+}
+
+/** The configuration the lab runs now (what Terraform's state would say). */
+export function currentConfiguration(state: LabState): TerraformJson {
+  if (!state.synthDir) throw new Error("no lab is up: run `npm run lab` first");
+  return JSON.parse(fs.readFileSync(synthFile(state.synthDir), "utf8")) as TerraformJson;
+}
+
+/**
+ * Plans and applies the change from the lab's stack to `after` (Terraform
+ * JSON, its user-data inline), as `terraform apply` would.
+ *
+ * @param replace droplet names to replace whatever changed.
+ * @throws Error, before touching anything, when Terraform would refuse the plan.
+ */
+export async function applyConfiguration(
+  state: LabState,
+  after: TerraformJson,
+  replace: readonly string[],
+  interrupted: () => boolean,
+): Promise<ApplyReport> {
+  const old = state.stack;
+  if (!old || !state.synthDir) throw new Error("no lab is up: run `npm run lab` first");
+  const before = currentConfiguration(state);
+  const nextDir = path.join(stateDir(), "synth-next");
+  fs.mkdirSync(path.dirname(synthFile(nextDir)), { recursive: true });
+  fs.writeFileSync(synthFile(nextDir), JSON.stringify(after, null, 2));
   const forced = replace.map((name) => {
     const droplet = old.droplets.find((d) => d.name === name);
     if (!droplet) throw new Error(`--replace ${name}: no droplet of that name (have: ${old.droplets.map((d) => d.name).join(", ")})`);
@@ -112,6 +145,10 @@ export async function applyChanges(
   const replaced = old.droplets.filter((d) => action(d.address) === "replace").map((d) => d.name);
   const deleted = old.droplets.filter((d) => action(d.address) === "delete").map((d) => d.name);
   const created = stack.droplets.filter((d) => action(d.address) === "create").map((d) => d.name);
+  // A new size: DigitalOcean powers the droplet off, resizes it and powers it on (same disk, same addresses).
+  const resized = old.droplets
+    .filter((d) => changes.some((c) => c.address === d.address && c.action === "update" && c.arguments.includes("size")))
+    .map((d) => d.name);
   const lines = changes.map((c) => {
     const name = byAddress(stack, c.address)?.name ?? byAddress(old, c.address)?.name;
     const why = c.arguments.length ? ` (${c.arguments.join(", ")})` : "";
@@ -175,6 +212,14 @@ export async function applyChanges(
       `apply: created ${droplet.name} (public ${droplet.publicIpv4}, private ${droplet.privateIpv4}${droplet.volumes.length ? `, volumes ${droplet.volumes.join(", ")}` : ""})`,
     );
   }
+  // All at once, as Terraform resizes them.
+  await Promise.all(
+    resized.map(async (name) => {
+      await powerOff(state, name);
+      await powerOn(state, name);
+      log(`apply: resized ${name} (powered off, then on)`);
+    }),
+  );
   const failed = await waitForCloudInit(
     state,
     fresh.map((d) => d.name),
@@ -185,5 +230,5 @@ export async function applyChanges(
     for (const { name, reason } of failed) process.stdout.write(`\n${name}: ${reason}\n${cloudInitReport(state, name)}\n`);
     throw new Error(`apply: cloud-init did not finish cleanly on ${failed.map((f) => f.name).join(", ")}`);
   }
-  return { changes, replaced, created, deleted, lines };
+  return { changes, replaced, created, deleted, resized, lines };
 }
