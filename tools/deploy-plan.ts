@@ -20,6 +20,7 @@
  * Pure: the same steps drive Terraform (`npm run deploy`) and the lab's
  * apply (`npm run lab -- deploy`).
  */
+import { INTERNAL_LABEL, PRIMARY_DATABASE_LABEL } from "../names";
 import { configOf, referencedResources, ResourceChange, TerraformJson } from "./changes";
 import { haproxyServerName } from "./rollout";
 
@@ -33,12 +34,21 @@ export type DropletAction = "replace" | "resize";
 export interface DeployStep {
   /** The droplet's name (`web-02`, `foobar-staging-lb-01`). */
   readonly droplet: string;
+  /** The droplet's Terraform address (`-replace` takes it). */
+  readonly address: string;
   readonly role: DeployRole;
   readonly action: DropletAction;
   /** What to do before the droplet leaves the site: hand the primary role, or the site's address, to another droplet. */
   readonly handOver?: "primary" | "address";
   /** Terraform addresses applied in this step (`-target`): the droplet's and those of changes that wait for it. */
   readonly targets: readonly string[];
+  /**
+   * Applied once the droplet is back in rotation: for the primary's server,
+   * the primary record as the configuration declares it, so the role
+   * returns only to a server that has caught up (and a record that follows
+   * a replaced server's new address does not point at it while it boots).
+   */
+  readonly then?: readonly string[];
 }
 
 /** A whole deploy. */
@@ -57,6 +67,34 @@ export interface RunningRoles {
 }
 
 const DROPLET = "digitalocean_droplet";
+const RECORD = "digitalocean_record";
+
+/** The address of the record that names the MySQL primary (`mysql-primary.internal`), undefined without one. */
+export function primaryRecordAddress(stack: TerraformJson): string | undefined {
+  const name = `${PRIMARY_DATABASE_LABEL}.${INTERNAL_LABEL}`;
+  const found = Object.entries(stack.resource?.[RECORD] ?? {}).find(([, config]) => config.name === name);
+  return found && `${RECORD}.${found[0]}`;
+}
+
+/**
+ * Droplets whose arguments the configuration tells Terraform to ignore
+ * (`user_data`, `ssh_keys`: a change to either would replace the droplet
+ * on every routine apply) differ between `before` and `after`: a setting
+ * that only those carry has not reached the running droplet. The deploy
+ * replaces each in its turn (`-replace`), so no setting stays "new
+ * droplets only".
+ */
+export function outdatedDroplets(before: TerraformJson, after: TerraformJson): string[] {
+  return Object.entries(after.resource?.[DROPLET] ?? {})
+    .filter(([name, config]) => {
+      const old = before.resource?.[DROPLET]?.[name];
+      if (!old) return false;
+      const ignored = (config.lifecycle as { ignore_changes?: unknown } | undefined)?.ignore_changes;
+      const names = Array.isArray(ignored) ? (ignored as string[]) : [];
+      return names.some((argument) => JSON.stringify(old[argument]) !== JSON.stringify(config[argument]));
+    })
+    .map(([name]) => `${DROPLET}.${name}`);
+}
 
 /** Droplet arguments whose change disturbs the droplet: `size` powers it off to resize it. */
 const DISRUPTIVE_UPDATES: readonly string[] = ["size"];
@@ -110,12 +148,17 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
     })
     .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role) || a.name.localeCompare(b.name));
   const turnOf = new Map(turns.map((turn, index) => [turn.address, index]));
+  // The primary's server hands its role to a replica first, when there is one; the primary record then
+  // goes back to the configuration's after that turn (see DeployStep.then), not with any turn.
+  const primaryTurn = turns.findIndex((turn) => turn.role === "primary");
+  const handsOver = primaryTurn >= 0 && droplets.filter((name) => haproxyServerName(name)).length > 1;
+  const primaryRecord = primaryRecordAddress(after);
   // A change that depends on a droplet's turn waits for the last of those turns: `-target` on it
   // earlier would take that droplet along.
   const atOnce: string[] = [];
   const waiting = turns.map((turn) => [turn.address]);
   for (const change of changes) {
-    if (turnOf.has(change.address)) continue;
+    if (turnOf.has(change.address) || (handsOver && change.address === primaryRecord)) continue;
     const needs = [...dependencies(after, change.address)].map((a) => turnOf.get(a)).filter((i): i is number => i !== undefined);
     if (needs.length === 0) atOnce.push(change.address);
     else waiting[Math.max(...needs)]!.push(change.address);
@@ -124,9 +167,10 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
     atOnce,
     steps: turns.map((turn, index) => ({
       droplet: turn.name,
+      address: turn.address,
       role: turn.role,
       action: turn.action,
-      ...(turn.role === "primary" ? { handOver: "primary" as const } : {}),
+      ...(index === primaryTurn && handsOver ? { handOver: "primary" as const, then: primaryRecord ? [primaryRecord] : [] } : {}),
       ...(turn.role === "master-load-balancer" ? { handOver: "address" as const } : {}),
       targets: waiting[index]!,
     })),

@@ -7,7 +7,9 @@
  * A droplet's turn: hand over what it holds (the primary role, the site's
  * address), drain it on every load balancer, apply its change alone, wait
  * until it is ready and healthy, readmit it and wait until every load
- * balancer sees it UP. The first turn that fails stops the deploy: the
+ * balancer sees it UP; the primary's server then takes its role back. Once
+ * every turn is done, the whole configuration is applied (it changes no
+ * droplet any more). The first turn that fails stops the deploy: the
  * droplets after it are untouched, and the failed one stays drained.
  * Running the deploy again resumes: the plan then holds only what is left,
  * and a droplet a stopped deploy left drained is readmitted first, once
@@ -17,12 +19,19 @@ import { DeployPlan, DeployStep } from "./deploy-plan";
 
 /** How a deploy reaches the site. Every method throws with a one-line reason when it cannot do its part. */
 export interface DeployExecutor {
-  /** Applies these Terraform addresses, and only these (with what they depend on). */
-  apply(targets: readonly string[]): Promise<void>;
+  /**
+   * Applies these Terraform addresses, and only these (with what they depend on); `replace` (addresses
+   * among them) are replaced whatever changed (`-replace`).
+   */
+  apply(targets: readonly string[], replace: readonly string[]): Promise<void>;
+  /** Applies the whole configuration; refuses, changing nothing, when that would still replace or resize a droplet. */
+  applyAll(): Promise<void>;
   /** The droplets that a stopped deploy left drained on a load balancer. */
   drained(): Promise<readonly string[]>;
   /** Hands the primary role to the freshest healthy replica (a planned switchover); resolves with its name. */
   switchPrimaryFrom(droplet: string): Promise<string>;
+  /** Waits until this web server is the writable primary (after the primary record named it again). */
+  primaryIs(droplet: string): Promise<void>;
   /** Hands the site's address to the other load balancer of the pair; resolves with its name. */
   moveAddressFrom(droplet: string): Promise<string>;
   /** Stops sending it new requests on every load balancer, and waits for those in flight. */
@@ -63,16 +72,22 @@ async function turn(step: DeployStep, executor: DeployExecutor, say: (line: stri
   if (step.handOver === "address") say(`${step.droplet}: the site's address moved to ${await executor.moveAddressFrom(step.droplet)}`);
   await executor.drain(step.droplet);
   say(`${step.droplet}: drained`);
-  await executor.apply(step.targets);
+  await executor.apply(step.targets, step.action === "replace" ? [step.address] : []);
   say(`${step.droplet}: ${step.action === "replace" ? "replaced" : "resized"} (${step.targets.length} change(s))`);
   await executor.ready(step.droplet);
   await executor.readmit(step.droplet);
   say(`${step.droplet}: healthy and back in rotation`);
+  if (step.then) {
+    await executor.apply(step.then, []);
+    await executor.primaryIs(step.droplet);
+    say(`${step.droplet}: the primary again`);
+  }
 }
 
 /**
  * Runs a plan: first readmits what a stopped deploy left drained, then the
- * changes that go at once, then each droplet's turn.
+ * changes that go at once, then each droplet's turn, then the whole
+ * configuration.
  *
  * @throws DeployStopped at the first failure, saying what is untouched and how to go on.
  */
@@ -88,7 +103,7 @@ export async function runDeploy(plan: DeployPlan, executor: DeployExecutor, say:
   }
   if (plan.atOnce.length > 0) {
     try {
-      await executor.apply(plan.atOnce);
+      await executor.apply(plan.atOnce, []);
       say(`applied at once: ${plan.atOnce.length} change(s)`);
     } catch (error) {
       stop("the changes that go at once failed", error, plan.steps);
@@ -105,4 +120,10 @@ export async function runDeploy(plan: DeployPlan, executor: DeployExecutor, say:
       );
     }
   }
+  try {
+    await executor.applyAll();
+  } catch (error) {
+    stop("every droplet had its turn, but applying the whole configuration failed", error, []);
+  }
+  say("applied the whole configuration: nothing left to change");
 }

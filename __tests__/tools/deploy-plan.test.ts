@@ -1,6 +1,6 @@
 import { planChanges } from "../../tools/changes";
 import { DeployExecutor, DeployStopped, runDeploy } from "../../tools/deploy";
-import { planDeploy, RunningRoles, targetedConfiguration } from "../../tools/deploy-plan";
+import { outdatedDroplets, planDeploy, primaryRecordAddress, RunningRoles, targetedConfiguration } from "../../tools/deploy-plan";
 import { synthFromVariables as synth } from "../helpers";
 
 /** The deploy of a change from `from` to `from` + `change`, with the running roles given. */
@@ -47,12 +47,7 @@ describe("the order of a deploy", () => {
     const plan = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
     const targets = Object.fromEntries(plan.steps.map((s) => [s.droplet, s.targets]));
     expect(targets["web-02"]).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_record\.dns_internal-web-02_/)]));
-    expect(targets["web-01"]).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/^digitalocean_record\.dns_internal-web-01_/),
-        expect.stringMatching(/^digitalocean_record\.dns_internal-mysql-primary_/),
-      ]),
-    );
+    expect(targets["web-01"]).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_record\.dns_internal-web-01_/)]));
     expect(targets["lb-01"]).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_reserved_ip_assignment\./)]));
   });
 
@@ -79,14 +74,65 @@ describe("the order of a deploy", () => {
     const after = synth({ ...PAIR, FOOBAR_IMAGE: "ubuntu-26-04-x64" });
     const changes = planChanges(before, after);
     const plan = planDeploy(after, changes, { primary: "web-01", masterLoadBalancer: "lb-01" });
-    const applied = [...plan.atOnce, ...plan.steps.flatMap((s) => s.targets)];
+    const applied = [...plan.atOnce, ...plan.steps.flatMap((s) => [...s.targets, ...(s.then ?? [])])];
     expect([...applied].sort()).toEqual(changes.map((c) => c.address).sort());
+  });
+
+  test("the primary's server hands its role over, and the primary record goes back after its turn, changed or not", () => {
+    const resize = deployOf({}, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-01" });
+    const replace = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
+    for (const plan of [resize, replace]) {
+      const primary = plan.steps.find((s) => s.role === "primary")!;
+      expect(primary.then).toEqual([expect.stringMatching(/^digitalocean_record\.dns_internal-mysql-primary_/)]);
+      expect(primary.targets).not.toContain(primary.then![0]);
+    }
+  });
+
+  test("a lone web server has nobody to hand the primary role to: its turn has no handover", () => {
+    const plan = deployOf({ FOOBAR_WEB_SERVERS: "1" }, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
+    const primary = plan.steps.find((s) => s.role === "primary")!;
+    expect(primary.handOver).toBeUndefined();
+    expect(primary.then).toBeUndefined();
+    expect(primary.targets).toContain(primaryRecordAddress(synth({ FOOBAR_WEB_SERVERS: "1" })));
   });
 
   test("roles that name no droplet of the configuration are refused, naming it", () => {
     expect(() => deployOf({}, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-09" })).toThrow(
       "the primary web-09 is not among the droplets (lb-01, web-01, web-02)",
     );
+  });
+});
+
+describe("settings that only user-data or SSH keys carry reach running droplets by a replacement in turn", () => {
+  const outdated = (change: Record<string, string>) =>
+    outdatedDroplets(synth(PAIR), synth({ ...PAIR, ...change })).map((a) =>
+      String(synth(PAIR).resource!.digitalocean_droplet![a.split(".")[1]!]!.name),
+    );
+
+  test("the HSTS header is the load balancers' alone", () => {
+    expect(outdated({ FOOBAR_HSTS_MAX_AGE: "600" }).sort()).toEqual(["lb-01", "lb-02"]);
+  });
+
+  test("the admin ranges (ufw) and an SSH key reach every droplet", () => {
+    const all = ["lb-01", "lb-02", "web-01", "web-02", "web-03"];
+    expect(outdated({ FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" }).sort()).toEqual(all);
+    expect(outdated({ FOOBAR_SSH_KEYS: "12345678" }).sort()).toEqual(all);
+  });
+
+  test("the application's settings reach the web servers too (the rollout is the quicker way), and a size is no user-data", () => {
+    expect(outdated({ FOOBAR_APP_COMMAND: "/usr/bin/true" }).sort()).toEqual(["web-01", "web-02", "web-03"]);
+    expect(outdated({ FOOBAR_SIZE: "s-2vcpu-4gb" })).toEqual([]);
+  });
+
+  test("planned with them as forced replacements, they are turns in the usual order", () => {
+    const before = synth(PAIR);
+    const after = synth({ ...PAIR, FOOBAR_HSTS_MAX_AGE: "600" });
+    const plan = planDeploy(after, planChanges(before, after, outdatedDroplets(before, after)), {
+      primary: "web-01",
+      masterLoadBalancer: "lb-02",
+    });
+    expect(order(plan)).toEqual(["lb-01:backup-load-balancer", "lb-02:master-load-balancer+address"]);
+    expect(plan.steps.every((s) => s.action === "replace")).toBe(true);
   });
 });
 
@@ -98,7 +144,9 @@ function recorder(failOn?: { action: keyof DeployExecutor; droplet: string }, dr
     if (failOn?.action === action && failOn.droplet === droplet) throw new Error(`${droplet} answers 503`);
   };
   const executor: DeployExecutor = {
-    apply: async (targets) => void calls.push(`apply ${targets.length}`),
+    apply: async (targets, replace) => void calls.push(`apply ${targets.length}${replace.length ? ` replacing ${replace.length}` : ""}`),
+    applyAll: async () => void calls.push("applyAll"),
+    primaryIs: async (d) => act("primaryIs", d),
     drained: async () => drained,
     switchPrimaryFrom: async (d) => (act("switchPrimaryFrom", d), "web-02"),
     moveAddressFrom: async (d) => (act("moveAddressFrom", d), "lb-02"),
@@ -112,14 +160,22 @@ function recorder(failOn?: { action: keyof DeployExecutor; droplet: string }, dr
 describe("running a deploy", () => {
   const plan = deployOf({}, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-01" });
 
-  test("each droplet in turn: hand over, drain, apply it alone, ready, readmit", async () => {
+  test("each droplet in turn: hand over, drain, apply it alone, ready, readmit; the primary's server takes its role back; then the whole", async () => {
     const { calls, executor } = recorder();
     await runDeploy(plan, executor);
     expect(calls).toEqual([
       ...["drain web-02", "apply 1", "ready web-02", "readmit web-02"],
-      ...["switchPrimaryFrom web-01", "drain web-01", "apply 1", "ready web-01", "readmit web-01"],
+      ...["switchPrimaryFrom web-01", "drain web-01", "apply 1", "ready web-01", "readmit web-01", "apply 1", "primaryIs web-01"],
       ...["drain lb-01", "apply 1", "ready lb-01", "readmit lb-01"],
+      "applyAll",
     ]);
+  });
+
+  test("a replacement names its droplet to replace (a setting user-data carries changes no argument Terraform sees)", async () => {
+    const { calls, executor } = recorder();
+    await runDeploy(deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" }), executor);
+    expect(calls.filter((c) => c.startsWith("apply ")).every((c) => c.endsWith("replacing 1") || c === "apply 1")).toBe(true);
+    expect(calls.filter((c) => c.endsWith("replacing 1"))).toHaveLength(3);
   });
 
   test("it stops at the first droplet that does not come back, and touches none after it", async () => {
@@ -168,7 +224,7 @@ describe("a step's configuration (what `terraform apply -target` leaves)", () =>
           .filter((c) => c.type === "digitalocean_droplet")
           .map((c) => String(next.resource!.digitalocean_droplet![c.address.split(".")[1]!]!.name)),
       ).toEqual([step.droplet]);
-      current = next;
+      current = step.then ? targetedConfiguration(next, after, step.then) : next;
     }
     expect(planChanges(current, after)).toEqual([]);
     expect(Object.keys(current.resource!).sort()).toEqual(Object.keys(after.resource!).sort());
