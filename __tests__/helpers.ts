@@ -9,7 +9,8 @@ import { filesRunAtBoot, parseUserData } from "../cloud-init/cloud-config";
 import { FoobarStack } from "../constructs";
 import { synthesize } from "../main";
 import { DEFAULT_SETTINGS, loadSettings, Settings } from "../settings";
-import { synthesisVariables, TerraformJson } from "../tools/changes";
+import { TerraformJson } from "../tools/changes";
+import { synthesisVariables } from "../tools/changes-table";
 
 /** The synthesized Terraform JSON of a whole stack, loosely typed for assertions. */
 export interface StackJson extends TerraformJson {

@@ -49,6 +49,8 @@ export interface DeployStep {
    * a replaced server's new address does not point at it while it boots).
    */
   readonly then?: readonly string[];
+  /** With `then`: the web server the configuration names primary, waited for as the writable primary after it. */
+  readonly primaryAfter?: string;
 }
 
 /** A whole deploy. */
@@ -99,6 +101,12 @@ export function outdatedDroplets(before: TerraformJson, after: TerraformJson): s
 /** Droplet arguments whose change disturbs the droplet: `size` powers it off to resize it. */
 const DISRUPTIVE_UPDATES: readonly string[] = ["size"];
 
+/** Whether a change takes a droplet out of service: its replacement, or a resize. */
+export function disturbsDroplet(change: ResourceChange): boolean {
+  if (change.type !== DROPLET) return false;
+  return change.action === "replace" || (change.action === "update" && change.arguments.some((a) => DISRUPTIVE_UPDATES.includes(a)));
+}
+
 function roleOf(name: string, roles: RunningRoles, loadBalancers: number): DeployRole {
   if (haproxyServerName(name)) return name === roles.primary ? "primary" : "replica";
   if (loadBalancers < 2) return "only-load-balancer";
@@ -132,10 +140,7 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
   }
   // The stack's droplets are web servers and load balancers.
   const loadBalancers = droplets.filter((name) => !haproxyServerName(name)).length;
-  const disruptive = changes.filter(
-    (c) =>
-      c.type === DROPLET && (c.action === "replace" || (c.action === "update" && c.arguments.some((a) => DISRUPTIVE_UPDATES.includes(a)))),
-  );
+  const disruptive = changes.filter(disturbsDroplet);
   const turns = disruptive
     .map((c) => {
       const name = String(configOf(after, c.address).name);
@@ -153,6 +158,10 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
   const primaryTurn = turns.findIndex((turn) => turn.role === "primary");
   const handsOver = primaryTurn >= 0 && droplets.filter((name) => haproxyServerName(name)).length > 1;
   const primaryRecord = primaryRecordAddress(after);
+  const named = primaryRecord
+    ? [...referencedResources(configOf(after, primaryRecord))].find((a) => a.startsWith(`${DROPLET}.`))
+    : undefined;
+  const primaryAfter = named ? String(configOf(after, named).name) : undefined;
   // A change that depends on a droplet's turn waits for the last of those turns: `-target` on it
   // earlier would take that droplet along.
   const atOnce: string[] = [];
@@ -170,7 +179,9 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
       address: turn.address,
       role: turn.role,
       action: turn.action,
-      ...(index === primaryTurn && handsOver ? { handOver: "primary" as const, then: primaryRecord ? [primaryRecord] : [] } : {}),
+      ...(index === primaryTurn && handsOver
+        ? { handOver: "primary" as const, then: primaryRecord ? [primaryRecord] : [], ...(primaryAfter ? { primaryAfter } : {}) }
+        : {}),
       ...(turn.role === "master-load-balancer" ? { handOver: "address" as const } : {}),
       targets: waiting[index]!,
     })),
@@ -204,4 +215,54 @@ export function targetedConfiguration(before: TerraformJson, after: TerraformJso
   }
   for (const address of taken) if (declares(after, address)) put(address, configOf(after, address));
   return { ...after, resource };
+}
+
+/** What a step costs the site, in a few words (the lab's deploy checks measure it). */
+export function stepCost(step: DeployStep): string {
+  const out = step.action === "replace" ? "replaced, out of rotation while it boots" : "powered off, resized and on again";
+  switch (step.role) {
+    case "replica":
+      return `${out}; no request fails`;
+    case "primary":
+      return step.handOver
+        ? `${out}, after the primary role moves to a replica (and back after): writes refused for a few seconds, twice; no request fails`
+        : `${out}: **the only web server: the site is down meanwhile**`;
+    case "backup-load-balancer":
+      return `${out} (it holds no address); no request fails`;
+    case "master-load-balancer":
+      return `${out}, after the site's address moves to its peer; no request fails`;
+    case "only-load-balancer":
+      return `${out}: **the site is down meanwhile** (one load balancer; \`FOOBAR_LOAD_BALANCERS=2\` avoids it)`;
+  }
+}
+
+/** The plan, as the deploy prints it before it asks: what goes at once, then each droplet's turn and its cost. */
+export function describeDeploy(plan: DeployPlan): string[] {
+  return [
+    `${plan.atOnce.length} change(s) at once, disturbing no droplet${plan.atOnce.length ? `: ${plan.atOnce.join(", ")}` : ""}`,
+    `${plan.steps.length} droplet(s) in turn${plan.steps.length ? ":" : ""}`,
+    ...plan.steps.map((step, i) => `  ${i + 1}. ${step.droplet} (${step.role}): ${stepCost(step)}`),
+  ];
+}
+
+/**
+ * The deploy in one cell of the table of changes (docs/day-two.md).
+ *
+ * @param refused the protected resources the change would destroy: the deploy stops first, as Terraform does.
+ */
+export function summarizeDeploy(plan: DeployPlan, refused: readonly string[] = []): string {
+  if (refused.length > 0) return `stops before any change, as Terraform does (${refused.join(", ")} protected)`;
+  if (plan.steps.length === 0) return plan.atOnce.length > 0 ? "all at once: it disturbs no droplet" : "nothing to apply";
+  const turns = plan.steps.map((step) => {
+    const done = step.action === "replace" ? "replaced" : "resized";
+    if (step.role === "primary")
+      return step.handOver
+        ? `${step.droplet} ${done} after a switchover (writes pause twice, a few seconds each)`
+        : `${step.droplet} ${done} (**the site is down meanwhile**)`;
+    if (step.role === "master-load-balancer") return `${step.droplet} ${done} after the address moves to its peer`;
+    if (step.role === "only-load-balancer") return `${step.droplet} ${done} last (**the site is down while it boots**)`;
+    return `${step.droplet} ${done}`;
+  });
+  const costly = plan.steps.some((step) => step.role === "only-load-balancer" || (step.role === "primary" && !step.handOver));
+  return `${plan.atOnce.length > 0 ? `${plan.atOnce.length} change(s) at once, then ` : ""}one droplet at a time: ${turns.join(", ")}${costly ? "" : "; no request fails"}`;
 }

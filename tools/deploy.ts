@@ -30,7 +30,7 @@ export interface DeployExecutor {
   drained(): Promise<readonly string[]>;
   /** Hands the primary role to the freshest healthy replica (a planned switchover); resolves with its name. */
   switchPrimaryFrom(droplet: string): Promise<string>;
-  /** Waits until this web server is the writable primary (after the primary record named it again). */
+  /** Waits until this web server is the writable primary (after the primary record named it). */
   primaryIs(droplet: string): Promise<void>;
   /** Hands the site's address to the other load balancer of the pair; resolves with its name. */
   moveAddressFrom(droplet: string): Promise<string>;
@@ -79,8 +79,9 @@ async function turn(step: DeployStep, executor: DeployExecutor, say: (line: stri
   say(`${step.droplet}: healthy and back in rotation`);
   if (step.then) {
     await executor.apply(step.then, []);
-    await executor.primaryIs(step.droplet);
-    say(`${step.droplet}: the primary again`);
+    const primary = step.primaryAfter ?? step.droplet;
+    await executor.primaryIs(primary);
+    say(`${primary}: the primary, as the configuration names it`);
   }
 }
 

@@ -16,7 +16,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 
 import { FAILOVER_TOKEN_TERRAFORM_VARIABLE } from "../settings";
-import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, SAMPLE_CHANGES, SampleChange, TerraformJson } from "./changes";
+import { ChangeAction, planChanges, protectedVolumesAtRisk, ResourceChange, TerraformJson } from "./changes";
+import { SAMPLE_CHANGES, SampleChange } from "./changes-table";
 import {
   mergePlan,
   PlanJson,

@@ -49,7 +49,7 @@ export interface Release {
 }
 
 /** The HAProxy backend that holds the web servers (haproxy.ts). */
-const BACKEND = "web_servers";
+export const BACKEND = "web_servers";
 /** How long a server may take to become healthy again, in seconds. */
 export const HEALTHY_WITHIN_SECONDS = 90;
 
@@ -67,7 +67,7 @@ export function shellQuote(text: string): string {
 }
 
 /** A script that sends one command to HAProxy's admin socket and prints the answer. */
-function haproxyCommand(command: string): string {
+export function haproxyCommand(command: string): string {
   const python = [
     "import socket, sys",
     "s = socket.socket(socket.AF_UNIX)",
@@ -136,7 +136,8 @@ function serverState(target: RolloutTarget, loadBalancer: string, name: string):
   return { status: row[17] ?? "", sessions: Number(row[4] ?? 0) };
 }
 
-async function until<T>(what: string, seconds: number, probe: () => T | undefined): Promise<T> {
+/** Polls `probe` every half second until it returns a value; throws `<what> not within <seconds> s`. */
+export async function until<T>(what: string, seconds: number, probe: () => T | undefined): Promise<T> {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const value = probe();

@@ -45,6 +45,7 @@ export interface PlannedChange {
   readonly provider_name: string;
   readonly change: {
     readonly actions: readonly string[];
+    readonly before?: unknown;
     readonly after?: unknown;
     readonly after_unknown?: unknown;
     readonly after_sensitive?: unknown;
@@ -337,6 +338,21 @@ export function stateDocument(state: ReadonlyMap<string, StateResource>, terrafo
   return { version: 4, terraform_version: terraformVersion, serial: 1, lineage, outputs: {}, resources, check_results: null };
 }
 
+/** A copy of a configuration without these lifecycle arguments on any resource. */
+export function withoutLifecycle(stack: TerraformJson, strip: readonly ("ignore_changes" | "prevent_destroy")[]): TerraformJson {
+  const copy = JSON.parse(JSON.stringify(stack)) as TerraformJson;
+  for (const byName of Object.values(copy.resource ?? {})) {
+    for (const config of Object.values(byName)) {
+      const lifecycle = config.lifecycle as Record<string, unknown> | undefined;
+      if (!lifecycle) continue;
+      for (const argument of strip) delete lifecycle[argument];
+      // An empty lifecycle block says nothing: leave none rather than `"lifecycle": {}`.
+      if (Object.keys(lifecycle).length === 0) delete config.lifecycle;
+    }
+  }
+  return copy;
+}
+
 /**
  * A configuration ready for a folder of its own: a local state in that
  * folder (a Spaces backend, too, would reach the network), the DigitalOcean
@@ -349,19 +365,10 @@ export function prepareConfig(
   providerVersion: string | undefined,
   strip: readonly ("ignore_changes" | "prevent_destroy")[] = [],
 ): TerraformJson {
-  const copy = JSON.parse(JSON.stringify(stack)) as TerraformJson & {
+  const copy = withoutLifecycle(stack, strip) as TerraformJson & {
     terraform: { backend?: unknown; required_providers: Record<string, { version?: string }> };
   };
   copy.terraform.backend = { local: { path: "terraform.tfstate" } };
   if (providerVersion !== undefined) copy.terraform.required_providers.digitalocean!.version = providerVersion;
-  for (const byName of Object.values(copy.resource ?? {})) {
-    for (const config of Object.values(byName)) {
-      const lifecycle = config.lifecycle as Record<string, unknown> | undefined;
-      if (!lifecycle) continue;
-      for (const argument of strip) delete lifecycle[argument];
-      // An empty lifecycle block says nothing: leave none rather than `"lifecycle": {}`.
-      if (Object.keys(lifecycle).length === 0) delete config.lifecycle;
-    }
-  }
   return copy;
 }

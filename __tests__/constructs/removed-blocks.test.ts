@@ -2,7 +2,8 @@ import { Testing } from "cdktf";
 
 import { FoobarStack } from "../../constructs";
 import { loadSettings } from "../../settings";
-import { RemovedBlock, synthesisVariables, TerraformJson } from "../../tools/changes";
+import { RemovedBlock, TerraformJson } from "../../tools/changes";
+import { synthesisVariables } from "../../tools/changes-table";
 
 function synth(variables: Readonly<Record<string, string>> = {}): TerraformJson {
   return JSON.parse(Testing.synth(new FoobarStack(Testing.app(), "test", loadSettings(synthesisVariables(variables))))) as TerraformJson;

@@ -18,6 +18,7 @@ function droplet(name: string, id: string, n: number, tags: string[]): LabDrople
     privateIpv4: `10.10.10.${2 + n}`,
     userData: "",
     volumes: [],
+    sshKeys: [],
   };
 }
 

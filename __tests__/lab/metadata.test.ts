@@ -21,6 +21,7 @@ const web: LabDroplet = {
   privateIpv4: "10.10.10.3",
   userData: "#cloud-config\npackages: [nginx]\n",
   volumes: [],
+  sshKeys: [],
 };
 const stack = { vpc: { ipRange: "10.10.10.0/24" }, droplets: [web] } as unknown as LabStack;
 const metadata = dropletMetadata(stack, web, 24);

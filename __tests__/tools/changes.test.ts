@@ -1,7 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
 
-import { changesTable, planChanges, protectedVolumesAtRisk, summarizeChanges, TerraformJson } from "../../tools/changes";
+import { planChanges, protectedVolumesAtRisk, summarizeChanges, TerraformJson } from "../../tools/changes";
+import { changesTable } from "../../tools/changes-table";
 import { FORCE_NEW_ARGUMENTS } from "../../tools/force-new";
 import { resourcesOf, synthFromVariables as synth, synthStack } from "../helpers";
 
