@@ -8,11 +8,13 @@
  *          (lab/checks/; with FOOBAR_LOAD_BALANCERS=2, lab/checks/pair.ts), always down;
  *          exit non-zero if a check failed
  *   check  [group]: run the checks that fit the lab that is already up (no up/down), or one group of them
- *          (base, database, backups, scaling, pair, pair-scaling)
+ *          (base, database, backups, scaling, pair, deploy, pair-scaling)
  *   fault  <droplet> <kind> [unit|ms|droplet]: inject one fault into the lab that is up (see faults.ts)
  *   apply  [--replace <droplet>]...: change the lab that is up to what the settings synthesize now, like
  *          `terraform apply [-replace=…]` (see apply.ts)
  *   rollout  take FOOBAR_APP_DIR / FOOBAR_APP_COMMAND to every web server in turn, like `npm run rollout`
+ *   deploy   change the lab that is up to what the settings synthesize now, like `npm run deploy`: what disturbs
+ *            no droplet at once, then every droplet to replace or resize in turn (see emulations/deploy.ts)
  *
  * Environment: the stack's FOOBAR_* settings (the lab overrides only the ACME
  * directory, its CA file, the admin CIDRs and the failover token), FOOBAR_LAB_CACHE,
@@ -20,7 +22,7 @@
  * long the emulated API takes to move a reserved IP; default 1000).
  */
 import { isLoadBalancer } from "../names";
-import { backupChecks, Check, checks, databaseChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
+import { backupChecks, Check, checks, databaseChecks, deployChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
 import { httpsOn, siteUrl } from "./checks/helpers";
 import { parseFault } from "./faults";
 import { preflight } from "./host/preflight";
@@ -28,12 +30,12 @@ import { baseCached } from "./host/rootfs";
 import { log } from "./host/shell";
 import { recordTiming } from "./host/timings";
 import { attachRunning, down, Lab, leftovers, up } from "./lab";
-import { ACME_NS, CLIENT_NS, UPLINK_ADDRESS } from "./settings";
+import { ACME_NS, CLIENT_NS, PAIR_SETTINGS, UPLINK_ADDRESS } from "./settings";
 
 let interrupted = false;
 
 const USAGE =
-  "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check [group]|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout]";
+  "usage: ts-node lab/cli.ts [up|down|test [default|pair]|check [group]|fault <droplet> <kind> [unit|ms|droplet]|apply [--replace <droplet>]...|rollout|deploy]";
 
 async function main(argv: string[]): Promise<number> {
   const command = argv[0] ?? "up";
@@ -45,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
         : command === "test" || command === "check"
           ? argv.length <= 2
           : argv.length <= 1;
-  if (!argsAllowed || !["up", "down", "test", "check", "fault", "apply", "rollout"].includes(command)) {
+  if (!argsAllowed || !["up", "down", "test", "check", "fault", "apply", "rollout", "deploy"].includes(command)) {
     console.error(USAGE);
     return 2;
   }
@@ -87,6 +89,12 @@ async function main(argv: string[]): Promise<number> {
   if (command === "rollout") {
     const lines = await attachRunning().rollout(process.env, (line) => log(`rollout: ${line}`));
     console.log(`rollout: done, ${lines.length} web server(s) on the new release`);
+    return 0;
+  }
+  if (command === "deploy") {
+    const started = Date.now();
+    await attachRunning().deploy(process.env, (line) => log(line));
+    console.log(`deploy: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return 0;
   }
   if (command === "check") {
@@ -146,9 +154,14 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** What `test` boots, in order: the operator's settings, then the same with a load balancer pair. */
-const CONFIGURATIONS: readonly { name: string; what: string; env: Record<string, string>; checks: readonly Check[] }[] = [
+const CONFIGURATIONS: readonly { name: string; what: string; env: Readonly<Record<string, string>>; checks: readonly Check[] }[] = [
   { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks] },
-  { name: "pair", what: "FOOBAR_LOAD_BALANCERS=2", env: { FOOBAR_LOAD_BALANCERS: "2" }, checks: [...pairChecks, ...pairScalingChecks] },
+  {
+    name: "pair",
+    what: "FOOBAR_LOAD_BALANCERS=2, SSH also from lab-api",
+    env: PAIR_SETTINGS,
+    checks: [...pairChecks, ...deployChecks, ...pairScalingChecks],
+  },
 ];
 
 /** The checks by group, for `check <group>` against a lab that is up (each group expects the state the ones before it leave). */
@@ -158,6 +171,7 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
   backups: backupChecks,
   scaling: scalingChecks,
   pair: pairChecks,
+  deploy: deployChecks,
   "pair-scaling": pairScalingChecks,
 };
 

@@ -12,6 +12,7 @@ import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stop
 import { apiDelayMs, apiLogFile, startApi, stopApi } from "./emulations/api";
 import { applyChanges, ApplyReport } from "./emulations/apply";
 import { createBackupIdentity } from "./emulations/backup-identity";
+import { labDeploy } from "./emulations/deploy";
 import { failNames, startDns, stopDns } from "./emulations/dns";
 import {
   bootDroplet,
@@ -108,6 +109,11 @@ export interface Lab {
    * apply` (see apply.ts); `replace` names droplets to replace regardless.
    */
   apply(env: NodeJS.ProcessEnv, replace?: readonly string[]): Promise<ApplyReport>;
+  /**
+   * `npm run deploy` against the lab: what `env` synthesizes, the disruptive
+   * changes one droplet at a time (see emulations/deploy.ts); `say` hears each step.
+   */
+  deploy(env: NodeJS.ProcessEnv, say: (line: string) => void): Promise<void>;
   /** How many certificate orders the lab's ACME CA has taken since `up`. */
   acmeOrders(): number;
   /** The loop device of a volume the lab created (kept or forgotten by Terraform alike), undefined if none. */
@@ -116,6 +122,8 @@ export interface Lab {
   rollout(env: NodeJS.ProcessEnv, progress?: (line: string) => void): Promise<string[]>;
   /** `npm run restore`'s target in the lab: the web servers over SSH from the client namespace; `primary` is FOOBAR_DB_PRIMARY's. */
   restoreTarget(primary: string): RestoreTarget;
+  /** The admin's private SSH key (a host path: the operator's machine). */
+  readonly adminKey: string;
   /** The age identity the lab's backups are encrypted to (a host path: the operator's machine). */
   readonly backupIdentity?: string;
   /** Runs a bash script as root on a droplet over SSH from the client namespace (the admin's machine), `input` on its stdin. */
@@ -163,7 +171,13 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
     // The stack embeds the CA of pebble's HTTPS certificate: make it first.
     const acmeFiles = createAcmeCertificates(state);
     state.failoverToken = makeLabToken();
-    const overrides = labOverrides(acmeDirectoryUrl(), acmeFiles.serverCaFile, state.failoverToken, createBackupIdentity(state));
+    const overrides = labOverrides(
+      acmeDirectoryUrl(),
+      acmeFiles.serverCaFile,
+      state.failoverToken,
+      createBackupIdentity(state),
+      env.FOOBAR_ADMIN_CIDRS,
+    );
     state.synthDir = path.join(stateDir(), "synth");
     saveState(state);
     const tf = synthesizeStack(state.synthDir, env, overrides);
@@ -348,6 +362,7 @@ function attach(state: LabState): Lab {
       return found;
     },
     apply: (env, replace = []) => applyChanges(state, env, replace, () => false),
+    deploy: (env, say) => labDeploy(state, env, say),
     acmeOrders: () => ordersPlaced(state),
     volumeDevice: (name) => state.volumes?.[name]?.loop,
     rollout: (env, progress) => {
@@ -366,6 +381,7 @@ function attach(state: LabState): Lab {
     },
     ssh: (name, script, input) => sshFromClient(state, lab.droplet(name).publicIpv4, script, input),
     backupIdentity: state.backupIdentity?.file,
+    adminKey: state.adminKey ?? "",
     restoreTarget: (primary) => {
       const webs = state.stack!.droplets.filter((d) => haproxyServerName(d.name) !== undefined);
       const droplet = (label: string) => webs.find((d) => haproxyServerName(d.name) === label)!;

@@ -177,3 +177,10 @@ export function dropletSlot(dropletName: string): number {
 export function dropletNamespace(dropletName: string): string {
   return DROPLET_NS_PREFIX + dropletName;
 }
+
+/**
+ * The pair configuration's settings (`npm run test:lab`'s second lab): two
+ * load balancers, and SSH allowed from the API emulator's namespace as well
+ * as the client's (a range the deploy checks remove).
+ */
+export const PAIR_SETTINGS: Readonly<Record<string, string>> = { FOOBAR_LOAD_BALANCERS: "2", FOOBAR_ADMIN_CIDRS: `${API_ADDRESS}/32` };

@@ -12,6 +12,7 @@
 export { backupChecks } from "./backups";
 export { checks } from "./base";
 export { databaseChecks } from "./database";
+export { deployChecks } from "./deploy";
 export type { Check } from "./helpers";
 export { pairChecks } from "./pair";
 export { pairScalingChecks, scalingChecks } from "./scaling";

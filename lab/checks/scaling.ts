@@ -8,6 +8,7 @@
 import { spawnSync } from "node:child_process";
 
 import type { Lab } from "../lab";
+import { deployedSettings } from "./deploy";
 import { Check, siteUrl, sql, underLoad, waitFor } from "./helpers";
 
 /** The site's reserved IP and the droplet that holds it now. */
@@ -108,7 +109,7 @@ export const pairScalingChecks: Check[] = [
     name: "pair: FOOBAR_LOAD_BALANCERS from 2 to 1 under a continuous HTTPS client: lb-02 goes, its certificate volume stays (Terraform forgets it), the address ends on lb-01, and the site answers throughout",
     async run(lab) {
       const before = siteAddressHolder(lab);
-      const settings = { ...process.env, FOOBAR_LOAD_BALANCERS: "1" };
+      const settings = { ...deployedSettings(), FOOBAR_LOAD_BALANCERS: "1" };
       const { result: report, total, failed, byStatus } = await underLoad(lab, siteUrl(lab), () => lab.apply(settings));
       if (report.deleted.join() !== "lb-02" || report.replaced.length + report.created.length > 0)
         throw new Error(`apply should delete lb-02 only: ${report.lines.join("; ")}`);

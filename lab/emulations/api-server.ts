@@ -11,7 +11,9 @@ import * as https from "node:https";
 import { moveReservedIp, reservedIpHolders } from "../host/network";
 import { apiAnswer, ApiServerConfig, ApiState } from "./api";
 
-const config = JSON.parse(fs.readFileSync(process.argv[2] ?? "", "utf8")) as ApiServerConfig;
+const configFile = process.argv[2] ?? "";
+const readConfig = () => JSON.parse(fs.readFileSync(configFile, "utf8")) as ApiServerConfig;
+const config = readConfig();
 const state: ApiState = { holders: reservedIpHolders(), actions: [] };
 const line = (text: string) => process.stdout.write(`${new Date().toISOString()} ${text}\n`);
 
@@ -23,7 +25,16 @@ const server = https.createServer({ cert: fs.readFileSync(config.certFile), key:
     const body = Buffer.concat(chunks).toString("utf8");
     // The holders file is the network's truth (the lab's own moves write it too).
     state.holders = reservedIpHolders();
-    const answer = apiAnswer(config, state, request.method ?? "GET", request.url ?? "/", request.headers.authorization, body, new Date());
+    // The droplets change when the lab applies a replacement (api.ts `updateApiDroplets`): read them afresh.
+    const answer = apiAnswer(
+      { ...config, droplets: readConfig().droplets },
+      state,
+      request.method ?? "GET",
+      request.url ?? "/",
+      request.headers.authorization,
+      body,
+      new Date(),
+    );
     response.writeHead(answer.status, { "Content-Type": "application/json" });
     response.end(JSON.stringify(answer.body));
     line(`${from} ${request.method} ${request.url} ${body.length > 0 ? body + " " : ""}${answer.status}`);

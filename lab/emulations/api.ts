@@ -230,6 +230,15 @@ export async function startApi(
   log(`api: https://${API_HOST_NAME}/v2/reserved_ips at ${API_ADDRESS} in ${API_NS}, pid ${child.pid}, moves take ${options.delayMs} ms`);
 }
 
+/** Tells a running API emulator the droplets of the stack now (a replaced droplet has a new id). */
+export function updateApiDroplets(state: LabState): void {
+  if (!state.api || !state.stack) return;
+  const configFile = path.join(state.api.dir, "config.json");
+  const config = JSON.parse(fs.readFileSync(configFile, "utf8")) as ApiServerConfig;
+  const droplets = state.stack.droplets.map((d) => ({ id: Number(d.id), name: d.name }));
+  fs.writeFileSync(configFile, JSON.stringify({ ...config, droplets }), { mode: 0o600 });
+}
+
 /** Stops the API emulator (by its recorded PID) and deletes its files; returns what it did. */
 export async function stopApi(state: LabState): Promise<string[]> {
   const removed = await stopServer(state.api, "node", "API emulator");

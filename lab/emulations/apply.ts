@@ -37,6 +37,7 @@ import { log, sleep } from "../host/shell";
 import { LabState, saveState } from "../host/state";
 import { labComputedValues, labFirewall } from "../lab";
 import { bootTimeoutSeconds, dropletNamespace, PUBLIC_RANGE, stateDir } from "../settings";
+import { updateApiDroplets } from "./api";
 import { updateDns } from "./dns";
 import { bootDroplet, cloudInitReport, containerInit, powerOff, powerOn, prepareDroplet, removeDisk, waitForCloudInit } from "./droplets";
 import { startMetadata, stopMetadata } from "./metadata";
@@ -85,6 +86,7 @@ export function synthesizeNext(state: LabState, env: NodeJS.ProcessEnv): Terrafo
     state.acme.endpoints.serverCaFile,
     state.failoverToken ?? "",
     state.backupIdentity?.recipient,
+    env.FOOBAR_ADMIN_CIDRS,
   );
   return synthesizeStack(path.join(stateDir(), "synth-next"), env, overrides) as TerraformJson;
 }
@@ -194,6 +196,7 @@ export async function applyConfiguration(
   applyMetadataSwitchRules(stack.droplets.map((d) => d.name));
   await stopMetadata(state);
   await startMetadata(state, stack, Number(PUBLIC_RANGE.split("/")[1]));
+  updateApiDroplets(state);
   for (const volume of stack.volumes) createVolume(state, volume);
   updateDns(state, stack.records);
   updateClientHosts(stack.records);

@@ -44,7 +44,7 @@ export function prepareDroplet(state: LabState, base: string, droplet: LabDrople
   fs.writeFileSync(path.join(seed, "meta-data"), `instance-id: ${instanceId}\nlocal-hostname: ${droplet.name}\n`);
   // Byte for byte what DigitalOcean would hand the droplet; it may hold secrets.
   fs.writeFileSync(path.join(seed, "user-data"), droplet.userData, { mode: 0o600 });
-  installAdminKey(state, merged);
+  installAdminKey(state, merged, droplet.sshKeys);
   installLabCa(state, merged);
   return record;
 }

@@ -30,20 +30,22 @@ type Environment = Readonly<Record<string, string | undefined>>;
  *
  * @param acmeDirectoryUrl the lab pebble's directory.
  * @param acmeCaFile PEM of the CA that signed pebble's HTTPS certificate.
+ * @param operatorAdminCidrs FOOBAR_ADMIN_CIDRS as the settings have it: SSH is allowed from there too.
  */
 export function labOverrides(
   acmeDirectoryUrl: string,
   acmeCaFile: string,
   failoverToken: string,
   backupRecipient?: string,
+  operatorAdminCidrs?: string,
 ): Record<string, string> {
   return {
     // Backups on, to the lab's Spaces (spaces.ts), encrypted to an identity the lab made (backup-identity.ts).
     ...(backupRecipient ? { FOOBAR_BACKUP_BUCKET: LAB_BACKUP_BUCKET, FOOBAR_BACKUP_RECIPIENT: backupRecipient } : {}),
     FOOBAR_ACME_DIRECTORY_URL: acmeDirectoryUrl,
     FOOBAR_ACME_CA_FILE: acmeCaFile,
-    // SSH from the client namespace, the lab's stand-in for the admin's machine.
-    FOOBAR_ADMIN_CIDRS: `${CLIENT_ADDRESS}/32`,
+    // SSH from the client namespace, the lab's stand-in for the admin's machine, and from what the settings add.
+    FOOBAR_ADMIN_CIDRS: [`${CLIENT_ADDRESS}/32`, ...(operatorAdminCidrs ? [operatorAdminCidrs] : [])].join(","),
     // The token the lab's API emulator accepts; used only with FOOBAR_LOAD_BALANCERS=2.
     [SETTINGS.failoverToken.variable]: failoverToken,
   };

@@ -24,6 +24,8 @@ export interface LabDroplet {
   readonly privateIpv4: string;
   /** The resolved user-data, byte for byte what the droplet would receive. */
   readonly userData: string;
+  /** The account SSH keys (ids or fingerprints) DigitalOcean installs for root (`ssh_keys`). */
+  readonly sshKeys: readonly string[];
   /** Names of the volumes attached at creation (`volume_ids`). */
   readonly volumes: readonly string[];
 }
@@ -374,6 +376,7 @@ export function resolveStack(tf: TerraformJson, computed: ComputedValues): LabSt
       publicIpv4: attrs.ipv4_address!,
       privateIpv4: attrs.ipv4_address_private!,
       userData: optStr(config.user_data, `${where}.user_data`) ?? "",
+      sshKeys: config.ssh_keys === undefined ? [] : list(config.ssh_keys, `${where}.ssh_keys`),
       volumes: list(config.volume_ids, `${where}.volume_ids`).map((id) => {
         const volume = volumes.find((v) => v.id === id);
         if (!volume) throw new Error(`${where}.volume_ids holds ${id}, which is not a volume of the stack`);
