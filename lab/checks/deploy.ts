@@ -27,22 +27,31 @@ interface DeployRun {
   /** Its figures, for the check's evidence. */
   readonly figures: string;
   readonly failedRequests: number;
+  /** Writes refused outside the primary's turn (from the end of the turn before it to its server being primary again, 5 s after). */
+  readonly refusedOutsideSwitchovers: number;
+}
+
+/** Deploys `change` on top of the earlier pair checks' settings, under a client and a writer. */
+function deployPair(lab: Lab, change: Record<string, string>): Promise<DeployRun> {
+  Object.assign(deployed, change);
+  return deployUnderLoad(lab, deployedSettings(), Object.keys(change).join(","));
 }
 
 /**
- * Deploys `change` (on top of the earlier checks' settings) under a client
- * and a writer; fails on two writable servers or an acknowledged write lost.
+ * Deploys what `env` synthesizes under a client and a writer; fails on two
+ * writable servers or an acknowledged write lost.
  */
-async function deployUnderLoad(lab: Lab, change: Record<string, string>): Promise<DeployRun> {
-  Object.assign(deployed, change);
+async function deployUnderLoad(lab: Lab, env: NodeJS.ProcessEnv, label: string): Promise<DeployRun> {
   const client = continuousClient(lab, siteUrl(lab));
-  const w = writer(lab, `deploy ${Object.keys(change).join(",")}`);
+  const w = writer(lab, `deploy ${label}`);
   const sampler = sampleWritable(lab);
   const lines: string[] = [];
+  const said: number[] = [];
   const started = Date.now();
   const settled = await lab
-    .deploy(deployedSettings(), (line) => {
+    .deploy(env, (line) => {
       lines.push(line);
+      said.push(Date.now());
       log(line);
     })
     .then(
@@ -57,10 +66,20 @@ async function deployUnderLoad(lab: Lab, change: Record<string, string>): Promis
   if (settled) throw new Error(`the deploy stopped after ${seconds.toFixed(0)} s (${traffic}): ${settled.message}`);
   const lost = nothingLost(lab, currentPrimary(lab), writes, sampled);
   const pause = writePause(writes, started);
+  // The primary's turn: from the line that ended the turn before it (or the start) to the line that says the
+  // configured primary is writable again, plus the writer's 5 s timeout.
+  const back = lines.findIndex((line) => line.endsWith(": the primary, as the configuration names it"));
+  const moved = lines.findIndex((line) => line.includes(": the primary role moved to "));
+  const ended = lines.map((line, i) => (line.endsWith(": healthy and back in rotation") && i < moved ? i : -1));
+  const before = Math.max(-1, ...ended);
+  const window = back < 0 ? undefined : { from: before < 0 ? started : said[before]!, to: said[back]! + 5000 };
+  const refused = writes.filter((x) => x.code !== "201");
+  const outside = refused.filter((x) => !window || x.at < window.from || x.at > window.to).length;
   return {
     lines,
     failedRequests: requests.failed,
-    figures: `deploy took ${seconds.toFixed(1)} s; ${traffic}; ${writeFigures(writes, lost, sampled)}; longest pause between acknowledged writes ${(pause / 1000).toFixed(1)} s`,
+    refusedOutsideSwitchovers: outside,
+    figures: `deploy took ${seconds.toFixed(1)} s; ${traffic}; ${writeFigures(writes, lost, sampled)}; longest pause between acknowledged writes ${(pause / 1000).toFixed(1)} s; ${outside} writes refused outside the primary's turn`,
   };
 }
 
@@ -69,13 +88,14 @@ function turns(run: DeployRun, action: "replaced" | "resized"): string[] {
   return run.lines.map((line) => new RegExp(`^(\\S+): ${action} `).exec(line)?.[1]).filter((name): name is string => name !== undefined);
 }
 
-/** Fails unless every droplet had its turn with `action`, and no request failed. */
+/** Fails unless every droplet had its turn with `action`, no request failed and no write was refused but in the primary's turn. */
 function everyDroplet(lab: Lab, run: DeployRun, action: "replaced" | "resized"): string {
   const done = turns(run, action);
   const all = lab.stack.droplets.map((d) => d.name).sort();
   if ([...done].sort().join() !== all.join())
     throw new Error(`${action}: ${done.join(", ") || "none"}, expected ${all.join(", ")}; ${run.figures}`);
   if (run.failedRequests > 0) throw new Error(`${run.failedRequests} requests failed: ${run.figures}`);
+  if (run.refusedOutsideSwitchovers > 0) throw new Error(`writes were refused outside the primary's turn: ${run.figures}`);
   return `${action} in turn: ${done.join(" → ")}; ${run.figures}`;
 }
 
@@ -156,7 +176,7 @@ export const deployChecks: Check[] = [
     {
       name: "deploy: FOOBAR_SIZE changed under a client and a writer: every droplet powered off and on in turn (replicas, the primary after a switchover, the backup load balancer, the master after the address moves), 0 failed requests, 0 acknowledged writes lost",
       async run(lab) {
-        return everyDroplet(lab, await deployUnderLoad(lab, { FOOBAR_SIZE: "s-2vcpu-4gb" }), "resized");
+        return everyDroplet(lab, await deployPair(lab, { FOOBAR_SIZE: "s-2vcpu-4gb" }), "resized");
       },
     },
     DIAGNOSTIC_UNITS,
@@ -167,7 +187,7 @@ export const deployChecks: Check[] = [
       async run(lab) {
         const primary = currentPrimary(lab);
         const before = access(lab);
-        const run = await deployUnderLoad(lab, {
+        const run = await deployPair(lab, {
           FOOBAR_IMAGE: "ubuntu-26-04-x64",
           FOOBAR_HSTS_MAX_AGE: "600",
           FOOBAR_ADMIN_CIDRS: `${NEW_ADMIN_SOURCE.address}/32`,
@@ -237,3 +257,25 @@ export const deployChecks: Check[] = [
     },
   },
 ];
+
+/**
+ * The default configuration's one load balancer replaced by the deploy (its
+ * HSTS setting changed): the one step that costs requests, counted. Run
+ * between the scaling checks, whose settings it keeps (two web servers,
+ * web-01 the primary).
+ */
+export const singleLoadBalancerDeploy: Check = withDiagnostics(
+  {
+    name: "deploy, one load balancer: FOOBAR_HSTS_MAX_AGE changed, lb-01 replaced last under a client and a writer; the failed requests counted (the site is down while it boots), 0 acknowledged writes lost",
+    async run(lab) {
+      const env = { ...process.env, FOOBAR_WEB_SERVERS: "2", FOOBAR_DB_PRIMARY: "web-01", FOOBAR_HSTS_MAX_AGE: "600" };
+      const run = await deployUnderLoad(lab, env, "one load balancer");
+      const replaced = turns(run, "replaced");
+      if (replaced.join() !== "lb-01") throw new Error(`replaced: ${replaced.join(", ") || "none"}, expected lb-01 alone; ${run.figures}`);
+      const hsts = hstsByLoadBalancer(lab)["lb-01"];
+      if (!hsts?.startsWith("max-age=600")) throw new Error(`lb-01 sends Strict-Transport-Security: ${hsts}; ${run.figures}`);
+      return `lb-01 replaced; ${run.figures}; lb-01 sends Strict-Transport-Security: ${hsts}`;
+    },
+  },
+  DIAGNOSTIC_UNITS,
+);

@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 
 import type { Lab } from "../lab";
-import { deployedSettings } from "./deploy";
+import { deployedSettings, singleLoadBalancerDeploy } from "./deploy";
 import { Check, siteUrl, sql, underLoad, waitFor } from "./helpers";
 
 /** The site's reserved IP and the droplet that holds it now. */
@@ -79,6 +79,7 @@ export const scalingChecks: Check[] = [
       return `web-01 writable ${(writable.ms / 1000).toFixed(1)} s after FOOBAR_DB_PRIMARY=web-01, ${count} rows on every server; then ${report.lines.join("; ")}; ${kept}; under load: ${total} requests, ${failed} failed`;
     },
   },
+  singleLoadBalancerDeploy,
   {
     name: "day two: FOOBAR_LOAD_BALANCERS from 1 to 2 under a continuous HTTPS client: the site answers throughout and its address stays on lb-01 (the assignment is forgotten, not deleted); lb-02 boots",
     async run(lab) {
