@@ -57,6 +57,14 @@ export interface DeployStep {
 export interface DeployPlan {
   /** Terraform addresses applied first, at once. */
   readonly atOnce: readonly string[];
+  /**
+   * Web servers the deploy creates, and the records that name them
+   * (`web-03.internal`), applied only once they have booted and answer
+   * their health check: HAProxy finds a slot's server by that name, and
+   * HAProxy 2.8 sends requests to a slot that gains an address at once,
+   * before any check. None when nothing is created.
+   */
+  readonly newServers: { readonly droplets: readonly string[]; readonly targets: readonly string[] };
   readonly steps: readonly DeployStep[];
 }
 
@@ -166,14 +174,22 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
   // earlier would take that droplet along.
   const atOnce: string[] = [];
   const waiting = turns.map((turn) => [turn.address]);
+  // A record that names a web server created now waits until that server is healthy (see DeployPlan.newServers).
+  const created = changes
+    .filter((c) => c.type === DROPLET && c.action === "create" && haproxyServerName(String(configOf(after, c.address).name)))
+    .map((c) => c.address);
+  const newServers = { droplets: created.map((a) => String(configOf(after, a).name)), targets: [] as string[] };
   for (const change of changes) {
     if (turnOf.has(change.address) || (handsOver && change.address === primaryRecord)) continue;
-    const needs = [...dependencies(after, change.address)].map((a) => turnOf.get(a)).filter((i): i is number => i !== undefined);
-    if (needs.length === 0) atOnce.push(change.address);
-    else waiting[Math.max(...needs)]!.push(change.address);
+    const deps = dependencies(after, change.address);
+    const needs = [...deps].map((a) => turnOf.get(a)).filter((i): i is number => i !== undefined);
+    if (needs.length > 0) waiting[Math.max(...needs)]!.push(change.address);
+    else if (change.type === RECORD && created.some((a) => deps.has(a))) newServers.targets.push(change.address);
+    else atOnce.push(change.address);
   }
   return {
     atOnce,
+    newServers,
     steps: turns.map((turn, index) => ({
       droplet: turn.name,
       address: turn.address,
@@ -240,6 +256,9 @@ export function stepCost(step: DeployStep): string {
 export function describeDeploy(plan: DeployPlan): string[] {
   return [
     `${plan.atOnce.length} change(s) at once, disturbing no droplet${plan.atOnce.length ? `: ${plan.atOnce.join(", ")}` : ""}`,
+    ...(plan.newServers.droplets.length
+      ? [`new web server(s) ${plan.newServers.droplets.join(", ")}: named (and so in HAProxy's rotation) once healthy`]
+      : []),
     `${plan.steps.length} droplet(s) in turn${plan.steps.length ? ":" : ""}`,
     ...plan.steps.map((step, i) => `  ${i + 1}. ${step.droplet} (${step.role}): ${stepCost(step)}`),
   ];
@@ -252,7 +271,8 @@ export function describeDeploy(plan: DeployPlan): string[] {
  */
 export function summarizeDeploy(plan: DeployPlan, refused: readonly string[] = []): string {
   if (refused.length > 0) return `stops before any change, as Terraform does (${refused.join(", ")} protected)`;
-  if (plan.steps.length === 0) return plan.atOnce.length > 0 ? "all at once: it disturbs no droplet" : "nothing to apply";
+  const named = plan.newServers.droplets.length ? `; ${plan.newServers.droplets.join(", ")} named once healthy` : "";
+  if (plan.steps.length === 0) return plan.atOnce.length > 0 ? `all at once: it disturbs no droplet${named}` : "nothing to apply";
   const turns = plan.steps.map((step) => {
     const done = step.action === "replace" ? "replaced" : "resized";
     if (step.role === "primary")

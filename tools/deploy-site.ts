@@ -142,6 +142,20 @@ async function cloudInitDone(site: DeploySite, droplet: string): Promise<void> {
 export function siteExecutor(site: DeploySite): DeployExecutor {
   const writableIs = (droplet: string) =>
     until(`${droplet} writable`, HANDOVER_WITHIN_SECONDS, () => (readOnly(site, droplet) === "0" ? true : undefined));
+  /** Cloud-init done; a load balancer runs its services, a web server answers its health check on itself. */
+  const booted = async (droplet: string): Promise<void> => {
+    await cloudInitDone(site, droplet);
+    if (isLoadBalancer(droplet)) {
+      const units = loadBalancers(site).length > 1 ? "haproxy keepalived" : "haproxy";
+      await until(`${units} active on ${droplet}`, HEALTHY_WITHIN_SECONDS, () =>
+        site.run(droplet, `systemctl is-active --quiet ${units}`).status === 0 ? true : undefined,
+      );
+      return;
+    }
+    await until(`${droplet} answering its health check`, HEALTHY_WITHIN_SECONDS, () =>
+      site.run(droplet, "curl -fsS -o /dev/null --max-time 3 http://127.0.0.1/health").status === 0 ? true : undefined,
+    );
+  };
   return {
     apply: (targets, replace) => site.apply(targets, replace),
     applyAll: () => site.applyAll(),
@@ -190,18 +204,10 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
     async drain(droplet) {
       if (haproxyServerName(droplet)) await drainServer(rolloutTarget(site), haproxyServerName(droplet)!);
     },
+    booted,
     async ready(droplet) {
-      await cloudInitDone(site, droplet);
-      if (isLoadBalancer(droplet)) {
-        const units = loadBalancers(site).length > 1 ? "haproxy keepalived" : "haproxy";
-        await until(`${units} active on ${droplet}`, HEALTHY_WITHIN_SECONDS, () =>
-          site.run(droplet, `systemctl is-active --quiet ${units}`).status === 0 ? true : undefined,
-        );
-        return;
-      }
-      await until(`${droplet} answering its health check`, HEALTHY_WITHIN_SECONDS, () =>
-        site.run(droplet, "curl -fsS -o /dev/null --max-time 3 http://127.0.0.1/health").status === 0 ? true : undefined,
-      );
+      await booted(droplet);
+      if (isLoadBalancer(droplet)) return;
       const label = haproxyServerName(droplet)!;
       const address = site.privateAddress(droplet);
       await until(`every load balancer checking ${droplet} healthy at ${address}`, HEALTHY_WITHIN_SECONDS, () =>

@@ -36,7 +36,9 @@ export interface DeployExecutor {
   moveAddressFrom(droplet: string): Promise<string>;
   /** Stops sending it new requests on every load balancer, and waits for those in flight. */
   drain(droplet: string): Promise<void>;
-  /** Waits until the droplet has booted (cloud-init done) and its service answers its health check. */
+  /** Waits until the droplet has booted (cloud-init done) and its service answers its health check on itself. */
+  booted(droplet: string): Promise<void>;
+  /** Waits until the droplet has booted and every load balancer has checked it healthy at its address now. */
   ready(droplet: string): Promise<void>;
   /** Sends it requests again, and waits until every load balancer sees it UP. */
   readmit(droplet: string): Promise<void>;
@@ -87,8 +89,8 @@ async function turn(step: DeployStep, executor: DeployExecutor, say: (line: stri
 
 /**
  * Runs a plan: first readmits what a stopped deploy left drained, then the
- * changes that go at once, then each droplet's turn, then the whole
- * configuration.
+ * changes that go at once, then names the new web servers once they are
+ * healthy, then each droplet's turn, then the whole configuration.
  *
  * @throws DeployStopped at the first failure, saying what is untouched and how to go on.
  */
@@ -108,6 +110,16 @@ export async function runDeploy(plan: DeployPlan, executor: DeployExecutor, say:
       say(`applied at once: ${plan.atOnce.length} change(s)`);
     } catch (error) {
       stop("the changes that go at once failed", error, plan.steps);
+    }
+  }
+  if (plan.newServers.droplets.length > 0) {
+    try {
+      for (const droplet of plan.newServers.droplets) await executor.booted(droplet);
+      await executor.apply(plan.newServers.targets, []);
+      for (const droplet of plan.newServers.droplets) await executor.readmit(droplet);
+      say(`${plan.newServers.droplets.join(", ")}: healthy, then named (${plan.newServers.targets.length} record(s)) and in rotation`);
+    } catch (error) {
+      stop(`new web server ${plan.newServers.droplets.join(", ")} not healthy; its name is not published yet`, error, plan.steps);
     }
   }
   for (const [index, step] of plan.steps.entries()) {

@@ -57,6 +57,14 @@ describe("the order of a deploy", () => {
     expect(plan.steps[plan.steps.length - 1]!.targets).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_project\./)]));
   });
 
+  test("a new web server is named (web-03.internal: HAProxy finds it by that name) only once it is healthy", () => {
+    const plan = deployOf({}, { FOOBAR_WEB_SERVERS: "3" }, { primary: "web-01" });
+    expect(plan.newServers.droplets).toEqual(["web-03"]);
+    expect(plan.newServers.targets).toEqual([expect.stringMatching(/^digitalocean_record\.dns_internal-web-03_/)]);
+    expect(plan.atOnce).toEqual(expect.arrayContaining([expect.stringMatching(/^digitalocean_droplet\.web-03_/)]));
+    expect(plan.atOnce.filter((a) => a.includes("internal-web-03"))).toEqual([]);
+  });
+
   test("what disturbs no droplet goes at once, and no droplet has a turn", () => {
     const plan = deployOf({}, { FOOBAR_ADMIN_CIDRS: "203.0.113.7/32", FOOBAR_WEB_SERVERS: "3" }, { primary: "web-01" });
     expect(plan.steps).toEqual([]);
@@ -74,7 +82,7 @@ describe("the order of a deploy", () => {
     const after = synth({ ...PAIR, FOOBAR_IMAGE: "ubuntu-26-04-x64" });
     const changes = planChanges(before, after);
     const plan = planDeploy(after, changes, { primary: "web-01", masterLoadBalancer: "lb-01" });
-    const applied = [...plan.atOnce, ...plan.steps.flatMap((s) => [...s.targets, ...(s.then ?? [])])];
+    const applied = [...plan.atOnce, ...plan.newServers.targets, ...plan.steps.flatMap((s) => [...s.targets, ...(s.then ?? [])])];
     expect([...applied].sort()).toEqual(changes.map((c) => c.address).sort());
   });
 
@@ -151,6 +159,7 @@ function recorder(failOn?: { action: keyof DeployExecutor; droplet: string }, dr
     switchPrimaryFrom: async (d) => (act("switchPrimaryFrom", d), "web-02"),
     moveAddressFrom: async (d) => (act("moveAddressFrom", d), "lb-02"),
     drain: async (d) => act("drain", d),
+    booted: async (d) => act("booted", d),
     ready: async (d) => act("ready", d),
     readmit: async (d) => act("readmit", d),
   };
@@ -169,6 +178,20 @@ describe("running a deploy", () => {
       ...["drain lb-01", "apply 1", "ready lb-01", "readmit lb-01"],
       "applyAll",
     ]);
+  });
+
+  test("new web servers: booted, then their names applied, then readmitted (UP on every load balancer), before any turn", async () => {
+    const { calls, executor } = recorder();
+    await runDeploy(deployOf({}, { FOOBAR_WEB_SERVERS: "3", FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-01" }), executor);
+    expect(calls.slice(0, 5)).toEqual(["apply 2", "booted web-03", "apply 1", "readmit web-03", "drain web-02"]);
+  });
+
+  test("a new web server that does not come back stops the deploy with its name unpublished", async () => {
+    const { calls, executor } = recorder({ action: "booted", droplet: "web-03" });
+    await expect(runDeploy(deployOf({}, { FOOBAR_WEB_SERVERS: "3" }, { primary: "web-01" }), executor)).rejects.toThrow(
+      "new web server web-03 not healthy; its name is not published yet: web-03 answers 503",
+    );
+    expect(calls).toEqual(["apply 3", "booted web-03"]);
   });
 
   test("a replacement names its droplet to replace (a setting user-data carries changes no argument Terraform sees)", async () => {
@@ -213,6 +236,7 @@ describe("a step's configuration (what `terraform apply -target` leaves)", () =>
         .map((c) => c.address)
         .sort(),
     ).toEqual([...plan.atOnce].sort());
+    current = targetedConfiguration(current, after, plan.newServers.targets);
     for (const step of plan.steps) {
       const next = targetedConfiguration(current, after, step.targets);
       const changed = planChanges(current, next);

@@ -10,7 +10,7 @@ import { log, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
 import { API_ADDRESS, API_NS, CLIENT_NS, DNS_ADDRESS, DNS_NS, PAIR_SETTINGS } from "../settings";
 import { currentPrimary, nothingLost, sampleWritable, withDiagnostics, writeFigures, writePause, writer } from "./database-helpers";
-import { Check, continuousClient, siteHost, siteUrl, trustLabCa } from "./helpers";
+import { Check, continuousClient, request, siteHost, siteUrl, trustLabCa } from "./helpers";
 
 /** The settings every deploy here keeps, from the pair configuration's own on (each check adds its own on top). */
 const deployed: Record<string, string> = { ...PAIR_SETTINGS };
@@ -256,6 +256,24 @@ export const deployChecks: Check[] = [
       return `account key ${LAB_ACCOUNT_KEY_ID}: refused by all ${Object.keys(before).length} droplets before the deploy, logs in to all after`;
     },
   },
+  withDiagnostics(
+    {
+      name: "deploy: FOOBAR_WEB_SERVERS from 2 to 3 under a client and a writer: web-03 created, named (and so in HAProxy's rotation) only once healthy, nothing replaced, 0 failed requests",
+      async run(lab) {
+        const run = await deployPair(lab, { FOOBAR_WEB_SERVERS: "3" });
+        const changed = [...turns(run, "replaced"), ...turns(run, "resized")];
+        if (changed.length > 0) throw new Error(`the deploy changed ${changed.join(", ")}; ${run.figures}`);
+        const named = run.lines.find((line) => line.startsWith("web-03: healthy, then named"));
+        if (!named) throw new Error(`the deploy did not name web-03 once healthy: ${run.lines.slice(-4).join(" | ")}; ${run.figures}`);
+        if (run.failedRequests > 0) throw new Error(`${run.failedRequests} requests failed: ${run.figures}`);
+        const served = new Set<string>();
+        for (let i = 0; i < 12; i++) served.add(request(lab, siteUrl(lab)).servedBy);
+        if (!served.has("web-03")) throw new Error(`no request was served by web-03: ${[...served].join(", ")}`);
+        return `${named}; requests then served by ${[...served].sort().join(", ")}; ${run.figures}`;
+      },
+    },
+    DIAGNOSTIC_UNITS,
+  ),
 ];
 
 /**
