@@ -181,6 +181,18 @@ function terraformSite(dir: string, stackName: string, env: NodeJS.ProcessEnv): 
   };
 }
 
+/** Whether to go on: `--yes`, or the operator's answer on a terminal (anything but yes changes nothing). */
+async function confirmed(yes: boolean): Promise<boolean> {
+  if (yes) return true;
+  if (!process.stdin.isTTY) throw new SettingsError("deploy asks before it changes anything: answer on a terminal, or pass --yes");
+  const prompt = readline.createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await prompt.question("deploy: go on? [y/N] ");
+  prompt.close();
+  if (/^y(es)?$/i.test(answer.trim())) return true;
+  console.log("deploy: nothing changed");
+  return false;
+}
+
 async function main(args: readonly string[]): Promise<number> {
   const yes = args.includes("--yes");
   const named = args.filter((a) => a !== "--yes");
@@ -212,22 +224,21 @@ async function main(args: readonly string[]): Promise<number> {
       changes.push({ address, type: "digitalocean_droplet", action: "replace", arguments: ["user_data"] });
     }
     const site = terraformSite(dir, stack.name, env);
+    if (site.droplets().length === 0) {
+      // A first deploy: nothing runs yet, so nothing can be disturbed.
+      say(`no droplet runs yet: applying everything at once (${changes.length} resource change(s))`);
+      if (!(await confirmed(yes))) return 1;
+      await site.applyAll();
+      say("done");
+      return 0;
+    }
     const plan = planDeploy(after, changes, runningRoles(site));
     for (const line of describeDeploy(plan)) say(line);
     if (plan.atOnce.length === 0 && plan.steps.length === 0) {
       say("nothing to change");
       return 0;
     }
-    if (!yes) {
-      if (!process.stdin.isTTY) throw new SettingsError("deploy asks before it changes anything: answer on a terminal, or pass --yes");
-      const prompt = readline.createInterface({ input: process.stdin, output: process.stdout });
-      const answer = await prompt.question("deploy: go on? [y/N] ");
-      prompt.close();
-      if (!/^y(es)?$/i.test(answer.trim())) {
-        say("nothing changed");
-        return 1;
-      }
-    }
+    if (!(await confirmed(yes))) return 1;
     const started = Date.now();
     await runDeploy(plan, siteExecutor(site), say);
     say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
