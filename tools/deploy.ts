@@ -113,13 +113,21 @@ export async function runDeploy(plan: DeployPlan, executor: DeployExecutor, say:
     }
   }
   if (plan.newServers.droplets.length > 0) {
+    const names = plan.newServers.droplets.join(", ");
     try {
       for (const droplet of plan.newServers.droplets) await executor.booted(droplet);
       await executor.apply(plan.newServers.targets, []);
-      for (const droplet of plan.newServers.droplets) await executor.readmit(droplet);
-      say(`${plan.newServers.droplets.join(", ")}: healthy, then named (${plan.newServers.targets.length} record(s)) and in rotation`);
     } catch (error) {
-      stop(`new web server ${plan.newServers.droplets.join(", ")} not healthy; its name is not published yet`, error, plan.steps);
+      stop(`new web server ${names} not healthy; its name is not published yet`, error, plan.steps);
+    }
+    say(`${names}: healthy, then named (${plan.newServers.targets.length} record(s))`);
+    for (const droplet of plan.newServers.droplets) {
+      // Not a reason to stop: a resolver may still hold the name's earlier "no such name" for its negative TTL.
+      await executor.readmit(droplet).then(
+        () => say(`${droplet}: in rotation on every load balancer`),
+        (error: Error) =>
+          say(`${droplet}: not yet UP on every load balancer (${error.message}); HAProxy takes it once its resolver sees the name`),
+      );
     }
   }
   for (const [index, step] of plan.steps.entries()) {

@@ -194,6 +194,16 @@ describe("running a deploy", () => {
     expect(calls).toEqual(["apply 3", "booted web-03"]);
   });
 
+  test("a new web server named but not yet UP (a resolver's negative cache) is said, and the deploy goes on", async () => {
+    const { calls, executor } = recorder({ action: "readmit", droplet: "web-03" });
+    const said: string[] = [];
+    await runDeploy(deployOf({}, { FOOBAR_WEB_SERVERS: "3" }, { primary: "web-01" }), executor, (line) => said.push(line));
+    expect(calls).toEqual(["apply 3", "booted web-03", "apply 1", "readmit web-03", "applyAll"]);
+    expect(said).toContain(
+      "web-03: not yet UP on every load balancer (web-03 answers 503); HAProxy takes it once its resolver sees the name",
+    );
+  });
+
   test("a replacement names its droplet to replace (a setting user-data carries changes no argument Terraform sees)", async () => {
     const { calls, executor } = recorder();
     await runDeploy(deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" }), executor);

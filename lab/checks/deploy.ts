@@ -265,11 +265,13 @@ export const deployChecks: Check[] = [
         if (changed.length > 0) throw new Error(`the deploy changed ${changed.join(", ")}; ${run.figures}`);
         const named = run.lines.find((line) => line.startsWith("web-03: healthy, then named"));
         if (!named) throw new Error(`the deploy did not name web-03 once healthy: ${run.lines.slice(-4).join(" | ")}; ${run.figures}`);
+        const inRotation = run.lines.find((line) => line.startsWith("web-03: in rotation on every load balancer"));
+        if (!inRotation) throw new Error(`web-03 was not UP on every load balancer after it was named: ${run.lines.slice(-4).join(" | ")}`);
         if (run.failedRequests > 0) throw new Error(`${run.failedRequests} requests failed: ${run.figures}`);
         const served = new Set<string>();
         for (let i = 0; i < 12; i++) served.add(request(lab, siteUrl(lab)).servedBy);
         if (!served.has("web-03")) throw new Error(`no request was served by web-03: ${[...served].join(", ")}`);
-        return `${named}; requests then served by ${[...served].sort().join(", ")}; ${run.figures}`;
+        return `${named}; ${inRotation}; requests then served by ${[...served].sort().join(", ")}; ${run.figures}`;
       },
     },
     DIAGNOSTIC_UNITS,
