@@ -159,6 +159,22 @@ export function promote(lab: Lab, primary: string) {
   return lab.apply({ ...process.env, FOOBAR_WEB_SERVERS: String(webs(lab).length), FOOBAR_DB_PRIMARY: primary });
 }
 
+/**
+ * Waits until every web server holds `count` messages; on timeout, says what each holds and its executed
+ * GTID set (a replica short of rows while replicating would be a silent gap).
+ */
+export async function equalRowCounts(lab: Lab, count: string): Promise<void> {
+  const counts = () => Object.fromEntries(webs(lab).map((name) => [name, sql(lab, name, "SELECT COUNT(*) FROM foobar.messages")]));
+  try {
+    await waitFor("equal row counts", 60_000, () => (Object.values(counts()).every((n) => n === count) ? true : undefined));
+  } catch (error) {
+    const held = Object.entries(counts())
+      .map(([name, n]) => `${name} ${n} (gtid_executed ${sql(lab, name, "SELECT @@GLOBAL.gtid_executed").replace(/\n/g, "")})`)
+      .join("; ");
+    throw new Error(`${(error as Error).message}: the primary held ${count}; ${held}`, { cause: error });
+  }
+}
+
 /** Rows (count and a checksum of their content) as one server holds them. */
 export function contents(lab: Lab, server: string): string {
   return sql(

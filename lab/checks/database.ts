@@ -11,6 +11,7 @@ import type { Lab } from "../lab";
 import {
   agentLines,
   currentPrimary,
+  equalRowCounts,
   hostPidOf,
   internalName,
   nothingLost,
@@ -106,9 +107,7 @@ const checks: Check[] = [
       if (write.status === 0) throw new Error("web-01 took a write as root after coming back");
       await replicating(lab, "web-01", "web-01 replicating from web-02", 90_000);
       const count = sql(lab, "web-02", "SELECT COUNT(*) FROM foobar.messages");
-      await waitFor("equal row counts", 60_000, () =>
-        webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
-      );
+      await equalRowCounts(lab, count);
       const joined = lab
         .execIn("web-01", ["journalctl", "-u", "foobar-db-agent", "-o", "cat", "--no-pager"])
         .stdout.split("\n")
@@ -147,9 +146,7 @@ const checks: Check[] = [
       if (!waited) throw new Error("web-03's agent never waited for web-02 (its name failing must count as silent, not as an empty slot)");
       const lost = nothingLost(lab, "web-03", writes, sampled);
       const count = sql(lab, "web-03", "SELECT COUNT(*) FROM foobar.messages");
-      await waitFor("equal row counts", 60_000, () =>
-        webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
-      );
+      await equalRowCounts(lab, count);
       return (
         `web-02 read-only ${(fencedAfter / 1000).toFixed(1)} s after the cut (it could not resolve its record, and no replica acknowledged), web-03 writable ` +
         `${(promotedAfter / 1000).toFixed(1)} s after ("${waited.trim()}"); ${writeFigures(writes, lost, sampled)}; healed, web-02 replicates from web-03, ${count} rows everywhere`
@@ -235,9 +232,7 @@ const checks: Check[] = [
       }
       const lost = nothingLost(lab, primary, writes, sampled);
       const count = sql(lab, primary, "SELECT COUNT(*) FROM foobar.messages");
-      await waitFor("equal row counts", 60_000, () =>
-        webs(lab).every((name) => sql(lab, name, "SELECT COUNT(*) FROM foobar.messages") === count) ? true : undefined,
-      );
+      await equalRowCounts(lab, count);
       return (
         `${primary}'s agent (host PID ${agent}) SIGSTOPped and ${primary} cut off: the watchdog killed and restarted the agent, ` +
         `and ${primary} was read-only ${(fenced.ms / 1000).toFixed(1)} s after the cut; healed, writable again after ${(back.ms / 1000).toFixed(1)} s; ` +
