@@ -36,7 +36,7 @@ import { DeployStopped, runDeploy } from "./deploy";
 import { describeDeploy, disturbsDroplet, planDeploy, primaryRecordAddress } from "./deploy-plan";
 import { DeploySite, runningRoles, siteExecutor } from "./deploy-site";
 import { actionOf } from "./real-plans";
-import { shellQuote } from "./rollout";
+import { sshRun } from "./rollout";
 import { PlanJson, resourceChangesOf, withoutLifecycle } from "./terraform-state";
 
 /** A saved plan's changes in the planner's words: each resource's action, and the top-level arguments that change. */
@@ -147,15 +147,8 @@ function terraformSite(dir: string, stackName: string, env: NodeJS.ProcessEnv): 
   return {
     droplets: () => [...droplets.keys()],
     privateAddress: (name) => droplet(name).privateIpv4,
-    run(name, script, input) {
-      const args = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=accept-new"];
-      const result = spawnSync("ssh", [...args, `root@${droplet(name).publicIpv4}`, `bash -c ${shellQuote(script)}`], {
-        input,
-        encoding: "utf8",
-        maxBuffer: 64 * 1024 * 1024,
-      });
-      return { status: result.status ?? 255, stdout: result.stdout ?? "", stderr: result.stderr ?? result.error?.message ?? "" };
-    },
+    // A replaced droplet has a new host key: accepted on first sight, as a new droplet's is.
+    run: (name, script, input) => sshRun(droplet(name).publicIpv4, script, input, ["StrictHostKeyChecking=accept-new"]),
     async apply(targets, replace) {
       guardedApply(dir, [...targets.map((t) => `-target=${t}`), ...replace.map((r) => `-replace=${r}`)], targets, env);
       refresh();

@@ -222,15 +222,22 @@ function sshTarget(loadBalancers: readonly string[], webServers: RolloutTarget["
   return {
     loadBalancers,
     webServers,
-    run: (host, script, input) => {
-      const result = spawnSync("ssh", ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", `root@${host}`, `bash -c ${shellQuote(script)}`], {
-        input,
-        encoding: "utf8",
-        maxBuffer: 64 * 1024 * 1024,
-      });
-      return { status: result.status ?? 255, stdout: result.stdout ?? "", stderr: result.stderr ?? result.error?.message ?? "" };
-    },
+    run: (host, script, input) => sshRun(host, script, input),
   };
+}
+
+/**
+ * Runs a bash script as root on `host` over SSH from the operator's machine, `input` on its stdin;
+ * `options` are more `-o` settings. Never throws on a non-zero exit.
+ */
+export function sshRun(host: string, script: string, input?: string, options: readonly string[] = []): RemoteResult {
+  const settings = ["BatchMode=yes", "ConnectTimeout=10", ...options].flatMap((o) => ["-o", o]);
+  const result = spawnSync("ssh", [...settings, `root@${host}`, `bash -c ${shellQuote(script)}`], {
+    input,
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return { status: result.status ?? 255, stdout: result.stdout ?? "", stderr: result.stderr ?? result.error?.message ?? "" };
 }
 
 /** The stack's droplets as Terraform's state has them (`terraform output -json servers`), by name. */

@@ -5,6 +5,7 @@
  * deploy took. Run in the pair configuration, after the pair's checks; each
  * deploy keeps the settings of the ones before it.
  */
+import { isLoadBalancer } from "../../names";
 import { accountKeyFile, LAB_ACCOUNT_KEY_ID, sshCommand } from "../emulations/ssh";
 import { log, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
@@ -103,7 +104,7 @@ function everyDroplet(lab: Lab, run: DeployRun, action: "replaced" | "resized"):
 function hstsByLoadBalancer(lab: Lab): Record<string, string> {
   const host = siteHost(lab);
   const found: Record<string, string> = {};
-  for (const lb of lab.stack.droplets.filter((d) => d.name.startsWith("lb-"))) {
+  for (const lb of lab.stack.droplets.filter((d) => isLoadBalancer(d.name))) {
     const headers = lab.client(
       [
         "curl",
