@@ -1,4 +1,4 @@
-import { renderHealthScript, vrrpLinkScript } from "../../cloud-init/keepalived";
+import { FAILOVER_PATHS, failoverFiles, renderHealthScript, vrrpLinkScript } from "../../cloud-init/keepalived";
 import { PRIVATE_ADDRESS_VARIABLE } from "../../cloud-init/private-address";
 
 describe("the load balancer pair's scripts", () => {
@@ -17,5 +17,14 @@ describe("the load balancer pair's scripts", () => {
   test("without HTTPS, the health check is HAProxy's answer alone", () => {
     expect(renderHealthScript()).not.toContain("[ -s ");
     expect(renderHealthScript()).toMatch(/\nexec curl [^\n]*\n$/);
+  });
+
+  test("the reserved IP's claim never outlives keepalived: bound to it, not only stopped by the notify script", () => {
+    // `systemctl stop keepalived` may end the notify script before it stops the claim; a claim left running would
+    // take the address back from the new master.
+    const input = { index: 1, hostname: "lb-01", peerHost: "lb-02", reservedIpHost: "site", vrrpPassword: "p", apiToken: "t" } as const;
+    const unit = failoverFiles(input).find((file) => file.path === FAILOVER_PATHS.claimUnitPath)!.content;
+    expect(unit).toMatch(/^BindsTo=keepalived\.service$/m);
+    expect(unit).toMatch(/^After=.*\bkeepalived\.service\b/m);
   });
 });
