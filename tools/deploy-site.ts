@@ -20,7 +20,8 @@
  *   back and the server is waited for as primary.
  * - **Hand over the site's address**: keepalived stopped on the master; its
  *   peer becomes master and claims the reserved IP, waited for until the
- *   metadata service says the address is active there.
+ *   metadata service says the address is active there. Meanwhile the old
+ *   master holds new connections back, so none is open on it at the move.
  */
 import { FAILOVER_PATHS, METADATA_URL } from "../cloud-init/keepalived";
 import { isLoadBalancer } from "../names";
@@ -42,6 +43,25 @@ import {
 export const BOOT_WITHIN_SECONDS = 900;
 /** How long a switchover or the address's move may take, in seconds. */
 const HANDOVER_WITHIN_SECONDS = 120;
+/**
+ * A connection open on the old master when the address moves is reset by the
+ * peer (seen: one request of 1,058 failed in a resize's handover). So once
+ * its peer is claiming the address (keepalived stopped, then this long), the
+ * old master silently drops new connections to the site's ports: requests in
+ * flight finish before the move, and each dropped client's SYN is sent again
+ * (after 1 s, then 3 s) and reaches the new holder. The emulated API moves
+ * the address about 1 s after the claim; DigitalOcean's API may take longer,
+ * and a client then waits longer, but is not reset.
+ */
+const QUIET_AFTER_STOP_SECONDS = 0.5;
+const HOLD_TABLE = "foobar_handover";
+const HOLD_NEW_CONNECTIONS = `table inet ${HOLD_TABLE} {
+  chain input {
+    type filter hook input priority -10; policy accept;
+    tcp dport { 80, 443 } tcp flags & (fin | syn | rst | ack) == syn drop
+  }
+}
+`;
 /** HAProxy's `srv_admin_state` bit for a drain set from the admin socket (SRV_ADMF_FDRAIN). */
 const FORCED_DRAIN = 0x08;
 /** HAProxy's `srv_op_state` of a server that passes its checks (SRV_ST_RUNNING). */
@@ -182,15 +202,24 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
       const peer = loadBalancers(site).find((name) => name !== droplet);
       if (!peer) throw new Error(`${droplet} has no peer to hand the site's address to`);
       if (vrrpState(site, peer) !== "BACKUP") throw new Error(`${peer} is not a healthy backup (${vrrpState(site, peer) ?? "no state"})`);
-      const stopped = site.run(droplet, "systemctl stop keepalived");
-      if (stopped.status !== 0) throw new Error(`cannot stop keepalived on ${droplet}: ${(stopped.stderr || stopped.stdout).trim()}`);
+      const stopped = site.run(
+        droplet,
+        `systemctl stop keepalived && sleep ${QUIET_AFTER_STOP_SECONDS} && nft -f - <<'EOF'\n${HOLD_NEW_CONNECTIONS}EOF`,
+      );
+      if (stopped.status !== 0) {
+        site.run(droplet, `nft delete table inet ${HOLD_TABLE}; systemctl start keepalived`);
+        throw new Error(`cannot stop keepalived on ${droplet}: ${(stopped.stderr || stopped.stdout).trim()}`);
+      }
       try {
         await until(`the site's address active on ${peer}`, HANDOVER_WITHIN_SECONDS, () =>
           vrrpState(site, peer) === "MASTER" && holdsAddress(site, peer) && !holdsAddress(site, droplet) ? true : undefined,
         );
+        // The address is gone from here: new connections reach the peer, and this droplet must not drop them if it is
+        // master again one day without a reboot.
+        site.run(droplet, `nft delete table inet ${HOLD_TABLE}`);
       } catch (error) {
         // Leave the pair as it was: the master's keepalived back (it still holds the address, or takes it back).
-        site.run(droplet, "systemctl start keepalived");
+        site.run(droplet, `nft delete table inet ${HOLD_TABLE}; systemctl start keepalived`);
         const claim = site.run(peer, `journalctl --no-pager -o cat -n 3 -u ${FAILOVER_PATHS.claimUnit}`).stdout.trim().replace(/\n/g, "; ");
         throw new Error(
           `${(error as Error).message} (${peer}: ${vrrpState(site, peer) ?? "no state"}; its claim: ${claim || "no journal"}); keepalived started again on ${droplet}`,
