@@ -219,7 +219,7 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
       );
       if (stopped.status !== 0) {
         site.run(droplet, `nft delete table inet ${HOLD_TABLE}; systemctl start keepalived`);
-        throw new Error(`cannot stop keepalived on ${droplet}: ${(stopped.stderr || stopped.stdout).trim()}`);
+        throw new Error(`cannot stop keepalived and hold new connections on ${droplet}: ${(stopped.stderr || stopped.stdout).trim()}`);
       }
       try {
         await until(`the site's address active on ${peer}`, HANDOVER_WITHIN_SECONDS, () =>
