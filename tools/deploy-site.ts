@@ -57,6 +57,7 @@ const HANDOVER_WITHIN_SECONDS = 120;
  */
 const QUIET_AFTER_STOP_SECONDS = 0.5;
 const HOLD_TABLE = "foobar_handover";
+const RELEASE_HOLD = `nft delete table inet ${HOLD_TABLE}`;
 const HOLD_NEW_CONNECTIONS = `table inet ${HOLD_TABLE} {
   chain input {
     type filter hook input priority -10; policy accept;
@@ -218,7 +219,7 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
         `systemctl stop keepalived && sleep ${QUIET_AFTER_STOP_SECONDS} && nft -f - <<'EOF'\n${HOLD_NEW_CONNECTIONS}EOF`,
       );
       if (stopped.status !== 0) {
-        site.run(droplet, `nft delete table inet ${HOLD_TABLE}; systemctl start keepalived`);
+        site.run(droplet, `${RELEASE_HOLD}; systemctl start keepalived`);
         throw new Error(`cannot stop keepalived and hold new connections on ${droplet}: ${(stopped.stderr || stopped.stdout).trim()}`);
       }
       try {
@@ -227,10 +228,10 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
         );
         // The address is gone from here: new connections reach the peer, and this droplet must not drop them if it is
         // master again one day without a reboot.
-        site.run(droplet, `nft delete table inet ${HOLD_TABLE}`);
+        site.run(droplet, RELEASE_HOLD);
       } catch (error) {
         // Leave the pair as it was: the master's keepalived back (it still holds the address, or takes it back).
-        site.run(droplet, `nft delete table inet ${HOLD_TABLE}; systemctl start keepalived`);
+        site.run(droplet, `${RELEASE_HOLD}; systemctl start keepalived`);
         const claim = site.run(peer, `journalctl --no-pager -o cat -n 3 -u ${FAILOVER_PATHS.claimUnit}`).stdout.trim().replace(/\n/g, "; ");
         throw new Error(
           `${(error as Error).message} (${peer}: ${vrrpState(site, peer) ?? "no state"}; its claim: ${claim || "no journal"}); keepalived started again on ${droplet}`,

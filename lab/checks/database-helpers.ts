@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import { isWebServer } from "../../names";
 import { sleep } from "../host/shell";
 import type { Lab } from "../lab";
-import { backgroundClient, Check, replicaStatus, siteUrl, sql, waitFor } from "./helpers";
+import { backgroundClient, Check, replicaStatus, siteUrl, sql, threadsRunning, waitFor } from "./helpers";
 
 /** The web servers, by name. */
 export function webs(lab: Lab): string[] {
@@ -188,7 +188,7 @@ export function contents(lab: Lab, server: string): string {
 export async function replicating(lab: Lab, server: string, what: string, timeoutMs: number): Promise<void> {
   await waitFor(what, timeoutMs, () => {
     const status = replicaStatus(lab, server);
-    return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
+    return threadsRunning(status) ? true : undefined;
   });
 }
 

@@ -29,7 +29,7 @@ import {
   writer,
   Writes,
 } from "./database-helpers";
-import { Check, replicaStatus, siteUrl, sql, waitFor, writeMessages } from "./helpers";
+import { Check, replicaStatus, siteUrl, sql, threadsRunning, waitFor, writeMessages } from "./helpers";
 
 const checks: Check[] = [
   {
@@ -80,7 +80,7 @@ const checks: Check[] = [
         const state = replicaStatus(lab, "web-03");
         const sourceUuid = sql(lab, "web-03", "SELECT SOURCE_UUID FROM performance_schema.replication_connection_status");
         const primaryUuid = sql(lab, "web-02", "SELECT @@GLOBAL.server_uuid");
-        return state.Replica_IO_Running === "Yes" && state.Replica_SQL_Running === "Yes" && sourceUuid === primaryUuid ? state : undefined;
+        return threadsRunning(state) && sourceUuid === primaryUuid ? state : undefined;
       });
       const count = sql(lab, "web-02", "SELECT COUNT(*) FROM foobar.messages");
       await waitFor(`web-03 at ${count} rows`, 60_000, () =>
@@ -145,7 +145,7 @@ const checks: Check[] = [
       // refuses to rejoin until the operator allows a rebuild (docs/database.md): both outcomes are right.
       const { value: outcome } = await waitFor("web-02 replicating from web-03, or refusing as diverged", 90_000, () => {
         const status = replicaStatus(lab, "web-02");
-        if (status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes") return "rejoined";
+        if (threadsRunning(status)) return "rejoined";
         return agentLines(lab, "web-02").find((line) => line.startsWith("diverged from the primary"));
       });
       const sampled = await sampler.stop();

@@ -85,6 +85,11 @@ export function sql(lab: Lab, droplet: string, statement: string, options: strin
 }
 
 /** SHOW REPLICA STATUS of a replica, as name → value. */
+/** Whether a replica's status (from `replicaStatus`) has both its receiver and its applier running. */
+export function threadsRunning(status: Record<string, string>): boolean {
+  return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes";
+}
+
 export function replicaStatus(lab: Lab, droplet: string): Record<string, string> {
   const text = sql(lab, droplet, "SHOW REPLICA STATUS", ["--vertical"]);
   return Object.fromEntries(
@@ -383,7 +388,7 @@ export function writeMessages(lab: Lab, url: string, count: number, label: strin
 export async function replicaCaughtUp(lab: Lab, primary: string, replica: string): Promise<string> {
   const running = await waitFor(`replication running again on ${replica}`, 120_000, () => {
     const status = replicaStatus(lab, replica);
-    return status.Replica_IO_Running === "Yes" && status.Replica_SQL_Running === "Yes" ? true : undefined;
+    return threadsRunning(status) ? true : undefined;
   });
   const count = sql(lab, primary, "SELECT COUNT(*) FROM foobar.messages");
   await waitFor(`${replica} catching up to ${count} rows`, 60_000, () =>
