@@ -4,10 +4,10 @@
  * Declared once here; everything else derives from these.
  */
 
-/** The two kinds of droplet the stack makes; a droplet's name says which it is. */
-export type DropletRole = "load-balancer" | "web-server";
+/** The kinds of droplet the stack makes; a droplet's name says which it is. */
+export type DropletRole = "load-balancer" | "web-server" | "monitoring";
 
-const ROLE_PREFIX: Readonly<Record<DropletRole, string>> = { "load-balancer": "lb", "web-server": "web" };
+const ROLE_PREFIX: Readonly<Record<DropletRole, string>> = { "load-balancer": "lb", "web-server": "web", monitoring: "mon" };
 
 function dropletName(role: DropletRole, index: number): string {
   return `${ROLE_PREFIX[role]}-${String(index).padStart(2, "0")}`;
@@ -25,15 +25,22 @@ export function webServerName(index: number): string {
 
 /** `web-02` → `{ role: "web-server", index: 2 }`; undefined for a name the stack never gives. */
 export function parseDropletName(name: string): { readonly role: DropletRole; readonly index: number } | undefined {
-  const match = /^(lb|web)-(\d{2,})$/.exec(name);
-  if (!match) return undefined;
-  const role = match[1] === ROLE_PREFIX["load-balancer"] ? "load-balancer" : "web-server";
-  return { role, index: Number(match[2]) };
+  const match = /^([a-z]+)-(\d{2,})$/.exec(name);
+  const role = (Object.keys(ROLE_PREFIX) as DropletRole[]).find((r) => ROLE_PREFIX[r] === match?.[1]);
+  return role && { role, index: Number(match![2]) };
 }
 
 /** Whether `name` is one of the stack's web servers (`web-NN`). */
 export function isWebServer(name: string): boolean {
   return parseDropletName(name)?.role === "web-server";
+}
+
+/** "mon-01": the monitoring server (Prometheus and Alertmanager), the only one of its kind. */
+export const MONITORING_SERVER_NAME = dropletName("monitoring", 1);
+
+/** Whether `name` is the stack's monitoring server (`mon-01`, or `foobar-staging-mon-01` in an environment). */
+export function isMonitoringServer(name: string): boolean {
+  return /(^|-)mon-\d{2,}$/.test(name);
 }
 
 /** Whether `name` is one of the stack's load balancers (`lb-NN`). */

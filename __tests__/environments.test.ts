@@ -59,12 +59,13 @@ describe("two environments", () => {
       stateKeys: [stack.terraform.backend.s3.key],
     });
     const [a, b] = [names(staging), names(production)];
-    expect(a.droplets.sort()).toEqual(["foobar-staging-lb-01", "foobar-staging-web-01"]);
+    expect(a.droplets.sort()).toEqual(["foobar-staging-lb-01", "foobar-staging-mon-01", "foobar-staging-web-01"]);
     expect(b.tags.sort()).toEqual([
       "foobar-production",
       "foobar-production-db-primary",
       "foobar-production-db-replica",
       "foobar-production-lb",
+      "foobar-production-monitoring",
       "foobar-production-web",
     ]);
     expect([a.ranges, b.ranges]).toEqual([["10.20.10.0/24"], ["10.10.10.0/24"]]);

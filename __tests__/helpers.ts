@@ -172,3 +172,22 @@ export function synthInProcess(env: Readonly<Record<string, string>>): SynthRun 
   }
   return { status, stderr: stderr.join(""), wroteOutput: fs.existsSync(outdir), outdir };
 }
+
+/**
+ * A folder of this test file's own, removed after its tests: its path, and
+ * `write(name, content)`, which writes a file in it (making its folders) and
+ * returns the file's path.
+ */
+export function scratchFolder(prefix: string): { readonly dir: string; write(name: string, content: string): string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return {
+    dir,
+    write(name, content) {
+      const file = path.join(dir, name);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, content);
+      return file;
+    },
+  };
+}

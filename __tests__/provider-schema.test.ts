@@ -125,7 +125,7 @@ describe("every synthesized resource matches the provider's own schema", () => {
       "digitalocean_record.bad.nmae is not an argument of the provider's schema",
       "digitalocean_record.bad.name is required",
     ]);
-    // www and the internal names: web-01, web-02 and mysql-primary.
-    expect(resourcesOf(stacks.defaults, "digitalocean_record")).toHaveLength(4);
+    // www and the internal names: web-01, web-02, mysql-primary, and lb-01 and mon-01 for the monitoring server.
+    expect(resourcesOf(stacks.defaults, "digitalocean_record")).toHaveLength(6);
   });
 });

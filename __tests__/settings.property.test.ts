@@ -119,6 +119,11 @@ const GOOD: { readonly [K in keyof Settings]?: Generated<Settings[K]> } = {
   alertDiskPercent: wholeNumber(1, 100),
   alertLatencyMs: wholeNumber(100, 30_000),
   alertCertExpiryDays: wholeNumber(1, 60),
+  // The monitoring server is on by default; FOOBAR_MONITORING=false with any of these is an error, not a good environment.
+  monitoringSize: same(fc.constantFrom("s-1vcpu-1gb", "s-1vcpu-2gb", "s-2vcpu-4gb")),
+  monitoringVolumeGib: wholeNumber(1, 16_384),
+  alertWebhookUrl: same(fc.constantFrom("https://alerts.example.org/hook", "http://10.0.0.9:9000/alerts")),
+  alert5xxPercent: wholeNumber(1, 100),
   stateBucket: same(fc.stringMatching(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/)),
   stateRegion: same(fc.constantFrom(...SPACES_REGIONS)),
   stateLocking: flag,
@@ -209,7 +214,7 @@ describe("the settings loader (property-based)", () => {
           expect(error).toBeInstanceOf(SettingsError);
           const message = (error as Error).message;
           expect(message).not.toMatch(/[\n\r]/);
-          const named = /^(FOOBAR_[A-Z_]*) /.exec(message)?.[1];
+          const named = /^(FOOBAR_[A-Z0-9_]*) /.exec(message)?.[1];
           expect(named).toBeDefined();
           // The variable named is one that is set, or (for a pair) the missing half of one that is set.
           expect(Object.keys(env).some((name) => name === named || message.includes(name))).toBe(true);
@@ -291,7 +296,8 @@ describe("the settings loader (property-based)", () => {
         const droplets = resourcesOf(stack, "digitalocean_droplet");
         expect(droplets.filter((d) => d.name.startsWith("web-"))).toHaveLength(settings.webServers);
         for (const d of droplets) {
-          expect(d).toEqual(expect.objectContaining({ region: settings.region, image: settings.image, size: settings.size }));
+          const size = d.name === "mon-01" ? settings.monitoringSize : settings.size;
+          expect(d).toEqual(expect.objectContaining({ region: settings.region, image: settings.image, size }));
           if (settings.sshKeys.length) expect(d.ssh_keys).toEqual(settings.sshKeys);
         }
         expect(resourcesOf(stack, "digitalocean_vpc")[0]).toEqual(

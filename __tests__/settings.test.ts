@@ -55,6 +55,14 @@ describe("settings", () => {
       FOOBAR_ALERT_DISK_PERCENT: "80",
       FOOBAR_ALERT_LATENCY_MS: "1500",
       FOOBAR_ALERT_CERT_EXPIRY_DAYS: "21",
+      FOOBAR_MONITORING: "true",
+      FOOBAR_MONITORING_SIZE: "s-1vcpu-2gb",
+      FOOBAR_MONITORING_VOLUME_SIZE: "20",
+      FOOBAR_ALERT_WEBHOOK_URL: "https://alerts.example.org/hook",
+      FOOBAR_ALERT_SMTP_SMARTHOST: "smtp.example.org:587",
+      FOOBAR_ALERT_SMTP_FROM: "alertmanager@example.org",
+      FOOBAR_ALERT_SMTP_USERNAME: "alerts",
+      FOOBAR_ALERT_5XX_PERCENT: "2",
       FOOBAR_ENVIRONMENTS: "staging, production",
       FOOBAR_ENVIRONMENTS_DIR: "/srv/foobar-environments",
       FOOBAR_STATE_BUCKET: "shop-terraform-state",
@@ -106,6 +114,14 @@ describe("settings", () => {
       alertDiskPercent: 80,
       alertLatencyMs: 1500,
       alertCertExpiryDays: 21,
+      monitoring: true,
+      monitoringSize: "s-1vcpu-2gb",
+      monitoringVolumeGib: 20,
+      alertWebhookUrl: "https://alerts.example.org/hook",
+      alertSmtpSmarthost: "smtp.example.org:587",
+      alertSmtpFrom: "alertmanager@example.org",
+      alertSmtpUsername: "alerts",
+      alert5xxPercent: 2,
       environments: ["staging", "production"],
       environmentsDir: "/srv/foobar-environments",
       stateBucket: "shop-terraform-state",
@@ -368,6 +384,44 @@ describe("backups (FOOBAR_BACKUP_*)", () => {
     [
       { ...on, FOOBAR_REGION: "nyc1" },
       'FOOBAR_BACKUP_REGION must be set when FOOBAR_BACKUP_BUCKET is set and FOOBAR_REGION is "nyc1", which has no Spaces: one of ams3, atl1, blr1, fra1, lon1, nyc3, sfo2, sfo3, sgp1, syd1, tor1',
+    ],
+  ])("throws for %p, in one line naming the variable, the value and what is accepted", (env, message) => {
+    expect(() => loadSettings(env)).toThrow(new SettingsError(message));
+  });
+});
+
+describe("the monitoring server (FOOBAR_MONITORING and its alerts' destinations)", () => {
+  test("is on by default, with no webhook and no SMTP relay", () => {
+    const settings = loadSettings({});
+    expect([settings.monitoring, settings.monitoringSize, settings.monitoringVolumeGib]).toEqual([true, "s-1vcpu-1gb", 10]);
+    expect([settings.alertWebhookUrl, settings.alertSmtpSmarthost]).toEqual([undefined, undefined]);
+  });
+
+  test.each([
+    [
+      { FOOBAR_ALERT_WEBHOOK_URL: "ftp://example.org/hook" },
+      'FOOBAR_ALERT_WEBHOOK_URL must be an http:// or https:// URL such as https://alerts.example.com/hook, got "ftp://example.org/hook"',
+    ],
+    [{ FOOBAR_ALERT_5XX_PERCENT: "0" }, 'FOOBAR_ALERT_5XX_PERCENT must be a whole number from 1 to 100, got "0"'],
+    [
+      { FOOBAR_MONITORING: "false", FOOBAR_ALERT_WEBHOOK_URL: "https://example.org/hook" },
+      "FOOBAR_ALERT_WEBHOOK_URL is set but FOOBAR_MONITORING=false: unset FOOBAR_ALERT_WEBHOOK_URL, or turn the monitoring server on",
+    ],
+    [
+      { FOOBAR_ALERT_SMTP_FROM: "am@example.org" },
+      "FOOBAR_ALERT_SMTP_FROM is set but FOOBAR_ALERT_SMTP_SMARTHOST is not: set the relay, or unset FOOBAR_ALERT_SMTP_FROM",
+    ],
+    [
+      { FOOBAR_ALERT_SMTP_SMARTHOST: "smtp.example.org:587", FOOBAR_ALERT_EMAILS: "ops@example.org" },
+      "FOOBAR_ALERT_SMTP_FROM must be set when FOOBAR_ALERT_SMTP_SMARTHOST is set: the address Alertmanager's e-mail comes from",
+    ],
+    [
+      { FOOBAR_ALERT_SMTP_SMARTHOST: "smtp.example.org:587", FOOBAR_ALERT_SMTP_FROM: "am@example.org" },
+      "FOOBAR_ALERT_EMAILS must be set when FOOBAR_ALERT_SMTP_SMARTHOST is set: nobody would receive the e-mail",
+    ],
+    [
+      { FOOBAR_ALERT_SMTP_SMARTHOST: "smtp.example.org" },
+      'FOOBAR_ALERT_SMTP_SMARTHOST must be host:port of an SMTP relay such as smtp.sendgrid.net:587, got "smtp.example.org"',
     ],
   ])("throws for %p, in one line naming the variable, the value and what is accepted", (env, message) => {
     expect(() => loadSettings(env)).toThrow(new SettingsError(message));

@@ -1,7 +1,6 @@
 import { execFileSync, spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { gunzipSync, gzipSync } from "zlib";
 
@@ -12,7 +11,7 @@ import { METADATA_GUARD } from "../cloud-init/metadata-guard";
 import { resolveStack } from "../lab/emulations/terraform";
 import { labComputedValues } from "../lab/lab";
 import { installScript } from "../tools/rollout";
-import { droplet, parseCloudConfig, StackJson, synthStack } from "./helpers";
+import { droplet, parseCloudConfig, scratchFolder, StackJson, synthStack } from "./helpers";
 
 /**
  * Every generated artifact is checked by the real tool that will read it:
@@ -49,15 +48,7 @@ function oncePerInput<T>(check: (input: string) => T): (input: string) => T {
 /** A file name for a distinct input. */
 const digest = (content: string) => createHash("sha256").update(content).digest("hex").slice(0, 16);
 
-const workdir = fs.mkdtempSync(path.join(os.tmpdir(), "foobar-static-"));
-afterAll(() => fs.rmSync(workdir, { recursive: true, force: true }));
-
-function writeTemp(name: string, content: string): string {
-  const file = path.join(workdir, name);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, content);
-  return file;
-}
+const { dir: workdir, write: writeTemp } = scratchFolder("foobar-static-");
 
 // A CA for lb-01 to trust, as the lab passes one (cloud-init's ca_certs module).
 const trustedCaFile = writeTemp("trusted-ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
@@ -126,7 +117,7 @@ function mergedByCloudInit(texts: readonly string[]): Record<string, unknown>[] 
   const shebang = /^#!(.+)/.exec(fs.readFileSync(found.output.trim(), "utf8"))![1].trim().split(/\s+/);
   const files = texts.map((text) => writeTemp(`user-data-${digest(text)}.mime`, text));
   const script = path.join(__dirname, "cloud-init", "python", "merge_user_data.py");
-  const result = spawnSync(shebang[0]!, [...shebang.slice(1), script, ...files], { encoding: "utf8" });
+  const result = spawnSync(shebang[0]!, [...shebang.slice(1), script, ...files], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) throw new Error(`merge_user_data.py failed: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }
@@ -236,6 +227,10 @@ describe("haproxy -c", () => {
     expect(configs.filter((u) => /frontend acme_from_peer/.test(haproxyConfig(u)))).toHaveLength(2);
   });
 
+  test("checks HAProxy's Prometheus exporter frontend too, on every load balancer", () => {
+    expect(configs.filter((u) => /frontend prometheus/.test(haproxyConfig(u)))).toHaveLength(configs.length);
+  });
+
   test("refuses the configuration when boot did not provide the stats address and password", () => {
     const result = haproxyCheck(haproxyConfig(configs[0]), { PATH: process.env.PATH });
     expect(result.output).toContain("PRIVATE_ADDRESS and STATS_PASSWORD must be set");
@@ -333,8 +328,44 @@ describe("nginx -t", () => {
     expect(result.status).toBe(0);
   });
 
+  test("checks the Nginx exporter's stub_status server too, on every web server", () => {
+    const site = (u: { text: string }) =>
+      parseCloudConfig(u.text).write_files.find((f) => f.path === "/etc/nginx/sites-available/foobar")!.content;
+    expect(sites.filter((u) => /stub_status;/.test(site(u)))).toHaveLength(sites.length);
+  });
+
   test("rejects a broken site (the check can fail)", () => {
     expect(nginxTest("server { listen 127.0.0.1:80; no_such_directive on; }\n", "").status).not.toBe(0);
+  });
+});
+
+describe("promtool and amtool", () => {
+  const monitors = userData.filter((u) => u.name === "mon-01");
+  const file = (u: { text: string }, at: string) => parseCloudConfig(u.text).write_files.find((f) => f.path === at)!.content;
+
+  test("checks mon-01 in every configuration", () => {
+    expect(monitors).toHaveLength(Object.keys(stacks).length);
+  });
+
+  test.each(monitors.map((u) => [u.label, u]))("promtool accepts the prometheus.yml and alert rules of %s", (_label, u) => {
+    const dir = `promtool-${digest(u.text)}`;
+    const rules = file(u, "/etc/prometheus/rules/foobar.yml");
+    // The only change: the rules file it names is read from here.
+    writeTemp(`${dir}/rules/foobar.yml`, rules);
+    const config = writeTemp(
+      `${dir}/prometheus.yml`,
+      file(u, "/etc/prometheus/prometheus.yml").replace("/etc/prometheus/rules/", "rules/"),
+    );
+    const result = run("promtool", ["check", "config", config]);
+    expect(result.output).toContain("SUCCESS");
+    expect(result.status).toBe(0);
+  });
+
+  test.each(monitors.map((u) => [u.label, u]))("amtool accepts the alertmanager.yml of %s", (_label, u) => {
+    const config = file(u, "/etc/prometheus/alertmanager.yml");
+    const result = run("amtool", ["check-config", writeTemp(`amtool-${digest(config)}.yml`, config)]);
+    expect(result.output).toContain("SUCCESS");
+    expect(result.status).toBe(0);
   });
 });
 
@@ -456,6 +487,7 @@ describe("the sample application", () => {
     expect(userData.map((u) => u.name).sort()).toEqual([
       ...Array(5).fill("lb-01"),
       ...Array(2).fill("lb-02"),
+      ...Array(5).fill("mon-01"),
       ...Array(5).fill("web-01"),
       ...Array(5).fill("web-02"),
       "web-03",

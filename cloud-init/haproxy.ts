@@ -34,6 +34,14 @@ export interface HaproxyInput {
   readonly tls?: HaproxyTlsInput;
   /** The stats page. */
   readonly stats: HaproxyStatsInput;
+  /** HAProxy's built-in Prometheus exporter, on the private address only (the stats page's variable). @default - none */
+  readonly prometheus?: HaproxyPrometheusInput;
+}
+
+export interface HaproxyPrometheusInput {
+  readonly port: number;
+  /** The path it answers; anything else is denied. */
+  readonly path: string;
 }
 
 export interface HaproxyTlsInput {
@@ -189,6 +197,7 @@ export function renderHaproxyConfig(input: HaproxyInput): string {
     ...(input.tls ? acmeBackends(input.tls, input.stats.privateAddressVariable) : []),
     "",
     ...stats(input.stats),
+    ...(input.prometheus ? prometheusExporter(input.prometheus, input.stats.privateAddressVariable) : []),
   ];
   return lines.join("\n") + "\n";
 }
@@ -286,5 +295,21 @@ function stats(input: HaproxyStatsInput): string[] {
     "    stats realm foobar-haproxy",
     `    stats auth "admin:\${${input.passwordVariable}}"`,
     "    http-request set-log-level silent",
+  ];
+}
+
+/**
+ * HAProxy's own Prometheus exporter (a service built into Debian's and
+ * Ubuntu's packages), on the private address only: the stats page's guard
+ * above refuses a configuration without the address.
+ */
+function prometheusExporter(input: HaproxyPrometheusInput, privateAddressVariable: string): string[] {
+  return [
+    "",
+    "frontend prometheus",
+    `    bind "\${${privateAddressVariable}}:${input.port}"`,
+    "    http-request set-log-level silent",
+    `    http-request use-service prometheus-exporter if { path ${input.path} }`,
+    "    http-request deny",
   ];
 }

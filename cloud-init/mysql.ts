@@ -1,6 +1,7 @@
 import * as path from "node:path";
 
 import { renderEnvironmentFile } from "./environment-file";
+import { exporterUserSql } from "./exporters";
 import { dropletFile } from "./files";
 
 export type DatabaseRole = "primary" | "replica";
@@ -182,6 +183,8 @@ export function mysqlSetupScript(): string {
     HEARTBEAT_SQL: heartbeatSql("$DATABASE_NAME")
       .map((statement) => statement.replace(/`/g, "\\`"))
       .join("\n"),
+    // Inside double quotes: no backquote, dollar or double quote to escape.
+    EXPORTER_USER_SQL: exporterUserSql().join(" "),
   });
 }
 
@@ -247,6 +250,7 @@ export function databaseAgentScript(paths: { readonly addressEnvironment: string
     STATUS_FILE: DATABASE_AGENT.status,
     DECISIONS_DIR: path.posix.dirname(DATABASE_AGENT.decisions),
     HEARTBEAT_SQL: heartbeatSql("{database}").join(" "),
+    EXPORTER_USER_SQL: exporterUserSql().join(" "),
   });
 }
 

@@ -15,6 +15,8 @@ export interface NginxInput {
   readonly appPort: number;
   /** Serves the backup status file at this path (JSON: ages and errors, no secret). @default - none */
   readonly backupStatus?: { readonly path: string; readonly file: string };
+  /** A server of its own answering `stub_status` (for the Nginx exporter) at this loopback address. @default - none */
+  readonly stubStatus?: { readonly address: string; readonly port: number; readonly path: string };
 }
 
 /** The response header that names the web server that answered. */
@@ -120,6 +122,23 @@ export function renderNginxSite(input: NginxInput): string {
     "        proxy_read_timeout 30s;",
     "    }",
     "}",
+    ...(input.stubStatus
+      ? [
+          "",
+          "# Connection counters for the Nginx exporter, on loopback only.",
+          "server {",
+          `    listen ${input.stubStatus.address}:${input.stubStatus.port};`,
+          "    server_tokens off;",
+          "    access_log off;",
+          `    location = ${input.stubStatus.path} {`,
+          "        stub_status;",
+          "    }",
+          "    location / {",
+          "        return 404;",
+          "    }",
+          "}",
+        ]
+      : []),
   ];
   return lines.join("\n") + "\n";
 }

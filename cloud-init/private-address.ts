@@ -1,3 +1,4 @@
+import { WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
 import { dropletFile } from "./files";
 
@@ -52,4 +53,12 @@ export function bindAddressesScript(): string {
     MYSQL_SNIPPET: PRIVATE_ADDRESS_PATHS.mysqlSnippet,
     NGINX_SNIPPET: PRIVATE_ADDRESS_PATHS.nginxSnippet,
   });
+}
+
+/** What every droplet writes to find its private address: the network's environment and the script. */
+export function privateAddressFiles(input: NetworkEnvironmentInput): WriteFile[] {
+  return [
+    { path: PRIVATE_ADDRESS_PATHS.environment, content: renderNetworkEnvironment(input) },
+    { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
+  ];
 }

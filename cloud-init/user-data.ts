@@ -3,9 +3,18 @@ import { BACKUP, BackupInput, backupParts } from "./backup";
 import { ACME_CHALLENGE_PORT, CERTIFICATE_PATHS, deployHookScript, renderCertificateUnit, renderPlaceholderScript } from "./certificate";
 import { CloudConfig, WriteFile } from "./cloud-config";
 import { renderEnvironmentFile } from "./environment-file";
+import {
+  CERTBOT_RENEWAL_UNIT,
+  EXPORTER_PORTS,
+  ExporterParts,
+  METRICS_PATH,
+  NGINX_STUB_STATUS,
+  nodeExporterParts,
+  webServerExporterParts,
+} from "./exporters";
 import { HaproxyAcmePeer, HaproxyBackend, renderHaproxyConfig } from "./haproxy";
 import { HARDENING_PACKAGES, HostFirewallRule, RELOAD_SSHD, SSHD_HARDENING, ufwCommands, UNATTENDED_UPGRADES } from "./hardening";
-import { failoverFiles, FailoverInput, failoverRuncmd } from "./keepalived";
+import { FAILOVER_PATHS, failoverFiles, FailoverInput, failoverRuncmd } from "./keepalived";
 import { metadataGuard } from "./metadata-guard";
 import {
   DATABASE_AGENT,
@@ -24,14 +33,14 @@ import {
   renderMysqlSetupEnvironment,
 } from "./mysql";
 import { renderNginxSite } from "./nginx";
-import {
-  bindAddressesScript,
-  mysqlBindDropIn,
-  PRIVATE_ADDRESS_PATHS,
-  PRIVATE_ADDRESS_VARIABLE,
-  renderNetworkEnvironment,
-} from "./private-address";
+import { mysqlBindDropIn, PRIVATE_ADDRESS_PATHS, PRIVATE_ADDRESS_VARIABLE, privateAddressFiles } from "./private-address";
 import { VolumeMount, volumeParts } from "./volume";
+
+/** The monitoring server's share of the exporters (its cloud-config is in monitoring-server.ts). */
+export { exporterParts } from "./exporters";
+
+/** A droplet nobody scrapes runs no exporter. */
+const NO_EXPORTERS: ExporterParts = { packages: [], writeFiles: [], runcmd: [] };
 
 /** Port Nginx listens on; HAProxy's backends use it. */
 export const WEB_PORT = 80;
@@ -51,7 +60,7 @@ export const HAPROXY_STATS = {
  * Hardening every droplet shares: files, packages and the commands that apply
  * them. `firstRuncmd` runs before anything else in runcmd, `runcmd` last.
  */
-function hardening(hostFirewall: readonly HostFirewallRule[]) {
+export function hardening(hostFirewall: readonly HostFirewallRule[]) {
   const guard = metadataGuard();
   return {
     bootcmd: guard.bootcmd,
@@ -66,7 +75,7 @@ function hardening(hostFirewall: readonly HostFirewallRule[]) {
  * Makes apt wait for the dpkg lock instead of failing: on a droplet's first
  * boot, unattended-upgrades may hold it while cloud-init installs packages.
  */
-const DPKG_LOCK_WAIT: WriteFile = {
+export const DPKG_LOCK_WAIT: WriteFile = {
   path: "/etc/apt/apt.conf.d/90foobar-dpkg-lock-timeout",
   content: 'DPkg::Lock::Timeout "900";\n',
 };
@@ -108,6 +117,8 @@ export interface LoadBalancerUserDataInput {
   readonly https?: HttpsInput;
   /** One of a pair sharing the reserved IP (keepalived). @default - the only load balancer */
   readonly pair?: LoadBalancerPairInput;
+  /** Run the exporters mon-01 scrapes (cloud-init/exporters.ts). @default false */
+  readonly monitored?: boolean;
 }
 
 export interface LoadBalancerPairInput {
@@ -121,6 +132,13 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
   const https = input.https;
   const host = hardening(input.hostFirewall);
   const volumes = volumeParts(https && input.certificateVolume ? [input.certificateVolume] : []);
+  const exporter = input.monitored
+    ? nodeExporterParts({
+        vrrpState: input.pair ? FAILOVER_PATHS.stateFile : undefined,
+        certificate: https ? CERTIFICATE_PATHS.haproxyPem : undefined,
+        renewalUnit: https ? CERTBOT_RENEWAL_UNIT : undefined,
+      })
+    : NO_EXPORTERS;
   const haproxyConfig = renderHaproxyConfig({
     siteHostNames: input.siteHostNames,
     backends: input.backends,
@@ -137,6 +155,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       privateAddressVariable: PRIVATE_ADDRESS_VARIABLE,
       passwordVariable: HAPROXY_STATS.passwordVariable,
     },
+    prometheus: input.monitored ? { port: EXPORTER_PORTS.haproxy, path: METRICS_PATH } : undefined,
   });
   const certificateFiles: WriteFile[] = https
     ? [
@@ -154,14 +173,15 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
     : [];
   return {
     hostname: input.hostname,
-    packages: ["haproxy", ...(https ? ["certbot"] : []), ...(input.pair ? ["keepalived"] : []), ...host.packages],
+    packages: ["haproxy", ...(https ? ["certbot"] : []), ...(input.pair ? ["keepalived"] : []), ...exporter.packages, ...host.packages],
     trustedCaCertificates: https?.trustedCa ? [https.trustedCa] : undefined,
     writeFiles: [
       DPKG_LOCK_WAIT,
       ...host.writeFiles,
       ...volumes.writeFiles,
-      { path: PRIVATE_ADDRESS_PATHS.environment, content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange }) },
-      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
+      ...privateAddressFiles({ vpcIpRange: input.vpcIpRange }),
+      // Before the packages: the node exporter's first start already listens on the private address only.
+      ...exporter.writeFiles,
       ...certificateFiles,
       // The rest after the package: haproxy's user must exist, and dpkg must never see a foreign conffile.
       {
@@ -195,6 +215,7 @@ export function loadBalancerCloudConfig(input: LoadBalancerUserDataInput): Cloud
       ["systemctl", "enable", "haproxy.service"],
       // The unit checks the configuration before it starts HAProxy.
       ["systemctl", "restart", "haproxy.service"],
+      ...exporter.runcmd,
       ...host.runcmd,
       // After ufw: the tunnel's rules are in place before keepalived speaks.
       ...(input.pair ? failoverRuncmd() : []),
@@ -235,6 +256,8 @@ export interface WebServerUserDataInput {
   readonly databaseAgent: DatabaseAgentInput;
   /** Where and how the database is backed up. @default - no backups */
   readonly backup?: BackupInput;
+  /** Run the exporters mon-01 scrapes (cloud-init/exporters.ts). @default false */
+  readonly monitored?: boolean;
 }
 
 /** The `#cloud-config` of a web server: Nginx, the application, MySQL and the host's hardening. */
@@ -250,6 +273,16 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       addressEnvironment: PRIVATE_ADDRESS_PATHS.addressEnvironment,
       agentUnit: DATABASE_AGENT.unitName,
     });
+  const exporters = input.monitored
+    ? [
+        nodeExporterParts({
+          databaseAgentStatus: DATABASE_AGENT.status,
+          mysql: true,
+          backupStatus: backup ? BACKUP.status : undefined,
+        }),
+        webServerExporterParts(),
+      ]
+    : [];
   const appFiles: WriteFile[] = input.appFiles.map((file) => ({
     path: `${APP.directory}/${file.relativePath}`,
     content: file.content,
@@ -260,7 +293,15 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
     hostname: input.hostname,
     // mysql-server comes from runcmd (mysqlInstallScript), where a failed initialization can be retried.
     // python3-dnspython: the database agent asks DNS past the local cache.
-    packages: ["nginx", "gunicorn", "python3-pymysql", "python3-dnspython", ...host.packages, ...(backup?.packages ?? [])],
+    packages: [
+      "nginx",
+      "gunicorn",
+      "python3-pymysql",
+      "python3-dnspython",
+      ...exporters.flatMap((parts) => parts.packages),
+      ...host.packages,
+      ...(backup?.packages ?? []),
+    ],
     systemUsers: [{ name: APP.user, homedir: APP.directory }],
     writeFiles: [
       DPKG_LOCK_WAIT,
@@ -271,12 +312,10 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
         path: MYSQL_PATHS.serverConfig,
         content: renderMysqlServerConfig({ role: input.databaseRole, serverId: input.mysqlServerId }),
       },
-      {
-        path: PRIVATE_ADDRESS_PATHS.environment,
-        content: renderNetworkEnvironment({ vpcIpRange: input.vpcIpRange, webPort: WEB_PORT }),
-      },
-      { path: PRIVATE_ADDRESS_PATHS.script, permissions: "0755", content: bindAddressesScript() },
+      ...privateAddressFiles({ vpcIpRange: input.vpcIpRange, webPort: WEB_PORT }),
       { path: PRIVATE_ADDRESS_PATHS.mysqlDropIn, content: mysqlBindDropIn() },
+      // Before the packages: the exporters' first start already listens on the private address only.
+      ...exporters.flatMap((parts) => parts.writeFiles),
       {
         path: MYSQL_PATHS.setupEnvironment,
         permissions: "0600",
@@ -325,6 +364,7 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
           staticRoot: APP.staticDirectory,
           appPort: APP.port,
           backupStatus: backup && { path: BACKUP.statusPath, file: BACKUP.status },
+          stubStatus: input.monitored ? NGINX_STUB_STATUS : undefined,
         }),
       },
     ],
@@ -346,6 +386,8 @@ export function webServerCloudConfig(input: WebServerUserDataInput): CloudConfig
       ["systemctl", "enable", "--now", DATABASE_AGENT.unitName],
       ...(backup?.runcmd ?? []),
       ["systemctl", "enable", "--now", APP.unitName],
+      // After Nginx (stub_status) and the database agent (its status file).
+      ...exporters.flatMap((parts) => parts.runcmd),
       ...host.runcmd,
     ],
   };

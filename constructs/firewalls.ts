@@ -3,6 +3,7 @@ import { Construct } from "constructs";
 
 import { HostFirewallRule, sshRules } from "../cloud-init/hardening";
 import { VRRP_LINK } from "../cloud-init/keepalived";
+import { PROMETHEUS_PORTS } from "../cloud-init/prometheus";
 import { HAPROXY_STATS, WEB_PORT } from "../cloud-init/user-data";
 import { Network } from "./network";
 import { RoleTags } from "./role-tags";
@@ -21,7 +22,21 @@ export interface FirewallsProps {
    * @default false
    */
   readonly loadBalancerPair?: boolean;
+  /** A monitoring server scrapes the exporters: only it may reach them. @default false */
+  readonly monitoring?: boolean;
+  /**
+   * TCP ports the monitoring server sends alerts to besides 80 and 443: an SMTP relay's, a webhook's.
+   * @default - none
+   */
+  readonly alertPorts?: readonly number[];
 }
+
+/** The exporters each tier runs, every one on its private address (docs/monitoring.md). */
+export const EXPORTER_PORTS = {
+  loadBalancer: [PROMETHEUS_PORTS.node, PROMETHEUS_PORTS.haproxy],
+  web: [PROMETHEUS_PORTS.node, PROMETHEUS_PORTS.mysqld, PROMETHEUS_PORTS.nginx],
+  monitoring: [PROMETHEUS_PORTS.node],
+} as const;
 
 /** Every address, IPv4 and IPv6. */
 export const ANYWHERE = ["0.0.0.0/0", "::/0"];
@@ -38,6 +53,24 @@ export interface HostFirewallOptions {
   readonly https?: boolean;
   /** Whether the load balancers are a pair (load balancer only). @default false */
   readonly pair?: boolean;
+  /** Whether a monitoring server scrapes this tier's exporters. @default false */
+  readonly monitoring?: boolean;
+}
+
+/** ufw's share of the exporters: the VPC (the cloud firewall narrows it to the monitoring server). */
+function exporterRules(ports: readonly number[], options: HostFirewallOptions): HostFirewallRule[] {
+  return options.monitoring
+    ? ports.map((port) => ({ port, from: [options.vpcIpRange], comment: "metrics for the monitoring server (VPC)" }))
+    : [];
+}
+
+/** mon-01's host firewall (ufw): Prometheus' UI and its own exporter from the VPC, SSH from the admins. */
+export function monitoringServerHostFirewall(options: HostFirewallOptions): HostFirewallRule[] {
+  return [
+    { port: PROMETHEUS_PORTS.prometheus, from: [options.vpcIpRange], comment: "prometheus from the VPC" },
+    ...exporterRules(EXPORTER_PORTS.monitoring, { ...options, monitoring: true }),
+    ...sshRules(options.adminCidrs),
+  ];
 }
 
 /** Port where each load balancer of a pair serves its certbot's HTTP-01 challenges to the peer. */
@@ -59,6 +92,7 @@ export function loadBalancerHostFirewall(options: HostFirewallOptions): HostFire
           ...(options.https ? [{ port: ACME_PEER_PORT, from: [options.vpcIpRange], comment: "acme challenges from the peer (VPC)" }] : []),
         ]
       : []),
+    ...exporterRules(EXPORTER_PORTS.loadBalancer, options),
     ...sshRules(options.adminCidrs),
   ];
 }
@@ -72,6 +106,7 @@ export function webServerHostFirewall(options: HostFirewallOptions): HostFirewal
   return [
     { port: WEB_PORT, from: [options.vpcIpRange], comment: "nginx from the load balancer (VPC)" },
     { port: Number(MYSQL_PORT), from: [options.vpcIpRange], comment: "mysql between web servers (VPC)" },
+    ...exporterRules(EXPORTER_PORTS.web, options),
     ...sshRules(options.adminCidrs),
   ];
 }
@@ -83,6 +118,8 @@ export function webServerHostFirewall(options: HostFirewallOptions): HostFirewal
 export class Firewalls extends Construct {
   public readonly loadBalancer: Firewall;
   public readonly web: Firewall;
+  /** Present with a monitoring server. */
+  public readonly monitoring?: Firewall;
 
   constructor(scope: Construct, id: string, props: FirewallsProps) {
     super(scope, id);
@@ -103,6 +140,9 @@ export class Firewalls extends Construct {
       { protocol: "udp", portRange: ALL_PORTS, destinationAddresses: [props.network.ipRange] },
       { protocol: "icmp", destinationAddresses: ANYWHERE },
     ];
+    // The exporters answer the monitoring server only.
+    const scraped = (ports: readonly number[]): FirewallInboundRule[] =>
+      props.monitoring ? ports.map((port) => ({ protocol: "tcp", portRange: String(port), sourceTags: [props.tags.monitoring.name] })) : [];
 
     this.loadBalancer = new Firewall(this, "lb", {
       name: `${props.project}-lb`,
@@ -121,6 +161,7 @@ export class Firewalls extends Construct {
                 : []),
             ]
           : []),
+        ...scraped(EXPORTER_PORTS.loadBalancer),
         ...sshInbound,
       ],
       outboundRule: egress,
@@ -134,9 +175,30 @@ export class Firewalls extends Construct {
         { protocol: "tcp", portRange: String(WEB_PORT), sourceTags: [props.tags.loadBalancer.name] },
         // MySQL only between web servers: replication and the app's writes.
         { protocol: "tcp", portRange: MYSQL_PORT, sourceTags: [props.tags.web.name] },
+        ...scraped(EXPORTER_PORTS.web),
         ...sshInbound,
       ],
       outboundRule: egress,
     });
+
+    if (props.monitoring) {
+      this.monitoring = new Firewall(this, "monitoring", {
+        name: `${props.project}-monitoring`,
+        tags: [props.tags.monitoring.name],
+        inboundRule: [
+          // Prometheus' UI, behind its password, from the VPC (or an SSH tunnel to the private address).
+          { protocol: "tcp", portRange: String(PROMETHEUS_PORTS.prometheus), sourceAddresses: [props.network.ipRange] },
+          ...scraped(EXPORTER_PORTS.monitoring),
+          ...sshInbound,
+        ],
+        outboundRule: [
+          ...egress,
+          // Where Alertmanager sends alerts on another port: the relay, a webhook.
+          ...[...new Set(props.alertPorts ?? [])]
+            .filter((port) => port !== 80 && port !== 443)
+            .map((port) => ({ protocol: "tcp", portRange: String(port), destinationAddresses: ANYWHERE })),
+        ],
+      });
+    }
   }
 }

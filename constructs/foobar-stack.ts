@@ -7,11 +7,20 @@ import { Construct } from "constructs";
 
 import { DEFAULT_APP_COMMAND } from "../cloud-init/app";
 import { BackupInput } from "../cloud-init/backup";
-import { HAPROXY_STATS } from "../cloud-init/user-data";
+import { MONITORING_PATHS } from "../cloud-init/monitoring-server";
+import {
+  ALERT_RULE_DEFAULTS,
+  PROMETHEUS_PORTS,
+  renderAlertmanagerConfig,
+  renderAlertRules,
+  renderPrometheusConfig,
+} from "../cloud-init/prometheus";
+import { exporterParts, HAPROXY_STATS } from "../cloud-init/user-data";
 import {
   FAILOVER_TOKEN_VARIABLE,
   internalHostName,
   loadBalancerName,
+  MONITORING_SERVER_NAME,
   parseDropletName,
   PRIMARY_DATABASE_LABEL,
   RESERVED_IP_LABEL,
@@ -27,6 +36,7 @@ import { Dns, InternalHost, siteHostNames } from "./dns";
 import { Firewalls } from "./firewalls";
 import { CERTIFICATE_VOLUME_ID, LoadBalancer } from "./load-balancer";
 import { AlertDestinations, hasAlertDestinations, Monitoring } from "./monitoring";
+import { MONITORING_VOLUME_ID, MonitoringServer } from "./monitoring-server";
 import { Network } from "./network";
 import { AbsentResource, forgetWhenRemoved } from "./removed-blocks";
 import { RoleTags } from "./role-tags";
@@ -40,6 +50,9 @@ import { DATABASE_VOLUME_ID, WebServer } from "./web-server";
  * prebuilt bindings are generated from 2.71.0 and only ask for `~> 2.19`.
  */
 export const DIGITALOCEAN_PROVIDER_VERSION = ">= 2.71.0, < 3.0.0";
+
+/** The Terraform variable of the SMTP relay's password (`TF_VAR_alert_smtp_password`). */
+export const SMTP_PASSWORD_VARIABLE = "alert_smtp_password";
 
 /** The construct id of the site's address; part of the Terraform addresses of its resources. */
 export const SITE_ADDRESS_ID = "site-address";
@@ -73,6 +86,7 @@ function absentVolumes(settings: Settings): AbsentResource[] {
     ...slots(settings.https ? settings.loadBalancers + 1 : 1, MAX_LOAD_BALANCERS).map((i) =>
       volume(loadBalancerName(i), CERTIFICATE_VOLUME_ID),
     ),
+    ...(settings.monitoring ? [] : [volume(MONITORING_SERVER_NAME, MONITORING_VOLUME_ID)]),
   ];
 }
 
@@ -91,6 +105,17 @@ export function backupNotice(settings: Settings): { readonly level: "warning" | 
         level: "info",
         message: `backups: the web servers' databases go to the Spaces bucket ${settings.backupBucket} (${settings.backupRegion ?? settings.region}), encrypted to ${SETTINGS.backupRecipient.variable}`,
       };
+}
+
+/** The TCP ports of the destinations Alertmanager sends to: the SMTP relay's, the webhook's. */
+function alertPorts(settings: Settings): number[] {
+  const ports: number[] = [];
+  if (settings.alertSmtpSmarthost !== undefined) ports.push(Number(settings.alertSmtpSmarthost.split(":").pop()));
+  if (settings.alertWebhookUrl !== undefined) {
+    const url = new URL(settings.alertWebhookUrl);
+    ports.push(Number(url.port || (url.protocol === "https:" ? 443 : 80)));
+  }
+  return ports;
 }
 
 /** DigitalOcean's project `environment` for an environment's name. */
@@ -114,6 +139,8 @@ export class FoobarStack extends TerraformStack {
   public readonly siteAddress: SiteAddress;
   /** Present only when an alert e-mail or Slack webhook is set. */
   public readonly monitoring?: Monitoring;
+  /** mon-01; present unless `FOOBAR_MONITORING=false`. */
+  public readonly monitoringServer?: MonitoringServer;
   /** The backup bucket and its key; present only when `FOOBAR_BACKUP_BUCKET` is set. */
   public readonly backups?: Backups;
 
@@ -214,6 +241,7 @@ export class FoobarStack extends TerraformStack {
           databaseVolumeGib: settings.databaseVolumeGib,
           allowDataLoss: settings.allowDataLoss,
           backup,
+          monitored: settings.monitoring,
         }),
       );
     }
@@ -263,6 +291,7 @@ export class FoobarStack extends TerraformStack {
         allowDataLoss: settings.allowDataLoss,
         adminCidrs: settings.adminCidrs,
         https,
+        monitored: settings.monitoring,
         pair:
           peerLabel && failoverToken && vrrpPassword
             ? {
@@ -285,6 +314,8 @@ export class FoobarStack extends TerraformStack {
       adminCidrs: settings.adminCidrs,
       https: settings.https,
       loadBalancerPair: pair,
+      monitoring: settings.monitoring,
+      alertPorts: alertPorts(settings),
     });
 
     this.siteAddress = new SiteAddress(this, SITE_ADDRESS_ID, {
@@ -313,13 +344,67 @@ export class FoobarStack extends TerraformStack {
         label: PRIMARY_DATABASE_LABEL,
         address: webServers[Number(parseDropletName(settings.databasePrimary)!.index) - 1]!.server.privateIpv4,
       },
-      ...(pair
-        ? [
-            ...this.loadBalancers.map((lb, i) => ({ label: lbLabels[i]!, address: lb.server.privateIpv4 })),
-            { label: RESERVED_IP_LABEL, address: this.siteAddress.ipv4 },
-          ]
-        : []),
+      // The pair's members find each other, and mon-01 finds every load balancer, by these.
+      ...(pair || settings.monitoring ? this.loadBalancers.map((lb, i) => ({ label: lbLabels[i]!, address: lb.server.privateIpv4 })) : []),
+      ...(pair ? [{ label: RESERVED_IP_LABEL, address: this.siteAddress.ipv4 }] : []),
     ];
+    // mon-01 finds its targets by the internal names of every slot, as HAProxy finds the web servers: its
+    // user-data names no droplet's address, so adding or replacing one changes nothing on it.
+    if (settings.monitoring) {
+      const smtpPassword =
+        settings.alertSmtpUsername !== undefined
+          ? new TerraformVariable(this, SMTP_PASSWORD_VARIABLE, {
+              type: "string",
+              sensitive: true,
+              description: `Password of ${settings.alertSmtpUsername} at the SMTP relay ${settings.alertSmtpSmarthost}`,
+            })
+          : undefined;
+      const monitoringServer = (this.monitoringServer = new MonitoringServer(this, MONITORING_SERVER_NAME, {
+        name: dropletName(MONITORING_SERVER_NAME),
+        network: this.network,
+        droplet: { ...droplet, size: settings.monitoringSize },
+        tags,
+        volumeGib: settings.monitoringVolumeGib,
+        prometheusConfig: renderPrometheusConfig({
+          domain: settings.domain,
+          webServerSlots: MAX_WEB_SERVERS,
+          loadBalancerSlots: MAX_LOAD_BALANCERS,
+          monitoringLabel: MONITORING_SERVER_NAME,
+        }),
+        alertRules: renderAlertRules({
+          ...ALERT_RULE_DEFAULTS,
+          replicaMaxLagSeconds: settings.replicaMaxLagSeconds,
+          fiveXxPercent: settings.alert5xxPercent,
+          latencyMs: settings.alertLatencyMs,
+          certificateExpiryDays: settings.alertCertExpiryDays,
+          diskPercent: settings.alertDiskPercent,
+          backupBaseMaxAgeHours: settings.backupEveryHours + 2,
+        }),
+        alertmanagerConfig: renderAlertmanagerConfig({
+          emails: settings.alertEmails,
+          smarthost:
+            settings.alertSmtpSmarthost !== undefined
+              ? {
+                  host: settings.alertSmtpSmarthost,
+                  from: settings.alertSmtpFrom!,
+                  username: settings.alertSmtpUsername,
+                  passwordFile: smtpPassword ? MONITORING_PATHS.smtpPasswordFile : undefined,
+                }
+              : undefined,
+          slack:
+            settings.alertSlackWebhookUrl && settings.alertSlackChannel
+              ? { apiUrl: settings.alertSlackWebhookUrl, channel: settings.alertSlackChannel }
+              : undefined,
+          webhookUrl: settings.alertWebhookUrl,
+        }),
+        exporter: exporterParts("monitoring"),
+        smtpPassword: smtpPassword?.stringValue,
+        adminCidrs: settings.adminCidrs,
+        allowDataLoss: settings.allowDataLoss,
+      }));
+      internalHosts.push({ label: MONITORING_SERVER_NAME, address: monitoringServer.server.privateIpv4 });
+    }
+
     this.dns = new Dns(this, "dns", {
       domain: settings.domain,
       hostName: settings.hostName,
@@ -354,7 +439,11 @@ export class FoobarStack extends TerraformStack {
       });
     }
 
-    const servers = [...this.loadBalancers.map((lb) => lb.server), ...webServers.map((web) => web.server)];
+    const servers = [
+      ...this.loadBalancers.map((lb) => lb.server),
+      ...webServers.map((web) => web.server),
+      ...(this.monitoringServer ? [this.monitoringServer.server] : []),
+    ];
     new Project(this, "project", {
       name: project,
       description: `www.${settings.domain}: ${pair ? "a pair of HAProxy load balancers" : "HAProxy"} in front of ${settings.webServers} web server(s)`,
@@ -365,6 +454,7 @@ export class FoobarStack extends TerraformStack {
         ...[
           ...webServers.map((web) => web.databaseVolume),
           ...this.loadBalancers.flatMap((lb) => (lb.certificateVolume ? [lb.certificateVolume] : [])),
+          ...(this.monitoringServer ? [this.monitoringServer.dataVolume] : []),
         ].map((data) => data.volume.urn),
         this.siteAddress.reservedIp.urn,
         this.dns.domain.urn,
@@ -385,6 +475,17 @@ export class FoobarStack extends TerraformStack {
       value: this.loadBalancer.statsPassword.result,
       sensitive: true,
     });
+    if (this.monitoringServer) {
+      new TerraformOutput(this, "prometheus_url", {
+        description: "Prometheus on mon-01 (user admin): from the VPC, or through an SSH tunnel to mon-01's private address",
+        value: `http://${this.monitoringServer.server.privateIpv4}:${PROMETHEUS_PORTS.prometheus}/`,
+      });
+      new TerraformOutput(this, "prometheus_password", {
+        description: "Password of the admin user of Prometheus on mon-01",
+        value: this.monitoringServer.uiPassword.result,
+        sensitive: true,
+      });
+    }
     new TerraformOutput(this, "site_ipv4", {
       description: "The site's reserved IP: the DNS records point here, and it stays when lb-01 is replaced",
       value: this.siteAddress.ipv4,
@@ -404,6 +505,18 @@ export class FoobarStack extends TerraformStack {
           web.server.name,
           { role: `web, mysql ${web.databaseRole}`, public_ipv4: web.server.publicIpv4, private_ipv4: web.server.privateIpv4 },
         ]),
+        ...(this.monitoringServer
+          ? [
+              [
+                this.monitoringServer.server.name,
+                {
+                  role: "monitoring",
+                  public_ipv4: this.monitoringServer.server.publicIpv4,
+                  private_ipv4: this.monitoringServer.server.privateIpv4,
+                },
+              ],
+            ]
+          : []),
       ]),
     });
     if (backups) {

@@ -33,6 +33,8 @@ export interface LoadBalancerProps {
   readonly https?: HttpsInput;
   /** This load balancer is one of a pair sharing the reserved IP. @default - the only load balancer */
   readonly pair?: LoadBalancerPairMember;
+  /** mon-01 scrapes this droplet's exporters: they run, and its firewall lets mon-01 reach them. @default false */
+  readonly monitored?: boolean;
 }
 
 /** What one load balancer of a pair knows of its peer and of the pair's shared secrets. */
@@ -103,7 +105,9 @@ export class LoadBalancer extends Construct {
       backends: props.backends,
       certificateVolume: this.certificateVolume?.mount,
       statsPassword: this.statsPassword.result,
+      monitored: props.monitored,
       hostFirewall: loadBalancerHostFirewall({
+        monitoring: props.monitored,
         vpcIpRange: props.network.ipRange,
         adminCidrs: props.adminCidrs ?? [],
         https: props.https !== undefined,

@@ -21,6 +21,8 @@ export class RoleTags extends Construct {
   public readonly databasePrimary: Tag;
   /** On the web servers holding MySQL replicas. */
   public readonly databaseReplica: Tag;
+  /** On the monitoring server: the only source the exporters answer. */
+  public readonly monitoring: Tag;
 
   constructor(scope: Construct, id: string, props: RoleTagsProps) {
     super(scope, id);
@@ -29,5 +31,6 @@ export class RoleTags extends Construct {
     this.web = new Tag(this, "web", { name: `${props.project}-web` });
     this.databasePrimary = new Tag(this, "db-primary", { name: `${props.project}-db-primary` });
     this.databaseReplica = new Tag(this, "db-replica", { name: `${props.project}-db-replica` });
+    this.monitoring = new Tag(this, "monitoring", { name: `${props.project}-monitoring` });
   }
 }

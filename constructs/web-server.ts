@@ -45,6 +45,8 @@ export interface WebServerProps {
   readonly allowDataLoss?: boolean;
   /** Where and how the database is backed up. @default - no backups */
   readonly backup?: BackupInput;
+  /** mon-01 scrapes this droplet's exporters: they run, and its firewall lets mon-01 reach them. @default false */
+  readonly monitored?: boolean;
 }
 
 /** MySQL's own default is 10 s; a commit should not stall that long when a replica is away. */
@@ -98,7 +100,9 @@ export class WebServer extends Construct {
       replicaMaxLagSeconds: props.replicaMaxLagSeconds,
       appFiles: props.appFiles,
       appCommand: props.appCommand,
+      monitored: props.monitored,
       hostFirewall: webServerHostFirewall({
+        monitoring: props.monitored,
         vpcIpRange: props.network.ipRange,
         adminCidrs: props.adminCidrs ?? [],
       }),

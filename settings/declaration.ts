@@ -35,6 +35,7 @@ import {
   optional,
   text,
   ValueType,
+  webhookUrl,
   wholeNumber,
 } from "./value-types";
 
@@ -372,6 +373,58 @@ export const SETTINGS = {
     valueType: wholeNumber(1, 60),
     default: 14,
     description: "days before the site's certificate expires at which the uptime check alerts",
+  }),
+  monitoring: declare({
+    variable: "FOOBAR_MONITORING",
+    valueType: flag,
+    default: true,
+    description:
+      "a monitoring server, mon-01 (Prometheus, Alertmanager, its data on a volume; about $7/month with the default size " +
+      "and volume), scraping every droplet's exporters over the VPC and alerting on this stack's failures (docs/monitoring.md)",
+  }),
+  monitoringSize: declare({
+    variable: "FOOBAR_MONITORING_SIZE",
+    valueType: text("a DigitalOcean size slug such as s-1vcpu-1gb", /^[a-z0-9][a-z0-9-]*$/),
+    default: "s-1vcpu-1gb",
+    description: "mon-01's size; needs `FOOBAR_MONITORING=true`",
+  }),
+  monitoringVolumeGib: declare({
+    variable: "FOOBAR_MONITORING_VOLUME_SIZE",
+    valueType: wholeNumber(1, 16_384),
+    default: 10,
+    description: "size in GiB of mon-01's volume, Prometheus' data (15 days kept); grows in place, never shrinks",
+  }),
+  alertWebhookUrl: declare({
+    variable: "FOOBAR_ALERT_WEBHOOK_URL",
+    valueType: optional(webhookUrl("an http:// or https:// URL such as https://alerts.example.com/hook")),
+    default: undefined,
+    description: "a URL Alertmanager posts every alert and its resolution to (its webhook format); needs `FOOBAR_MONITORING=true`",
+  }),
+  alertSmtpSmarthost: declare({
+    variable: "FOOBAR_ALERT_SMTP_SMARTHOST",
+    valueType: optional(text("host:port of an SMTP relay such as smtp.sendgrid.net:587", /^[A-Za-z0-9.-]+:\d{1,5}$/)),
+    default: undefined,
+    description:
+      "the SMTP relay Alertmanager sends e-mail to `FOOBAR_ALERT_EMAILS` through (DigitalOcean blocks outbound port 25); " +
+      "without it only DigitalOcean's own alerts send e-mail",
+  }),
+  alertSmtpFrom: declare({
+    variable: "FOOBAR_ALERT_SMTP_FROM",
+    valueType: optional(email("an e-mail address")),
+    default: undefined,
+    description: "the sender of Alertmanager's e-mail; needs `FOOBAR_ALERT_SMTP_SMARTHOST`",
+  }),
+  alertSmtpUsername: declare({
+    variable: "FOOBAR_ALERT_SMTP_USERNAME",
+    valueType: optional(text("the relay's user name", /^\S+$/)),
+    default: undefined,
+    description: "the SMTP relay's user; its password is the Terraform variable `alert_smtp_password`",
+  }),
+  alert5xxPercent: declare({
+    variable: "FOOBAR_ALERT_5XX_PERCENT",
+    valueType: wholeNumber(1, 100),
+    default: 5,
+    description: "share of the site's answers over 2 minutes that are 5xx, in percent, above which mon-01 alerts",
   }),
   environments: declare({
     variable: "FOOBAR_ENVIRONMENTS",

@@ -138,6 +138,7 @@ export function loadSettings(env: Environment = process.env): Settings {
   }
 
   checkBackups(env, parsed);
+  checkMonitoring(env, parsed);
 
   if (env[v.environmentsDir] !== undefined && parsed.environments.length === 0) {
     throw new SettingsError(`${v.environments} must be set as well when ${v.environmentsDir} is set`);
@@ -179,6 +180,38 @@ function checkBackups(env: Environment, parsed: { -readonly [K in keyof Settings
     }
     parsed.backupRegion = parsed.region;
   }
+}
+
+/**
+ * The monitoring server's settings together: none without the server, and
+ * Alertmanager's e-mail needs a relay, a sender and someone to write to.
+ */
+function checkMonitoring(env: Environment, parsed: Settings): void {
+  const v = SETTING_VARIABLES;
+  if (!parsed.monitoring) {
+    const stray = [
+      v.monitoringSize,
+      v.monitoringVolumeGib,
+      v.alertWebhookUrl,
+      v.alertSmtpSmarthost,
+      v.alertSmtpFrom,
+      v.alertSmtpUsername,
+      v.alert5xxPercent,
+    ].find((name) => env[name] !== undefined);
+    if (stray) throw new SettingsError(`${stray} is set but ${v.monitoring}=false: unset ${stray}, or turn the monitoring server on`);
+    return;
+  }
+  if (parsed.alertSmtpSmarthost === undefined) {
+    const stray = [v.alertSmtpFrom, v.alertSmtpUsername].find((name) => env[name] !== undefined);
+    if (stray) throw new SettingsError(`${stray} is set but ${v.alertSmtpSmarthost} is not: set the relay, or unset ${stray}`);
+    return;
+  }
+  if (parsed.alertSmtpFrom === undefined)
+    throw new SettingsError(
+      `${v.alertSmtpFrom} must be set when ${v.alertSmtpSmarthost} is set: the address Alertmanager's e-mail comes from`,
+    );
+  if (parsed.alertEmails.length === 0)
+    throw new SettingsError(`${v.alertEmails} must be set when ${v.alertSmtpSmarthost} is set: nobody would receive the e-mail`);
 }
 
 /** A default as the README shows it. */

@@ -94,6 +94,9 @@ export const email = (accepted: string): ValueType<string> => fromSchema("e-mail
 export const httpsUrl = (accepted: string, hostname?: RegExp): ValueType<string> =>
   fromSchema("URL", accepted, z.url({ protocol: /^https$/, ...(hostname ? { hostname } : {}) }));
 
+/** An http:// or https:// URL: a webhook may be on the operator's own network. */
+export const webhookUrl = (accepted: string): ValueType<string> => fromSchema("URL", accepted, z.url({ protocol: /^https?$/ }));
+
 /** A value the setting may leave unset. */
 export const optional = <T>(valueType: ValueType<T>): ValueType<T | undefined> => valueType;
 

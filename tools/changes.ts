@@ -6,6 +6,7 @@
  * The table of changes (docs/day-two.md), the tests that keep it true, and the lab's
  * `apply` all use this one planner.
  */
+import { isMonitoringServer } from "../names";
 import { FORCE_NEW_ARGUMENTS, OPTIONAL_COMPUTED_ARGUMENTS } from "./force-new";
 
 /** Terraform JSON as cdktf writes it (`resource.<type>.<name> = config`): the one type the tools and the lab read it as. */
@@ -204,7 +205,11 @@ export function summarizeChanges(before: TerraformJson, after: TerraformJson, ch
   for (const change of changes) {
     const name = nameOf(change);
     if (change.type === "digitalocean_volume") {
-      const lost = name.endsWith("-mysql") ? `the MySQL data on ${name}` : `${name} (a new certificate is requested)`;
+      const lost = name.endsWith("-mysql")
+        ? `the MySQL data on ${name}`
+        : name.endsWith("-prometheus")
+          ? `${name} (Prometheus' history)`
+          : `${name} (a new certificate is requested)`;
       if (change.action === "forget") {
         costs.push(
           `${name} kept: Terraform forgets it, and the volume stays in the account with its data (billed) until you delete it; before a change that declares it again, import it or delete it (runbook)`,
@@ -234,7 +239,9 @@ export function summarizeChanges(before: TerraformJson, after: TerraformJson, ch
       costs.push(
         /lb-\d+$/.test(name)
           ? `site down while ${name} boots (address and certificate kept)`
-          : `${name} out of rotation while it boots${/web-01$/.test(name) ? "; writes fail meanwhile" : ""}`,
+          : isMonitoringServer(name)
+            ? `no alerts while ${name} boots (its history kept)`
+            : `${name} out of rotation while it boots${/web-01$/.test(name) ? "; writes fail meanwhile" : ""}`,
       );
     }
   }

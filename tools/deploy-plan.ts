@@ -20,12 +20,12 @@
  * Pure: the same steps drive Terraform (`npm run deploy`) and the lab's
  * apply (`npm run lab -- deploy`).
  */
-import { INTERNAL_LABEL, PRIMARY_DATABASE_LABEL } from "../names";
+import { INTERNAL_LABEL, isMonitoringServer, PRIMARY_DATABASE_LABEL } from "../names";
 import { configOf, referencedResources, ResourceChange, TerraformJson } from "./changes";
 import { haproxyServerName } from "./rollout";
 
 /** What a droplet is to the site when the deploy starts (the running stack says; the configuration may not). */
-export type DeployRole = "replica" | "primary" | "backup-load-balancer" | "master-load-balancer" | "only-load-balancer";
+export type DeployRole = "monitoring" | "replica" | "primary" | "backup-load-balancer" | "master-load-balancer" | "only-load-balancer";
 
 /** What happens to one droplet in its step. */
 export type DropletAction = "replace" | "resize";
@@ -116,13 +116,24 @@ export function disturbsDroplet(change: ResourceChange): boolean {
 }
 
 function roleOf(name: string, roles: RunningRoles, loadBalancers: number): DeployRole {
+  if (isMonitoringServer(name)) return "monitoring";
   if (haproxyServerName(name)) return name === roles.primary ? "primary" : "replica";
   if (loadBalancers < 2) return "only-load-balancer";
   return name === roles.masterLoadBalancer ? "master-load-balancer" : "backup-load-balancer";
 }
 
-/** The order of roles in a deploy: replicas, the primary, then the load balancers (the master after its backup). */
-const ROLE_ORDER: readonly DeployRole[] = ["replica", "primary", "backup-load-balancer", "master-load-balancer", "only-load-balancer"];
+/**
+ * The order of roles in a deploy: the monitoring server (it serves no request, and is back to watch the rest),
+ * replicas, the primary, then the load balancers (the master after its backup).
+ */
+const ROLE_ORDER: readonly DeployRole[] = [
+  "monitoring",
+  "replica",
+  "primary",
+  "backup-load-balancer",
+  "master-load-balancer",
+  "only-load-balancer",
+];
 
 /** Every resource an address depends on in `stack`, itself included (what `terraform apply -target` takes along). */
 function dependencies(stack: TerraformJson, address: string, seen = new Set<string>()): Set<string> {
@@ -146,8 +157,8 @@ export function planDeploy(after: TerraformJson, changes: readonly ResourceChang
   if (roles.masterLoadBalancer !== undefined && !droplets.includes(roles.masterLoadBalancer)) {
     throw new Error(`the load balancer ${roles.masterLoadBalancer} is not among the droplets (${droplets.join(", ")})`);
   }
-  // The stack's droplets are web servers and load balancers.
-  const loadBalancers = droplets.filter((name) => !haproxyServerName(name)).length;
+  // The stack's droplets are web servers, load balancers and the monitoring server.
+  const loadBalancers = droplets.filter((name) => !haproxyServerName(name) && !isMonitoringServer(name)).length;
   const disruptive = changes.filter(disturbsDroplet);
   const turns = disruptive
     .map((c) => {
@@ -237,6 +248,8 @@ export function targetedConfiguration(before: TerraformJson, after: TerraformJso
 export function stepCost(step: DeployStep): string {
   const out = step.action === "replace" ? "replaced, out of rotation while it boots" : "powered off, resized and on again";
   switch (step.role) {
+    case "monitoring":
+      return `${out}; it serves no request (no alerts while it boots)`;
     case "replica":
       return `${out}; no request fails`;
     case "primary":

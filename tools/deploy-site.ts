@@ -24,7 +24,7 @@
  *   master holds new connections back, so none is open on it at the move.
  */
 import { FAILOVER_PATHS, METADATA_URL } from "../cloud-init/keepalived";
-import { isLoadBalancer } from "../names";
+import { isLoadBalancer, isMonitoringServer } from "../names";
 import { DeployExecutor } from "./deploy";
 import { RunningRoles } from "./deploy-plan";
 import {
@@ -168,6 +168,12 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
   /** Cloud-init done; a load balancer runs its services, a web server answers its health check on itself. */
   const booted = async (droplet: string): Promise<void> => {
     await cloudInitDone(site, droplet);
+    if (isMonitoringServer(droplet)) {
+      await until(`prometheus and alertmanager active on ${droplet}`, HEALTHY_WITHIN_SECONDS, () =>
+        site.run(droplet, "systemctl is-active --quiet prometheus prometheus-alertmanager").status === 0 ? true : undefined,
+      );
+      return;
+    }
     if (isLoadBalancer(droplet)) {
       const units = loadBalancers(site).length > 1 ? "haproxy keepalived" : "haproxy";
       await until(`${units} active on ${droplet}`, HEALTHY_WITHIN_SECONDS, () =>
@@ -248,7 +254,7 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
     booted,
     async ready(droplet) {
       await booted(droplet);
-      if (isLoadBalancer(droplet)) return;
+      if (isLoadBalancer(droplet) || isMonitoringServer(droplet)) return;
       const label = haproxyServerName(droplet)!;
       const address = site.privateAddress(droplet);
       await until(`every load balancer checking ${droplet} healthy at ${address}`, HEALTHY_WITHIN_SECONDS, () =>
@@ -265,7 +271,7 @@ export function siteExecutor(site: DeploySite): DeployExecutor {
         await readmitServer(rolloutTarget(site), haproxyServerName(droplet)!);
         return;
       }
-      if (loadBalancers(site).length > 1) {
+      if (isLoadBalancer(droplet) && loadBalancers(site).length > 1) {
         await until(`${droplet} in the pair again`, HEALTHY_WITHIN_SECONDS, () =>
           ["BACKUP", "MASTER"].includes(vrrpState(site, droplet) ?? "") ? true : undefined,
         );

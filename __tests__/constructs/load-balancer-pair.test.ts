@@ -19,12 +19,12 @@ describe("two load balancers share the site's reserved IP", () => {
       resourcesOf(pair, "digitalocean_droplet")
         .map((d) => d.name)
         .sort(),
-    ).toEqual(["lb-01", "lb-02", "web-01", "web-02"]);
+    ).toEqual(["lb-01", "lb-02", "mon-01", "web-01", "web-02"]);
     expect(
       resourcesOf(single, "digitalocean_droplet")
         .map((d) => d.name)
         .sort(),
-    ).toEqual(["lb-01", "web-01", "web-02"]);
+    ).toEqual(["lb-01", "mon-01", "web-01", "web-02"]);
   });
 
   test("both run the same HAProxy configuration, except the peer each passes ACME challenges to", () => {
@@ -39,7 +39,7 @@ describe("two load balancers share the site's reserved IP", () => {
       resourcesOf(pair, "digitalocean_volume")
         .map((v) => v.name)
         .sort(),
-    ).toEqual(["lb-01-certificates", "lb-02-certificates", "web-01-mysql", "web-02-mysql"]);
+    ).toEqual(["lb-01-certificates", "lb-02-certificates", "mon-01-prometheus", "web-01-mysql", "web-02-mysql"]);
     for (const lb of lbs) expect(lb.config.packages).toEqual(expect.arrayContaining(["haproxy", "certbot", "keepalived"]));
   });
 

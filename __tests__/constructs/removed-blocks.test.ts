@@ -22,6 +22,7 @@ describe("what leaves the configuration is forgotten, not destroyed", () => {
     ["one web server", { FOOBAR_WEB_SERVERS: "1" }],
     ["HTTPS off", { FOOBAR_HTTPS: "false" }],
     ["a pair", { FOOBAR_LOAD_BALANCERS: "2" }],
+    ["no monitoring server", { FOOBAR_MONITORING: "false" }],
   ])(
     "with %s, every volume the biggest configuration has and this one lacks is named by a removed block with destroy = false",
     (_, variables) => {
@@ -44,6 +45,7 @@ describe("what leaves the configuration is forgotten, not destroyed", () => {
       {},
       { FOOBAR_WEB_SERVERS: "10", FOOBAR_LOAD_BALANCERS: "2" },
       { FOOBAR_HTTPS: "false" },
+      { FOOBAR_MONITORING: "false" },
     ]) {
       const stack = synth(variables);
       for (const from of removed(stack)) expect(addresses(stack)).not.toContain(from);

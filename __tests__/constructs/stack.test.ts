@@ -13,11 +13,11 @@ describe("the stack with default settings", () => {
   const droplets = resourcesOf(stack, "digitalocean_droplet");
   const vpc = resourcesOf(stack, "digitalocean_vpc");
 
-  test("has one VPC with the configured range and three droplets named for their role, all in it", () => {
+  test("has one VPC with the configured range and four droplets named for their role, mon-01 among them, all in it", () => {
     expect(vpc).toHaveLength(1);
     expect(vpc[0]).toEqual(expect.objectContaining({ ip_range: "10.10.10.0/24", region: "nyc3" }));
     const vpcId = `\${${addressOf(stack, "digitalocean_vpc", vpc[0])}.id}`;
-    expect(droplets.map((d) => d.name).sort()).toEqual(["lb-01", "web-01", "web-02"]);
+    expect(droplets.map((d) => d.name).sort()).toEqual(["lb-01", "mon-01", "web-01", "web-02"]);
     for (const d of droplets) {
       expect(d).toEqual(expect.objectContaining({ vpc_uuid: vpcId, image: "ubuntu-24-04-x64", region: "nyc3", monitoring: true }));
     }
@@ -31,6 +31,7 @@ describe("the stack with default settings", () => {
     expect(droplet(stack, "lb-01").tags.map(tagName)).toEqual(["foobar", "foobar-lb"]);
     expect(droplet(stack, "web-01").tags.map(tagName)).toEqual(["foobar", "foobar-web", "foobar-db-primary"]);
     expect(droplet(stack, "web-02").tags.map(tagName)).toEqual(["foobar", "foobar-web", "foobar-db-replica"]);
+    expect(droplet(stack, "mon-01").tags.map(tagName)).toEqual(["foobar", "foobar-monitoring"]);
   });
 
   test("puts every droplet and the domain in one DigitalOcean project", () => {
@@ -54,10 +55,13 @@ describe("the stack with default settings", () => {
     expect(stack.output.site_ipv4.value).toBe(address);
   });
 
-  test("publishes every web server's private address, and the primary's, under internal.foobar.com", () => {
+  test("publishes the private address of every web server, the primary, the load balancer and mon-01 under internal.foobar.com", () => {
     const records = resourcesOf(stack, "digitalocean_record").filter((r) => r.name.endsWith(".internal"));
     const ref = (name: string) => `\${${addressOf(stack, "digitalocean_droplet", droplet(stack, name))}.ipv4_address_private}`;
+    // lb-01 and mon-01: mon-01's Prometheus finds its targets by these names, even with a single load balancer.
     expect(records.map((r) => [r.name, r.type, r.ttl, r.value]).sort()).toEqual([
+      ["lb-01.internal", "A", 30, ref("lb-01")],
+      ["mon-01.internal", "A", 30, ref("mon-01")],
       ["mysql-primary.internal", "A", 30, ref("web-01")],
       ["web-01.internal", "A", 30, ref("web-01")],
       ["web-02.internal", "A", 30, ref("web-02")],
@@ -142,14 +146,16 @@ describe("the stack with default settings", () => {
     });
   });
 
-  test("outputs the site URL, the site and LB addresses, every server, and the passwords as sensitive", () => {
+  test("outputs the site URL, the site and LB addresses, every server, Prometheus' URL, and the passwords as sensitive", () => {
     expect(stack.output.site_url.value).toBe("https://www.foobar.com/");
     expect(stack.output.load_balancer_public_ipv4.value).toMatch(/\.ipv4_address\}$/);
-    expect(Object.keys(stack.output.servers.value as object)).toEqual(["lb-01", "web-01", "web-02"]);
+    expect(Object.keys(stack.output.servers.value as object)).toEqual(["lb-01", "mon-01", "web-01", "web-02"]);
     expect(stack.output.mysql_replication_password.sensitive).toBe(true);
     expect(stack.output.mysql_app_password.sensitive).toBe(true);
     expect(stack.output.haproxy_stats_url.value).toMatch(/^http:\/\/\$\{.*\.ipv4_address_private\}:8404\/$/);
     expect(stack.output.haproxy_stats_password.sensitive).toBe(true);
+    expect(stack.output.prometheus_url.value).toMatch(/^http:\/\/\$\{.*\.ipv4_address_private\}:9090\/$/);
+    expect(stack.output.prometheus_password.sensitive).toBe(true);
   });
 
   test("matches the reviewed snapshot of everything it deploys (user-data unpacked to the text of its files)", () => {
@@ -158,14 +164,15 @@ describe("the stack with default settings", () => {
 });
 
 describe("the stack with other settings", () => {
-  test("FOOBAR_WEB_SERVERS=3 gives four droplets, a third volume and internal name, and the same load balancer", () => {
+  test("FOOBAR_WEB_SERVERS=3 gives five droplets, a third volume and internal name, and the same load balancer and mon-01", () => {
     const stack = synthStack({ webServers: 3 });
     expect(
       resourcesOf(stack, "digitalocean_droplet")
         .map((d) => d.name)
         .sort(),
-    ).toEqual(["lb-01", "web-01", "web-02", "web-03"]);
+    ).toEqual(["lb-01", "mon-01", "web-01", "web-02", "web-03"]);
     expect(droplet(stack, "lb-01").user_data).toBe(droplet(synthStack(), "lb-01").user_data);
+    expect(droplet(stack, "mon-01").user_data).toBe(droplet(synthStack(), "mon-01").user_data);
     expect(resourcesOf(stack, "digitalocean_record").map((r) => r.name)).toContain("web-03.internal");
     expect(resourcesOf(stack, "digitalocean_volume").map((v) => v.name)).toContain("web-03-mysql");
     expect(fileAt(parseCloudConfig(droplet(stack, "web-03").user_data), "/etc/mysql/mysql.conf.d/zz-foobar.cnf")).toContain(
@@ -179,7 +186,7 @@ describe("the stack with other settings", () => {
       resourcesOf(stack, "digitalocean_droplet")
         .map((d) => d.name)
         .sort(),
-    ).toEqual(["lb-01", "web-01"]);
+    ).toEqual(["lb-01", "mon-01", "web-01"]);
   });
 
   test("the apex record is added on request, with the TTL setting", () => {

@@ -163,7 +163,7 @@ describe("what a change replaces (two syntheses, the provider's ForceNew rules)"
 
   test("a resource replaced for an argument of its own also names the references that force it: a new region replaces each droplet for region and vpc_uuid", () => {
     const droplets = planChanges(base, synth({ FOOBAR_REGION: "ams3" })).filter((c) => c.type === "digitalocean_droplet");
-    expect(droplets).toHaveLength(3);
+    expect(droplets).toHaveLength(4);
     for (const droplet of droplets) expect([droplet.action, droplet.arguments]).toEqual(["replace", ["region", "vpc_uuid"]]);
   });
 

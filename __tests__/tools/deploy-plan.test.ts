@@ -1,6 +1,6 @@
 import { planChanges } from "../../tools/changes";
 import { DeployExecutor, DeployStopped, runDeploy } from "../../tools/deploy";
-import { outdatedDroplets, planDeploy, primaryRecordAddress, RunningRoles, targetedConfiguration } from "../../tools/deploy-plan";
+import { outdatedDroplets, planDeploy, primaryRecordAddress, RunningRoles, stepCost, targetedConfiguration } from "../../tools/deploy-plan";
 import { synthFromVariables as synth } from "../helpers";
 
 /** The deploy of a change from `from` to `from` + `change`, with the running roles given. */
@@ -39,8 +39,15 @@ describe("the order of a deploy", () => {
 
   test("one load balancer goes last, with nothing to hand over to", () => {
     const plan = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
-    expect(order(plan)).toEqual(["web-02:replica", "web-01:primary+primary", "lb-01:only-load-balancer"]);
+    expect(order(plan)).toEqual(["mon-01:monitoring", "web-02:replica", "web-01:primary+primary", "lb-01:only-load-balancer"]);
     expect(plan.steps.every((s) => s.action === "replace")).toBe(true);
+  });
+
+  test("the monitoring server goes first, alone, with nothing to hand over: it serves no request", () => {
+    const plan = deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" });
+    const first = plan.steps[0]!;
+    expect([first.droplet, first.role, first.handOver]).toEqual(["mon-01", "monitoring", undefined]);
+    expect(stepCost(first)).toMatch(/serves no request/);
   });
 
   test("a droplet's step applies what follows from it: its DNS records, and the site's address with its load balancer", () => {
@@ -106,7 +113,7 @@ describe("the order of a deploy", () => {
 
   test("roles that name no droplet of the configuration are refused, naming it", () => {
     expect(() => deployOf({}, { FOOBAR_SIZE: "s-2vcpu-4gb" }, { primary: "web-09" })).toThrow(
-      "the primary web-09 is not among the droplets (lb-01, web-01, web-02)",
+      "the primary web-09 is not among the droplets (lb-01, mon-01, web-01, web-02)",
     );
   });
 });
@@ -122,7 +129,7 @@ describe("settings that only user-data or SSH keys carry reach running droplets 
   });
 
   test("the admin ranges (ufw) and an SSH key reach every droplet", () => {
-    const all = ["lb-01", "lb-02", "web-01", "web-02", "web-03"];
+    const all = ["lb-01", "lb-02", "mon-01", "web-01", "web-02", "web-03"];
     expect(outdated({ FOOBAR_ADMIN_CIDRS: "203.0.113.7/32" }).sort()).toEqual(all);
     expect(outdated({ FOOBAR_SSH_KEYS: "12345678" }).sort()).toEqual(all);
   });
@@ -208,7 +215,7 @@ describe("running a deploy", () => {
     const { calls, executor } = recorder();
     await runDeploy(deployOf({}, { FOOBAR_IMAGE: "ubuntu-26-04-x64" }, { primary: "web-01" }), executor);
     expect(calls.filter((c) => c.startsWith("apply ")).every((c) => c.endsWith("replacing 1") || c === "apply 1")).toBe(true);
-    expect(calls.filter((c) => c.endsWith("replacing 1"))).toHaveLength(3);
+    expect(calls.filter((c) => c.endsWith("replacing 1"))).toHaveLength(4);
   });
 
   test("it stops at the first droplet that does not come back, and touches none after it", async () => {
