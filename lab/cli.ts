@@ -8,7 +8,7 @@
  *          (lab/checks/; with FOOBAR_LOAD_BALANCERS=2, lab/checks/pair.ts), always down;
  *          exit non-zero if a check failed
  *   check  [group]: run the checks that fit the lab that is already up (no up/down), or one group of them
- *          (base, database, backups, scaling, pair, deploy, pair-scaling)
+ *          (base, database, backups, scaling, pair, deploy, pair-scaling, monitoring)
  *   fault  <droplet> <kind> [unit|ms|droplet]: inject one fault into the lab that is up (see faults.ts)
  *   apply  [--replace <droplet>]...: change the lab that is up to what the settings synthesize now, like
  *          `terraform apply [-replace=…]` (see apply.ts)
@@ -17,20 +17,32 @@
  *            no droplet at once, then every droplet to replace or resize in turn (see emulations/deploy.ts)
  *
  * Environment: the stack's FOOBAR_* settings (the lab overrides only the ACME
- * directory, its CA file, the admin CIDRs and the failover token), FOOBAR_LAB_CACHE,
+ * directory, its CA file, the admin CIDRs, the failover token, the backup bucket and, unless
+ * FOOBAR_MONITORING=false, the alert webhook, its own receiver), FOOBAR_LAB_CACHE,
  * FOOBAR_LAB_STATE, FOOBAR_LAB_BOOT_TIMEOUT (seconds), FOOBAR_LAB_API_DELAY_MS (how
  * long the emulated API takes to move a reserved IP; default 1000).
  */
 import { isLoadBalancer } from "../names";
-import { backupChecks, Check, checks, databaseChecks, deployChecks, pairChecks, pairScalingChecks, scalingChecks } from "./checks";
+import {
+  backupChecks,
+  Check,
+  checks,
+  databaseChecks,
+  deployChecks,
+  monitoringChecks,
+  pairChecks,
+  pairScalingChecks,
+  scalingChecks,
+} from "./checks";
 import { httpsOn, siteUrl } from "./checks/helpers";
+import { alertWebhookUrl } from "./emulations/alert-receiver";
 import { parseFault } from "./faults";
 import { preflight } from "./host/preflight";
 import { baseCached } from "./host/rootfs";
 import { log } from "./host/shell";
 import { recordTiming } from "./host/timings";
 import { attachRunning, down, Lab, leftovers, up } from "./lab";
-import { ACME_NS, CLIENT_NS, PAIR_SETTINGS, UPLINK_ADDRESS } from "./settings";
+import { ACME_NS, CLIENT_NS, HOOKS_NS, PAIR_SETTINGS, UPLINK_ADDRESS } from "./settings";
 
 let interrupted = false;
 
@@ -155,7 +167,12 @@ async function main(argv: string[]): Promise<number> {
 
 /** What `test` boots, in order: the operator's settings, then the same with a load balancer pair. */
 const CONFIGURATIONS: readonly { name: string; what: string; env: Readonly<Record<string, string>>; checks: readonly Check[] }[] = [
-  { name: "default", what: "the settings as they are", env: {}, checks: [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks] },
+  {
+    name: "default",
+    what: "the settings as they are",
+    env: {},
+    checks: [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks, ...monitoringChecks],
+  },
   {
     name: "pair",
     what: "FOOBAR_LOAD_BALANCERS=2, SSH also from lab-api",
@@ -173,13 +190,14 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
   pair: pairChecks,
   deploy: deployChecks,
   "pair-scaling": pairScalingChecks,
+  monitoring: monitoringChecks,
 };
 
 /** The checks that fit a running lab: the pair's when it has two load balancers. */
 function checksFor(lab: Lab): readonly Check[] {
   return lab.stack.droplets.filter((d) => isLoadBalancer(d.name)).length > 1
     ? [...pairChecks, ...pairScalingChecks]
-    : [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks];
+    : [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks, ...monitoringChecks];
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */
@@ -237,6 +255,7 @@ function printSummary(lab: Lab): void {
     `  apt proxy: http://${UPLINK_ADDRESS}:3142 (host)`,
     `  ACME CA:   ${lab.acme.directoryUrl} (pebble in ${ACME_NS}), its HTTPS CA ${lab.acme.serverCaFile}`,
     `             site certificates issued under ${lab.acme.issuingRootFile}`,
+    `  alerts:    ${alertWebhookUrl()} (in ${HOOKS_NS}) appends every one to ${lab.alertsFile() ?? "?"}`,
     "",
     "Reach it (only from the client namespace):",
     `  ip netns exec ${CLIENT_NS} curl -i${trust} ${url}`,

@@ -9,6 +9,7 @@ import { loadSettings } from "../settings";
 import { RestoreTarget } from "../tools/restore";
 import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../tools/rollout";
 import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./emulations/acme";
+import { alertsFile, startAlertReceiver, stopAlertReceiver } from "./emulations/alert-receiver";
 import { apiDelayMs, apiLogFile, startApi, stopApi } from "./emulations/api";
 import { applyChanges, ApplyReport } from "./emulations/apply";
 import { createBackupIdentity } from "./emulations/backup-identity";
@@ -44,6 +45,7 @@ import {
   addDnsHost,
   addDropletNetwork,
   addGuardRoutes,
+  addHooksHost,
   addMetadataHost,
   addSpacesHost,
   applyNftables,
@@ -73,6 +75,7 @@ import {
   FIRST_DROPLET_PUBLIC_HOST,
   FIRST_RESERVED_IP_HOST,
   GUARD_ROUTE_METRIC,
+  HOOKS_NS,
   METADATA_NS,
   PUBLIC_RANGE,
   SPACES_NS,
@@ -138,6 +141,8 @@ export interface Lab {
   apiLog(): string | undefined;
   /** The Spaces emulator's request log (host path), undefined when the stack has no bucket. */
   spacesLog(): string | undefined;
+  /** The alert receiver's file (host path): every POST from Alertmanager, one JSON object a line (alert-webhook.ts). */
+  alertsFile(): string | undefined;
 }
 
 /** Stand-ins for values that only exist after `terraform apply`. */
@@ -177,6 +182,7 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       state.failoverToken,
       createBackupIdentity(state),
       env.FOOBAR_ADMIN_CIDRS,
+      env.FOOBAR_MONITORING,
     );
     state.synthDir = path.join(stateDir(), "synth");
     saveState(state);
@@ -232,8 +238,11 @@ export async function up(env: NodeJS.ProcessEnv, interrupted: () => boolean): Pr
       addSpacesHost(state);
       await startSpaces(state, stack.spaces, { certFile: acmeFiles.spacesCertFile, keyFile: acmeFiles.spacesKeyFile });
     }
+    // Always, and before any droplet boots: mon-01's first alert finds it, and an apply may turn monitoring on.
+    addHooksHost(state);
+    await startAlertReceiver(state);
     log(
-      `network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}${stack.spaces ? `, ${SPACES_NS}` : ""}, firewalls applied`,
+      `network: ${stack.droplets.length} droplet namespace(s), ${CLIENT_NS}, ${ACME_NS}, ${METADATA_NS}, ${DNS_NS}, ${API_NS}${stack.spaces ? `, ${SPACES_NS}` : ""}, ${HOOKS_NS}, firewalls applied`,
     );
     for (const volume of stack.volumes) createVolume(state, volume);
     stopIf(interrupted);
@@ -289,6 +298,8 @@ export async function down(): Promise<string[]> {
   log("api: stopped");
   removed.push(...(await stopSpaces(state)));
   log("spaces: stopped");
+  removed.push(...(await stopAlertReceiver(state)));
+  log("alert receiver: stopped");
   removed.push(...(await stopAptProxy(state)));
   log("apt proxy: stopped");
   removed.push(...teardownNetwork(state));
@@ -403,6 +414,7 @@ function attach(state: LabState): Lab {
     failNames: (names) => failNames(state, names),
     apiLog: () => apiLogFile(state),
     spacesLog: () => spacesLog(state),
+    alertsFile: () => alertsFile(state),
     fault: (droplet, kind, unitOrDelay) =>
       injectFault(
         { dropletNames: state.stack!.droplets.map((d) => d.name), execIn: lab.execIn, powerOff: lab.powerOff, powerOn: lab.powerOn },

@@ -12,7 +12,9 @@
  *   CA), .4 the `lab-dns` namespace (DigitalOcean's resolvers and DNS zone),
  *   .5 the `lab-api` namespace (DigitalOcean's API), .6 the `lab-spaces`
  *   namespace (DigitalOcean Spaces, when the stack has a backup bucket),
- *   .10 and up the droplets' `eth0`, .200 and up the reserved IPs;
+ *   .7 the `lab-hooks` namespace (the operator's alert webhook, which
+ *   Alertmanager on mon-01 posts to), .10 and up the droplets' `eth0`,
+ *   .200 and up the reserved IPs;
  * - link-local: the metadata service at 169.254.169.254 (namespace `lab-meta`),
  *   and one address per droplet on its `eth0` from 169.254.0.0/24 (metadata.ts).
  */
@@ -35,6 +37,8 @@ export const DNS_ADDRESS = "198.51.100.4";
 export const API_ADDRESS = "198.51.100.5";
 /** DigitalOcean Spaces, emulated (spaces.ts): what `<region>.digitaloceanspaces.com` and the bucket's name resolve to in the lab. */
 export const SPACES_ADDRESS = "198.51.100.6";
+/** The operator's alert webhook, emulated (alert-receiver.ts): `FOOBAR_ALERT_WEBHOOK_URL` points here, on port 80. */
+export const HOOKS_ADDRESS = "198.51.100.7";
 /** First public address handed to a droplet. */
 export const FIRST_DROPLET_PUBLIC_HOST = 10;
 /** First public address handed to a reserved IP. */
@@ -54,6 +58,8 @@ export const DNS_NS = "lab-dns";
 export const API_NS = "lab-api";
 /** DigitalOcean Spaces, emulated (see spaces.ts). */
 export const SPACES_NS = "lab-spaces";
+/** The operator's alert webhook, emulated (see alert-receiver.ts). */
+export const HOOKS_NS = "lab-hooks";
 /** DigitalOcean's metadata service, emulated (see metadata.ts). */
 export const METADATA_NS = "lab-meta";
 export const DROPLET_NS_PREFIX = "lab-";
@@ -155,25 +161,26 @@ export function bootTimeoutSeconds(): number {
   return value;
 }
 
-/** The namespace of a droplet. */
 /**
  * A droplet's slot on the lab's switch (its ports and its link-local
- * address), from its name: lb-01, lb-02, then web-01 to web-10. A droplet
- * keeps its slot whatever else joins or leaves the stack, so adding lb-02
- * never moves web-01's wiring.
+ * address), from its name: lb-01, lb-02, then web-01 to web-10, then mon-01.
+ * A droplet keeps its slot whatever else joins or leaves the stack, so adding
+ * lb-02 never moves web-01's wiring.
  *
- * @throws Error for a name that is no load balancer or web server slot.
+ * @throws Error for a name that is no load balancer, web server or monitoring slot.
  */
 export function dropletSlot(dropletName: string): number {
-  const match = /(lb|web)-(\d+)$/.exec(dropletName);
+  const match = /(lb|web|mon)-(\d+)$/.exec(dropletName);
   const n = Number(match?.[2]);
   if (match?.[1] === "lb" && n >= 1 && n <= MAX_LOAD_BALANCERS) return n - 1;
   if (match?.[1] === "web" && n >= 1 && n <= MAX_WEB_SERVERS) return MAX_LOAD_BALANCERS + n - 1;
+  if (match?.[1] === "mon" && n === 1) return MAX_LOAD_BALANCERS + MAX_WEB_SERVERS;
   throw new Error(
-    `the lab has no switch slot for droplet "${dropletName}": it boots lb-01 to lb-${String(MAX_LOAD_BALANCERS).padStart(2, "0")} and web-01 to web-${MAX_WEB_SERVERS}`,
+    `the lab has no switch slot for droplet "${dropletName}": it boots lb-01 to lb-${String(MAX_LOAD_BALANCERS).padStart(2, "0")} and web-01 to web-${MAX_WEB_SERVERS}, and mon-01`,
   );
 }
 
+/** The namespace of a droplet. */
 export function dropletNamespace(dropletName: string): string {
   return DROPLET_NS_PREFIX + dropletName;
 }

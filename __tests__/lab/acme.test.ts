@@ -7,6 +7,7 @@ import { acmeDirectoryUrl, acmeFiles, challtestsrvArgs, renderPebbleConfig } fro
 import { describeOverrides, labOverrides, makeLabToken, synthesizeStack } from "../../lab/emulations/synth";
 import type { LabRecord, LabStack } from "../../lab/emulations/terraform";
 import { siteAddress } from "../../lab/lab";
+import { HOOKS_ADDRESS } from "../../lab/settings";
 import { FAILOVER_TOKEN_PATTERN } from "../../settings";
 
 describe("pebble's config", () => {
@@ -115,21 +116,33 @@ describe("in-process synthesis with the lab's settings", () => {
       FOOBAR_ACME_DIRECTORY_URL: "https://acme.example.com/dir",
     };
     const tf = synthesizeStack(path.join(dir, "out"), operator, labOverrides("https://198.51.100.3/dir", caFile, makeLabToken()));
-    expect(Object.keys(tf.resource?.digitalocean_droplet ?? {})).toHaveLength(4);
+    // lb-01, web-01 to web-03, and mon-01 (FOOBAR_MONITORING is on by default).
+    expect(Object.keys(tf.resource?.digitalocean_droplet ?? {})).toHaveLength(5);
     const text = JSON.stringify(tf);
     expect(text).toContain("198.51.100.2/32");
     expect(text).not.toContain("203.0.113.7");
     expect(text).not.toContain("acme.example.com");
   });
 
-  test("overrides only the ACME directory, its CA file, the admin CIDRs and the failover token", () => {
+  test("overrides only the ACME directory, its CA file, the admin CIDRs, the failover token and the alert webhook", () => {
     const token = makeLabToken();
     expect(labOverrides("https://198.51.100.3/dir", "/ca.pem", token)).toEqual({
       FOOBAR_ACME_DIRECTORY_URL: "https://198.51.100.3/dir",
       FOOBAR_ACME_CA_FILE: "/ca.pem",
       FOOBAR_ADMIN_CIDRS: "198.51.100.2/32",
       FOOBAR_FAILOVER_TOKEN: token,
+      FOOBAR_ALERT_WEBHOOK_URL: "http://198.51.100.7/alerts",
     });
+  });
+
+  test("Alertmanager posts to the lab's alert receiver, unless the settings turn the monitoring server off (the webhook is refused then)", () => {
+    const token = makeLabToken();
+    expect(labOverrides("https://198.51.100.3/dir", "/ca.pem", token, undefined, undefined, "true").FOOBAR_ALERT_WEBHOOK_URL).toBe(
+      `http://${HOOKS_ADDRESS}/alerts`,
+    );
+    expect(labOverrides("https://198.51.100.3/dir", "/ca.pem", token, undefined, undefined, "false")).not.toHaveProperty(
+      "FOOBAR_ALERT_WEBHOOK_URL",
+    );
   });
 
   test("the lab's token has DigitalOcean's shape, is new every time, and its log line never shows it", () => {

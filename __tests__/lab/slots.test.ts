@@ -16,3 +16,14 @@ describe("a droplet's place on the lab's switch", () => {
     expect(() => dropletSlot("lb-03")).toThrow(/lb-01 to lb-02 and web-01 to web-10/);
   });
 });
+
+describe("the monitoring server's place on the lab's switch", () => {
+  test("mon-01 has a slot of its own after the last web server's", () => {
+    const others = ["lb-01", "lb-02", ...Array.from({ length: 10 }, (_, i) => `web-${String(i + 1).padStart(2, "0")}`)].map(dropletSlot);
+    expect(dropletSlot("mon-01")).toBe(Math.max(...others) + 1);
+  });
+
+  test("there is only one", () => {
+    expect(() => dropletSlot("mon-02")).toThrow('the lab has no switch slot for droplet "mon-02"');
+  });
+});

@@ -1,7 +1,10 @@
 /** Access: cloud firewalls, ufw, the stats page, sshd and MySQL's TLS. */
 
+import { PROMETHEUS_PORTS } from "../../cloud-init/prometheus";
+import { EXPORTER_PORTS } from "../../constructs/firewalls";
 import { ACME_NS, CLIENT_ADDRESS } from "../settings";
 import { Check, httpsOn, Origin, roles, runFrom, tcpFrom } from "./helpers";
+import { monitoringServer } from "./monitoring-helpers";
 
 export const accessChecks: Check[] = [
   {
@@ -114,16 +117,32 @@ export const accessChecks: Check[] = [
     async run(lab) {
       const { lb, webs } = roles(lab);
       const vpc = lab.stack.vpc.ipRange;
+      const mon = monitoringServer(lab);
+      // With a monitoring server, each tier's exporters from the VPC (the cloud firewall narrows it to mon-01).
+      const exporters = (ports: readonly number[]) => (mon ? ports.map((port) => `${port}/tcp ALLOW IN ${vpc}`) : []);
       const expected: Record<string, string[]> = {
         [lb.name]: [
           "80/tcp ALLOW IN Anywhere",
           ...(httpsOn(lab) ? ["443/tcp ALLOW IN Anywhere"] : []),
           `8404/tcp ALLOW IN ${vpc}`,
+          ...exporters(EXPORTER_PORTS.loadBalancer),
           `22/tcp ALLOW IN ${CLIENT_ADDRESS}`,
         ],
         ...Object.fromEntries(
-          webs.map((w) => [w.name, [`80/tcp ALLOW IN ${vpc}`, `3306/tcp ALLOW IN ${vpc}`, `22/tcp ALLOW IN ${CLIENT_ADDRESS}`]]),
+          webs.map((w) => [
+            w.name,
+            [`80/tcp ALLOW IN ${vpc}`, `3306/tcp ALLOW IN ${vpc}`, ...exporters(EXPORTER_PORTS.web), `22/tcp ALLOW IN ${CLIENT_ADDRESS}`],
+          ]),
         ),
+        ...(mon
+          ? {
+              [mon.name]: [
+                `${PROMETHEUS_PORTS.prometheus}/tcp ALLOW IN ${vpc}`,
+                ...exporters(EXPORTER_PORTS.monitoring),
+                `22/tcp ALLOW IN ${CLIENT_ADDRESS}`,
+              ],
+            }
+          : {}),
       };
       const evidence: string[] = [];
       for (const [name, rules] of Object.entries(expected)) {

@@ -6,7 +6,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 
 import { userDataText } from "../../cloud-init/cloud-config";
-import { isLoadBalancer, isWebServer } from "../../names";
+import { MONITORING_PATHS } from "../../cloud-init/monitoring-server";
+import { isLoadBalancer, isMonitoringServer, isWebServer } from "../../names";
 import type { LabDroplet } from "../emulations/terraform";
 import { CommandResult, sleep, tryRun } from "../host/shell";
 import type { Lab } from "../lab";
@@ -246,6 +247,12 @@ export function generatedSecrets(lab: Lab): Map<string, string[]> {
     for (const match of text.matchAll(/^(\w*PASSWORD)=(\S+)$/gm)) {
       secrets.set(match[2]!, [...new Set([...(secrets.get(match[2]!) ?? []), match[1]!])]);
     }
+  }
+  // Prometheus' password on mon-01: a file of its own, the password alone.
+  const mon = lab.stack.droplets.find((d) => isMonitoringServer(d.name));
+  if (mon) {
+    const password = lab.execIn(mon.name, ["cat", MONITORING_PATHS.passwordFile]).stdout.trim();
+    if (password) secrets.set(password, ["PROMETHEUS_PASSWORD"]);
   }
   if (secrets.size < 3) throw new Error(`found only ${secrets.size} generated secret(s) to look for`);
   return secrets;

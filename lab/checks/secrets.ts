@@ -1,13 +1,16 @@
 /** Secrets: file modes, logs, the metadata service. */
 
+import { MONITORING_PATHS } from "../../cloud-init/monitoring-server";
 import { METADATA_ADDRESS } from "../emulations/metadata";
 import { Check, generatedSecrets, httpsOn, roles, siteHost } from "./helpers";
+import { monitoringServer } from "./monitoring-helpers";
 
 export const secretChecks: Check[] = [
   {
     name: "secret files are 0600 and owned by their service user; no secret is in cloud-init's logs",
     async run(lab) {
       const { lb, webs } = roles(lab);
+      const mon = monitoringServer(lab);
       const host = siteHost(lab);
       const expected: [string, string, string][] = [
         [lb.name, "/etc/haproxy/foobar-stats.env", "haproxy:haproxy 600"],
@@ -21,6 +24,13 @@ export const secretChecks: Check[] = [
           [w.name, "/etc/foobar/app.env", "foobar-app:foobar-app 600"],
           [w.name, "/etc/foobar/mysql-setup.env", "root:root 600"],
         ]),
+        // Prometheus reads only the bcrypt hash of its password (web.yml, 0640 to its group).
+        ...(mon
+          ? ([
+              [mon.name, MONITORING_PATHS.passwordFile, "root:root 600"],
+              [mon.name, MONITORING_PATHS.webConfig, "root:prometheus 640"],
+            ] as [string, string, string][])
+          : []),
       ];
       for (const [droplet, file, owner] of expected) {
         const actual = lab.execIn(droplet, ["stat", "-L", "-c", "%U:%G %a", file]).stdout.trim();
@@ -39,7 +49,7 @@ export const secretChecks: Check[] = [
           }
         }
       }
-      return `${expected.length} secret files with the expected owner and mode 0600; none of ${secrets.size} secrets in ${(bytes / 1024).toFixed(0)} KiB of cloud-init logs on ${lab.stack.droplets.length} droplets`;
+      return `${expected.length} secret files with the expected owner and mode (0600; Prometheus' password hash 0640); none of ${secrets.size} secrets in ${(bytes / 1024).toFixed(0)} KiB of cloud-init logs on ${lab.stack.droplets.length} droplets`;
     },
   },
   {

@@ -87,6 +87,7 @@ export function synthesizeNext(state: LabState, env: NodeJS.ProcessEnv): Terrafo
     state.failoverToken ?? "",
     state.backupIdentity?.recipient,
     env.FOOBAR_ADMIN_CIDRS,
+    env.FOOBAR_MONITORING,
   );
   return synthesizeStack(path.join(stateDir(), "synth-next"), env, overrides) as TerraformJson;
 }

@@ -15,6 +15,7 @@ import { FoobarStack } from "../../constructs";
 import { loadSettings, SETTINGS } from "../../settings";
 import type { TerraformJson } from "../../tools/changes";
 import { CLIENT_ADDRESS } from "../settings";
+import { alertWebhookUrl } from "./alert-receiver";
 
 /** The backup bucket of every lab. */
 export const LAB_BACKUP_BUCKET = "foobar-lab-backups";
@@ -31,6 +32,8 @@ type Environment = Readonly<Record<string, string | undefined>>;
  * @param acmeDirectoryUrl the lab pebble's directory.
  * @param acmeCaFile PEM of the CA that signed pebble's HTTPS certificate.
  * @param operatorAdminCidrs FOOBAR_ADMIN_CIDRS as the settings have it: SSH is allowed from there too.
+ * @param operatorMonitoring FOOBAR_MONITORING as the settings have it: unless "false", mon-01's
+ *   Alertmanager posts to the lab's alert receiver (alert-receiver.ts).
  */
 export function labOverrides(
   acmeDirectoryUrl: string,
@@ -38,6 +41,7 @@ export function labOverrides(
   failoverToken: string,
   backupRecipient?: string,
   operatorAdminCidrs?: string,
+  operatorMonitoring?: string,
 ): Record<string, string> {
   return {
     // Backups on, to the lab's Spaces (spaces.ts), encrypted to an identity the lab made (backup-identity.ts).
@@ -48,6 +52,8 @@ export function labOverrides(
     FOOBAR_ADMIN_CIDRS: [`${CLIENT_ADDRESS}/32`, ...(operatorAdminCidrs ? [operatorAdminCidrs] : [])].join(","),
     // The token the lab's API emulator accepts; used only with FOOBAR_LOAD_BALANCERS=2.
     [SETTINGS.failoverToken.variable]: failoverToken,
+    // Every alert and resolution to the lab's receiver; the setting is refused without the monitoring server.
+    ...(operatorMonitoring !== "false" ? { [SETTINGS.alertWebhookUrl.variable]: alertWebhookUrl() } : {}),
   };
 }
 

@@ -30,6 +30,8 @@ import {
   dropletNamespace,
   dropletSlot,
   GUARD_ROUTE_METRIC,
+  HOOKS_ADDRESS,
+  HOOKS_NS,
   METADATA_NS,
   PUBLIC_BRIDGE,
   PUBLIC_RANGE,
@@ -180,6 +182,16 @@ export function addApiHost(state: LabState): void {
 export function addSpacesHost(state: LabState): void {
   addNamespace(state, SPACES_NS);
   plug(SPACES_NS, "eth0", "pub-spaces", PUBLIC_BRIDGE, `${SPACES_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
+}
+
+/**
+ * Creates the namespace of the operator's alert webhook, emulated
+ * (alert-receiver.ts), on the public bridge: outside every cloud firewall,
+ * like a service on the internet that mon-01's Alertmanager posts to.
+ */
+export function addHooksHost(state: LabState): void {
+  addNamespace(state, HOOKS_NS);
+  plug(HOOKS_NS, "eth0", "pub-hooks", PUBLIC_BRIDGE, `${HOOKS_ADDRESS}/${prefixOf(PUBLIC_RANGE)}`);
 }
 
 /** Creates the namespace of the lab's DNS (DigitalOcean's resolver) on the public bridge. */

@@ -77,6 +77,8 @@ export interface LabState {
   api?: { pid?: number; dir: string };
   /** The Spaces emulator: its directory (config, request log, objects) and its PID once started. */
   spaces?: { pid?: number; dir: string };
+  /** The alert receiver (the operator's webhook): its directory (config, received alerts, request log) and its PID once started. */
+  hooks?: { pid?: number; dir: string };
   /** The API token the stack was synthesized with (`FOOBAR_FAILOVER_TOKEN`), made per lab. */
   failoverToken?: string;
   /** The age identity the lab's backups are encrypted to (a host path), and its recipient. */

@@ -1,0 +1,449 @@
+/**
+ * Monitoring (issue 24): every exporter scraped, and each failure the stack's
+ * alert rules name reaches the operator's webhook (the lab's alert receiver)
+ * as firing, then as resolved once healed, with both delays printed (goal
+ * ≤ 60 s each). They run last in the default configuration, on a healthy lab;
+ * each check waits for quiet before its fault and heals whatever happens, so none
+ * relies on the one before it.
+ */
+import { PROMETHEUS_PORTS } from "../../cloud-init/prometheus";
+import { EXPORTER_PORTS } from "../../constructs/firewalls";
+import { isLoadBalancer } from "../../names";
+import { loadSettings } from "../../settings";
+import { alertWebhookUrl } from "../emulations/alert-receiver";
+import { AlertQuery, describeAlert, findAlert, LabelMatch, matchesLabels, receivedAlerts, unresolved } from "../emulations/alert-webhook";
+import type { LabDroplet } from "../emulations/terraform";
+import { sleep } from "../host/shell";
+import type { Lab } from "../lab";
+import { currentPrimary, readOnly, replicating, webs, withDiagnostics } from "./database-helpers";
+import { backendStates, Check, replicaCaughtUp, roles, siteUrl, sql, tcpFrom, waitFor, writeMessages } from "./helpers";
+import {
+  againstGoal,
+  alertsReceived,
+  describePromAlert,
+  expectedTargets,
+  FIRING_TIMEOUT_MS,
+  monitoringDiagnostics,
+  monitoringServer,
+  prometheusAlerts,
+  prometheusApi,
+  prometheusPage,
+  promQuery,
+  RESOLVED_TIMEOUT_MS,
+  seconds,
+  targetsNotUp,
+  waitForAlert,
+} from "./monitoring-helpers";
+
+/**
+ * How long a check waits for quiet before its fault: an earlier alert's
+ * resolution may wait for Alertmanager's next `group_interval` (5 min by default).
+ */
+const QUIET_TIMEOUT_MS = 360_000;
+/** How long the last check watches the receiver on a healthy lab. */
+const QUIET_RUN_MS = 5 * 60_000;
+/** Where each web server's MySQL volume is mounted: MySQL's data directory (see day-two.ts's first check). */
+const MYSQL_MOUNT = "/var/lib/mysql";
+/** The file the disk check fills the volume with (hidden, at the top of the data directory: MySQL and CLONE ignore it). */
+const FILL_FILE = `${MYSQL_MOUNT}/.foobar-lab-fill`;
+
+/**
+ * Waits until Prometheus lists no active alert (pending or firing) that
+ * `match` accepts and the receiver holds none of them unresolved.
+ *
+ * @returns how long that took, in ms.
+ * @throws Error with what was still active and the monitoring diagnostics.
+ */
+async function quiet(
+  lab: Lab,
+  what: string,
+  match: (alert: { readonly labels?: Readonly<Record<string, string>> }) => boolean,
+): Promise<number> {
+  let active = "";
+  try {
+    const { ms } = await waitFor(what, QUIET_TIMEOUT_MS, () => {
+      const inPrometheus = prometheusAlerts(lab).filter(match);
+      const open = unresolved(alertsReceived(lab)).filter((received) => match(received.alert));
+      active = [
+        ...inPrometheus.map((alert) => `Prometheus: ${describePromAlert(alert)}`),
+        ...open.map((received) => `receiver: ${describeAlert(received.alert)}, no resolution yet`),
+      ].join("; ");
+      return inPrometheus.length === 0 && open.length === 0 ? true : undefined;
+    });
+    return ms;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}${active ? `: ${active}` : ""}\n${monitoringDiagnostics(lab)}`, { cause: error });
+  }
+}
+
+/** One failure, the alert it must raise, and its cure. */
+interface AlertFault {
+  readonly alertname: string;
+  /** The labels the alert must carry (`alertname` aside). */
+  readonly labels: LabelMatch;
+  /** What the fault is, for the evidence: "STOP REPLICA SQL_THREAD on web-02". */
+  readonly what: string;
+  /** PromQL whose value the diagnostics show when the alert does not come or go. */
+  readonly metric: string;
+  inject(): Promise<string | void>;
+  heal(): Promise<unknown>;
+  /** After the resolution: waits until the lab is as before the fault; returns evidence. */
+  settle?(): Promise<string>;
+  /** @default FIRING_TIMEOUT_MS */
+  readonly firingTimeoutMs?: number;
+}
+
+/**
+ * Waits for quiet, injects the fault, waits for the alert to arrive firing,
+ * heals, waits for it to arrive resolved, and lets the lab settle. The fault
+ * is healed whatever happens; a timeout carries the monitoring diagnostics,
+ * taken before healing.
+ *
+ * @returns `<what> → <alert>: fault → alert X s, heal → resolved Y s; <settled>`.
+ */
+async function faultToAlert(lab: Lab, fault: AlertFault): Promise<string> {
+  const query: AlertQuery = { alertname: fault.alertname, labels: fault.labels };
+  await quiet(lab, `no ${fault.alertname} active before the fault`, (alert) =>
+    alert.labels?.alertname === fault.alertname ? matchesLabels(alert, fault.labels) : false,
+  );
+  let healed = false;
+  let healedAt = 0;
+  const heal = async () => {
+    if (healed) return;
+    healed = true;
+    await fault.heal();
+    healedAt = Date.now();
+  };
+  const since = Date.now();
+  let firedAt: number;
+  let resolvedAt: number;
+  let injected: string | void;
+  try {
+    injected = await fault.inject();
+    try {
+      firedAt = await waitForAlert(lab, fault.alertname, fault.labels, "firing", since, fault.firingTimeoutMs ?? FIRING_TIMEOUT_MS);
+    } catch (error) {
+      throw new Error(`${fault.what}: ${(error as Error).message}\n${monitoringDiagnostics(lab, fault.metric)}`, { cause: error });
+    }
+    await heal();
+    try {
+      resolvedAt = await waitForAlert(lab, fault.alertname, fault.labels, "resolved", healedAt, RESOLVED_TIMEOUT_MS);
+    } catch (error) {
+      throw new Error(`${fault.what}, healed: ${(error as Error).message}\n${monitoringDiagnostics(lab, fault.metric)}`, {
+        cause: error,
+      });
+    }
+  } catch (error) {
+    const healFailed = healed
+      ? undefined
+      : await heal().then(
+          () => undefined,
+          (healError: Error) => healError.message,
+        );
+    if (healFailed !== undefined) throw new Error(`${(error as Error).message}\n(healing failed too: ${healFailed})`, { cause: error });
+    throw error;
+  }
+  const alert = findAlert(alertsReceived(lab), { ...query, status: "firing", since })?.alert;
+  const settled = fault.settle ? await fault.settle() : "";
+  return (
+    `${fault.what}${injected ? ` (${injected})` : ""} → ${alert ? describeAlert(alert).replace(/ firing$/, "") : fault.alertname}: ` +
+    `fault → alert ${againstGoal(firedAt - since)}, heal → resolved ${againstGoal(resolvedAt - healedAt)}${settled ? `; ${settled}` : ""}`
+  );
+}
+
+/** The web servers: the writable primary (waited for, up to 2 minutes) and the others. */
+async function databaseRoles(lab: Lab): Promise<{ primary: string; replicas: string[] }> {
+  const { value: primary } = await waitFor("exactly one writable database server", 120_000, () => currentPrimary(lab));
+  return { primary, replicas: webs(lab).filter((name) => name !== primary) };
+}
+
+/** A check that only runs when the stack has a monitoring server. */
+function monitored(check: Check): Check {
+  return {
+    name: check.name,
+    async run(lab) {
+      if (!monitoringServer(lab)) return "no monitoring server in this stack (FOOBAR_MONITORING=false): nothing to check";
+      return check.run(lab);
+    },
+  };
+}
+
+const semiSyncOn = (lab: Lab, server: string) => sql(lab, server, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_status'").endsWith("ON");
+
+const checks: Check[] = [
+  {
+    name: "monitoring: every target is up: Prometheus on mon-01 scrapes the node exporter on every droplet, HAProxy's on each load balancer, mysqld's and Nginx's on each web server (up is 1); exactly one database server is writable; its rules load without error and it has an Alertmanager; mon-01 reaches the alert receiver; and no alert is active or left unresolved",
+    async run(lab) {
+      const mon = monitoringServer(lab)!;
+      const expected = expectedTargets(lab);
+      let missing: string[] = [];
+      const up = await waitFor("every expected target up", 300_000, () => {
+        const samples = promQuery(lab, "up");
+        missing = targetsNotUp(expected, samples);
+        return missing.length === 0 ? samples : undefined;
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}: ${missing.join(", ")}\n${monitoringDiagnostics(lab, "up")}`, { cause: error });
+      });
+      const extra = up.value.filter((s) => !expected.some((t) => t.job === s.labels.job && t.instance === s.labels.instance));
+      let writable = "";
+      await waitFor("sum(foobar_db_writable) = 1", 120_000, () => {
+        writable = promQuery(lab, "sum(foobar_db_writable)")[0]?.value ?? "no series";
+        return writable === "1" ? true : undefined;
+      }).catch((error: Error) => {
+        throw new Error(`${error.message} (it is ${writable})\n${monitoringDiagnostics(lab, "foobar_db_writable")}`, { cause: error });
+      });
+      const groups = (
+        prometheusApi(lab, "/api/v1/rules", { type: "alert" }) as {
+          groups: { rules: { name: string; health?: string; lastError?: string }[] }[];
+        }
+      ).groups;
+      const rules = groups.flatMap((g) => g.rules);
+      const broken = rules.filter((r) => r.health === "err");
+      if (rules.length === 0) throw new Error("Prometheus has no alerting rule loaded");
+      if (broken.length > 0)
+        throw new Error(`alerting rules failing to evaluate: ${broken.map((r) => `${r.name}: ${r.lastError}`).join("; ")}`);
+      const managers = (prometheusApi(lab, "/api/v1/alertmanagers") as { activeAlertmanagers: { url: string }[] }).activeAlertmanagers;
+      if (managers.length === 0) throw new Error("Prometheus has no active Alertmanager");
+      const probe = lab.execIn(mon.name, ["curl", "-sS", "--max-time", "5", alertWebhookUrl()], 15_000);
+      if (probe.status !== 0)
+        throw new Error(`${mon.name} cannot reach the alert receiver at ${alertWebhookUrl()}: ${probe.stderr.trim()}`);
+      const quietAfter = await quiet(lab, "no alert active in Prometheus or unresolved at the receiver", () => true);
+      const received = alertsReceived(lab);
+      const jobs = ["node", "haproxy", "mysqld", "nginx"].map((job) => `${expected.filter((t) => t.job === job).length} ${job}`);
+      return (
+        `${expected.length} targets up after ${seconds(up.ms)} s (${jobs.join(", ")})${extra.length ? `, and ${extra.map((s) => `${s.labels.job}/${s.labels.instance}=${s.value}`).join(", ")} besides` : ""}; ` +
+        `sum(foobar_db_writable) 1; ${rules.length} alerting rules, none failing; Alertmanager ${managers.map((m) => m.url).join(", ")}; ` +
+        `${mon.name} → ${alertWebhookUrl()} answers; quiet after ${seconds(quietAfter)} s, ${received.length} notifications received before ` +
+        `(${receivedAlerts(received).filter((r) => r.alert.status === "firing").length} firing, every one resolved since)`
+      );
+    },
+  },
+  {
+    name: "monitoring: the exporters answer mon-01 on the private network and nothing else (not another droplet, not the internet); the dashboard needs its password and shows every server",
+    async run(lab) {
+      const mon = monitoringServer(lab)!;
+      const { lb, webs: servers } = roles(lab);
+      const ports = (droplet: LabDroplet) => (isLoadBalancer(droplet.name) ? EXPORTER_PORTS.loadBalancer : EXPORTER_PORTS.web);
+      const evidence: string[] = [];
+      for (const droplet of [lb, ...servers]) {
+        for (const port of ports(droplet)) {
+          const fromMon = tcpFrom(lab, { droplet: mon.name }, droplet.privateIpv4, port);
+          if (fromMon !== "open") throw new Error(`${droplet.name} ${droplet.privateIpv4}:${port} is ${fromMon} from ${mon.name}`);
+          // Another droplet of the VPC: the cloud firewall admits the monitoring tag only.
+          const neighbour = isLoadBalancer(droplet.name) ? servers[0]! : lb;
+          const fromNeighbour = tcpFrom(lab, { droplet: neighbour.name }, droplet.privateIpv4, port);
+          if (fromNeighbour !== "dropped")
+            throw new Error(`${droplet.name} ${droplet.privateIpv4}:${port} is ${fromNeighbour} from ${neighbour.name}, not dropped`);
+          const fromInternet = tcpFrom(lab, { client: true }, droplet.publicIpv4, port);
+          if (fromInternet !== "dropped")
+            throw new Error(`${droplet.name} ${droplet.publicIpv4}:${port} is ${fromInternet} from the internet, not dropped`);
+          // The local address of every listening socket on the port (ss -Hltn: state, queues, local, peer).
+          const local = lab
+            .execIn(droplet.name, ["ss", "-Hltn", `sport = :${port}`])
+            .stdout.trim()
+            .split("\n")
+            .filter(Boolean)
+            .map((line) => line.trim().split(/\s+/)[3]);
+          if (local.join() !== `${droplet.privateIpv4}:${port}`)
+            throw new Error(`${droplet.name} listens for ${port} on ${local.join(", ") || "nothing"}, not its private address only`);
+        }
+        evidence.push(`${droplet.name}:${ports(droplet).join("/")}`);
+      }
+      const prometheusFromInternet = tcpFrom(lab, { client: true }, mon.publicIpv4, PROMETHEUS_PORTS.prometheus);
+      if (prometheusFromInternet !== "dropped")
+        throw new Error(`${mon.name}:${PROMETHEUS_PORTS.prometheus} is ${prometheusFromInternet} from the internet`);
+      const page = `http://${mon.privateIpv4}:${PROMETHEUS_PORTS.prometheus}/consoles/foobar.html`;
+      const anonymous = lab.execIn(mon.name, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", page], 15_000).stdout.trim();
+      if (anonymous !== "401") throw new Error(`${page} without a password → ${anonymous}, not 401`);
+      const rendered = prometheusPage(lab, "/consoles/foobar.html");
+      const missing = ["Alerts firing", "Databases", ...servers.map((web) => `<td>${web.name}</td>`), `<td>${lb.name}</td>`].filter(
+        (text) => !rendered.includes(text),
+      );
+      if (missing.length > 0)
+        throw new Error(
+          `${page} lacks ${missing.join(", ")}: ${rendered
+            .replace(/<[^>]*>/g, " ")
+            .replace(/\s+/g, " ")
+            .slice(0, 600)}`,
+        );
+      return `open from ${mon.name}, dropped from another droplet and from the internet, bound to the private address only: ${evidence.join(", ")}; ${mon.name}:${PROMETHEUS_PORTS.prometheus} dropped from the internet; ${page}: 401 without the password, with it the tables for ${servers.length + 1} servers`;
+    },
+  },
+  withDiagnostics({
+    name: "monitoring: a replica's SQL thread stopped raises FoobarReplicationStopped for that replica at the alert receiver; started again, the alert resolves and the replica catches up",
+    async run(lab) {
+      const { primary, replicas } = await databaseRoles(lab);
+      const replica = replicas[0];
+      if (!replica) return "one web server: no replica";
+      await replicating(lab, replica, `${replica} replicating before the fault`, 120_000);
+      return faultToAlert(lab, {
+        alertname: "FoobarReplicationStopped",
+        labels: { instance: replica },
+        what: `STOP REPLICA SQL_THREAD on ${replica}`,
+        metric: `foobar_db_replication_sql_running{instance="${replica}"}`,
+        inject: async () => void sql(lab, replica, "STOP REPLICA SQL_THREAD"),
+        heal: async () => sql(lab, replica, "START REPLICA SQL_THREAD"),
+        settle: () => replicaCaughtUp(lab, primary, replica),
+      });
+    },
+  }),
+  withDiagnostics({
+    name: "monitoring: every replica's IO thread stopped, the primary commits asynchronously after its semi-sync timeout and FoobarSemiSyncOff is raised for the primary; the threads started again, the alert resolves",
+    async run(lab) {
+      const { primary, replicas } = await databaseRoles(lab);
+      if (replicas.length === 0) return "one web server: no semi-synchronous replication";
+      for (const replica of replicas) await replicating(lab, replica, `${replica} replicating before the fault`, 120_000);
+      await waitFor(`semi-sync acknowledging on ${primary} before the fault`, 60_000, () => (semiSyncOn(lab, primary) ? true : undefined));
+      const url = `${siteUrl(lab)}api/messages`;
+      return faultToAlert(lab, {
+        alertname: "FoobarSemiSyncOff",
+        labels: { instance: primary },
+        what: `STOP REPLICA IO_THREAD on ${replicas.join(", ")}`,
+        metric: `foobar_db_semi_sync_source_on{instance="${primary}"}`,
+        inject: async () => {
+          for (const replica of replicas) sql(lab, replica, "STOP REPLICA IO_THREAD");
+          // A commit waits for an acknowledgement that cannot come; after the timeout the primary goes asynchronous.
+          const accepted = writeMessages(lab, url, 3, "semi-sync off");
+          const off = await waitFor(`${primary} asynchronous`, 30_000, () => (semiSyncOn(lab, primary) ? undefined : true)).then(
+            (r) => `asynchronous ${seconds(r.ms)} s after ${accepted}/3 writes accepted`,
+            () => `still semi-synchronous 30 s after ${accepted}/3 writes accepted`,
+          );
+          return off;
+        },
+        heal: async () => {
+          for (const replica of replicas) sql(lab, replica, "START REPLICA IO_THREAD");
+        },
+        settle: async () => {
+          const caught = [];
+          for (const replica of replicas) caught.push(await replicaCaughtUp(lab, primary, replica));
+          const on = await waitFor(`semi-sync acknowledging on ${primary} again`, 60_000, () =>
+            semiSyncOn(lab, primary) ? true : undefined,
+          );
+          return `${caught.join("; ")}; semi-sync acknowledging again ${seconds(on.ms)} s later`;
+        },
+      });
+    },
+  }),
+  {
+    name: "monitoring: Nginx stopped on a replica's web server raises FoobarWebServerDown for it from the load balancer (instance the load balancer, server the web server); started again, the alert resolves and HAProxy counts it UP",
+    async run(lab) {
+      const { lb } = roles(lab);
+      const { replicas, primary } = await databaseRoles(lab);
+      const server = replicas[0] ?? primary;
+      await waitFor(`${server} UP in HAProxy before the fault`, 60_000, () => (backendStates(lab)[server] === "UP" ? true : undefined));
+      return faultToAlert(lab, {
+        alertname: "FoobarWebServerDown",
+        labels: { instance: lb.name, server },
+        what: `systemctl stop nginx on ${server}`,
+        metric: `haproxy_server_status{proxy="web_servers",server="${server}"}`,
+        inject: async () => void (await lab.fault(server, "stop", "nginx")),
+        heal: () => lab.fault(server, "start", "nginx"),
+        settle: async () => {
+          const up = await waitFor(`${server} UP in HAProxy again`, 120_000, () =>
+            backendStates(lab)[server] === "UP" ? true : undefined,
+          );
+          return `UP in ${lb.name}'s HAProxy ${seconds(up.ms)} s after the resolution`;
+        },
+      });
+    },
+  },
+  withDiagnostics({
+    name: "monitoring: MySQL stopped on the primary raises FoobarNoWritablePrimary; started again, the primary is writable, the alert resolves and every replica replicates and catches up",
+    async run(lab) {
+      const { primary, replicas } = await databaseRoles(lab);
+      for (const replica of replicas) await replicating(lab, replica, `${replica} replicating before the fault`, 120_000);
+      return faultToAlert(lab, {
+        alertname: "FoobarNoWritablePrimary",
+        labels: {},
+        what: `systemctl stop mysql on ${primary}`,
+        metric: "foobar_db_writable",
+        inject: async () => void (await lab.fault(primary, "stop", "mysql")),
+        heal: () => lab.fault(primary, "start", "mysql"),
+        settle: async () => {
+          const writable = await waitFor(`${primary} writable again`, 180_000, () => (readOnly(lab)[primary] === "0" ? true : undefined));
+          const caught = [];
+          for (const replica of replicas) caught.push(`${replica}: ${await replicaCaughtUp(lab, primary, replica)}`);
+          return [`${primary} writable ${seconds(writable.ms)} s after the resolution`, ...caught].join("; ");
+        },
+      });
+    },
+  }),
+  {
+    name: "monitoring: a replica's MySQL volume filled past FOOBAR_ALERT_DISK_PERCENT raises FoobarDiskFilling for it (its mount point named); the file removed, the alert resolves",
+    async run(lab) {
+      const { primary, replicas } = await databaseRoles(lab);
+      const server = replicas[0] ?? primary;
+      const threshold = loadSettings(process.env).alertDiskPercent;
+      const wanted = Math.min(99, threshold + 7);
+      if (wanted <= threshold) return `FOOBAR_ALERT_DISK_PERCENT is ${threshold}: a volume cannot be filled past it`;
+      const df = lab.execIn(server, ["df", "-B1", "--output=size,avail", MYSQL_MOUNT]);
+      const [size, avail] = (df.stdout.trim().split("\n")[1] ?? "").trim().split(/\s+/).map(Number);
+      if (df.status !== 0 || !size || avail === undefined)
+        throw new Error(`df ${MYSQL_MOUNT} on ${server}: ${(df.stderr || df.stdout).trim()}`);
+      const used = (100 * (1 - avail / size)).toFixed(1);
+      const bytes = Math.floor(avail - (size * (100 - wanted)) / 100);
+      if (bytes <= 0) throw new Error(`${server}:${MYSQL_MOUNT} is ${used}% full before the fault (threshold ${threshold}%)`);
+      const filter = `instance="${server}",mountpoint="${MYSQL_MOUNT}"`;
+      return faultToAlert(lab, {
+        alertname: "FoobarDiskFilling",
+        labels: { instance: server, mountpoint: MYSQL_MOUNT },
+        what: `fallocate ${(bytes / 2 ** 30).toFixed(2)} GiB in ${server}:${MYSQL_MOUNT} (${used}% → about ${wanted}% full, threshold ${threshold}%)`,
+        metric: `100 * (1 - node_filesystem_avail_bytes{${filter}} / node_filesystem_size_bytes{${filter}})`,
+        inject: async () => {
+          const fill = lab.execIn(server, ["fallocate", "-l", String(bytes), FILL_FILE], 60_000);
+          if (fill.status !== 0) throw new Error(`fallocate on ${server}: ${fill.stderr.trim()}`);
+        },
+        heal: async () => {
+          const removed = lab.execIn(server, ["rm", "-f", FILL_FILE]);
+          if (removed.status !== 0) throw new Error(`rm ${FILL_FILE} on ${server}: ${removed.stderr.trim()}`);
+        },
+      });
+    },
+  },
+  withDiagnostics({
+    name: "monitoring: the database agent stopped on a replica raises FoobarDatabaseAgentDown for it; started again, the alert resolves and the replica still replicates",
+    async run(lab) {
+      const { primary, replicas } = await databaseRoles(lab);
+      const server = replicas[0] ?? primary;
+      return faultToAlert(lab, {
+        alertname: "FoobarDatabaseAgentDown",
+        labels: { instance: server },
+        what: `systemctl stop foobar-db-agent on ${server}`,
+        metric: `time() - foobar_db_agent_status_timestamp_seconds{instance="${server}"}`,
+        inject: async () => void (await lab.fault(server, "stop", "foobar-db-agent")),
+        heal: () => lab.fault(server, "start", "foobar-db-agent"),
+        settle: async () => {
+          if (server === primary) return `${primary} is the only web server`;
+          await replicating(lab, server, `${server} replicating with its agent back`, 60_000);
+          return `${server} replicating`;
+        },
+      });
+    },
+  }),
+  {
+    name: "monitoring: a healthy run raises no alert: once every fault above is healed and Prometheus has no alert active, nothing reaches the alert receiver for 5 minutes",
+    async run(lab) {
+      const quietAfter = await quiet(lab, "no alert active in Prometheus or unresolved at the receiver", () => true);
+      const start = Date.now();
+      const before = alertsReceived(lab).length;
+      while (Date.now() - start < QUIET_RUN_MS) {
+        await sleep(10_000);
+        const arrived = alertsReceived(lab).filter((post) => post.receivedAtMs >= start);
+        if (arrived.length > 0) {
+          const alerts = receivedAlerts(arrived).map((r) => describeAlert(r.alert));
+          throw new Error(
+            `${arrived.length} notification(s) ${seconds(arrived[0]!.receivedAtMs - start)} s into a healthy run: ${alerts.join("; ") || "(no alerts in them)"}\n${monitoringDiagnostics(lab)}`,
+          );
+        }
+      }
+      const pending = prometheusAlerts(lab);
+      return (
+        `quiet ${seconds(quietAfter)} s after the check began; then 0 notifications in ${QUIET_RUN_MS / 60_000} min (${before} before); ` +
+        `Prometheus: ${pending.length === 0 ? "no alert active" : pending.map(describePromAlert).join(", ")}`
+      );
+    },
+  },
+];
+
+/** The monitoring checks, in the order they run; each reports nothing to check without a monitoring server. */
+export const monitoringChecks: Check[] = checks.map(monitored);
