@@ -150,6 +150,22 @@ export interface ExporterParts {
 }
 
 /**
+ * Keeps out what the node exporter's package recommends, `prometheus-node-exporter-collectors`: its timers (apt,
+ * SMART, IPMI, …) and their dependencies (openipmi, smartmontools, python3-httpx) slow every droplet's first boot,
+ * and this stack alerts on none of what they collect. Written before the packages, as an apt pin.
+ */
+const NO_EXPORTER_COLLECTORS: WriteFile = {
+  path: "/etc/apt/preferences.d/foobar-no-node-exporter-collectors",
+  content: [
+    "# Managed by cloud-init (foobar): the node exporter's recommended collectors are not installed.",
+    "Package: prometheus-node-exporter-collectors",
+    "Pin: release *",
+    "Pin-Priority: -1",
+    "",
+  ].join("\n"),
+};
+
+/**
  * What every droplet runs to be scraped: the node exporter (with its textfile
  * collector) and `foobar-metrics` every 10 s with the droplet's `sources`.
  * The private address script and its environment are the droplet's own
@@ -159,6 +175,7 @@ export function nodeExporterParts(sources: MetricsSources = {}): ExporterParts {
   return {
     packages: [EXPORTER_PACKAGES.node],
     writeFiles: [
+      NO_EXPORTER_COLLECTORS,
       {
         path: exporterDropInPath("node"),
         content: exporterDropIn("node", [`--collector.textfile.directory=${TEXTFILE_DIRECTORY}`]),
