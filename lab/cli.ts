@@ -171,7 +171,7 @@ const CONFIGURATIONS: readonly { name: string; what: string; env: Readonly<Recor
     name: "default",
     what: "the settings as they are",
     env: {},
-    checks: [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks, ...monitoringChecks],
+    checks: [...checks, ...databaseChecks, ...backupChecks, ...monitoringChecks, ...scalingChecks],
   },
   {
     name: "pair",
@@ -197,7 +197,7 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
 function checksFor(lab: Lab): readonly Check[] {
   return lab.stack.droplets.filter((d) => isLoadBalancer(d.name)).length > 1
     ? [...pairChecks, ...pairScalingChecks]
-    : [...checks, ...databaseChecks, ...backupChecks, ...scalingChecks, ...monitoringChecks];
+    : [...checks, ...databaseChecks, ...backupChecks, ...monitoringChecks, ...scalingChecks];
 }
 
 /** `--replace web-01 --replace lb-01` → the droplet names. */

@@ -2,9 +2,11 @@
  * Monitoring (issue 24): every exporter scraped, and each failure the stack's
  * alert rules name reaches the operator's webhook (the lab's alert receiver)
  * as firing, then as resolved once healed, with both delays printed (goal
- * ≤ 60 s each). They run last in the default configuration, on a healthy lab;
- * each check waits for quiet before its fault and heals whatever happens, so none
- * relies on the one before it.
+ * ≤ 60 s each). They run in the default configuration before the scaling
+ * checks, on a healthy lab: those end on a half-made pair (lb-02 beside an
+ * lb-01 without keepalived), which FoobarLoadBalancerPairSplit rightly
+ * reports. Each check waits for quiet before its fault and heals whatever
+ * happens, so none relies on the one before it.
  */
 import { PROMETHEUS_PORTS } from "../../cloud-init/prometheus";
 import { EXPORTER_PORTS } from "../../constructs/firewalls";
