@@ -9,6 +9,7 @@ import {
   backendStates,
   Check,
   httpsOn,
+  postMessage,
   replicaCaughtUp,
   replicaStatus,
   request,
@@ -131,14 +132,7 @@ export const dayTwoChecks: Check[] = [
       // How long that takes is measured; writes that never return fail the check.
       const refusals: string[] = [];
       const accepted = await waitFor("a write accepted after the replacement", WRITES_RETURN_WITHIN_MS, () => {
-        const posted = request(lab, url, [
-          "-X",
-          "POST",
-          "-H",
-          "Content-Type: application/json",
-          "--data",
-          JSON.stringify({ body: "after replacing the primary" }),
-        ]);
+        const posted = postMessage(lab, url, "after replacing the primary");
         if (posted.code === "201") return posted;
         refusals.push(`${posted.code} from ${posted.servedBy || "?"}: ${posted.body.trim()}`);
         return undefined;

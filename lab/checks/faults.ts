@@ -7,6 +7,7 @@ import {
   Check,
   faultUnderLoad,
   nginxOrPowerFault,
+  postMessage,
   replicaCaughtUp,
   replicaStatus,
   request,
@@ -103,14 +104,7 @@ export const faultChecks: Check[] = [
       if (readFrom !== "primary") throw new Error(`${replica.name}'s app read from "${readFrom}" with its MySQL down: ${direct.stdout}`);
       // Writes while the replica is down must arrive once it is back.
       for (let i = 0; i < 5; i++) {
-        const posted = request(lab, url, [
-          "-X",
-          "POST",
-          "-H",
-          "Content-Type: application/json",
-          "--data",
-          JSON.stringify({ body: `while down ${i}` }),
-        ]);
+        const posted = postMessage(lab, url, `while down ${i}`);
         if (posted.code !== "201") throw new Error(`POST while ${replica.name}'s MySQL is down → ${posted.code}`);
       }
       await lab.fault(replica.name, "start", "mysql");

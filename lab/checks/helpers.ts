@@ -374,19 +374,16 @@ export async function underLoad<T>(
   }
 }
 
+/** POSTs one message with `body` through the site (`url`: its /api/messages). */
+export function postMessage(lab: Lab, url: string, body: string): HttpAnswer {
+  return request(lab, url, ["-X", "POST", "-H", "Content-Type: application/json", "--data", JSON.stringify({ body })]);
+}
+
 /** POSTs `count` messages through the site; returns how many were accepted (201). */
 export function writeMessages(lab: Lab, url: string, count: number, label: string): number {
   let accepted = 0;
   for (let i = 0; i < count; i++) {
-    const posted = request(lab, url, [
-      "-X",
-      "POST",
-      "-H",
-      "Content-Type: application/json",
-      "--data",
-      JSON.stringify({ body: `${label} ${i}` }),
-    ]);
-    if (posted.code === "201") accepted += 1;
+    if (postMessage(lab, url, `${label} ${i}`).code === "201") accepted += 1;
   }
   return accepted;
 }

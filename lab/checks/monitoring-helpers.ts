@@ -6,6 +6,8 @@
  */
 import * as fs from "node:fs";
 
+import { MONITORING_PATHS, PROMETHEUS_USER } from "../../cloud-init/monitoring-server";
+import { PROMETHEUS_PORTS } from "../../cloud-init/prometheus";
 import { isLoadBalancer, isMonitoringServer, isWebServer } from "../../names";
 import {
   AlertQuery,
@@ -21,21 +23,16 @@ import type { LabDroplet } from "../emulations/terraform";
 import type { Lab } from "../lab";
 import { waitFor } from "./helpers";
 
-/**
- * How the lab reaches Prometheus and Alertmanager on mon-01, in one place.
- * Keep in step with cloud-init/monitoring-server.ts (`MONITORING_PATHS.passwordFile`,
- * `PROMETHEUS_USER`) and the issue-24 contract (Prometheus on the private
- * address, Alertmanager on loopback).
- */
+/** How the lab reaches Prometheus and Alertmanager on mon-01: where the stack puts them. */
 export const MONITORING_ACCESS = {
   /** Prometheus' basic-auth user. */
-  user: "admin",
+  user: PROMETHEUS_USER,
   /** On mon-01, root only: the password Terraform generated for Prometheus' UI. */
-  passwordFile: "/etc/prometheus/foobar-ui-password",
+  passwordFile: MONITORING_PATHS.passwordFile,
   /** Prometheus, on mon-01's private address. */
-  prometheusPort: 9090,
+  prometheusPort: PROMETHEUS_PORTS.prometheus,
   /** Alertmanager, on mon-01's loopback, no password (only the diagnostics ask it). */
-  alertmanagerPort: 9093,
+  alertmanagerPort: PROMETHEUS_PORTS.alertmanager,
 } as const;
 
 /** How long an alert may take to arrive after its fault, and its resolution after the heal, before a check fails. */
