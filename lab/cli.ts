@@ -220,12 +220,15 @@ async function runChecks(lab: Lab, list: readonly Check[]): Promise<{ passed: nu
       failed += 1;
       continue;
     }
+    // Each line says how long its check took: where the lab's time goes, read off any run.
+    const startedAt = Date.now();
+    const took = () => `(${((Date.now() - startedAt) / 1000).toFixed(0)} s)`;
     try {
       const evidence = await check.run(lab);
-      console.log(`PASS ${check.name} — ${evidence}`);
+      console.log(`PASS ${took()} ${check.name} — ${evidence}`);
       passed += 1;
     } catch (error) {
-      console.log(`FAIL ${check.name} — ${(error as Error).message}`);
+      console.log(`FAIL ${took()} ${check.name} — ${(error as Error).message}`);
       failed += 1;
     }
   }

@@ -63,7 +63,13 @@ async function deployUnderLoad(lab: Lab, env: NodeJS.ProcessEnv, label: string):
   const requests = await client.stop();
   const writes = await w.stop();
   const sampled = await sampler.stop();
-  const traffic = `${requests.total} requests, ${requests.failed} failed${requests.byStatus}`;
+  // Each failed request beside the deploy's last line before it: what the deploy was doing then.
+  const when = requests.failures.slice(0, 5).map((failure) => {
+    const last = said.reduce((found, at, i) => (at <= failure.at ? i : found), -1);
+    const during = last < 0 ? "before the deploy's first line" : `after "${lines[last]}"`;
+    return `+${((failure.at - started) / 1000).toFixed(1)} s ${during}: ${failure.code} ${failure.error || ""}`.trim();
+  });
+  const traffic = `${requests.total} requests, ${requests.failed} failed${requests.byStatus}${when.length > 0 ? ` [${when.join("; ")}]` : ""}`;
   if (settled) throw new Error(`the deploy stopped after ${seconds.toFixed(0)} s (${traffic}): ${settled.message}`);
   const lost = nothingLost(lab, currentPrimary(lab), writes, sampled);
   const pause = writePause(writes, started);

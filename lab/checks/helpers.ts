@@ -14,7 +14,7 @@ import type { Lab } from "../lab";
 import { CLIENT_NS } from "../settings";
 
 export interface Check {
-  /** A sentence stating the rule: printed as `PASS <name> — <evidence>`. */
+  /** A sentence stating the rule: printed as `PASS (<seconds> s) <name> — <evidence>`. */
   readonly name: string;
   run(lab: Lab): Promise<string>;
 }
@@ -183,24 +183,39 @@ export function backgroundClient(script: string) {
   };
 }
 
+/** A request of `continuousClient` that was not answered 200. */
+export interface FailedRequest {
+  /** When it was sent, ms since the epoch (the lab host's clock). */
+  readonly at: number;
+  /** The HTTP status, or "000" for no answer at all. */
+  readonly code: string;
+  /** curl's error message, if it had one ("Connection reset by peer", "Operation timed out …"). */
+  readonly error: string;
+}
+
 /**
  * Sends requests to the site from the client namespace, one after another,
- * until stopped; counts answers by status and by server.
+ * until stopped; counts answers by status and by server, and keeps when each
+ * failed one was sent and why, to be matched with what happened then.
  */
 export function continuousClient(lab: Lab, url: string) {
-  const script = `while :; do curl -s -o /dev/null --max-time 3 --cacert '${lab.acme.issuingRootFile}' -D - -w 'code=%{http_code}\\n' '${url}' | tr -d '\\r' | grep -iE '^(x-served-by|code=)'; sleep 0.05; done`;
+  const script = `while :; do at=$EPOCHREALTIME; curl -s -o /dev/null --max-time 3 --cacert '${lab.acme.issuingRootFile}' -D - -w "code=%{http_code} at=$at error=%{errormsg}\\n" '${url}' | tr -d '\\r' | grep -iE '^(x-served-by|code=)'; sleep 0.05; done`;
   const client = backgroundClient(script);
   return {
     /** Stops the client (again: a no-op) and counts its answers. */
     async stop() {
       const output = await client.stop();
-      const codes = [...output.matchAll(/^code=(\d+)$/gm)].map((m) => m[1]!);
-      const failedCodes = codes.filter((code) => code !== "200");
+      const answers = [...output.matchAll(/^code=(\d+) at=([\d.]+) error=(.*)$/gm)].map((m) => ({
+        code: m[1]!,
+        at: Math.round(Number(m[2]) * 1000),
+        error: m[3]!.trim(),
+      }));
+      const failures: FailedRequest[] = answers.filter((answer) => answer.code !== "200");
       const byStatus = new Map<string, number>();
-      for (const code of failedCodes) byStatus.set(code, (byStatus.get(code) ?? 0) + 1);
+      for (const { code } of failures) byStatus.set(code, (byStatus.get(code) ?? 0) + 1);
       // "000" is curl's code for no answer at all (refused, reset, or its 3 s timeout).
       const detail = [...byStatus].map(([code, count]) => `${count}× ${code}`).join(", ");
-      return { total: codes.length, failed: failedCodes.length, byStatus: detail ? ` (${detail})` : "" };
+      return { total: answers.length, failed: failures.length, byStatus: detail ? ` (${detail})` : "", failures };
     },
   };
 }
