@@ -183,7 +183,7 @@ export const ALERT_RUNBOOK: Readonly<Record<AlertName, AlertRunbookEntry>> = {
   },
   FoobarCertificateRenewalFailed: {
     severity: "ticket",
-    meaning: "certbot's last renewal on a load balancer failed (for a minute now); the certificate served is unchanged until it expires.",
+    meaning: "certbot's last renewal on a load balancer failed; the certificate served is unchanged until it expires.",
     action:
       "On it, `journalctl -u certbot` and `/var/log/letsencrypt/letsencrypt.log` (DNS not pointing here, the CA's rate limits), " +
       "then `certbot renew --dry-run`: docs/https.md.",

@@ -30,6 +30,7 @@ import {
   databaseChecks,
   deployChecks,
   monitoringChecks,
+  monitoringGroupChecks,
   pairChecks,
   pairScalingChecks,
   scalingChecks,
@@ -190,7 +191,7 @@ const CHECK_GROUPS: Readonly<Record<string, readonly Check[]>> = {
   pair: pairChecks,
   deploy: deployChecks,
   "pair-scaling": pairScalingChecks,
-  monitoring: monitoringChecks,
+  monitoring: monitoringGroupChecks,
 };
 
 /** The checks that fit a running lab: the pair's when it has two load balancers. */

@@ -8,7 +8,7 @@ import { FAILOVER_TOKEN_VARIABLE, isLoadBalancer } from "../names";
 import { loadSettings } from "../settings";
 import { RestoreTarget } from "../tools/restore";
 import { haproxyServerName, releaseFromSettings, rollout, RolloutTarget } from "../tools/rollout";
-import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme } from "./emulations/acme";
+import { acmeDirectoryUrl, createAcmeCertificates, ordersPlaced, startAcme, stopAcme, validateNamesAt } from "./emulations/acme";
 import { alertsFile, startAlertReceiver, stopAlertReceiver } from "./emulations/alert-receiver";
 import { apiDelayMs, apiLogFile, startApi, stopApi } from "./emulations/api";
 import { applyChanges, ApplyReport } from "./emulations/apply";
@@ -119,6 +119,12 @@ export interface Lab {
   deploy(env: NodeJS.ProcessEnv, say: (line: string) => void): Promise<void>;
   /** How many certificate orders the lab's ACME CA has taken since `up`. */
   acmeOrders(): number;
+  /**
+   * Where the ACME CA validates every name from now on: an address away from
+   * the site makes renewals fail there; `undefined` points the names back at
+   * the site (its `www` record's address).
+   */
+  acmeValidatesAt(ipv4: string | undefined): void;
   /** The loop device of a volume the lab created (kept or forgotten by Terraform alike), undefined if none. */
   volumeDevice(name: string): string | undefined;
   /** `npm run rollout` against the lab: the application `env` names, to every web server in turn, over SSH. */
@@ -375,6 +381,7 @@ function attach(state: LabState): Lab {
     apply: (env, replace = []) => applyChanges(state, env, replace, () => false),
     deploy: (env, say) => labDeploy(state, env, say),
     acmeOrders: () => ordersPlaced(state),
+    acmeValidatesAt: (ipv4) => validateNamesAt(state, ipv4 ?? siteAddress(state.stack!)),
     volumeDevice: (name) => state.volumes?.[name]?.loop,
     rollout: (env, progress) => {
       const droplets = state.stack!.droplets;

@@ -15,6 +15,6 @@ export { checks } from "./base";
 export { databaseChecks } from "./database";
 export { deployChecks } from "./deploy";
 export type { Check } from "./helpers";
-export { monitoringChecks } from "./monitoring";
+export { monitoringChecks, monitoringGroupChecks } from "./monitoring";
 export { pairChecks } from "./pair";
 export { pairScalingChecks, scalingChecks } from "./scaling";

@@ -18,6 +18,7 @@ import {
   parseReceived,
   receivedAlerts,
   ReceivedPost,
+  unresolved,
 } from "../emulations/alert-webhook";
 import type { LabDroplet } from "../emulations/terraform";
 import type { Lab } from "../lab";
@@ -41,6 +42,11 @@ export const RESOLVED_TIMEOUT_MS = 240_000;
 /** The goal for both, printed beside every figure. */
 export const ALERT_GOAL_MS = 60_000;
 
+/**
+ * How long a check waits for quiet before its fault: an earlier alert's
+ * resolution may wait for Alertmanager's next `group_interval` (5 min by default).
+ */
+const QUIET_TIMEOUT_MS = 360_000;
 /** The stack's monitoring server, undefined when it has none (FOOBAR_MONITORING=false). */
 export function monitoringServer(lab: Lab): LabDroplet | undefined {
   return lab.stack.droplets.find((d) => isMonitoringServer(d.name));
@@ -302,4 +308,33 @@ export function seconds(ms: number): string {
 /** `42.1 s (goal ≤ 60 s: met)`. */
 export function againstGoal(ms: number): string {
   return `${seconds(ms)} s${ms <= ALERT_GOAL_MS ? "" : ` (over the ${ALERT_GOAL_MS / 1000} s goal)`}`;
+}
+
+/**
+ * Waits until Prometheus lists no active alert (pending or firing) that
+ * `match` accepts and the receiver holds none of them unresolved.
+ *
+ * @returns how long that took, in ms.
+ * @throws Error with what was still active and the monitoring diagnostics.
+ */
+export async function quiet(
+  lab: Lab,
+  what: string,
+  match: (alert: { readonly labels?: Readonly<Record<string, string>> }) => boolean,
+): Promise<number> {
+  let active = "";
+  try {
+    const { ms } = await waitFor(what, QUIET_TIMEOUT_MS, () => {
+      const inPrometheus = prometheusAlerts(lab).filter(match);
+      const open = unresolved(alertsReceived(lab)).filter((received) => match(received.alert));
+      active = [
+        ...inPrometheus.map((alert) => `Prometheus: ${describePromAlert(alert)}`),
+        ...open.map((received) => `receiver: ${describeAlert(received.alert)}, no resolution yet`),
+      ].join("; ");
+      return inPrometheus.length === 0 && open.length === 0 ? true : undefined;
+    });
+    return ms;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}${active ? `: ${active}` : ""}\n${monitoringDiagnostics(lab)}`, { cause: error });
+  }
 }

@@ -2,23 +2,38 @@
  * Monitoring (issue 24): every exporter scraped, and each failure the stack's
  * alert rules name reaches the operator's webhook (the lab's alert receiver)
  * as firing, then as resolved once healed, with both delays printed (goal
- * ≤ 60 s each). They run in the default configuration before the scaling
- * checks, on a healthy lab: those end on a half-made pair (lb-02 beside an
- * lb-01 without keepalived), which FoobarLoadBalancerPairSplit rightly
- * reports. Each check waits for quiet before its fault and heals whatever
- * happens, so none relies on the one before it.
+ * ≤ 60 s each). Every target up and the healthy run come first, around the
+ * quiet checks (lab/checks/base.ts); the alert checks run in the default
+ * configuration before the scaling checks, on a healthy lab: those end on a
+ * half-made pair (lb-02 beside an lb-01 without keepalived), which
+ * FoobarLoadBalancerPairSplit rightly reports (the pair's split is proven in
+ * lab/checks/pair.ts). Each check waits for quiet before its fault and heals
+ * whatever happens, so none relies on the one before it.
  */
+import { CERTBOT_RENEWAL_UNIT } from "../../cloud-init/exporters";
 import { PROMETHEUS_PORTS } from "../../cloud-init/prometheus";
 import { EXPORTER_PORTS } from "../../constructs/firewalls";
 import { isLoadBalancer } from "../../names";
 import { loadSettings } from "../../settings";
 import { alertWebhookUrl } from "../emulations/alert-receiver";
-import { AlertQuery, describeAlert, findAlert, LabelMatch, matchesLabels, receivedAlerts, unresolved } from "../emulations/alert-webhook";
+import { AlertQuery, describeAlert, findAlert, LabelMatch, matchesLabels, receivedAlerts } from "../emulations/alert-webhook";
 import type { LabDroplet } from "../emulations/terraform";
 import { sleep } from "../host/shell";
 import type { Lab } from "../lab";
 import { currentPrimary, readOnly, replicating, webs, withDiagnostics } from "./database-helpers";
-import { backendStates, Check, replicaCaughtUp, roles, siteUrl, sql, tcpFrom, waitFor, writeMessages } from "./helpers";
+import {
+  backendStates,
+  Check,
+  httpsOn,
+  replicaCaughtUp,
+  roles,
+  siteUrl,
+  sql,
+  tcpFrom,
+  tlsHandshake,
+  waitFor,
+  writeMessages,
+} from "./helpers";
 import {
   againstGoal,
   alertsReceived,
@@ -31,17 +46,13 @@ import {
   prometheusApi,
   prometheusPage,
   promQuery,
+  quiet,
   RESOLVED_TIMEOUT_MS,
   seconds,
   targetsNotUp,
   waitForAlert,
 } from "./monitoring-helpers";
 
-/**
- * How long a check waits for quiet before its fault: an earlier alert's
- * resolution may wait for Alertmanager's next `group_interval` (5 min by default).
- */
-const QUIET_TIMEOUT_MS = 360_000;
 /** How long the last check watches the receiver on a healthy lab. */
 const QUIET_RUN_MS = 5 * 60_000;
 /** Where each web server's MySQL volume is mounted: MySQL's data directory (see day-two.ts's first check). */
@@ -49,34 +60,12 @@ const MYSQL_MOUNT = "/var/lib/mysql";
 /** The file the disk check fills the volume with (hidden, at the top of the data directory: MySQL and CLONE ignore it). */
 const FILL_FILE = `${MYSQL_MOUNT}/.foobar-lab-fill`;
 
-/**
- * Waits until Prometheus lists no active alert (pending or firing) that
- * `match` accepts and the receiver holds none of them unresolved.
- *
- * @returns how long that took, in ms.
- * @throws Error with what was still active and the monitoring diagnostics.
- */
-async function quiet(
-  lab: Lab,
-  what: string,
-  match: (alert: { readonly labels?: Readonly<Record<string, string>> }) => boolean,
-): Promise<number> {
-  let active = "";
-  try {
-    const { ms } = await waitFor(what, QUIET_TIMEOUT_MS, () => {
-      const inPrometheus = prometheusAlerts(lab).filter(match);
-      const open = unresolved(alertsReceived(lab)).filter((received) => match(received.alert));
-      active = [
-        ...inPrometheus.map((alert) => `Prometheus: ${describePromAlert(alert)}`),
-        ...open.map((received) => `receiver: ${describeAlert(received.alert)}, no resolution yet`),
-      ].join("; ");
-      return inPrometheus.length === 0 && open.length === 0 ? true : undefined;
-    });
-    return ms;
-  } catch (error) {
-    throw new Error(`${(error as Error).message}${active ? `: ${active}` : ""}\n${monitoringDiagnostics(lab)}`, { cause: error });
-  }
-}
+/** Where the certificate check forces renewals: a runtime drop-in, gone at the next boot. */
+const FORCED_RENEWAL_DIR = `/run/systemd/system/${CERTBOT_RENEWAL_UNIT}.d`;
+/** certbot's renewal as Debian's unit runs it, forced. */
+const FORCED_RENEWAL_COMMAND = "ExecStart=/usr/bin/certbot -q renew --force-renewal --no-random-sleep-on-renew";
+/** Where the ACME CA validates while the certificate check's fault lasts: its own loopback, where nothing answers on port 80. */
+const AWAY_FROM_THE_SITE = "127.0.0.1";
 
 /** One failure, the alert it must raise, and its cure. */
 interface AlertFault {
@@ -172,54 +161,54 @@ function monitored(check: Check): Check {
 
 const semiSyncOn = (lab: Lab, server: string) => sql(lab, server, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_status'").endsWith("ON");
 
-const checks: Check[] = [
-  {
-    name: "monitoring: every target is up: Prometheus on mon-01 scrapes the node exporter on every droplet, HAProxy's on each load balancer, mysqld's and Nginx's on each web server (up is 1); exactly one database server is writable; its rules load without error and it has an Alertmanager; mon-01 reaches the alert receiver; and no alert is active or left unresolved",
-    async run(lab) {
-      const mon = monitoringServer(lab)!;
-      const expected = expectedTargets(lab);
-      let missing: string[] = [];
-      const up = await waitFor("every expected target up", 300_000, () => {
-        const samples = promQuery(lab, "up");
-        missing = targetsNotUp(expected, samples);
-        return missing.length === 0 ? samples : undefined;
-      }).catch((error: Error) => {
-        throw new Error(`${error.message}: ${missing.join(", ")}\n${monitoringDiagnostics(lab, "up")}`, { cause: error });
-      });
-      const extra = up.value.filter((s) => !expected.some((t) => t.job === s.labels.job && t.instance === s.labels.instance));
-      let writable = "";
-      await waitFor("sum(foobar_db_writable) = 1", 120_000, () => {
-        writable = promQuery(lab, "sum(foobar_db_writable)")[0]?.value ?? "no series";
-        return writable === "1" ? true : undefined;
-      }).catch((error: Error) => {
-        throw new Error(`${error.message} (it is ${writable})\n${monitoringDiagnostics(lab, "foobar_db_writable")}`, { cause: error });
-      });
-      const groups = (
-        prometheusApi(lab, "/api/v1/rules", { type: "alert" }) as {
-          groups: { rules: { name: string; health?: string; lastError?: string }[] }[];
-        }
-      ).groups;
-      const rules = groups.flatMap((g) => g.rules);
-      const broken = rules.filter((r) => r.health === "err");
-      if (rules.length === 0) throw new Error("Prometheus has no alerting rule loaded");
-      if (broken.length > 0)
-        throw new Error(`alerting rules failing to evaluate: ${broken.map((r) => `${r.name}: ${r.lastError}`).join("; ")}`);
-      const managers = (prometheusApi(lab, "/api/v1/alertmanagers") as { activeAlertmanagers: { url: string }[] }).activeAlertmanagers;
-      if (managers.length === 0) throw new Error("Prometheus has no active Alertmanager");
-      const probe = lab.execIn(mon.name, ["curl", "-sS", "--max-time", "5", alertWebhookUrl()], 15_000);
-      if (probe.status !== 0)
-        throw new Error(`${mon.name} cannot reach the alert receiver at ${alertWebhookUrl()}: ${probe.stderr.trim()}`);
-      const quietAfter = await quiet(lab, "no alert active in Prometheus or unresolved at the receiver", () => true);
-      const received = alertsReceived(lab);
-      const jobs = ["node", "haproxy", "mysqld", "nginx"].map((job) => `${expected.filter((t) => t.job === job).length} ${job}`);
-      return (
-        `${expected.length} targets up after ${seconds(up.ms)} s (${jobs.join(", ")})${extra.length ? `, and ${extra.map((s) => `${s.labels.job}/${s.labels.instance}=${s.value}`).join(", ")} besides` : ""}; ` +
-        `sum(foobar_db_writable) 1; ${rules.length} alerting rules, none failing; Alertmanager ${managers.map((m) => m.url).join(", ")}; ` +
-        `${mon.name} → ${alertWebhookUrl()} answers; quiet after ${seconds(quietAfter)} s, ${received.length} notifications received before ` +
-        `(${receivedAlerts(received).filter((r) => r.alert.status === "firing").length} firing, every one resolved since)`
-      );
-    },
+const targetsUp: Check = {
+  name: "monitoring: every target is up: Prometheus on mon-01 scrapes the node exporter on every droplet, HAProxy's on each load balancer, mysqld's and Nginx's on each web server (up is 1); exactly one database server is writable; its rules load without error and it has an Alertmanager; mon-01 reaches the alert receiver; and no alert is active or left unresolved",
+  async run(lab) {
+    const mon = monitoringServer(lab)!;
+    const expected = expectedTargets(lab);
+    let missing: string[] = [];
+    const up = await waitFor("every expected target up", 300_000, () => {
+      const samples = promQuery(lab, "up");
+      missing = targetsNotUp(expected, samples);
+      return missing.length === 0 ? samples : undefined;
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}: ${missing.join(", ")}\n${monitoringDiagnostics(lab, "up")}`, { cause: error });
+    });
+    const extra = up.value.filter((s) => !expected.some((t) => t.job === s.labels.job && t.instance === s.labels.instance));
+    let writable = "";
+    await waitFor("sum(foobar_db_writable) = 1", 120_000, () => {
+      writable = promQuery(lab, "sum(foobar_db_writable)")[0]?.value ?? "no series";
+      return writable === "1" ? true : undefined;
+    }).catch((error: Error) => {
+      throw new Error(`${error.message} (it is ${writable})\n${monitoringDiagnostics(lab, "foobar_db_writable")}`, { cause: error });
+    });
+    const groups = (
+      prometheusApi(lab, "/api/v1/rules", { type: "alert" }) as {
+        groups: { rules: { name: string; health?: string; lastError?: string }[] }[];
+      }
+    ).groups;
+    const rules = groups.flatMap((g) => g.rules);
+    const broken = rules.filter((r) => r.health === "err");
+    if (rules.length === 0) throw new Error("Prometheus has no alerting rule loaded");
+    if (broken.length > 0)
+      throw new Error(`alerting rules failing to evaluate: ${broken.map((r) => `${r.name}: ${r.lastError}`).join("; ")}`);
+    const managers = (prometheusApi(lab, "/api/v1/alertmanagers") as { activeAlertmanagers: { url: string }[] }).activeAlertmanagers;
+    if (managers.length === 0) throw new Error("Prometheus has no active Alertmanager");
+    const probe = lab.execIn(mon.name, ["curl", "-sS", "--max-time", "5", alertWebhookUrl()], 15_000);
+    if (probe.status !== 0) throw new Error(`${mon.name} cannot reach the alert receiver at ${alertWebhookUrl()}: ${probe.stderr.trim()}`);
+    const quietAfter = await quiet(lab, "no alert active in Prometheus or unresolved at the receiver", () => true);
+    const received = alertsReceived(lab);
+    const jobs = ["node", "haproxy", "mysqld", "nginx"].map((job) => `${expected.filter((t) => t.job === job).length} ${job}`);
+    return (
+      `${expected.length} targets up after ${seconds(up.ms)} s (${jobs.join(", ")})${extra.length ? `, and ${extra.map((s) => `${s.labels.job}/${s.labels.instance}=${s.value}`).join(", ")} besides` : ""}; ` +
+      `sum(foobar_db_writable) 1; ${rules.length} alerting rules, none failing; Alertmanager ${managers.map((m) => m.url).join(", ")}; ` +
+      `${mon.name} → ${alertWebhookUrl()} answers; quiet after ${seconds(quietAfter)} s, ${received.length} notifications received before ` +
+      `(${receivedAlerts(received).filter((r) => r.alert.status === "firing").length} firing, every one resolved since)`
+    );
   },
+};
+
+const checks: Check[] = [
   {
     name: "monitoring: the exporters answer mon-01 on the private network and nothing else (not another droplet, not the internet); the dashboard needs its password and shows every server",
     async run(lab) {
@@ -422,30 +411,111 @@ const checks: Check[] = [
       });
     },
   }),
-  {
-    name: "monitoring: a healthy run raises no alert: once every fault above is healed and Prometheus has no alert active, nothing reaches the alert receiver for 5 minutes",
+  withDiagnostics({
+    name: "monitoring: a certificate renewal the ACME CA fails (its HTTP-01 validation sent away from the site) raises FoobarCertificateRenewalFailed for the load balancer; the names back, certbot's renewal unit run again renews, the alert resolves and HAProxy serves the new certificate",
     async run(lab) {
-      const quietAfter = await quiet(lab, "no alert active in Prometheus or unresolved at the receiver", () => true);
-      const start = Date.now();
-      const before = alertsReceived(lab).length;
-      while (Date.now() - start < QUIET_RUN_MS) {
-        await sleep(10_000);
-        const arrived = alertsReceived(lab).filter((post) => post.receivedAtMs >= start);
-        if (arrived.length > 0) {
-          const alerts = receivedAlerts(arrived).map((r) => describeAlert(r.alert));
-          throw new Error(
-            `${arrived.length} notification(s) ${seconds(arrived[0]!.receivedAtMs - start)} s into a healthy run: ${alerts.join("; ") || "(no alerts in them)"}\n${monitoringDiagnostics(lab)}`,
-          );
-        }
-      }
-      const pending = prometheusAlerts(lab);
-      return (
-        `quiet ${seconds(quietAfter)} s after the check began; then 0 notifications in ${QUIET_RUN_MS / 60_000} min (${before} before); ` +
-        `Prometheus: ${pending.length === 0 ? "no alert active" : pending.map(describePromAlert).join(", ")}`
-      );
+      if (!httpsOn(lab)) return "HTTPS is off (FOOBAR_HTTPS=false): no certificate to renew";
+      const { lb } = roles(lab);
+      const serial = () => tlsHandshake(lab, "", "openssl x509 -noout -serial").stdout.trim();
+      const before = serial();
+      const orders = lab.acmeOrders();
+      const renew = () => lab.execIn(lb.name, ["systemctl", "start", CERTBOT_RENEWAL_UNIT], 180_000);
+      const forced = (on: boolean) => {
+        const script = on
+          ? `mkdir -p ${FORCED_RENEWAL_DIR} && printf '%s\\n' '[Service]' 'ExecStart=' '${FORCED_RENEWAL_COMMAND}' > ${FORCED_RENEWAL_DIR}/foobar-lab.conf`
+          : `rm -rf ${FORCED_RENEWAL_DIR}`;
+        const result = lab.execIn(lb.name, ["sh", "-c", `${script} && systemctl daemon-reload`]);
+        if (result.status !== 0) throw new Error(`${on ? "forcing" : "unforcing"} renewals on ${lb.name}: ${result.stderr.trim()}`);
+      };
+      return faultToAlert(lab, {
+        alertname: "FoobarCertificateRenewalFailed",
+        labels: { instance: lb.name },
+        what: `${CERTBOT_RENEWAL_UNIT} run on ${lb.name} with renewals forced and the ACME CA validating at ${AWAY_FROM_THE_SITE}`,
+        metric: `foobar_certificate_renewal_failed{instance="${lb.name}"}`,
+        inject: async () => {
+          forced(true);
+          lab.acmeValidatesAt(AWAY_FROM_THE_SITE);
+          const run = renew();
+          if (run.status === 0) throw new Error(`${CERTBOT_RENEWAL_UNIT} succeeded on ${lb.name} although the CA could not validate`);
+          return `${CERTBOT_RENEWAL_UNIT} ${lab.execIn(lb.name, ["systemctl", "show", "-P", "Result", CERTBOT_RENEWAL_UNIT]).stdout.trim()}`;
+        },
+        heal: async () => {
+          lab.acmeValidatesAt(undefined);
+          try {
+            const run = renew();
+            if (run.status !== 0) {
+              const journal = lab.execIn(lb.name, ["journalctl", "--no-pager", "-u", CERTBOT_RENEWAL_UNIT, "-n", "20"]).stdout.trim();
+              throw new Error(`${CERTBOT_RENEWAL_UNIT} failed on ${lb.name} with the names back: ${run.stderr.trim()}\n${journal}`);
+            }
+          } finally {
+            forced(false);
+          }
+        },
+        settle: async () => {
+          const { value: after, ms } = await waitFor(`HAProxy on ${lb.name} serving the renewed certificate`, 60_000, () => {
+            const now = serial();
+            return now && now !== before ? now : undefined;
+          });
+          return `${lab.acmeOrders() - orders} order(s) at the CA; HAProxy serves ${after} (was ${before}) ${seconds(ms)} s after the resolution`;
+        },
+      });
     },
-  },
+  }),
 ];
+
+/** When the healthy run began (ms since the epoch), and the notifications received before it. */
+let healthyRun: { readonly start: number; readonly before: number } | undefined;
+
+/** The notifications that arrived since the healthy run began; throws with them and the diagnostics if any did. */
+function nothingSince(lab: Lab, start: number): void {
+  const arrived = alertsReceived(lab).filter((post) => post.receivedAtMs >= start);
+  if (arrived.length === 0) return;
+  const alerts = receivedAlerts(arrived).map((r) => describeAlert(r.alert));
+  throw new Error(
+    `${arrived.length} notification(s) ${seconds(arrived[0]!.receivedAtMs - start)} s into a healthy run: ${alerts.join("; ") || "(no alerts in them)"}\n${monitoringDiagnostics(lab)}`,
+  );
+}
+
+/**
+ * The healthy run (issue 24: no alert in a healthy 5-minute run) brackets the
+ * quiet checks the default configuration runs first (HTTPS, traffic, access,
+ * secrets: none injects a fault), so its five minutes are spent checking.
+ */
+const healthyRunBegins: Check = {
+  name: "monitoring: a healthy run begins: every target up, no alert active in Prometheus or unresolved at the alert receiver",
+  async run(lab) {
+    const quietAfter = await quiet(lab, "no alert active in Prometheus or unresolved at the receiver", () => true);
+    healthyRun = { start: Date.now(), before: alertsReceived(lab).length };
+    return `quiet ${seconds(quietAfter)} s after the check began; ${healthyRun.before} notifications received before`;
+  },
+};
+
+const healthyRunEnds: Check = {
+  name: `monitoring: the healthy run raises no alert: nothing reaches the alert receiver for ${QUIET_RUN_MS / 60_000} minutes (the quiet checks since it began, then waiting)`,
+  async run(lab) {
+    if (!healthyRun) throw new Error("the healthy run did not begin (see the check that begins it)");
+    const { start, before } = healthyRun;
+    healthyRun = undefined;
+    nothingSince(lab, start);
+    const checking = Date.now() - start;
+    while (Date.now() - start < QUIET_RUN_MS) {
+      await sleep(Math.min(10_000, QUIET_RUN_MS - (Date.now() - start)));
+      nothingSince(lab, start);
+    }
+    const pending = prometheusAlerts(lab);
+    return (
+      `0 notifications in ${seconds(Date.now() - start)} s (${seconds(checking)} s of them running other checks; ${before} before); ` +
+      `Prometheus: ${pending.length === 0 ? "no alert active" : pending.map(describePromAlert).join(", ")}`
+    );
+  },
+};
 
 /** The monitoring checks, in the order they run; each reports nothing to check without a monitoring server. */
 export const monitoringChecks: Check[] = checks.map(monitored);
+
+/** What the default configuration runs first: every target up, then the healthy run around the quiet checks. */
+export const monitoringFirstChecks: Check[] = [targetsUp, healthyRunBegins].map(monitored);
+export const healthyRunEndChecks: Check[] = [healthyRunEnds].map(monitored);
+
+/** `check monitoring` on a lab that is up: all of them, the healthy run idle for its five minutes at the end. */
+export const monitoringGroupChecks: Check[] = [...monitoringFirstChecks, ...monitoringChecks, ...healthyRunEndChecks];

@@ -222,7 +222,9 @@ export async function startAcme(state: LabState, defaultIPv4: string): Promise<A
   );
 
   const pebbleLog = path.join(acme.dir, "pebble.log");
-  const env = { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" };
+  // No authorization reuse (pebble's default reuses half of them): every order validates, so a renewal whose
+  // validation is sent away from the site fails every time (lab/checks/monitoring.ts).
+  const env = { PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0", PEBBLE_AUTHZREUSE: "0" };
   acme.pebblePid = spawnUnprivileged(ACME_NS, "pebble", ["-config", configFile, "-dnsserver", CHALLTESTSRV_DNS], env, pebbleLog);
   saveState(state);
   const directoryUrl = acmeDirectoryUrl();
@@ -282,6 +284,26 @@ function acmeCurl(caFile: string, args: readonly string[]) {
   return tryRun("ip", ["netns", "exec", ACME_NS, "curl", "-sS", "--max-time", "2", "--cacert", caFile, ...args], {
     timeoutMs: 5_000,
   });
+}
+
+/**
+ * From now on challtestsrv answers every name with `ipv4`, so pebble's HTTP-01
+ * validation goes there: pointed away from the site, a renewal fails at the
+ * CA as it would with the site's names pointing elsewhere; pointed back at
+ * the site's address, it succeeds again.
+ */
+export function validateNamesAt(state: LabState, ipv4: string): void {
+  if (state.acme?.challtestsrvPid === undefined) throw new Error("the lab's ACME CA is not running");
+  const result = tryRun(
+    "ip",
+    [
+      ...["netns", "exec", ACME_NS, "curl", "-sS", "--fail", "--max-time", "2"],
+      ...["-X", "POST", "-d", JSON.stringify({ ip: ipv4 }), `http://${CHALLTESTSRV_MANAGEMENT}/set-default-ipv4`],
+    ],
+    { timeoutMs: 5_000 },
+  );
+  if (result.status !== 0) throw new Error(`challtestsrv's set-default-ipv4 ${ipv4}: ${result.stderr.trim() || `exit ${result.status}`}`);
+  log(`acme: challtestsrv answers ${ipv4} for every name`);
 }
 
 /** How many orders pebble has taken since it started (each certificate issuance begins with one). */
