@@ -3,7 +3,7 @@
 import { PROMETHEUS_PORTS } from "../../cloud-init/prometheus";
 import { EXPORTER_PORTS } from "../../constructs/firewalls";
 import { ACME_NS, CLIENT_ADDRESS } from "../settings";
-import { Check, httpsOn, Origin, roles, runFrom, tcpFrom } from "./helpers";
+import { Check, httpsOn, Origin, roles, runFrom, tcpFrom, TcpProbe, tcpProbes } from "./helpers";
 import { monitoringServer } from "./monitoring-helpers";
 
 export const accessChecks: Check[] = [
@@ -13,33 +13,34 @@ export const accessChecks: Check[] = [
       const { lb, webs } = roles(lab);
       // lab-acme stands for any address on the internet; the client is the admin CIDR.
       const internet = { namespace: ACME_NS };
-      const evidence: string[] = [];
+      const client = { client: true } as const;
       const webPorts = httpsOn(lab) ? [80, 443] : [80];
-      for (const port of webPorts) {
-        const state = tcpFrom(lab, { client: true }, lb.publicIpv4, port);
-        if (state !== "open") throw new Error(`${lb.name}:${port} is ${state}`);
-      }
-      evidence.push(`${lb.name}:${webPorts.join("/")} open`);
-      for (const web of webs) {
-        for (const port of [80, 3306, 22]) {
-          const state = tcpFrom(lab, internet, web.publicIpv4, port);
-          if (state !== "dropped") throw new Error(`${web.name} ${web.publicIpv4}:${port} is ${state} from ${ACME_NS}`);
-        }
-        for (const port of [80, 3306]) {
-          const state = tcpFrom(lab, { client: true }, web.publicIpv4, port);
-          if (state !== "dropped") throw new Error(`${web.name} ${web.publicIpv4}:${port} is ${state} from the client`);
-        }
-        evidence.push(`${web.name}:80/3306/22 dropped`);
-      }
-      for (const port of [22, 8404]) {
-        const state = tcpFrom(lab, internet, lb.publicIpv4, port);
-        if (state !== "dropped") throw new Error(`${lb.name}:${port} is ${state} from ${ACME_NS}`);
-      }
-      evidence.push(`${lb.name}:22/8404 dropped`);
-      for (const droplet of [lb, ...webs]) {
-        const ssh = tcpFrom(lab, { client: true }, droplet.publicIpv4, 22);
-        if (ssh !== "open") throw new Error(`${droplet.name}:22 is ${ssh} from the admin CIDR ${CLIENT_ADDRESS}/32`);
-      }
+      // Every probe at once (tcpProbes): what must be open, and what must be dropped.
+      const probes: (TcpProbe & { want: string; who: string })[] = [
+        ...webPorts.map((port) => ({ from: client, address: lb.publicIpv4, port, want: "open", who: "the client" })),
+        ...webs.flatMap((web) => [
+          ...[80, 3306, 22].map((port) => ({ from: internet, address: web.publicIpv4, port, want: "dropped", who: ACME_NS })),
+          ...[80, 3306].map((port) => ({ from: client, address: web.publicIpv4, port, want: "dropped", who: "the client" })),
+        ]),
+        ...[22, 8404].map((port) => ({ from: internet, address: lb.publicIpv4, port, want: "dropped", who: ACME_NS })),
+        ...[lb, ...webs].map((d) => ({
+          from: client,
+          address: d.publicIpv4,
+          port: 22,
+          want: "open",
+          who: `the admin CIDR ${CLIENT_ADDRESS}/32`,
+        })),
+      ];
+      const states = tcpProbes(lab, probes);
+      probes.forEach((probe, i) => {
+        const droplet = [lb, ...webs].find((d) => d.publicIpv4 === probe.address)!.name;
+        if (states[i] !== probe.want) throw new Error(`${droplet} ${probe.address}:${probe.port} is ${states[i]} from ${probe.who}`);
+      });
+      const evidence = [
+        `${lb.name}:${webPorts.join("/")} open`,
+        ...webs.map((web) => `${web.name}:80/3306/22 dropped`),
+        `${lb.name}:22/8404 dropped`,
+      ];
       evidence.push(`SSH open from the admin CIDR ${CLIENT_ADDRESS}/32 on every droplet`);
       return evidence.join(", ");
     },

@@ -113,18 +113,50 @@ export function runFrom(lab: Lab, from: Origin, cmd: string[], timeoutMs: number
 
 /** Tries a TCP connection from inside a namespace: "open", "refused" or "dropped" (timed out). */
 export function tcpFrom(lab: Lab, from: Origin, address: string, port: number): string {
-  const probe = ["timeout", "3", "bash", "-c", `exec 3<>/dev/tcp/${address}/${port}`];
-  const result = runFrom(lab, from, probe, 10_000);
-  if (result.status === 0) return "open";
-  if (result.status === 124) return "dropped";
-  return /refused/i.test(result.stderr)
-    ? "refused"
-    : `failed (${
-        result.stderr
-          .trim()
-          .split("\n")[0]
-          .replace(/^bash: /, "") || result.status
-      })`;
+  return tcpProbes(lab, [{ from, address, port }])[0]!;
+}
+
+/** A TCP connection to try: from where, to what. */
+export interface TcpProbe {
+  readonly from: Origin;
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * `tcpFrom` for many probes, those of one origin all tried at once: a dropped
+ * connection waits out its 3 s timeout once for its origin's batch, not once each.
+ *
+ * @returns per probe, in order: "open", "refused", "dropped" or "failed (…)".
+ */
+export function tcpProbes(lab: Lab, probes: readonly TcpProbe[]): string[] {
+  const states: string[] = [];
+  const origins = new Map<string, number[]>();
+  probes.forEach(({ from }, i) => origins.set(JSON.stringify(from), [...(origins.get(JSON.stringify(from)) ?? []), i]));
+  for (const indices of origins.values()) {
+    // One line per probe, written whole: "=<index> <exit status> <what bash said>".
+    const script = indices.map((i) => {
+      const { address, port } = probes[i]!;
+      return `( said=$(timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port}' 2>&1); echo "=${i} $? \${said//$'\\n'/ }" ) &`;
+    });
+    const result = runFrom(lab, probes[indices[0]!]!.from, ["bash", "-c", [...script, "wait"].join("\n")], 15_000);
+    const lines = new Map(
+      [...result.stdout.matchAll(/^=(\d+) (\d+) ?(.*)$/gm)].map((m) => [Number(m[1]), { status: Number(m[2]), said: m[3]! }]),
+    );
+    for (const i of indices) {
+      const probe = lines.get(i);
+      states[i] = !probe
+        ? `failed (no answer from the probe: ${result.stderr.trim() || `exit ${result.status}`})`
+        : probe.status === 0
+          ? "open"
+          : probe.status === 124
+            ? "dropped"
+            : /refused/i.test(probe.said)
+              ? "refused"
+              : `failed (${probe.said.replace(/^bash: /, "").trim() || probe.status})`;
+    }
+  }
+  return states;
 }
 
 /** HAProxy's view of each backend server ("UP", "DOWN", …), read from its admin socket. */

@@ -16,7 +16,7 @@ import { EXPORTER_PORTS } from "../../constructs/firewalls";
 import { isLoadBalancer } from "../../names";
 import { loadSettings } from "../../settings";
 import { alertWebhookUrl } from "../emulations/alert-receiver";
-import { AlertQuery, describeAlert, findAlert, LabelMatch, matchesLabels, receivedAlerts } from "../emulations/alert-webhook";
+import { describeAlert, findAlert, LabelMatch, matchesLabels, receivedAlerts } from "../emulations/alert-webhook";
 import type { LabDroplet } from "../emulations/terraform";
 import { sleep } from "../host/shell";
 import type { Lab } from "../lab";
@@ -30,6 +30,8 @@ import {
   siteUrl,
   sql,
   tcpFrom,
+  TcpProbe,
+  tcpProbes,
   tlsHandshake,
   waitFor,
   writeMessages,
@@ -82,6 +84,8 @@ interface AlertFault {
   settle?(): Promise<string>;
   /** @default FIRING_TIMEOUT_MS */
   readonly firingTimeoutMs?: number;
+  /** Other alerts the same fault must raise and the heal resolve, each timed like the first. @default - none */
+  readonly also?: readonly { readonly alertname: string; readonly labels: LabelMatch }[];
 }
 
 /**
@@ -93,10 +97,12 @@ interface AlertFault {
  * @returns `<what> → <alert>: fault → alert X s, heal → resolved Y s; <settled>`.
  */
 async function faultToAlert(lab: Lab, fault: AlertFault): Promise<string> {
-  const query: AlertQuery = { alertname: fault.alertname, labels: fault.labels };
-  await quiet(lab, `no ${fault.alertname} active before the fault`, (alert) =>
-    alert.labels?.alertname === fault.alertname ? matchesLabels(alert, fault.labels) : false,
-  );
+  const alerts = [{ alertname: fault.alertname, labels: fault.labels }, ...(fault.also ?? [])];
+  for (const { alertname, labels } of alerts) {
+    await quiet(lab, `no ${alertname} active before the fault`, (alert) =>
+      alert.labels?.alertname === alertname ? matchesLabels(alert, labels) : false,
+    );
+  }
   let healed = false;
   let healedAt = 0;
   const heal = async () => {
@@ -106,19 +112,23 @@ async function faultToAlert(lab: Lab, fault: AlertFault): Promise<string> {
     healedAt = Date.now();
   };
   const since = Date.now();
-  let firedAt: number;
-  let resolvedAt: number;
+  const firedAt: number[] = [];
+  const resolvedAt: number[] = [];
   let injected: string | void;
   try {
     injected = await fault.inject();
     try {
-      firedAt = await waitForAlert(lab, fault.alertname, fault.labels, "firing", since, fault.firingTimeoutMs ?? FIRING_TIMEOUT_MS);
+      for (const { alertname, labels } of alerts) {
+        firedAt.push(await waitForAlert(lab, alertname, labels, "firing", since, fault.firingTimeoutMs ?? FIRING_TIMEOUT_MS));
+      }
     } catch (error) {
       throw new Error(`${fault.what}: ${(error as Error).message}\n${monitoringDiagnostics(lab, fault.metric)}`, { cause: error });
     }
     await heal();
     try {
-      resolvedAt = await waitForAlert(lab, fault.alertname, fault.labels, "resolved", healedAt, RESOLVED_TIMEOUT_MS);
+      for (const { alertname, labels } of alerts) {
+        resolvedAt.push(await waitForAlert(lab, alertname, labels, "resolved", healedAt, RESOLVED_TIMEOUT_MS));
+      }
     } catch (error) {
       throw new Error(`${fault.what}, healed: ${(error as Error).message}\n${monitoringDiagnostics(lab, fault.metric)}`, {
         cause: error,
@@ -134,12 +144,15 @@ async function faultToAlert(lab: Lab, fault: AlertFault): Promise<string> {
     if (healFailed !== undefined) throw new Error(`${(error as Error).message}\n(healing failed too: ${healFailed})`, { cause: error });
     throw error;
   }
-  const alert = findAlert(alertsReceived(lab), { ...query, status: "firing", since })?.alert;
+  const timed = alerts.map(({ alertname, labels }, i) => {
+    const alert = findAlert(alertsReceived(lab), { alertname, labels, status: "firing", since })?.alert;
+    return (
+      `${alert ? describeAlert(alert).replace(/ firing$/, "") : alertname}: ` +
+      `fault → alert ${againstGoal(firedAt[i]! - since)}, heal → resolved ${againstGoal(resolvedAt[i]! - healedAt)}`
+    );
+  });
   const settled = fault.settle ? await fault.settle() : "";
-  return (
-    `${fault.what}${injected ? ` (${injected})` : ""} → ${alert ? describeAlert(alert).replace(/ firing$/, "") : fault.alertname}: ` +
-    `fault → alert ${againstGoal(firedAt - since)}, heal → resolved ${againstGoal(resolvedAt - healedAt)}${settled ? `; ${settled}` : ""}`
-  );
+  return `${fault.what}${injected ? ` (${injected})` : ""} → ${timed.join("; ")}${settled ? `; ${settled}` : ""}`;
 }
 
 /** The web servers: the writable primary (waited for, up to 2 minutes) and the others. */
@@ -216,18 +229,22 @@ const checks: Check[] = [
       const { lb, webs: servers } = roles(lab);
       const ports = (droplet: LabDroplet) => (isLoadBalancer(droplet.name) ? EXPORTER_PORTS.loadBalancer : EXPORTER_PORTS.web);
       const evidence: string[] = [];
+      const exporters = [lb, ...servers].flatMap((droplet) => ports(droplet).map((port) => ({ droplet, port })));
+      // From mon-01; from another droplet of the VPC (the cloud firewall admits the monitoring tag only); from the internet.
+      const neighbour = (droplet: LabDroplet) => (isLoadBalancer(droplet.name) ? servers[0]! : lb).name;
+      const origins = (droplet: LabDroplet, port: number): (TcpProbe & { want: string; who: string })[] => [
+        { from: { droplet: mon.name }, address: droplet.privateIpv4, port, want: "open", who: mon.name },
+        { from: { droplet: neighbour(droplet) }, address: droplet.privateIpv4, port, want: "dropped", who: neighbour(droplet) },
+        { from: { client: true }, address: droplet.publicIpv4, port, want: "dropped", who: "the internet" },
+      ];
+      const probes = exporters.flatMap(({ droplet, port }) => origins(droplet, port));
+      const states = tcpProbes(lab, probes);
+      probes.forEach((probe, i) => {
+        if (states[i] === probe.want) return;
+        throw new Error(`${probe.address}:${probe.port} is ${states[i]} from ${probe.who}, not ${probe.want}`);
+      });
       for (const droplet of [lb, ...servers]) {
         for (const port of ports(droplet)) {
-          const fromMon = tcpFrom(lab, { droplet: mon.name }, droplet.privateIpv4, port);
-          if (fromMon !== "open") throw new Error(`${droplet.name} ${droplet.privateIpv4}:${port} is ${fromMon} from ${mon.name}`);
-          // Another droplet of the VPC: the cloud firewall admits the monitoring tag only.
-          const neighbour = isLoadBalancer(droplet.name) ? servers[0]! : lb;
-          const fromNeighbour = tcpFrom(lab, { droplet: neighbour.name }, droplet.privateIpv4, port);
-          if (fromNeighbour !== "dropped")
-            throw new Error(`${droplet.name} ${droplet.privateIpv4}:${port} is ${fromNeighbour} from ${neighbour.name}, not dropped`);
-          const fromInternet = tcpFrom(lab, { client: true }, droplet.publicIpv4, port);
-          if (fromInternet !== "dropped")
-            throw new Error(`${droplet.name} ${droplet.publicIpv4}:${port} is ${fromInternet} from the internet, not dropped`);
           // The local address of every listening socket on the port (ss -Hltn: state, queues, local, peer).
           const local = lab
             .execIn(droplet.name, ["ss", "-Hltn", `sport = :${port}`])
@@ -339,15 +356,16 @@ const checks: Check[] = [
     },
   },
   withDiagnostics({
-    name: "monitoring: MySQL stopped on the primary raises FoobarNoWritablePrimary; started again, the primary is writable, the alert resolves and every replica replicates and catches up",
+    name: "monitoring: MySQL stopped on the primary raises FoobarNoWritablePrimary, and FoobarMySQLDown for that server; started again, the primary is writable, both alerts resolve and every replica replicates and catches up",
     async run(lab) {
       const { primary, replicas } = await databaseRoles(lab);
       for (const replica of replicas) await replicating(lab, replica, `${replica} replicating before the fault`, 120_000);
       return faultToAlert(lab, {
         alertname: "FoobarNoWritablePrimary",
         labels: {},
+        also: [{ alertname: "FoobarMySQLDown", labels: { instance: primary } }],
         what: `systemctl stop mysql on ${primary}`,
-        metric: "foobar_db_writable",
+        metric: "foobar_db_writable or mysql_up",
         inject: async () => void (await lab.fault(primary, "stop", "mysql")),
         heal: () => lab.fault(primary, "start", "mysql"),
         settle: async () => {
