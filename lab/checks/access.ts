@@ -40,8 +40,8 @@ export const accessChecks: Check[] = [
         `${lb.name}:${webPorts.join("/")} open`,
         ...webs.map((web) => `${web.name}:80/3306/22 dropped`),
         `${lb.name}:22/8404 dropped`,
+        `SSH open from the admin CIDR ${CLIENT_ADDRESS}/32 on every droplet`,
       ];
-      evidence.push(`SSH open from the admin CIDR ${CLIENT_ADDRESS}/32 on every droplet`);
       return evidence.join(", ");
     },
   },

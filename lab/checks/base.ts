@@ -10,7 +10,7 @@ import { faultChecks } from "./faults";
 import type { Check } from "./helpers";
 import { httpsChecks } from "./https";
 import { isolationChecks } from "./isolation";
-import { healthyRunEndChecks, monitoringFirstChecks } from "./monitoring";
+import { healthyRunEndChecks, monitoringFirstChecks } from "./monitoring-healthy";
 import { secretChecks } from "./secrets";
 import { trafficChecks } from "./traffic";
 

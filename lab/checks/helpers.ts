@@ -132,7 +132,10 @@ export interface TcpProbe {
 export function tcpProbes(lab: Lab, probes: readonly TcpProbe[]): string[] {
   const states: string[] = [];
   const origins = new Map<string, number[]>();
-  probes.forEach(({ from }, i) => origins.set(JSON.stringify(from), [...(origins.get(JSON.stringify(from)) ?? []), i]));
+  probes.forEach(({ from }, i) => {
+    const key = JSON.stringify(from);
+    origins.set(key, [...(origins.get(key) ?? []), i]);
+  });
   for (const indices of origins.values()) {
     // One line per probe, written whole: "=<index> <exit status> <what bash said>".
     const script = indices.map((i) => {

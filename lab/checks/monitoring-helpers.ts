@@ -22,7 +22,7 @@ import {
 } from "../emulations/alert-webhook";
 import type { LabDroplet } from "../emulations/terraform";
 import type { Lab } from "../lab";
-import { waitFor } from "./helpers";
+import { Check, waitFor } from "./helpers";
 
 /** How the lab reaches Prometheus and Alertmanager on mon-01: where the stack puts them. */
 export const MONITORING_ACCESS = {
@@ -337,4 +337,15 @@ export async function quiet(
   } catch (error) {
     throw new Error(`${(error as Error).message}${active ? `: ${active}` : ""}\n${monitoringDiagnostics(lab)}`, { cause: error });
   }
+}
+
+/** A check that only runs when the stack has a monitoring server. */
+export function monitored(check: Check): Check {
+  return {
+    name: check.name,
+    async run(lab) {
+      if (!monitoringServer(lab)) return "no monitoring server in this stack (FOOBAR_MONITORING=false): nothing to check";
+      return check.run(lab);
+    },
+  };
 }

@@ -294,14 +294,11 @@ function acmeCurl(caFile: string, args: readonly string[]) {
  */
 export function validateNamesAt(state: LabState, ipv4: string): void {
   if (state.acme?.challtestsrvPid === undefined) throw new Error("the lab's ACME CA is not running");
-  const result = tryRun(
-    "ip",
-    [
-      ...["netns", "exec", ACME_NS, "curl", "-sS", "--fail", "--max-time", "2"],
-      ...["-X", "POST", "-d", JSON.stringify({ ip: ipv4 }), `http://${CHALLTESTSRV_MANAGEMENT}/set-default-ipv4`],
-    ],
-    { timeoutMs: 5_000 },
-  );
+  const url = `http://${CHALLTESTSRV_MANAGEMENT}/set-default-ipv4`;
+  const body = JSON.stringify({ ip: ipv4 });
+  const result = tryRun("ip", ["netns", "exec", ACME_NS, "curl", "-sS", "--fail", "--max-time", "2", "-X", "POST", "-d", body, url], {
+    timeoutMs: 5_000,
+  });
   if (result.status !== 0) throw new Error(`challtestsrv's set-default-ipv4 ${ipv4}: ${result.stderr.trim() || `exit ${result.status}`}`);
   log(`acme: challtestsrv answers ${ipv4} for every name`);
 }
